@@ -1,0 +1,113 @@
+"""The `exchange` command line: serve, db, orgs, demo (other packages add their own sub-commands)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Optional
+
+import orjson
+import typer
+
+from exchange.settings import Settings, get_settings
+
+app = typer.Typer(help="GBV referral exchange: a FHIR R4 gateway for referrals between organisations.",
+                  no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+orgs_app = typer.Typer(help="The directory of organisations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(orgs_app, name="orgs")
+
+DatabaseOption = typer.Option(None, "--database-url", help="SQLAlchemy async URL (env EXCHANGE_DATABASE_URL)")
+
+
+def settings_with(database_url: Optional[str] = None, **overrides) -> Settings:
+    base = get_settings()
+    values = {k: v for k, v in {"database_url": database_url, **overrides}.items() if v is not None}
+    return base.model_copy(update=values) if values else base
+
+
+def build_exchange(settings: Settings):  # noqa: ANN201
+    """The exchange with every package wired in (the same wiring the server uses)."""
+    from exchange.wiring import build
+
+    return build(settings)
+
+
+async def _with_exchange(settings: Settings, work):  # noqa: ANN001, ANN202
+    from exchange.store.migrate import upgrade
+
+    exchange = build_exchange(settings)
+    try:
+        await upgrade(exchange.db)
+        return await work(exchange)
+    finally:
+        await exchange.db.dispose()
+
+
+@app.command()
+def serve(host: Optional[str] = typer.Option(None, help="Interface to listen on (default 127.0.0.1)"),
+          port: Optional[int] = typer.Option(None, help="Port (default 8080)"),
+          database_url: Optional[str] = DatabaseOption,
+          demo: bool = typer.Option(False, "--demo", help="Load the demo organisations before serving")) -> None:
+    """Run the exchange's HTTP server."""
+    import uvicorn
+
+    from exchange.app import create_app
+
+    settings = settings_with(database_url, host=host, port=port)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if demo:
+        from exchange.demo import load_demo
+
+        asyncio.run(_with_exchange(settings, load_demo))
+    application = create_app(settings, build_exchange(settings))
+    typer.echo(f"FHIR base: {settings.fhir_base_url}   (GET {settings.fhir_base_url}/metadata)")
+    uvicorn.run(application, host=settings.host, port=settings.port, access_log=False, log_level="info")
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: Optional[str] = DatabaseOption) -> None:
+    """Apply all migrations."""
+    async def _noop(_exchange) -> None:  # noqa: ANN001
+        return None
+
+    asyncio.run(_with_exchange(settings_with(database_url), _noop))
+    typer.echo("database is up to date")
+
+
+@orgs_app.command("add")
+def orgs_add(name: str = typer.Option(..., help="The organisation's name"),
+             kind: str = typer.Option("other", "--type", help="hotline, shelter, clinic, legal-aid, counselling, "
+                                                              "livelihood, police, social-services, ngo, other"),
+             identifier: Optional[str] = typer.Option(None, help="system|value identifier"),
+             database_url: Optional[str] = DatabaseOption) -> None:
+    """Create an Organization in the directory and print its id."""
+    from exchange.demo import organization_resource
+    from exchange.directory import add_organization
+
+    body = organization_resource(name, kind, identifier)
+    org_id = asyncio.run(_with_exchange(settings_with(database_url),
+                                        lambda exchange: add_organization(exchange, body)))
+    typer.echo(org_id)
+
+
+@app.command()
+def demo(database_url: Optional[str] = DatabaseOption) -> None:
+    """Load the demo organisations (idempotent) and print them as JSON."""
+    from exchange.demo import load_demo
+
+    loaded = asyncio.run(_with_exchange(settings_with(database_url), load_demo))
+    typer.echo(orjson.dumps(loaded, option=orjson.OPT_INDENT_2).decode())
+
+
+@app.command()
+def openapi(output: str = typer.Option("openapi.yaml", help="Where to write the OpenAPI document")) -> None:
+    """Write the OpenAPI description of the HTTP API (openapi.yaml at the repository root)."""
+    from exchange.openapi_doc import write_openapi
+
+    write_openapi(output)
+    typer.echo(f"wrote {output}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

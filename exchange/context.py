@@ -1,0 +1,32 @@
+"""Who is calling: the request context that flows from the HTTP layer down to the store.
+
+Access rules (`exchange.auth.access`) read it to filter queries; the audit log records it as the agent.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    client_id: str | None
+    organization_id: str | None
+    role: str  # partner | auditor | admin | system
+    scopes: frozenset[str] = field(default_factory=frozenset)
+    remote_addr: str | None = None
+    request_id: str | None = None
+    token_id: str | None = None
+
+    @property
+    def organization_reference(self) -> str | None:
+        return f"Organization/{self.organization_id}" if self.organization_id else None
+
+    @property
+    def is_system(self) -> bool:
+        return self.role == "system"
+
+
+def system_context(remote_addr: str | None = None, request_id: str | None = None) -> RequestContext:
+    """The exchange itself (CLI, demo loader, dispatcher): unrestricted, still audited."""
+    return RequestContext(client_id="exchange", organization_id=None, role="system",
+                          scopes=frozenset({"system/*.cruds"}), remote_addr=remote_addr, request_id=request_id)

@@ -1,0 +1,49 @@
+"""Demo organisations of each kind, so `make run` starts with a directory a partner can use."""
+from __future__ import annotations
+
+from exchange.context import system_context
+from exchange.fhir.interactions import create
+from exchange.services import Exchange
+
+ORG_TYPE_SYSTEM = "https://gbv-exchange.org/fhir/CodeSystem/organization-kind"
+DEMO_ID_SYSTEM = "https://gbv-exchange.org/fhir/sid/organization"
+
+ORG_KINDS = {
+    "hotline": "National GBV hotline", "shelter": "Women's shelter", "clinic": "Health clinic",
+    "legal-aid": "Legal aid", "counselling": "Psychosocial counselling", "livelihood": "Livelihood NGO",
+    "police": "Police family protection unit", "social-services": "Social services", "ngo": "NGO",
+    "other": "Other",
+}
+
+DEMO_ORGS = (
+    ("hotline", "hotline-1", "Amal National GBV Hotline", "الخط الساخن الوطني أمل"),
+    ("shelter", "shelter-1", "Safe Haven Women's Shelter", "دار الأمان للنساء"),
+    ("clinic", "clinic-1", "Al-Noor One-Stop Crisis Clinic", "عيادة النور للأزمات"),
+    ("legal-aid", "legal-1", "Justice for Women Legal Aid", "العدالة للمرأة للمساعدة القانونية"),
+    ("counselling", "counselling-1", "Sakina Psychosocial Counselling", "سكينة للدعم النفسي الاجتماعي"),
+    ("livelihood", "livelihood-1", "Tamkeen Livelihood NGO", "تمكين لسبل العيش"),
+)
+
+
+def organization_resource(name: str, kind: str, identifier: str | None = None, alias: str | None = None) -> dict:
+    if kind not in ORG_KINDS:
+        raise ValueError(f"unknown organisation type '{kind}' (one of {', '.join(ORG_KINDS)})")
+    body: dict = {"resourceType": "Organization", "active": True, "name": name,
+                  "type": [{"coding": [{"system": ORG_TYPE_SYSTEM, "code": kind, "display": ORG_KINDS[kind]}]}]}
+    if alias:
+        body["alias"] = [alias]
+    if identifier:
+        system, _, value = identifier.rpartition("|")
+        body["identifier"] = [{"system": system, "value": value} if system else {"value": value}]
+    return body
+
+
+async def load_demo(exchange: Exchange) -> dict[str, str]:
+    """Create the demo organisations once; return {demo key: Organization id}."""
+    ctx = system_context()
+    loaded: dict[str, str] = {}
+    for kind, key, name, alias in DEMO_ORGS:
+        body = organization_resource(name, kind, f"{DEMO_ID_SYSTEM}|{key}", alias)
+        result = await create.create(exchange, ctx, "Organization", body, f"identifier={DEMO_ID_SYSTEM}|{key}")
+        loaded[key] = result.stored.id
+    return loaded

@@ -1,0 +1,59 @@
+"""The CapabilityStatement, derived from the tables the server runs on, so it states exactly what is supported."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from exchange import __version__
+from exchange.fhir.definitions import INCLUDES, RESOURCE_TYPES, REVINCLUDES, SEARCH_PARAMS
+from exchange.settings import Settings
+
+_PARAM_DOC = {
+    "_id": ("token", "Logical id of the resource"),
+    "_lastUpdated": ("date", "When the resource version last changed (prefixes eq ne gt ge lt le sa eb ap)"),
+}
+INTERACTIONS = ("read", "vread", "update", "delete", "history-instance", "create", "search-type")
+
+
+def _resource(resource_type: str) -> dict:
+    params = [{"name": name, "type": type_, "documentation": doc} for name, (type_, doc) in _PARAM_DOC.items()]
+    params += [{"name": p.name, "type": p.type} for p in SEARCH_PARAMS.get(resource_type, {}).values()]
+    entry: dict = {
+        "type": resource_type,
+        "interaction": [{"code": code} for code in INTERACTIONS],
+        "versioning": "versioned-update",
+        "readHistory": True,
+        "updateCreate": False,
+        "conditionalCreate": True,
+        "conditionalRead": "not-supported",
+        "conditionalUpdate": False,
+        "conditionalDelete": "not-supported",
+        "searchParam": params,
+    }
+    if INCLUDES.get(resource_type):
+        entry["searchInclude"] = list(INCLUDES[resource_type])
+    if REVINCLUDES.get(resource_type):
+        entry["searchRevInclude"] = list(REVINCLUDES[resource_type])
+    return entry
+
+
+def capability_statement(settings: Settings, security: dict | None = None) -> dict:
+    rest: dict = {"mode": "server"}
+    if security:
+        rest["security"] = security
+    rest["resource"] = [_resource(t) for t in RESOURCE_TYPES]
+    rest["interaction"] = [{"code": "transaction"}, {"code": "batch"}]
+    rest["searchParam"] = [{"name": "_count", "type": "number"}, {"name": "_offset", "type": "number"},
+                           {"name": "_sort", "type": "string"}, {"name": "_total", "type": "token"}]
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": datetime.now(timezone.utc).date().isoformat(),
+        "publisher": "GBV referral exchange",
+        "kind": "instance",
+        "software": {"name": "GBV referral exchange", "version": __version__},
+        "implementation": {"description": "Referral exchange for organisations serving survivors of GBV",
+                           "url": settings.fhir_base_url},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "rest": [rest],
+    }

@@ -1,0 +1,153 @@
+"""What the exchange supports: resource types, their search parameters, and the includes it resolves.
+
+One table drives indexing, search parsing and the CapabilityStatement, so the server states exactly what it does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+RESOURCE_TYPES: tuple[str, ...] = (
+    "ServiceRequest", "Task", "Patient", "Consent", "Organization", "HealthcareService", "Location",
+    "Practitioner", "PractitionerRole", "DocumentReference", "Procedure",
+)
+
+
+@dataclass(frozen=True)
+class SearchParam:
+    name: str
+    type: str  # token | reference | string | date
+    paths: tuple[str, ...]  # dotted element paths from the resource root
+    targets: tuple[str, ...] = ()  # reference target types
+    documentation: str = ""
+
+
+def _p(name: str, type_: str, *paths: str, targets: tuple[str, ...] = (), doc: str = "") -> SearchParam:
+    return SearchParam(name, type_, tuple(paths), targets, doc)
+
+
+COMMON = ("_id", "_lastUpdated")
+
+SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
+    "Task": {p.name: p for p in (
+        _p("status", "token", "status"),
+        _p("owner", "reference", "owner", targets=("Organization", "HealthcareService", "Practitioner",
+                                                  "PractitionerRole")),
+        _p("requester", "reference", "requester", targets=("Organization", "Practitioner", "PractitionerRole")),
+        _p("focus", "reference", "focus", targets=("ServiceRequest",)),
+        _p("patient", "reference", "for", targets=("Patient",)),
+        _p("subject", "reference", "for", targets=("Patient",)),
+        _p("code", "token", "code"),
+        _p("business-status", "token", "businessStatus"),
+        _p("authored-on", "date", "authoredOn"),
+        _p("modified", "date", "lastModified"),
+        _p("intent", "token", "intent"),
+        _p("identifier", "token", "identifier"),
+        _p("based-on", "reference", "basedOn", targets=("ServiceRequest",)),
+    )},
+    "ServiceRequest": {p.name: p for p in (
+        _p("status", "token", "status"),
+        _p("intent", "token", "intent"),
+        _p("category", "token", "category"),
+        _p("code", "token", "code"),
+        _p("priority", "token", "priority"),
+        _p("patient", "reference", "subject", targets=("Patient",)),
+        _p("subject", "reference", "subject", targets=("Patient",)),
+        _p("requester", "reference", "requester", targets=("Organization", "Practitioner", "PractitionerRole")),
+        _p("performer", "reference", "performer", targets=("Organization", "HealthcareService", "Practitioner",
+                                                          "PractitionerRole")),
+        _p("identifier", "token", "identifier"),
+        _p("authored", "date", "authoredOn"),
+    )},
+    "Patient": {p.name: p for p in (
+        _p("identifier", "token", "identifier"),
+        _p("gender", "token", "gender"),
+        _p("organization", "reference", "managingOrganization", targets=("Organization",)),
+    )},
+    "Consent": {p.name: p for p in (
+        _p("identifier", "token", "identifier"),
+        _p("patient", "reference", "patient", targets=("Patient",)),
+        _p("status", "token", "status"),
+        _p("category", "token", "category"),
+        _p("organization", "reference", "organization", targets=("Organization",)),
+    )},
+    "Organization": {p.name: p for p in (
+        _p("name", "string", "name", "alias"),
+        _p("type", "token", "type"),
+        _p("active", "token", "active"),
+        _p("identifier", "token", "identifier"),
+        _p("partof", "reference", "partOf", targets=("Organization",)),
+    )},
+    "HealthcareService": {p.name: p for p in (
+        _p("name", "string", "name"),
+        _p("service-type", "token", "type"),
+        _p("service-category", "token", "category"),
+        _p("specialty", "token", "specialty"),
+        _p("active", "token", "active"),
+        _p("identifier", "token", "identifier"),
+        _p("organization", "reference", "providedBy", targets=("Organization",)),
+        _p("location", "reference", "location", targets=("Location",)),
+        _p("coverage-area", "reference", "coverageArea", targets=("Location",)),
+        _p("communication", "token", "communication"),
+        _p("characteristic", "token", "characteristic"),
+        _p("eligibility", "token", "eligibility.code"),
+    )},
+    "Location": {p.name: p for p in (
+        _p("name", "string", "name", "alias"),
+        _p("identifier", "token", "identifier"),
+        _p("type", "token", "type"),
+        _p("organization", "reference", "managingOrganization", targets=("Organization",)),
+        _p("partof", "reference", "partOf", targets=("Location",)),
+        _p("address-city", "string", "address.city"),
+        _p("address-state", "string", "address.state"),
+        _p("address-country", "string", "address.country"),
+    )},
+    "Practitioner": {p.name: p for p in (
+        _p("identifier", "token", "identifier"),
+        _p("name", "string", "name.text", "name.family", "name.given"),
+        _p("active", "token", "active"),
+    )},
+    "PractitionerRole": {p.name: p for p in (
+        _p("identifier", "token", "identifier"),
+        _p("practitioner", "reference", "practitioner", targets=("Practitioner",)),
+        _p("organization", "reference", "organization", targets=("Organization",)),
+        _p("role", "token", "code"),
+        _p("active", "token", "active"),
+    )},
+    "DocumentReference": {p.name: p for p in (
+        _p("identifier", "token", "identifier"),
+        _p("patient", "reference", "subject", targets=("Patient",)),
+        _p("subject", "reference", "subject", targets=("Patient",)),
+        _p("status", "token", "status"),
+        _p("type", "token", "type"),
+        _p("author", "reference", "author", targets=("Organization", "Practitioner", "PractitionerRole")),
+    )},
+    "Procedure": {p.name: p for p in (
+        _p("identifier", "token", "identifier"),
+        _p("patient", "reference", "subject", targets=("Patient",)),
+        _p("subject", "reference", "subject", targets=("Patient",)),
+        _p("status", "token", "status"),
+        _p("code", "token", "code"),
+        _p("based-on", "reference", "basedOn", targets=("ServiceRequest",)),
+        _p("performed", "date", "performedDateTime", "performedPeriod"),
+    )},
+}
+
+# _include / _revinclude the server resolves, as "SourceType:param".
+INCLUDES: dict[str, tuple[str, ...]] = {
+    "Task": ("Task:focus", "Task:patient", "Task:owner", "Task:requester"),
+    "ServiceRequest": ("ServiceRequest:patient", "ServiceRequest:requester", "ServiceRequest:performer"),
+    "HealthcareService": ("HealthcareService:organization", "HealthcareService:location"),
+    "PractitionerRole": ("PractitionerRole:practitioner", "PractitionerRole:organization"),
+}
+REVINCLUDES: dict[str, tuple[str, ...]] = {
+    "ServiceRequest": ("Task:focus",),
+    "Patient": ("Task:patient", "ServiceRequest:patient"),
+    "Organization": ("HealthcareService:organization",),
+}
+
+# Types whose search parameters may carry survivor-identifying values: their values never reach logs or audit.
+SENSITIVE_SEARCH_TYPES = frozenset({"Patient", "Consent", "DocumentReference", "Procedure"})
+
+
+def search_param(resource_type: str, name: str) -> SearchParam | None:
+    return SEARCH_PARAMS.get(resource_type, {}).get(name)

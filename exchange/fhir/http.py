@@ -1,0 +1,102 @@
+"""HTTP details of the FHIR API: content negotiation, bounded body reading, Prefer, and rendering results."""
+from __future__ import annotations
+
+from email.utils import format_datetime
+
+import orjson
+from fastapi import Request
+from fastapi.responses import Response
+
+from exchange.errors import BadRequest, NotAcceptable, PayloadTooLarge, UnsupportedMediaType
+from exchange.fhir import bundles
+from exchange.fhir.interactions.result import Result
+
+FHIR_JSON = "application/fhir+json; charset=utf-8"
+_JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
+_FORMAT_ALIASES = {"json", "application/fhir+json", "application/json", "application/json+fhir"}
+
+
+def negotiate(request: Request) -> None:
+    """Only JSON is served: `_format` or Accept asking for anything else gets 406."""
+    fmt = request.query_params.get("_format")
+    if fmt is not None and fmt.split(";")[0].strip() not in _FORMAT_ALIASES:
+        raise NotAcceptable(f"_format '{fmt}' is not supported; this server speaks application/fhir+json",
+                            expression="_format")
+    accept = request.headers.get("accept")
+    if fmt is None and accept:
+        kinds = [part.split(";")[0].strip().lower() for part in accept.split(",")]
+        if not any(k in _JSON_TYPES or k in ("*/*", "application/*") for k in kinds):
+            raise NotAcceptable(f"Accept '{accept}' cannot be met; this server speaks application/fhir+json",
+                                expression="Accept")
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"The request body is larger than the limit of {max_bytes} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"The request body is larger than the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, max_bytes: int) -> object:
+    content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type not in _JSON_TYPES:
+        raise UnsupportedMediaType(f"Content-Type '{content_type or '(none)'}' is not supported; send "
+                                   "application/fhir+json", expression="Content-Type")
+    raw = await read_body(request, max_bytes)
+    if not raw.strip():
+        raise BadRequest("The request body is empty")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"The request body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+
+
+def prefer(request: Request, name: str) -> str | None:
+    """The value of one Prefer token (e.g. return, handling), or None."""
+    for header in request.headers.getlist("prefer"):
+        for part in header.split(","):
+            key, _, value = part.strip().partition("=")
+            if key.strip().lower() == name:
+                return value.strip().strip('"')
+    return None
+
+
+def strict_handling(request: Request) -> bool:
+    return prefer(request, "handling") == "strict"
+
+
+def dumps(body: object, request: Request) -> bytes:
+    pretty = request.query_params.get("_pretty") == "true"
+    return orjson.dumps(body, option=orjson.OPT_INDENT_2 if pretty else 0)
+
+
+def render(result: Result, request: Request, base_url: str, honour_prefer: bool = False) -> Response:
+    headers: dict[str, str] = {}
+    stored = result.stored
+    if stored is not None:
+        headers["ETag"] = stored.etag
+        headers["Last-Modified"] = format_datetime(stored.last_updated, usegmt=True)
+        if result.location:
+            headers["Location"] = f"{base_url}/{stored.resource_type}/{stored.id}/_history/{stored.version_id}"
+    if result.status == 204:
+        return Response(status_code=204, headers=headers)
+    if result.body is not None:
+        return Response(dumps(result.body, request), status_code=result.status, headers=headers,
+                        media_type=FHIR_JSON)
+    wanted = prefer(request, "return") if honour_prefer else None
+    if wanted == "minimal":
+        return Response(status_code=result.status, headers=headers)
+    if wanted == "OperationOutcome":
+        outcome = bundles.information(f"{stored.resource_type}/{stored.id} version {stored.version_id} stored")
+        return Response(dumps(outcome, request), status_code=result.status, headers=headers, media_type=FHIR_JSON)
+    if request.query_params.get("_pretty") == "true":
+        content = orjson.dumps(orjson.loads(stored.content), option=orjson.OPT_INDENT_2)
+    else:
+        content = stored.content.encode()
+    return Response(content, status_code=result.status, headers=headers, media_type=FHIR_JSON)

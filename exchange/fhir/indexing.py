@@ -1,0 +1,100 @@
+"""Search-index rows of a resource, derived from the search-parameter table in `definitions`."""
+from __future__ import annotations
+
+import unicodedata
+from typing import Any, Iterator
+
+from exchange.fhir.dates import parse_fhir_date
+from exchange.fhir.definitions import SEARCH_PARAMS, SearchParam
+from exchange.store.repository import IndexRow
+
+
+def normalise_string(value: str) -> str:
+    """Case- and accent-insensitive form used by string search (FHIR's default string matching)."""
+    decomposed = unicodedata.normalize("NFKD", value)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold().strip()
+
+
+def _values_at(node: Any, parts: list[str]) -> Iterator[Any]:
+    if not parts:
+        if isinstance(node, list):
+            yield from node
+        elif node is not None:
+            yield node
+        return
+    if isinstance(node, list):
+        for item in node:
+            yield from _values_at(item, parts)
+    elif isinstance(node, dict):
+        yield from _values_at(node.get(parts[0]), parts[1:])
+
+
+def _token_rows(name: str, value: Any) -> Iterator[IndexRow]:
+    if isinstance(value, bool):
+        yield IndexRow(name, value="true" if value else "false")
+    elif isinstance(value, str):
+        yield IndexRow(name, value=value[:255])
+    elif isinstance(value, dict):
+        if "coding" in value:  # CodeableConcept
+            for coding in value.get("coding") or []:
+                if isinstance(coding, dict) and coding.get("code"):
+                    yield IndexRow(name, system=coding.get("system"), value=str(coding["code"])[:255])
+        elif "code" in value:  # Coding
+            yield IndexRow(name, system=value.get("system"), value=str(value["code"])[:255])
+        elif isinstance(value.get("value"), str):  # Identifier
+            yield IndexRow(name, system=value.get("system"), value=value["value"][:255])
+
+
+def _reference_rows(name: str, value: Any) -> Iterator[IndexRow]:
+    if isinstance(value, dict) and isinstance(value.get("reference"), str):
+        ref = value["reference"]
+        parts = ref.split("/")
+        if len(parts) >= 2 and not ref.startswith(("#", "urn:")):
+            if len(parts) >= 4 and parts[-2] == "_history":
+                parts = parts[:-2]
+            yield IndexRow(name, system=parts[-2], value=parts[-1])
+
+
+def _string_rows(name: str, value: Any) -> Iterator[IndexRow]:
+    if isinstance(value, str):
+        yield IndexRow(name, value=normalise_string(value)[:255], text=value)
+    elif isinstance(value, dict):  # HumanName / Address: index the text-bearing parts
+        for key in ("text", "family", "city", "state", "country", "line", "given"):
+            sub = value.get(key)
+            for item in sub if isinstance(sub, list) else [sub]:
+                if isinstance(item, str):
+                    yield IndexRow(name, value=normalise_string(item)[:255], text=item)
+
+
+def _date_rows(name: str, value: Any) -> Iterator[IndexRow]:
+    if isinstance(value, str):
+        try:
+            start, end = parse_fhir_date(value)
+        except ValueError:
+            return
+        yield IndexRow(name, date_start=start, date_end=end)
+    elif isinstance(value, dict) and ("start" in value or "end" in value):  # Period
+        from datetime import datetime, timezone
+
+        start = parse_fhir_date(value["start"])[0] if value.get("start") else datetime(1, 1, 1, tzinfo=timezone.utc)
+        end = parse_fhir_date(value["end"])[1] if value.get("end") else datetime(9999, 1, 1, tzinfo=timezone.utc)
+        yield IndexRow(name, date_start=start, date_end=end)
+
+
+_EXTRACTORS = {"token": _token_rows, "reference": _reference_rows, "string": _string_rows, "date": _date_rows}
+
+
+def index_param(param: SearchParam, body: dict) -> list[IndexRow]:
+    rows: list[IndexRow] = []
+    for path in param.paths:
+        for value in _values_at(body, path.split(".")):
+            rows.extend(_EXTRACTORS[param.type](param.name, value))
+    return rows
+
+
+def index_rows(resource_type: str, body: dict) -> list[IndexRow]:
+    """All index rows for `body` (duplicates removed)."""
+    rows: list[IndexRow] = []
+    for param in SEARCH_PARAMS.get(resource_type, {}).values():
+        rows.extend(index_param(param, body))
+    return list(dict.fromkeys(rows))

@@ -1,0 +1,57 @@
+"""create and conditional create (If-None-Exist)."""
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from exchange.context import RequestContext
+from exchange.errors import BadRequest, PreconditionFailed
+from exchange.fhir.interactions.result import Result
+from exchange.fhir.interactions.write import insert_new
+from exchange.fhir.search import SearchPlan, parse_search
+from exchange.fhir.validate import validate_resource
+from exchange.services import Exchange
+from exchange.store.search_sql import plan_conditions, plan_order
+from exchange.unit import Event, Unit, open_unit
+
+
+def condition_plan(exchange: Exchange, resource_type: str, if_none_exist: str) -> SearchPlan:
+    query = if_none_exist.strip()
+    if "?" in query:
+        prefix, _, query = query.partition("?")
+        if prefix and prefix.rsplit("/", 1)[-1] != resource_type:
+            raise BadRequest(f"If-None-Exist names '{prefix}', not {resource_type}", expression="If-None-Exist")
+    params = parse_qsl(query, keep_blank_values=True)
+    if not params:
+        raise BadRequest("If-None-Exist must hold search parameters, e.g. identifier=system|value",
+                         expression="If-None-Exist")
+    plan = parse_search(resource_type, params, strict=True, default_count=2, max_count=2)
+    if not plan.criteria:
+        raise BadRequest("If-None-Exist must hold at least one search criterion", expression="If-None-Exist")
+    plan.count, plan.offset = 2, 0
+    return plan
+
+
+async def find_existing(unit: Unit, plan: SearchPlan) -> list:
+    """Matches of a conditional create, after taking the condition's lock (serialises concurrent creates)."""
+    key = "&".join(f"{k}={v}" for k, v in sorted(plan.echo))
+    await unit.repo.lock_condition(plan.resource_type, key, unit.dialect)
+    matches, _ = await unit.repo.search(plan.resource_type, plan_conditions(plan), plan_order(plan), 2, 0,
+                                        unit.access, with_total=False)
+    return matches
+
+
+async def create(exchange: Exchange, ctx: RequestContext, resource_type: str, body: object,
+                 if_none_exist: str | None = None) -> Result:
+    body = validate_resource(body, resource_type)
+    plan = condition_plan(exchange, resource_type, if_none_exist) if if_none_exist else None
+    async with open_unit(exchange, ctx, "create", resource_type) as unit:
+        if plan is not None:
+            matches = await find_existing(unit, plan)
+            if len(matches) > 1:
+                raise PreconditionFailed("If-None-Exist matches more than one resource", expression="If-None-Exist")
+            if matches:
+                unit.record(Event("create", "R", resource_type, matches[0].id, matches[0].version_id,
+                                  stored=matches[0]))
+                return Result(200, stored=matches[0])
+        stored = await insert_new(unit, resource_type, body)
+    return Result(201, stored=stored, location=True)

@@ -1,0 +1,65 @@
+"""search (type level) by GET or POST _search, with _include and _revinclude under the same access filter."""
+from __future__ import annotations
+
+from exchange.auth.access import check_permission, may
+from exchange.context import RequestContext
+from exchange.fhir import bundles
+from exchange.fhir.definitions import search_param
+from exchange.fhir.interactions.result import Result
+from exchange.fhir.search import SearchPlan, page_links, parse_search
+from exchange.fhir.validate import check_resource_type
+from exchange.services import Exchange
+from exchange.store.repository import StoredResource
+from exchange.store.search_sql import plan_conditions, plan_order
+from exchange.unit import Event, Unit, open_unit
+
+
+async def _included(unit: Unit, plan: SearchPlan, matches: list[StoredResource]) -> list[StoredResource]:
+    seen = {(m.resource_type, m.id) for m in matches}
+    out: list[StoredResource] = []
+    ids = [m.id for m in matches]
+    for include in plan.includes:
+        targets = await unit.repo.references_from(plan.resource_type, ids, include.param)
+        if include.target_type:
+            targets = [t for t in targets if t[0] == include.target_type]
+        for stored in await unit.repo.read_many(targets, unit.access):
+            if (stored.resource_type, stored.id) not in seen and may(unit.ctx, stored.resource_type, "r"):
+                seen.add((stored.resource_type, stored.id))
+                out.append(stored)
+    for rev in plan.revincludes:
+        param = search_param(rev.source_type, rev.param)
+        if param is None:
+            continue
+        referring = await unit.repo.referring_ids(rev.source_type, rev.param,
+                                                  [(m.resource_type, m.id) for m in matches])
+        for stored in await unit.repo.read_many([(rev.source_type, i) for i in referring], unit.access):
+            if (stored.resource_type, stored.id) not in seen and may(unit.ctx, stored.resource_type, "r"):
+                seen.add((stored.resource_type, stored.id))
+                out.append(stored)
+    return out
+
+
+async def search(exchange: Exchange, ctx: RequestContext, resource_type: str, params: list[tuple[str, str]],
+                 strict: bool = False) -> Result:
+    check_resource_type(resource_type)
+    settings = exchange.settings
+    plan = parse_search(resource_type, params, strict=strict, default_count=settings.default_page_size,
+                        max_count=settings.max_page_size)
+    async with open_unit(exchange, ctx, "search-type", resource_type) as unit:
+        bundle = await search_in(unit, plan)
+    return Result(200, body=bundle)
+
+
+async def search_in(unit: Unit, plan: SearchPlan) -> dict:
+    """Run `plan` in `unit` and return the searchset Bundle."""
+    check_permission(unit.ctx, plan.resource_type, "s")
+    count = 0 if plan.summary_count else plan.count
+    matches, total = await unit.repo.search(plan.resource_type, plan_conditions(plan), plan_order(plan), count,
+                                            plan.offset, unit.access, with_total=plan.total or plan.summary_count)
+    included = await _included(unit, plan, matches) if matches else []
+    unit.record(Event("search-type", "E", plan.resource_type, query=list(plan.echo)))
+    for stored in matches + included:
+        unit.record(Event("search-type", "R", stored.resource_type, stored.id, stored.version_id, stored=stored))
+    base = unit.exchange.settings.fhir_base_url
+    links = page_links(base, plan, total, len(matches))
+    return bundles.searchset(base, matches, included, total, links)

@@ -1,0 +1,36 @@
+"""update (PUT) with optimistic locking through If-Match; delete."""
+from __future__ import annotations
+
+from exchange.context import RequestContext
+from exchange.errors import BadRequest
+from exchange.fhir.interactions.result import Result
+from exchange.fhir.interactions.write import current_for_write, parse_etag, remove, replace
+from exchange.fhir.validate import check_resource_type, validate_resource
+from exchange.services import Exchange
+from exchange.unit import open_unit
+
+
+async def update(exchange: Exchange, ctx: RequestContext, resource_type: str, resource_id: str, body: object,
+                 if_match: str | None = None) -> Result:
+    body = validate_resource(body, resource_type)
+    if body.get("id") is None:
+        raise BadRequest("The resource in an update must carry its id", expression=f"{resource_type}.id",
+                         code="required")
+    if body["id"] != resource_id:
+        raise BadRequest(f"The body's id '{body['id']}' differs from the URL's id '{resource_id}'",
+                         expression=f"{resource_type}.id")
+    expected = parse_etag(if_match)
+    async with open_unit(exchange, ctx, "update", resource_type, resource_id) as unit:
+        current = await current_for_write(unit, resource_type, resource_id, expected)
+        stored = await replace(unit, current, body, expected)
+    return Result(200, stored=stored)
+
+
+async def delete(exchange: Exchange, ctx: RequestContext, resource_type: str, resource_id: str,
+                 if_match: str | None = None) -> Result:
+    check_resource_type(resource_type)
+    expected = parse_etag(if_match)
+    async with open_unit(exchange, ctx, "delete", resource_type, resource_id) as unit:
+        current = await current_for_write(unit, resource_type, resource_id, expected)
+        stored = await remove(unit, current)
+    return Result(204, stored=stored)

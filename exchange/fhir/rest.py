@@ -1,0 +1,121 @@
+"""The FHIR REST routes: parse the HTTP request, call the interaction, render the result. No rules live here."""
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import Response
+
+from exchange.auth.bearer import request_context
+from exchange.context import RequestContext
+from exchange.errors import BadRequest, UnsupportedMediaType
+from exchange.fhir import http
+from exchange.fhir.capability import capability_statement
+from exchange.fhir.interactions import create, history, read, search_type, update
+from exchange.fhir.interactions.result import Result
+from exchange.fhir.transaction import process_bundle
+from exchange.services import Exchange
+
+router = APIRouter(prefix="/fhir", dependencies=[Depends(http.negotiate)])
+
+Ctx = Depends(request_context)
+
+
+def exchange_of(request: Request) -> Exchange:
+    return request.app.state.exchange
+
+
+def _query(request: Request) -> list[tuple[str, str]]:
+    return parse_qsl(request.url.query, keep_blank_values=True)
+
+
+@router.get("/metadata", summary="CapabilityStatement")
+async def metadata(request: Request) -> Response:
+    exchange = exchange_of(request)
+    security = exchange.extras.get("capability_security")
+    body = capability_statement(exchange.settings, security(exchange.settings) if security else None)
+    return Response(http.dumps(body, request), media_type=http.FHIR_JSON)
+
+
+@router.post("", summary="transaction or batch Bundle")
+async def bundle(request: Request, ctx: RequestContext = Ctx) -> Response:
+    exchange = exchange_of(request)
+    body = await http.read_json(request, exchange.settings.max_body_bytes)
+    return http.render(await process_bundle(exchange, ctx, body), request, exchange.settings.fhir_base_url)
+
+
+@router.get("/{resource_type}", summary="search (GET)")
+async def search_get(resource_type: str, request: Request, ctx: RequestContext = Ctx) -> Response:
+    exchange = exchange_of(request)
+    result = await search_type.search(exchange, ctx, resource_type, _query(request), http.strict_handling(request))
+    return http.render(result, request, exchange.settings.fhir_base_url)
+
+
+@router.post("/{resource_type}/_search", summary="search (POST, form-encoded)")
+async def search_post(resource_type: str, request: Request, ctx: RequestContext = Ctx) -> Response:
+    exchange = exchange_of(request)
+    content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise UnsupportedMediaType("POST _search takes application/x-www-form-urlencoded parameters",
+                                   expression="Content-Type")
+    raw = await http.read_body(request, exchange.settings.max_body_bytes)
+    try:
+        form = parse_qsl(raw.decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError:
+        raise BadRequest("The form body is not UTF-8") from None
+    params = [p for p in _query(request) if p[0] in ("_format", "_pretty")] + form
+    result = await search_type.search(exchange, ctx, resource_type, params, http.strict_handling(request))
+    return http.render(result, request, exchange.settings.fhir_base_url)
+
+
+@router.post("/{resource_type}", status_code=201, summary="create (If-None-Exist for conditional create)")
+async def create_resource(resource_type: str, request: Request, ctx: RequestContext = Ctx,
+                          if_none_exist: str | None = Header(default=None)) -> Response:
+    exchange = exchange_of(request)
+    body = await http.read_json(request, exchange.settings.max_body_bytes)
+    result = await create.create(exchange, ctx, resource_type, body, if_none_exist)
+    return http.render(result, request, exchange.settings.fhir_base_url, honour_prefer=True)
+
+
+@router.get("/{resource_type}/{resource_id}", summary="read")
+async def read_resource(resource_type: str, resource_id: str, request: Request, ctx: RequestContext = Ctx
+                        ) -> Response:
+    exchange = exchange_of(request)
+    result = await read.read(exchange, ctx, resource_type, resource_id)
+    return http.render(result, request, exchange.settings.fhir_base_url)
+
+
+@router.put("/{resource_type}/{resource_id}", summary="update (If-Match for version-aware update)")
+async def update_resource(resource_type: str, resource_id: str, request: Request, ctx: RequestContext = Ctx,
+                          if_match: str | None = Header(default=None)) -> Response:
+    exchange = exchange_of(request)
+    body = await http.read_json(request, exchange.settings.max_body_bytes)
+    result = await update.update(exchange, ctx, resource_type, resource_id, body, if_match)
+    return http.render(result, request, exchange.settings.fhir_base_url, honour_prefer=True)
+
+
+@router.delete("/{resource_type}/{resource_id}", status_code=204, summary="delete")
+async def delete_resource(resource_type: str, resource_id: str, request: Request, ctx: RequestContext = Ctx,
+                          if_match: str | None = Header(default=None)) -> Response:
+    exchange = exchange_of(request)
+    result = await update.delete(exchange, ctx, resource_type, resource_id, if_match)
+    return http.render(result, request, exchange.settings.fhir_base_url)
+
+
+@router.get("/{resource_type}/{resource_id}/_history", summary="history (instance)")
+async def history_resource(resource_type: str, resource_id: str, request: Request, ctx: RequestContext = Ctx
+                           ) -> Response:
+    exchange = exchange_of(request)
+    result = await history.history_instance(exchange, ctx, resource_type, resource_id, _query(request))
+    return http.render(result, request, exchange.settings.fhir_base_url)
+
+
+@router.get("/{resource_type}/{resource_id}/_history/{version_id}", summary="vread")
+async def vread_resource(resource_type: str, resource_id: str, version_id: str, request: Request,
+                         ctx: RequestContext = Ctx) -> Response:
+    exchange = exchange_of(request)
+    result = await read.vread(exchange, ctx, resource_type, resource_id, version_id)
+    return http.render(result, request, exchange.settings.fhir_base_url)
+
+
+__all__ = ["router", "Result"]

@@ -1,0 +1,252 @@
+"""Search parameters -> a search plan (what to match, page, include), and the plan's paging links.
+
+Knows FHIR search syntax, not HTTP and not SQL: `exchange.store.search_sql` turns a plan into a query.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Sequence
+from urllib.parse import urlencode
+
+from exchange.errors import BadRequest
+from exchange.fhir.dates import parse_fhir_date
+from exchange.fhir.definitions import COMMON, INCLUDES, REVINCLUDES, SearchParam, search_param
+
+PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
+RESULT_PARAMS = ("_count", "_offset", "_sort", "_include", "_revinclude", "_total", "_summary")
+IGNORED_PARAMS = ("_format", "_pretty")
+MODIFIERS = {
+    "token": ("missing", "not"),
+    "reference": ("missing",),  # plus a type modifier, e.g. owner:Organization
+    "string": ("missing", "exact", "contains"),
+    "date": ("missing",),
+}
+SORTABLE = {"_lastUpdated": "last_updated", "_id": "id"}
+
+
+@dataclass(frozen=True)
+class DateValue:
+    prefix: str
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One search parameter occurrence: its values are OR'd; several criteria are AND'd."""
+    name: str
+    type: str  # token | reference | string | date | id | lastUpdated
+    modifier: str | None
+    values: tuple
+    param: SearchParam | None = None
+
+
+@dataclass(frozen=True)
+class Include:
+    source_type: str
+    param: str
+    target_type: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.source_type}:{self.param}" + (f":{self.target_type}" if self.target_type else "")
+
+
+@dataclass
+class SearchPlan:
+    resource_type: str
+    criteria: list[Criterion] = field(default_factory=list)
+    count: int = 20
+    offset: int = 0
+    sort: list[tuple[str, bool]] = field(default_factory=list)  # (column, descending)
+    includes: list[Include] = field(default_factory=list)
+    revincludes: list[Include] = field(default_factory=list)
+    total: bool = True
+    summary_count: bool = False
+    echo: list[tuple[str, str]] = field(default_factory=list)  # the parameters actually used, for links
+    ignored: list[str] = field(default_factory=list)
+
+
+def _split_values(raw: str) -> list[str]:
+    """Split on commas not escaped with a backslash (FHIR search escaping)."""
+    out, cur, i = [], "", 0
+    while i < len(raw):
+        if raw[i] == "\\" and i + 1 < len(raw) and raw[i + 1] in ",$|\\":
+            cur += raw[i + 1]
+            i += 2
+            continue
+        if raw[i] == ",":
+            out.append(cur)
+            cur = ""
+        else:
+            cur += raw[i]
+        i += 1
+    out.append(cur)
+    return out
+
+
+def _date_value(name: str, raw: str) -> DateValue:
+    prefix = raw[:2] if raw[:2] in PREFIXES else "eq"
+    text = raw[2:] if raw[:2] in PREFIXES else raw
+    try:
+        start, end = parse_fhir_date(text)
+    except ValueError:
+        raise BadRequest(f"Search parameter '{name}': '{raw}' is not a valid date", expression=name) from None
+    return DateValue(prefix, start, end)
+
+
+def _int_param(name: str, raw: str, minimum: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer, got '{raw}'", expression=name) from None
+    if value < minimum:
+        raise BadRequest(f"{name} must be at least {minimum}", expression=name)
+    return value
+
+
+def _parse_include(resource_type: str, raw: str, allowed: dict[str, tuple[str, ...]], rev: bool) -> Include:
+    parts = raw.split(":")
+    name = "_revinclude" if rev else "_include"
+    if len(parts) not in (2, 3) or f"{parts[0]}:{parts[1]}" not in allowed.get(resource_type, ()):
+        supported = ", ".join(allowed.get(resource_type, ())) or "none"
+        raise BadRequest(f"{name}={raw} is not supported for {resource_type} (supported: {supported})",
+                         expression=name)
+    return Include(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
+
+
+def parse_search(resource_type: str, params: Sequence[tuple[str, str]], *, strict: bool, default_count: int,
+                 max_count: int) -> SearchPlan:
+    """Build the plan. Unknown parameters: 400 when `strict` (Prefer: handling=strict), else ignored."""
+    plan = SearchPlan(resource_type, count=default_count)
+    for key, raw in params:
+        name, _, modifier = key.partition(":")
+        modifier = modifier or None
+        if name in IGNORED_PARAMS:
+            continue
+        if name in RESULT_PARAMS:
+            _apply_result_param(plan, name, modifier, raw, max_count)
+            continue
+        criterion = _criterion(resource_type, name, modifier, raw)
+        if criterion is None:
+            if strict:
+                raise BadRequest(f"Unknown search parameter '{key}' for {resource_type}", expression=key,
+                                 code="not-supported")
+            plan.ignored.append(key)
+            continue
+        plan.criteria.append(criterion)
+        plan.echo.append((key, raw))
+    return plan
+
+
+def _apply_result_param(plan: SearchPlan, name: str, modifier: str | None, raw: str, max_count: int) -> None:
+    if name == "_count":
+        plan.count = min(_int_param("_count", raw, 0), max_count)
+        if plan.count == 0:
+            plan.summary_count = True
+    elif name == "_offset":
+        plan.offset = _int_param("_offset", raw, 0)
+    elif name == "_summary":
+        if raw != "count":
+            raise BadRequest("Only _summary=count is supported", expression="_summary", code="not-supported")
+        plan.summary_count = True
+        plan.echo.append((name, raw))
+    elif name == "_total":
+        if raw not in ("none", "estimate", "accurate"):
+            raise BadRequest("_total must be none, estimate or accurate", expression="_total")
+        plan.total = raw != "none"
+        plan.echo.append((name, raw))
+    elif name == "_sort":
+        for item in raw.split(","):
+            desc = item.startswith("-")
+            column = SORTABLE.get(item.lstrip("-"))
+            if column is None:
+                raise BadRequest(f"_sort by '{item}' is not supported (supported: _lastUpdated, _id)",
+                                 expression="_sort", code="not-supported")
+            plan.sort.append((column, desc))
+        plan.echo.append((name, raw))
+    elif name == "_include":
+        if modifier == "iterate":
+            raise BadRequest("_include:iterate is not supported", expression="_include", code="not-supported")
+        plan.includes.append(_parse_include(plan.resource_type, raw, INCLUDES, rev=False))
+        plan.echo.append((name, raw))
+    elif name == "_revinclude":
+        if modifier == "iterate":
+            raise BadRequest("_revinclude:iterate is not supported", expression="_revinclude", code="not-supported")
+        include = _parse_include(plan.resource_type, raw, REVINCLUDES, rev=True)
+        plan.revincludes.append(include)
+        plan.echo.append((name, raw))
+
+
+def _criterion(resource_type: str, name: str, modifier: str | None, raw: str) -> Criterion | None:
+    values = _split_values(raw)
+    if name == "_id":
+        if modifier:
+            raise BadRequest(f"Modifier ':{modifier}' is not supported on _id", expression=name)
+        return Criterion(name, "id", None, tuple(values))
+    if name == "_lastUpdated":
+        if modifier:
+            raise BadRequest(f"Modifier ':{modifier}' is not supported on _lastUpdated", expression=name)
+        return Criterion(name, "lastUpdated", None, tuple(_date_value(name, v) for v in values))
+    param = search_param(resource_type, name)
+    if param is None:
+        return None
+    if modifier == "missing":
+        if raw not in ("true", "false"):
+            raise BadRequest(f"{name}:missing must be true or false", expression=f"{name}:missing")
+        return Criterion(name, param.type, "missing", (raw == "true",), param)
+    if modifier and modifier not in MODIFIERS[param.type]:
+        if not (param.type == "reference" and modifier in param.targets):
+            raise BadRequest(f"Modifier ':{modifier}' is not supported on '{name}'", expression=f"{name}:{modifier}",
+                             code="not-supported")
+    if any(v == "" for v in values):
+        raise BadRequest(f"Search parameter '{name}' has an empty value", expression=name)
+    if param.type == "date":
+        return Criterion(name, "date", modifier, tuple(_date_value(name, v) for v in values), param)
+    if param.type == "reference":
+        return Criterion(name, "reference", modifier, tuple(_reference_value(v, modifier) for v in values), param)
+    if param.type == "token":
+        return Criterion(name, "token", modifier, tuple(_token_value(v) for v in values), param)
+    return Criterion(name, param.type, modifier, tuple(values), param)
+
+
+def _token_value(raw: str) -> tuple[str | None, str | None, bool]:
+    """(system, code, system_given): 'code', 'system|code', '|code' (no system), 'system|' (any code)."""
+    if "|" not in raw:
+        return None, raw, False
+    system, _, code = raw.partition("|")
+    return (system or None), (code or None), True
+
+
+def _reference_value(raw: str, type_modifier: str | None) -> tuple[str | None, str]:
+    parts = raw.rstrip("/").split("/")
+    if len(parts) >= 4 and parts[-2] == "_history":
+        parts = parts[:-2]
+    if len(parts) >= 2:
+        return parts[-2], parts[-1]
+    return type_modifier if type_modifier and type_modifier != "missing" else None, parts[-1]
+
+
+def page_links(base: str, plan: SearchPlan, total: int | None, returned: int) -> list[dict]:
+    """self/first/next/prev links echoing only the parameters the server used."""
+    def link(relation: str, offset: int) -> dict:
+        query = list(plan.echo) + [("_count", str(plan.count))]
+        if offset:
+            query.append(("_offset", str(offset)))
+        return {"relation": relation, "url": f"{base}/{plan.resource_type}?{urlencode(query)}"}
+
+    links = [link("self", plan.offset)]
+    if plan.summary_count:
+        return links
+    links.append(link("first", 0))
+    has_next = (plan.offset + plan.count < total) if total is not None else returned >= plan.count
+    if has_next:
+        links.append(link("next", plan.offset + plan.count))
+    if plan.offset > 0:
+        previous = max(plan.offset - plan.count, 0)
+        links.append(link("previous", previous))  # R4 Bundle.link relation
+        links.append(link("prev", previous))  # the same page under the short name many clients look for
+    return links
+
+
+__all__ = ["Criterion", "DateValue", "Include", "SearchPlan", "page_links", "parse_search", "COMMON"]

@@ -1,0 +1,175 @@
+"""Validation of incoming resources: fhir.resources (R4B models, R4 on the wire) plus what it does not check.
+
+fhir.resources checks structure and primitive types. It does not enforce required code bindings, FHIRPath
+invariants, id syntax or length, empty strings, or `Extension.url`; those are checked here. The caller keeps the
+client's own JSON (not a re-dump of the model) so what is stored is what was sent.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Iterator
+
+from fhir.resources.R4B import get_fhir_model_class
+from pydantic import ValidationError
+
+from exchange.errors import BadRequest, Issue, NotFound
+from exchange.fhir.definitions import RESOURCE_TYPES
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+_REQUEST_PRIORITY = frozenset({"routine", "urgent", "asap", "stat"})
+
+# Required bindings, by element path without indices (contained resources are checked under their own type).
+REQUIRED_BINDINGS: dict[str, frozenset[str]] = {
+    "Task.status": frozenset({"draft", "requested", "received", "accepted", "rejected", "ready", "cancelled",
+                              "in-progress", "on-hold", "failed", "completed", "entered-in-error"}),
+    "Task.intent": frozenset({"unknown", "proposal", "plan", "order", "original-order", "reflex-order",
+                              "filler-order", "instance-order", "option"}),
+    "Task.priority": _REQUEST_PRIORITY,
+    "ServiceRequest.status": frozenset({"draft", "active", "on-hold", "revoked", "completed", "entered-in-error",
+                                        "unknown"}),
+    "ServiceRequest.intent": frozenset({"proposal", "plan", "directive", "order", "original-order", "reflex-order",
+                                        "filler-order", "instance-order", "option"}),
+    "ServiceRequest.priority": _REQUEST_PRIORITY,
+    "Patient.gender": frozenset({"male", "female", "other", "unknown"}),
+    "Patient.link.type": frozenset({"replaced-by", "replaces", "refer", "seealso"}),
+    "Consent.status": frozenset({"draft", "proposed", "active", "rejected", "inactive", "entered-in-error"}),
+    "Consent.provision.type": frozenset({"deny", "permit"}),
+    "Consent.provision.provision.type": frozenset({"deny", "permit"}),
+    "Consent.provision.data.meaning": frozenset({"instance", "related", "dependents", "authoredby"}),
+    "Consent.provision.provision.data.meaning": frozenset({"instance", "related", "dependents", "authoredby"}),
+    "DocumentReference.status": frozenset({"current", "superseded", "entered-in-error"}),
+    "DocumentReference.docStatus": frozenset({"preliminary", "final", "amended", "entered-in-error"}),
+    "Procedure.status": frozenset({"preparation", "in-progress", "not-done", "on-hold", "stopped", "completed",
+                                   "entered-in-error", "unknown"}),
+    "Location.status": frozenset({"active", "suspended", "inactive"}),
+    "Location.mode": frozenset({"instance", "kind"}),
+    "HealthcareService.availableTime.daysOfWeek": frozenset({"mon", "tue", "wed", "thu", "fri", "sat", "sun"}),
+    "PractitionerRole.availableTime.daysOfWeek": frozenset({"mon", "tue", "wed", "thu", "fri", "sat", "sun"}),
+    "Practitioner.gender": frozenset({"male", "female", "other", "unknown"}),
+}
+
+# Required bindings of data types, by the last two path segments (wherever the data type occurs).
+DATATYPE_BINDINGS: dict[str, frozenset[str]] = {
+    "identifier.use": frozenset({"usual", "official", "temp", "secondary", "old"}),
+    "telecom.system": frozenset({"phone", "fax", "email", "pager", "url", "sms", "other"}),
+    "telecom.use": frozenset({"home", "work", "temp", "old", "mobile"}),
+    "name.use": frozenset({"usual", "official", "temp", "nickname", "anonymous", "old", "maiden"}),
+    "address.use": frozenset({"home", "work", "temp", "old", "billing"}),
+    "address.type": frozenset({"postal", "physical", "both"}),
+    "text.status": frozenset({"generated", "extensions", "additional", "empty"}),
+}
+
+
+def _walk(node: Any, path: str, expr: str) -> Iterator[tuple[str, str, Any]]:
+    """Yield (path without indices, FHIRPath-like expression, value) for every element under `node`."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _walk(value, f"{path}.{key}", f"{expr}.{key}")
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _walk(item, path, f"{expr}[{i}]")
+    else:
+        yield path, expr, node
+
+
+def _container_issues(node: Any, expr: str) -> Iterator[Issue]:
+    """Extensions without url, empty objects and arrays (FHIR forbids both)."""
+    if isinstance(node, dict):
+        if not node:
+            yield Issue("error", "invalid", "Empty objects are not allowed in FHIR JSON", [expr])
+        for key, value in node.items():
+            if key in ("extension", "modifierExtension") and isinstance(value, list):
+                for i, ext in enumerate(value):
+                    if isinstance(ext, dict) and not ext.get("url"):
+                        yield Issue("error", "required", "Extension.url is required", [f"{expr}.{key}[{i}].url"])
+            yield from _container_issues(value, f"{expr}.{key}")
+    elif isinstance(node, list):
+        if not node:
+            yield Issue("error", "invalid", "Empty arrays are not allowed in FHIR JSON", [expr])
+        for i, item in enumerate(node):
+            yield from _container_issues(item, f"{expr}[{i}]")
+
+
+def _pydantic_issues(resource_type: str, error: ValidationError) -> list[Issue]:
+    issues = []
+    for err in error.errors():
+        parts = [p for p in err.get("loc", ()) if isinstance(p, (str, int)) and not str(p).startswith("function")]
+        expr = resource_type
+        for part in parts:
+            expr += f"[{part}]" if isinstance(part, int) else f".{part}"
+        msg = err.get("msg", "invalid value")
+        issues.append(Issue("error", "structure" if err.get("type") == "extra_forbidden" else "value",
+                            f"{expr}: {msg}", [expr]))
+    return issues or [Issue("error", "invalid", f"{resource_type} is not valid", [resource_type])]
+
+
+def _rule_issues(resource_type: str, body: dict) -> list[Issue]:
+    issues: list[Issue] = []
+    for path, expr, value in _walk(body, resource_type, resource_type):
+        if isinstance(value, str) and not value.strip():
+            issues.append(Issue("error", "value", f"{expr} must not be empty or blank", [expr]))
+            continue
+        allowed = REQUIRED_BINDINGS.get(path)
+        if allowed is None:
+            allowed = DATATYPE_BINDINGS.get(".".join(path.split(".")[-2:]))
+        if allowed is not None and isinstance(value, str) and value not in allowed:
+            issues.append(Issue("error", "code-invalid",
+                                f"{expr}: '{value}' is not in the required value set ({', '.join(sorted(allowed))})",
+                                [expr]))
+        if path.endswith(".id") and path.count(".") == 1 or path == f"{resource_type}.contained.id":
+            if isinstance(value, str) and not ID_PATTERN.match(value):
+                issues.append(Issue("error", "value", f"{expr}: id must match [A-Za-z0-9-.]{{1,64}}", [expr]))
+    issues.extend(_container_issues(body, resource_type))
+    for i, contained in enumerate(body.get("contained") or []):
+        if isinstance(contained, dict) and contained.get("resourceType"):
+            ctype = contained["resourceType"]
+            for issue in _rule_issues(ctype, contained):
+                issue.expression = [e.replace(ctype, f"{resource_type}.contained[{i}]", 1) for e in issue.expression]
+                issues.append(issue)
+    if resource_type == "Task":
+        issues.extend(_task_inv_1(body))
+    return issues
+
+
+def _task_inv_1(body: dict) -> list[Issue]:
+    """Task inv-1: lastModified >= authoredOn (compared as instants when both are full date-times)."""
+    authored, modified = body.get("authoredOn"), body.get("lastModified")
+    if isinstance(authored, str) and isinstance(modified, str):
+        from exchange.fhir.dates import parse_fhir_date
+
+        try:
+            a_start, _ = parse_fhir_date(authored)
+            m_start, _ = parse_fhir_date(modified)
+        except ValueError:
+            return []
+        if m_start < a_start:
+            return [Issue("error", "invariant", "Task inv-1: Last modified date must be greater than or equal to "
+                                                "authored-on date", ["Task.lastModified"])]
+    return []
+
+
+def check_resource_type(resource_type: str) -> None:
+    if resource_type not in RESOURCE_TYPES:
+        raise NotFound(f"Resource type '{resource_type}' is not supported by this server", code="not-supported")
+
+
+def validate_resource(body: Any, expected_type: str | None = None) -> dict:
+    """Return `body` if it is a valid resource of `expected_type`; raise BadRequest naming every problem."""
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object holding a FHIR resource")
+    resource_type = body.get("resourceType")
+    if not isinstance(resource_type, str):
+        raise BadRequest("resourceType is missing", expression="resourceType", code="required")
+    if expected_type is not None and resource_type != expected_type:
+        raise BadRequest(f"resourceType '{resource_type}' does not match the endpoint's type '{expected_type}'",
+                         expression="resourceType")
+    check_resource_type(resource_type)
+    issues = _rule_issues(resource_type, body)
+    try:
+        get_fhir_model_class(resource_type).model_validate(body)
+    except ValidationError as exc:
+        issues = _pydantic_issues(resource_type, exc) + issues
+    if issues:
+        raise BadRequest(issues[0].diagnostics, issues=issues)
+    return body

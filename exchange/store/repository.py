@@ -1,0 +1,311 @@
+"""The repository: the only code that reads and writes resource rows.
+
+It stores each version whole, keeps the search-index and access-party rows of the current version, and applies the
+caller's access filter inside every query (never after), so a resource an organisation may not see is simply absent.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Iterable, Sequence
+
+import orjson
+from sqlalchemy import and_, delete, exists, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from exchange.store.tables import condition_lock, resource, resource_party, resource_version, search_index
+
+
+_TICK = timedelta(microseconds=1)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def to_db(dt: datetime) -> datetime:
+    """Store datetimes as naive UTC: the same on SQLite and PostgreSQL."""
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+    return dt
+
+
+def from_db(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt
+
+
+def fhir_instant(dt: datetime) -> str:
+    return from_db(dt).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    param: str
+    system: str | None = None
+    value: str | None = None
+    text: str | None = None
+    date_start: datetime | None = None
+    date_end: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AccessFilter:
+    """Restricts queries to resources whose party rows name `organization_id`. None means unrestricted."""
+    organization_id: str | None = None
+    types_without_filter: frozenset[str] = field(default_factory=frozenset)
+
+    def applies_to(self, resource_type: str) -> bool:
+        return self.organization_id is not None and resource_type not in self.types_without_filter
+
+
+UNRESTRICTED = AccessFilter()
+
+
+@dataclass
+class StoredResource:
+    resource_type: str
+    id: str
+    version_id: int
+    last_updated: datetime
+    deleted: bool
+    content: str
+
+    @property
+    def resource(self) -> dict:
+        return orjson.loads(self.content)
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version_id}"'
+
+    @property
+    def reference(self) -> str:
+        return f"{self.resource_type}/{self.id}"
+
+
+def _stored(row) -> StoredResource:  # noqa: ANN001
+    return StoredResource(row.resource_type, row.id, row.version_id, from_db(row.last_updated), row.deleted,
+                          row.content)
+
+
+def visible_clause(table, resource_type: str, access: AccessFilter, id_column=None):  # noqa: ANN001
+    """SQL condition: the row is visible under `access` (an EXISTS on resource_party)."""
+    if not access.applies_to(resource_type):
+        return None
+    id_column = id_column if id_column is not None else table.c.id
+    return exists().where(and_(resource_party.c.resource_type == resource_type,
+                               resource_party.c.resource_id == id_column,
+                               resource_party.c.organization_id == access.organization_id))
+
+
+def with_meta(body: dict, resource_id: str, version_id: int, last_updated: datetime) -> dict:
+    """The resource as stored: server-assigned id and meta.versionId/lastUpdated (other meta kept)."""
+    meta = dict(body.get("meta") or {})
+    meta["versionId"] = str(version_id)
+    meta["lastUpdated"] = fhir_instant(last_updated)
+    out = {"resourceType": body["resourceType"], "id": resource_id, "meta": meta}
+    for key, value in body.items():
+        if key not in ("resourceType", "id", "meta"):
+            out[key] = value
+    return out
+
+
+class Repository:
+    def __init__(self, conn: AsyncConnection):
+        self.conn = conn
+
+    # --- reads -------------------------------------------------------------------------------------------------
+    async def read(self, resource_type: str, resource_id: str, access: AccessFilter = UNRESTRICTED
+                   ) -> StoredResource | None:
+        query = select(resource).where(resource.c.resource_type == resource_type, resource.c.id == resource_id)
+        clause = visible_clause(resource, resource_type, access)
+        if clause is not None:
+            query = query.where(clause)
+        row = (await self.conn.execute(query)).first()
+        return _stored(row) if row else None
+
+    async def read_many(self, references: Iterable[tuple[str, str]], access: AccessFilter = UNRESTRICTED
+                        ) -> list[StoredResource]:
+        """Current, non-deleted versions of the given (type, id) pairs that `access` may see."""
+        by_type: dict[str, set[str]] = {}
+        for rtype, rid in references:
+            by_type.setdefault(rtype, set()).add(rid)
+        out: list[StoredResource] = []
+        for rtype, ids in by_type.items():
+            query = select(resource).where(resource.c.resource_type == rtype, resource.c.id.in_(sorted(ids)),
+                                           resource.c.deleted.is_(False))
+            clause = visible_clause(resource, rtype, access)
+            if clause is not None:
+                query = query.where(clause)
+            out.extend(_stored(r) for r in (await self.conn.execute(query)).all())
+        return out
+
+    async def vread(self, resource_type: str, resource_id: str, version_id: int,
+                    access: AccessFilter = UNRESTRICTED) -> StoredResource | None:
+        query = select(resource_version).where(resource_version.c.resource_type == resource_type,
+                                               resource_version.c.id == resource_id,
+                                               resource_version.c.version_id == version_id)
+        clause = visible_clause(resource_version, resource_type, access)
+        if clause is not None:
+            query = query.where(clause)
+        row = (await self.conn.execute(query)).first()
+        return _stored(row) if row else None
+
+    async def history(self, resource_type: str, resource_id: str, access: AccessFilter, count: int, offset: int
+                      ) -> tuple[list[StoredResource], int]:
+        where = [resource_version.c.resource_type == resource_type, resource_version.c.id == resource_id]
+        clause = visible_clause(resource_version, resource_type, access)
+        if clause is not None:
+            where.append(clause)
+        total = (await self.conn.execute(select(func.count()).select_from(resource_version).where(*where))).scalar()
+        rows = (await self.conn.execute(
+            select(resource_version).where(*where).order_by(resource_version.c.version_id.desc())
+            .limit(count).offset(offset))).all()
+        return [_stored(r) for r in rows], int(total or 0)
+
+    async def methods_of(self, resource_type: str, resource_id: str) -> dict[int, str]:
+        rows = (await self.conn.execute(
+            select(resource_version.c.version_id, resource_version.c.method)
+            .where(resource_version.c.resource_type == resource_type, resource_version.c.id == resource_id))).all()
+        return {r.version_id: r.method for r in rows}
+
+    async def search(self, resource_type: str, conditions: Sequence, order_by: Sequence, count: int, offset: int,
+                     access: AccessFilter, with_total: bool = True) -> tuple[list[StoredResource], int | None]:
+        where = [resource.c.resource_type == resource_type, resource.c.deleted.is_(False), *conditions]
+        clause = visible_clause(resource, resource_type, access)
+        if clause is not None:
+            where.append(clause)
+        total = None
+        if with_total:
+            total = int((await self.conn.execute(select(func.count()).select_from(resource).where(*where))).scalar()
+                        or 0)
+        rows = (await self.conn.execute(select(resource).where(*where).order_by(*order_by).limit(count)
+                                        .offset(offset))).all()
+        return [_stored(r) for r in rows], total
+
+    async def references_from(self, resource_type: str, ids: Sequence[str], param: str) -> list[tuple[str, str]]:
+        """(target type, target id) of the reference index rows `param` of the given resources."""
+        if not ids:
+            return []
+        rows = (await self.conn.execute(
+            select(search_index.c.system, search_index.c.value)
+            .where(search_index.c.resource_type == resource_type, search_index.c.param == param,
+                   search_index.c.resource_id.in_(list(ids))))).all()
+        return [(r.system, r.value) for r in rows if r.system and r.value]
+
+    async def referring_ids(self, resource_type: str, param: str, targets: Sequence[tuple[str, str]]) -> list[str]:
+        """Ids of `resource_type` resources whose reference param `param` points at one of `targets`."""
+        if not targets:
+            return []
+        found: set[str] = set()
+        for target_type in {t for t, _ in targets}:
+            ids = [i for t, i in targets if t == target_type]
+            rows = (await self.conn.execute(
+                select(search_index.c.resource_id).where(
+                    search_index.c.resource_type == resource_type, search_index.c.param == param,
+                    search_index.c.system == target_type, search_index.c.value.in_(ids)))).all()
+            found.update(r.resource_id for r in rows)
+        return sorted(found)
+
+    async def parties(self, resource_type: str, resource_id: str) -> set[str]:
+        rows = (await self.conn.execute(select(resource_party.c.organization_id).where(
+            resource_party.c.resource_type == resource_type, resource_party.c.resource_id == resource_id))).all()
+        return {r.organization_id for r in rows}
+
+    # --- writes ------------------------------------------------------------------------------------------------
+    async def create(self, resource_type: str, resource_id: str, body: dict, index_rows: Iterable[IndexRow],
+                     parties: Iterable[str] = (), now: datetime | None = None) -> StoredResource:
+        now = now or utcnow()
+        stored = with_meta(body, resource_id, 1, now)
+        content = orjson.dumps(stored).decode()
+        values = dict(resource_type=resource_type, id=resource_id, version_id=1, last_updated=to_db(now),
+                      deleted=False, content=content)
+        await self.conn.execute(insert(resource).values(**values))
+        await self.conn.execute(insert(resource_version).values(**values, method="POST"))
+        await self._write_index(resource_type, resource_id, index_rows)
+        await self.add_parties(resource_type, resource_id, parties)
+        return StoredResource(resource_type, resource_id, 1, now, False, content)
+
+    async def update(self, current: StoredResource, body: dict, index_rows: Iterable[IndexRow],
+                     parties: Iterable[str] | None = None, now: datetime | None = None, method: str = "PUT"
+                     ) -> StoredResource | None:
+        """Write a new version on top of `current`. None if someone else wrote a version first (lost race)."""
+        now = now or utcnow()
+        if now <= current.last_updated:
+            now = current.last_updated + _TICK
+        version_id = current.version_id + 1
+        stored = with_meta(body, current.id, version_id, now)
+        content = orjson.dumps(stored).decode()
+        result = await self.conn.execute(
+            update(resource).where(resource.c.resource_type == current.resource_type, resource.c.id == current.id,
+                                   resource.c.version_id == current.version_id)
+            .values(version_id=version_id, last_updated=to_db(now), deleted=False, content=content))
+        if result.rowcount != 1:
+            return None
+        await self.conn.execute(insert(resource_version).values(
+            resource_type=current.resource_type, id=current.id, version_id=version_id, last_updated=to_db(now),
+            deleted=False, content=content, method=method))
+        await self._delete_index(current.resource_type, current.id)
+        await self._write_index(current.resource_type, current.id, index_rows)
+        if parties is not None:
+            await self.add_parties(current.resource_type, current.id, parties)
+        return StoredResource(current.resource_type, current.id, version_id, now, False, content)
+
+    async def delete(self, current: StoredResource, now: datetime | None = None) -> StoredResource | None:
+        now = now or utcnow()
+        if now <= current.last_updated:
+            now = current.last_updated + _TICK
+        version_id = current.version_id + 1
+        tomb = {"resourceType": current.resource_type, "id": current.id,
+                "meta": {"versionId": str(version_id), "lastUpdated": fhir_instant(now)}}
+        content = orjson.dumps(tomb).decode()
+        result = await self.conn.execute(
+            update(resource).where(resource.c.resource_type == current.resource_type, resource.c.id == current.id,
+                                   resource.c.version_id == current.version_id)
+            .values(version_id=version_id, last_updated=to_db(now), deleted=True, content=content))
+        if result.rowcount != 1:
+            return None
+        await self.conn.execute(insert(resource_version).values(
+            resource_type=current.resource_type, id=current.id, version_id=version_id, last_updated=to_db(now),
+            deleted=True, content=content, method="DELETE"))
+        await self._delete_index(current.resource_type, current.id)
+        return StoredResource(current.resource_type, current.id, version_id, now, True, content)
+
+    async def add_parties(self, resource_type: str, resource_id: str, organization_ids: Iterable[str]) -> None:
+        missing = set(organization_ids) - await self.parties(resource_type, resource_id)
+        if missing:
+            await self.conn.execute(insert(resource_party), [
+                dict(resource_type=resource_type, resource_id=resource_id, organization_id=o) for o in sorted(missing)])
+
+    async def remove_parties(self, resource_type: str, resource_id: str, organization_ids: Iterable[str]) -> None:
+        ids = list(organization_ids)
+        if ids:
+            await self.conn.execute(delete(resource_party).where(
+                resource_party.c.resource_type == resource_type, resource_party.c.resource_id == resource_id,
+                resource_party.c.organization_id.in_(ids)))
+
+    async def lock_condition(self, resource_type: str, condition: str, dialect: str) -> None:
+        """Upsert the condition's lock row: concurrent transactions with the same condition queue here."""
+        key = hashlib.sha256(condition.encode()).hexdigest()
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        stmt = dialect_insert(condition_lock).values(resource_type=resource_type, condition=key, counter=1)
+        stmt = stmt.on_conflict_do_update(index_elements=["resource_type", "condition"],
+                                          set_={"counter": condition_lock.c.counter + 1})
+        await self.conn.execute(stmt)
+
+    async def _write_index(self, resource_type: str, resource_id: str, rows: Iterable[IndexRow]) -> None:
+        payload = [dict(resource_type=resource_type, resource_id=resource_id, param=r.param, system=r.system,
+                        value=r.value, text=r.text,
+                        date_start=to_db(r.date_start) if r.date_start else None,
+                        date_end=to_db(r.date_end) if r.date_end else None) for r in rows]
+        if payload:
+            await self.conn.execute(insert(search_index), payload)
+
+    async def _delete_index(self, resource_type: str, resource_id: str) -> None:
+        await self.conn.execute(delete(search_index).where(search_index.c.resource_type == resource_type,
+                                                           search_index.c.resource_id == resource_id))
+

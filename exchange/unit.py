@@ -1,0 +1,98 @@
+"""One request, one unit of work: the database transaction, who is acting, and what happened in it.
+
+An interaction opens a unit, does its reads and writes through `unit.repo`, and records `Event`s. Before the
+transaction commits, every registered hook sees the unit (the audit log writes its AuditEvents, the notifier its
+outbox rows), so a change never commits without its record. When the interaction fails, the hooks are told in a
+fresh transaction, after the failed one has rolled back (the refusal is recorded; nothing of the change remains).
+"""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, AsyncIterator, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from exchange.context import RequestContext
+from exchange.errors import FhirError
+from exchange.store.repository import AccessFilter, Repository, StoredResource
+
+if TYPE_CHECKING:
+    from exchange.services import Exchange
+
+
+@dataclass
+class Event:
+    """Something an interaction did to (or with) a resource. Carries no query values, only ids."""
+    interaction: str  # create | read | vread | update | delete | search-type | history-instance | ...
+    action: str  # C | R | U | D | E (FHIR AuditEvent action codes)
+    resource_type: str | None = None
+    resource_id: str | None = None
+    version_id: int | None = None
+    stored: StoredResource | None = None  # the version written or read
+    previous: StoredResource | None = None  # the version replaced, for updates
+    query: list[tuple[str, str]] | None = None  # search: (parameter, value) pairs as used
+
+
+@dataclass
+class Unit:
+    exchange: "Exchange"
+    ctx: RequestContext
+    conn: AsyncConnection
+    interaction: str
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def repo(self) -> Repository:
+        return Repository(self.conn)
+
+    @property
+    def dialect(self) -> str:
+        return self.exchange.db.dialect
+
+    @property
+    def access(self) -> AccessFilter:
+        from exchange.auth.access import access_filter
+
+        return access_filter(self.ctx)
+
+    def record(self, event: Event) -> None:
+        self.events.append(event)
+
+
+@dataclass
+class Failure:
+    """A refused or failed interaction, as the hooks see it."""
+    ctx: RequestContext
+    interaction: str
+    resource_type: str | None
+    resource_id: str | None
+    error: FhirError
+
+
+class UnitHook(Protocol):
+    async def before_commit(self, unit: Unit) -> None: ...
+
+    async def on_failure(self, conn: AsyncConnection, failure: Failure) -> None: ...
+
+
+@asynccontextmanager
+async def open_unit(exchange: "Exchange", ctx: RequestContext, interaction: str, resource_type: str | None = None,
+                    resource_id: str | None = None) -> AsyncIterator[Unit]:
+    try:
+        async with exchange.db.transaction() as conn:
+            unit = Unit(exchange, ctx, conn, interaction)
+            yield unit
+            for hook in exchange.hooks:
+                await hook.before_commit(unit)
+    except FhirError as error:
+        await record_failure(exchange, Failure(ctx, interaction, resource_type, resource_id, error))
+        raise
+
+
+async def record_failure(exchange: "Exchange", failure: Failure) -> None:
+    if not exchange.hooks:
+        return
+    async with exchange.db.transaction() as conn:
+        for hook in exchange.hooks:
+            await hook.on_failure(conn, failure)

@@ -1,0 +1,13 @@
+"""Wires the packages into one Exchange: the hooks that see every unit of work and the rules around writes.
+
+The server, the worker and the CLI all build the exchange here, so they behave the same.
+"""
+from __future__ import annotations
+
+from exchange.services import Exchange
+from exchange.settings import Settings
+
+
+def build(settings: Settings) -> Exchange:
+    exchange = Exchange.from_settings(settings)
+    return exchange
