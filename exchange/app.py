@@ -85,12 +85,12 @@ def create_app(settings: Settings | None = None, exchange: Exchange | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.migrate_on_start:
             await upgrade(exchange.db)
-        for start in exchange.extras.get("on_start", []):
+        for start in exchange.on_start:
             await start(exchange)
         try:
             yield
         finally:
-            for stop in exchange.extras.get("on_stop", []):
+            for stop in exchange.on_stop:
                 await stop(exchange)
             await exchange.db.dispose()
 
@@ -100,5 +100,7 @@ def create_app(settings: Settings | None = None, exchange: Exchange | None = Non
     app.state.exchange = exchange
     _install_error_handlers(app)
     _install_access_log(app)
+    for router in exchange.routers:  # specific routes first: they must win over /fhir/{type}/{id}
+        app.include_router(router)
     app.include_router(fhir_router)
     return app

@@ -5,8 +5,9 @@ Built once by the app factory (or the CLI) and passed down explicitly; there are
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
+from exchange.keys import KeyStore
 from exchange.settings import Settings
 from exchange.store.engine import Database
 from exchange.store.repository import StoredResource
@@ -24,12 +25,25 @@ class WriteRule(Protocol):
 
 @dataclass
 class Exchange:
+    """Everything an interaction needs besides the request. Packages register themselves in `exchange.wiring`.
+
+    - hooks: see every unit of work before it commits (audit log, notification outbox);
+    - rules: business rules around writes (referral workflow, consent);
+    - routers: FastAPI routers mounted before the generic FHIR routes (token endpoint, AuditEvent, $status ...);
+    - capability: functions that add to the CapabilityStatement (security, subscription topics ...);
+    - on_start / on_stop: background work that lives as long as the server (the notification dispatcher).
+    """
     settings: Settings
     db: Database
+    keys: KeyStore
     hooks: list[UnitHook] = field(default_factory=list)
     rules: list[WriteRule] = field(default_factory=list)
-    extras: dict[str, Any] = field(default_factory=dict)
+    routers: list[Any] = field(default_factory=list)
+    capability: list[Callable[[dict, "Exchange"], None]] = field(default_factory=list)
+    on_start: list[Callable[["Exchange"], Awaitable[None]]] = field(default_factory=list)
+    on_stop: list[Callable[["Exchange"], Awaitable[None]]] = field(default_factory=list)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Exchange":
-        return cls(settings=settings, db=Database(settings.database_url, settings.database_pool_size))
+        db = Database(settings.database_url, settings.database_pool_size)
+        return cls(settings=settings, db=db, keys=KeyStore(db))

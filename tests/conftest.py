@@ -97,7 +97,14 @@ async def app(settings: Settings, exchange):
 
 @pytest.fixture
 async def client(app):
-    """An HTTP client acting as the exchange's loopback user (before OAuth: the system context)."""
+    """An HTTP client acting as the exchange itself (system context): for tests of FHIR behaviour, not of access.
+
+    Access control is tested with real tokens of partner, auditor and admin clients.
+    """
+    from exchange.auth.bearer import request_context
+    from exchange.context import system_context
+
+    app.dependency_overrides[request_context] = lambda: system_context(remote_addr="127.0.0.1")
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
     async with httpx.AsyncClient(transport=transport, base_url=BASE,
                                  headers={"Content-Type": "application/fhir+json"}) as http:

@@ -36,10 +36,9 @@ def _resource(resource_type: str) -> dict:
     return entry
 
 
-def capability_statement(settings: Settings, security: dict | None = None) -> dict:
+def capability_statement(settings: Settings) -> dict:
+    """The statement of the FHIR store itself; packages add to it (see Exchange.capability)."""
     rest: dict = {"mode": "server"}
-    if security:
-        rest["security"] = security
     rest["resource"] = [_resource(t) for t in RESOURCE_TYPES]
     rest["interaction"] = [{"code": "transaction"}, {"code": "batch"}]
     rest["searchParam"] = [{"name": "_count", "type": "number"}, {"name": "_offset", "type": "number"},

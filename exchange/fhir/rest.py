@@ -32,8 +32,9 @@ def _query(request: Request) -> list[tuple[str, str]]:
 @router.get("/metadata", summary="CapabilityStatement")
 async def metadata(request: Request) -> Response:
     exchange = exchange_of(request)
-    security = exchange.extras.get("capability_security")
-    body = capability_statement(exchange.settings, security(exchange.settings) if security else None)
+    body = capability_statement(exchange.settings)
+    for contribute in exchange.capability:
+        contribute(body, exchange)
     return Response(http.dumps(body, request), media_type=http.FHIR_JSON)
 
 
