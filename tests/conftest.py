@@ -105,7 +105,7 @@ async def client(app):
     from exchange.context import system_context
 
     app.dependency_overrides[request_context] = lambda: system_context(remote_addr="127.0.0.1")
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000), raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url=BASE,
                                  headers={"Content-Type": "application/fhir+json"}) as http:
         yield http

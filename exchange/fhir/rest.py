@@ -39,6 +39,7 @@ async def metadata(request: Request) -> Response:
 
 
 @router.post("", summary="transaction or batch Bundle")
+@router.post("/", include_in_schema=False)
 async def bundle(request: Request, ctx: RequestContext = Ctx) -> Response:
     exchange = exchange_of(request)
     body = await http.read_json(request, exchange.settings.max_body_bytes)
