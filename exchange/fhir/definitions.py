@@ -25,8 +25,6 @@ def _p(name: str, type_: str, *paths: str, targets: tuple[str, ...] = (), doc: s
     return SearchParam(name, type_, tuple(paths), targets, doc)
 
 
-COMMON = ("_id", "_lastUpdated")
-
 SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
     "Task": {p.name: p for p in (
         _p("status", "token", "status"),

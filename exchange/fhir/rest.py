@@ -12,7 +12,6 @@ from exchange.errors import BadRequest, UnsupportedMediaType
 from exchange.fhir import http
 from exchange.fhir.capability import capability_statement
 from exchange.fhir.interactions import create, history, read, search_type, update
-from exchange.fhir.interactions.result import Result
 from exchange.fhir.transaction import process_bundle
 from exchange.services import Exchange
 
@@ -119,5 +118,3 @@ async def vread_resource(resource_type: str, resource_id: str, version_id: str, 
     result = await read.vread(exchange, ctx, resource_type, resource_id, version_id)
     return http.render(result, request, exchange.settings.fhir_base_url)
 
-
-__all__ = ["router", "Result"]

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 from exchange.errors import BadRequest
 from exchange.fhir.dates import parse_fhir_date
-from exchange.fhir.definitions import COMMON, INCLUDES, REVINCLUDES, SearchParam, search_param
+from exchange.fhir.definitions import INCLUDES, REVINCLUDES, SearchParam, search_param
 
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 RESULT_PARAMS = ("_count", "_offset", "_sort", "_include", "_revinclude", "_total", "_summary")
@@ -95,7 +95,7 @@ def _date_value(name: str, raw: str) -> DateValue:
     return DateValue(prefix, start, end)
 
 
-def _int_param(name: str, raw: str, minimum: int) -> int:
+def int_param(name: str, raw: str, minimum: int) -> int:
     try:
         value = int(raw)
     except ValueError:
@@ -141,11 +141,11 @@ def parse_search(resource_type: str, params: Sequence[tuple[str, str]], *, stric
 
 def _apply_result_param(plan: SearchPlan, name: str, modifier: str | None, raw: str, max_count: int) -> None:
     if name == "_count":
-        plan.count = min(_int_param("_count", raw, 0), max_count)
+        plan.count = min(int_param("_count", raw, 0), max_count)
         if plan.count == 0:
             plan.summary_count = True
     elif name == "_offset":
-        plan.offset = _int_param("_offset", raw, 0)
+        plan.offset = int_param("_offset", raw, 0)
     elif name == "_summary":
         if raw != "count":
             raise BadRequest("Only _summary=count is supported", expression="_summary", code="not-supported")
@@ -248,5 +248,3 @@ def page_links(base: str, plan: SearchPlan, total: int | None, returned: int) ->
         links.append(link("prev", previous))  # the same page under the short name many clients look for
     return links
 
-
-__all__ = ["Criterion", "DateValue", "Include", "SearchPlan", "page_links", "parse_search", "COMMON"]

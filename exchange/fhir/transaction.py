@@ -11,11 +11,11 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from exchange.context import RequestContext
-from exchange.errors import BadRequest, FhirError, Issue, PreconditionFailed
+from exchange.errors import BadRequest, FhirError, PreconditionFailed
 from exchange.fhir import bundles
 from exchange.fhir.interactions import create as create_interaction
 from exchange.fhir.interactions import read as read_interaction
-from exchange.fhir.interactions import search_type, update as update_interaction
+from exchange.fhir.interactions import search_type
 from exchange.fhir.interactions.result import Result
 from exchange.fhir.interactions.write import current_for_write, insert_new, new_id, parse_etag, remove, replace
 from exchange.fhir.search import parse_search
@@ -274,5 +274,3 @@ async def process_bundle(exchange: Exchange, ctx: RequestContext, body: Any) -> 
         raise BadRequest("Two entries share a fullUrl", expression="Bundle.entry.fullUrl")
     return await transaction(exchange, ctx, entries)
 
-
-__all__ = ["process_bundle", "update_interaction", "Issue"]

@@ -8,7 +8,7 @@ from exchange.context import RequestContext
 from exchange.errors import NotFound
 from exchange.fhir import bundles
 from exchange.fhir.interactions.result import Result
-from exchange.fhir.search import _int_param
+from exchange.fhir.search import int_param
 from exchange.fhir.validate import check_resource_type
 from exchange.services import Exchange
 from exchange.unit import Event, open_unit
@@ -19,8 +19,8 @@ async def history_instance(exchange: Exchange, ctx: RequestContext, resource_typ
     check_resource_type(resource_type)
     settings = exchange.settings
     args = dict(params)
-    count = min(_int_param("_count", args.get("_count", str(settings.default_page_size)), 1), settings.max_page_size)
-    offset = _int_param("_offset", args.get("_offset", "0"), 0)
+    count = min(int_param("_count", args.get("_count", str(settings.default_page_size)), 1), settings.max_page_size)
+    offset = int_param("_offset", args.get("_offset", "0"), 0)
     async with open_unit(exchange, ctx, "history-instance", resource_type, resource_id) as unit:
         check_permission(ctx, resource_type, "r")
         versions, total = await unit.repo.history(resource_type, resource_id, unit.access, count, offset)

@@ -1,0 +1,86 @@
+"""The command line, run as a user runs it: db upgrade, orgs add, demo, and serve over real HTTP."""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from exchange.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+
+
+def test_db_upgrade_is_idempotent(db_url):
+    for _ in range(2):
+        result = runner.invoke(app, ["db", "upgrade", "--database-url", db_url])
+        assert result.exit_code == 0, result.output
+        assert "up to date" in result.output
+
+
+def test_orgs_add_prints_the_new_id_and_reuses_it_for_the_same_identifier(db_url):
+    args = ["orgs", "add", "--name", "Safe House", "--type", "shelter", "--identifier", "urn:moi|S-1",
+            "--database-url", db_url]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(app, args)
+    assert again.output.strip() == first.output.strip()
+    assert len(first.output.strip()) == 36
+
+
+def test_orgs_add_refuses_an_unknown_type(db_url):
+    result = runner.invoke(app, ["orgs", "add", "--name", "X", "--type", "spaceship", "--database-url", db_url])
+    assert result.exit_code != 0
+
+
+def test_demo_loads_each_kind_of_organisation_once(db_url):
+    first = runner.invoke(app, ["demo", "--database-url", db_url])
+    assert first.exit_code == 0, first.output
+    loaded = json.loads(first.output[first.output.index("{"):])
+    for key in ("hotline-1", "shelter-1", "clinic-1", "legal-1", "counselling-1", "livelihood-1"):
+        assert key in loaded
+    second = json.loads(runner.invoke(app, ["demo", "--database-url", db_url]).output[first.output.index("{"):])
+    assert second == loaded
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_answers_metadata_over_real_http(tmp_path: Path):
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "exchange.cli", "serve", "--port", str(port), "--database-url",
+                             f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}", "--demo"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/fhir/metadata", timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stdout.read().decode()
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.2)
+        assert r.status_code == 200
+        assert r.json()["fhirVersion"] == "4.0.1"
+        r = httpx.get(f"http://127.0.0.1:{port}/fhir/Organization?name=secret-name-xyz", timeout=5)
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=10)[0].decode()
+    # the access log names the route and the status, never a query string's values
+    assert "/fhir/metadata" in output
+    assert "secret-name-xyz" not in output
