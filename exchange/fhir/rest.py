@@ -15,7 +15,22 @@ from exchange.fhir.interactions import create, history, read, search_type, updat
 from exchange.fhir.transaction import process_bundle
 from exchange.services import Exchange
 
-router = APIRouter(prefix="/fhir", dependencies=[Depends(http.negotiate)])
+_FHIR = {"application/fhir+json": {"schema": {"type": "object", "description": "A FHIR R4 resource"}}}
+_OUTCOME = {"application/fhir+json": {"schema": {"type": "object", "description": "OperationOutcome"}}}
+ERROR_RESPONSES = {
+    400: {"description": "Malformed request or invalid resource", "content": _OUTCOME},
+    401: {"description": "Missing, invalid, expired or revoked access token", "content": _OUTCOME},
+    403: {"description": "The token's scopes do not allow this interaction", "content": _OUTCOME},
+    404: {"description": "Unknown, or not visible to the caller", "content": _OUTCOME},
+    406: {"description": "Only application/fhir+json is served", "content": _OUTCOME},
+    409: {"description": "Version conflict or forbidden state change", "content": _OUTCOME},
+    412: {"description": "If-Match is stale, or If-None-Exist matched several", "content": _OUTCOME},
+    413: {"description": "Body over the configured limit", "content": _OUTCOME},
+    415: {"description": "Content-Type is not application/fhir+json", "content": _OUTCOME},
+    422: {"description": "A business rule (referral profile, workflow, consent) refused it", "content": _OUTCOME},
+}
+
+router = APIRouter(prefix="/fhir", dependencies=[Depends(http.negotiate)], responses=ERROR_RESPONSES)
 
 Ctx = Depends(request_context)
 
@@ -28,7 +43,7 @@ def _query(request: Request) -> list[tuple[str, str]]:
     return parse_qsl(request.url.query, keep_blank_values=True)
 
 
-@router.get("/metadata", summary="CapabilityStatement")
+@router.get("/metadata", summary="CapabilityStatement", responses={200: {"content": _FHIR}})
 async def metadata(request: Request) -> Response:
     exchange = exchange_of(request)
     body = capability_statement(exchange.settings)
@@ -37,7 +52,7 @@ async def metadata(request: Request) -> Response:
     return Response(http.dumps(body, request), media_type=http.FHIR_JSON)
 
 
-@router.post("", summary="transaction or batch Bundle")
+@router.post("", summary="transaction or batch Bundle", responses={200: {"content": _FHIR}})
 @router.post("/", include_in_schema=False)
 async def bundle(request: Request, ctx: RequestContext = Ctx) -> Response:
     exchange = exchange_of(request)
@@ -45,14 +60,14 @@ async def bundle(request: Request, ctx: RequestContext = Ctx) -> Response:
     return http.render(await process_bundle(exchange, ctx, body), request, exchange.settings.fhir_base_url)
 
 
-@router.get("/{resource_type}", summary="search (GET)")
+@router.get("/{resource_type}", summary="search (GET)", responses={200: {"content": _FHIR}})
 async def search_get(resource_type: str, request: Request, ctx: RequestContext = Ctx) -> Response:
     exchange = exchange_of(request)
     result = await search_type.search(exchange, ctx, resource_type, _query(request), http.strict_handling(request))
     return http.render(result, request, exchange.settings.fhir_base_url)
 
 
-@router.post("/{resource_type}/_search", summary="search (POST, form-encoded)")
+@router.post("/{resource_type}/_search", summary="search (POST, form-encoded)", responses={200: {"content": _FHIR}})
 async def search_post(resource_type: str, request: Request, ctx: RequestContext = Ctx) -> Response:
     exchange = exchange_of(request)
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
@@ -69,7 +84,8 @@ async def search_post(resource_type: str, request: Request, ctx: RequestContext 
     return http.render(result, request, exchange.settings.fhir_base_url)
 
 
-@router.post("/{resource_type}", status_code=201, summary="create (If-None-Exist for conditional create)")
+@router.post("/{resource_type}", status_code=201, summary="create (If-None-Exist for conditional create)",
+             responses={201: {"content": _FHIR}, 200: {"description": "If-None-Exist matched one", "content": _FHIR}})
 async def create_resource(resource_type: str, request: Request, ctx: RequestContext = Ctx,
                           if_none_exist: str | None = Header(default=None)) -> Response:
     exchange = exchange_of(request)
@@ -78,7 +94,7 @@ async def create_resource(resource_type: str, request: Request, ctx: RequestCont
     return http.render(result, request, exchange.settings.fhir_base_url, honour_prefer=True)
 
 
-@router.get("/{resource_type}/{resource_id}", summary="read")
+@router.get("/{resource_type}/{resource_id}", summary="read", responses={200: {"content": _FHIR}})
 async def read_resource(resource_type: str, resource_id: str, request: Request, ctx: RequestContext = Ctx
                         ) -> Response:
     exchange = exchange_of(request)
@@ -86,7 +102,8 @@ async def read_resource(resource_type: str, resource_id: str, request: Request, 
     return http.render(result, request, exchange.settings.fhir_base_url)
 
 
-@router.put("/{resource_type}/{resource_id}", summary="update (If-Match for version-aware update)")
+@router.put("/{resource_type}/{resource_id}", summary="update (If-Match for version-aware update)",
+            responses={200: {"content": _FHIR}})
 async def update_resource(resource_type: str, resource_id: str, request: Request, ctx: RequestContext = Ctx,
                           if_match: str | None = Header(default=None)) -> Response:
     exchange = exchange_of(request)
@@ -103,7 +120,7 @@ async def delete_resource(resource_type: str, resource_id: str, request: Request
     return http.render(result, request, exchange.settings.fhir_base_url)
 
 
-@router.get("/{resource_type}/{resource_id}/_history", summary="history (instance)")
+@router.get("/{resource_type}/{resource_id}/_history", summary="history (instance)", responses={200: {"content": _FHIR}})
 async def history_resource(resource_type: str, resource_id: str, request: Request, ctx: RequestContext = Ctx
                            ) -> Response:
     exchange = exchange_of(request)
@@ -111,7 +128,7 @@ async def history_resource(resource_type: str, resource_id: str, request: Reques
     return http.render(result, request, exchange.settings.fhir_base_url)
 
 
-@router.get("/{resource_type}/{resource_id}/_history/{version_id}", summary="vread")
+@router.get("/{resource_type}/{resource_id}/_history/{version_id}", summary="vread", responses={200: {"content": _FHIR}})
 async def vread_resource(resource_type: str, resource_id: str, version_id: str, request: Request,
                          ctx: RequestContext = Ctx) -> Response:
     exchange = exchange_of(request)
