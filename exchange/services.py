@@ -32,6 +32,7 @@ class Exchange:
     - routers: FastAPI routers mounted before the generic FHIR routes (token endpoint, AuditEvent, $status ...);
     - capability: functions that add to the CapabilityStatement (security, subscription topics ...);
     - on_start / on_stop: background work that lives as long as the server (the notification dispatcher).
+    - extensions: per-package services other code looks up by package name (auth: the client registry).
     """
     settings: Settings
     db: Database
@@ -42,6 +43,7 @@ class Exchange:
     capability: list[Callable[[dict, "Exchange"], None]] = field(default_factory=list)
     on_start: list[Callable[["Exchange"], Awaitable[None]]] = field(default_factory=list)
     on_stop: list[Callable[["Exchange"], Awaitable[None]]] = field(default_factory=list)
+    extensions: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Exchange":

@@ -34,6 +34,22 @@ class Settings(BaseSettings):
         description="Where the exchange keeps local secrets (its signing key, demo client keys).",
     )
 
+    # --- OAuth 2 (SMART Backend Services), see exchange/auth ---------------------------------------------------
+    access_token_seconds: int = Field(default=300, description="Lifetime of an access token.")
+    assertion_max_seconds: int = Field(
+        default=300, description="A client assertion's exp may be at most this far ahead (SMART: 5 minutes).")
+    clock_skew_seconds: int = Field(default=5, description="Tolerance for clocks of partners and workers.")
+    assertion_algorithms: list[str] = Field(
+        default=["RS384", "ES384", "RS256", "ES256", "RS512", "ES512", "PS256", "PS384", "PS512"],
+        description="Signature algorithms accepted on client assertions (never none or HMAC).")
+    jwks_fetch_timeout_seconds: float = Field(default=5.0, description="Time-out of one JWKS URL fetch.")
+    jwks_max_bytes: int = Field(default=64 * 1024, description="Largest JWK Set fetched from a JWKS URL.")
+    jwks_cache_seconds: int = Field(default=300, description="How long a fetched JWK Set is reused.")
+    jwks_refetch_interval_seconds: float = Field(
+        default=5.0, description="At most one refetch per URL in this interval when an unknown kid arrives.")
+    jwks_allow_loopback: bool = Field(
+        default=False, description="Allow JWKS URLs on loopback (http too): development and tests only.")
+
     @property
     def base_url(self) -> str:
         if self.public_base_url:

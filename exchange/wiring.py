@@ -10,4 +10,7 @@ from exchange.settings import Settings
 
 def build(settings: Settings) -> Exchange:
     exchange = Exchange.from_settings(settings)
+    from exchange import auth
+
+    auth.install(exchange)
     return exchange

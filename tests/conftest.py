@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import Request
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -95,17 +96,105 @@ async def app(settings: Settings, exchange):
         yield application
 
 
+SYSTEM_HEADER = "X-Test-System-Context"
+
+
+async def _system_or_bearer(request: Request):  # noqa: ANN201
+    """Test-only replacement of the bearer dependency: the `client` fixture's requests act as the exchange."""
+    from exchange.auth.bearer import request_context
+    from exchange.context import system_context
+
+    if request.headers.get(SYSTEM_HEADER) == "1":
+        return system_context(remote_addr="127.0.0.1")
+    return await request_context(request)
+
+
 @pytest.fixture
 async def client(app):
     """An HTTP client acting as the exchange itself (system context): for tests of FHIR behaviour, not of access.
 
-    Access control is tested with real tokens of partner, auditor and admin clients.
+    Only this client's requests (they carry a test-only header) get the system context; every other request to the
+    same app still needs a real bearer token, so `client` and `make_client` can be used in the same test.
+    Access control is tested with real tokens of partner, auditor and admin clients (`make_client`).
     """
     from exchange.auth.bearer import request_context
-    from exchange.context import system_context
 
-    app.dependency_overrides[request_context] = lambda: system_context(remote_addr="127.0.0.1")
+    app.dependency_overrides[request_context] = _system_or_bearer
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000), raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url=BASE,
-                                 headers={"Content-Type": "application/fhir+json"}) as http:
+                                 headers={"Content-Type": "application/fhir+json", SYSTEM_HEADER: "1"}) as http:
         yield http
+
+
+@pytest.fixture
+async def make_org(app, exchange):
+    """`await make_org("Safe Haven Shelter", kind="shelter")` -> the id of a new directory Organization.
+
+    Created by the exchange itself (like `exchange orgs add`), so it needs no token. `kind` is one of the demo kinds
+    (hotline, shelter, clinic, legal-aid, counselling, livelihood, police, social-services, ngo, other).
+    """
+    from exchange.demo import organization_resource
+    from exchange.directory import add_organization
+
+    async def _make(name: str = "Test organisation", kind: str = "ngo", identifier: str | None = None) -> str:
+        return await add_organization(exchange, organization_resource(name, kind, identifier))
+
+    return _make
+
+
+def make_assertion(client_id: str, key, token_url: str, alg: str = "ES384", lifetime: int = 120,  # noqa: ANN001
+                   **overrides) -> str:
+    """A SMART Backend Services client assertion signed with `key` (a joserfc key with a kid)."""
+    import time
+
+    from joserfc import jwt
+
+    now = int(time.time())
+    claims = {"iss": client_id, "sub": client_id, "aud": token_url, "exp": now + lifetime, "iat": now,
+              "jti": uuid.uuid4().hex}
+    claims.update(overrides)
+    return jwt.encode({"alg": alg, "kid": key.kid, "typ": "JWT"}, claims, key, algorithms=[alg])
+
+
+@pytest.fixture
+async def make_client(app, exchange):
+    """`await make_client(organization_id, role="partner", scopes="system/*.cruds")` -> an httpx.AsyncClient.
+
+    The client talks to the same ASGI app (base_url http://127.0.0.1:8080/fhir, Content-Type application/fhir+json)
+    with a REAL access token: the fixture generates an ES384 key, registers a client for the organisation with that
+    role and those scopes, signs a client assertion itself and gets the token from POST /auth/token, exactly as a
+    partner system would. `request_scopes` asks for fewer scopes than registered (default: all registered).
+    The returned client carries `.client_id`, `.organization_id`, `.access_token` and `.key` (the private joserfc
+    key) for tests that need them. Roles: partner | auditor | admin (exchange/auth/access.py).
+    """
+    from joserfc.jwk import ECKey
+
+    from exchange.auth.service import auth_service
+
+    service = auth_service(exchange)
+    clients: list[httpx.AsyncClient] = []
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000), raise_app_exceptions=False)
+
+    async def _make(organization_id: str, role: str = "partner", scopes: str = "system/*.cruds",
+                    request_scopes: str | None = None) -> httpx.AsyncClient:
+        key = ECKey.generate_key("P-384", parameters={"kid": uuid.uuid4().hex}, private=True)
+        record = await service.registry.add(organization_id, role, scopes,
+                                            jwks={"keys": [key.as_dict(private=False)]})
+        assertion = make_assertion(record.client_id, key, service.urls.token)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as raw:
+            r = await raw.post("/auth/token", data={
+                "grant_type": "client_credentials", "scope": request_scopes or scopes,
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": assertion})
+        assert r.status_code == 200, r.text
+        token = r.json()["access_token"]
+        http = httpx.AsyncClient(transport=transport, base_url=BASE, headers={
+            "Content-Type": "application/fhir+json", "Authorization": f"Bearer {token}"})
+        http.client_id, http.organization_id, http.access_token, http.key = (  # type: ignore[attr-defined]
+            record.client_id, organization_id, token, key)
+        clients.append(http)
+        return http
+
+    yield _make
+    for http in clients:
+        await http.aclose()

@@ -1,0 +1,24 @@
+"""OAuth 2 for partner systems (SMART Backend Services) and the access rules.
+
+`install(exchange)` registers the client registry, the token/introspection/revocation/discovery routes, the
+CapabilityStatement's security section and the access write rule.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from exchange.services import Exchange
+
+
+def install(exchange: "Exchange") -> None:
+    from exchange.auth import tables  # noqa: F401  (declares the auth tables on the shared metadata)
+    from exchange.auth.access import AccessRule
+    from exchange.auth.discovery import contribute_security
+    from exchange.auth.endpoints import router
+    from exchange.auth.service import AuthService
+
+    exchange.extensions["auth"] = AuthService(exchange)
+    exchange.routers.append(router)
+    exchange.capability.append(contribute_security)
+    exchange.rules.insert(0, AccessRule())

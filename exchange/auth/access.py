@@ -1,26 +1,72 @@
 """Who may see and do what: the one module that holds the access rules.
 
-Visibility is "need to know": a referral resource is visible to an organisation only when a `resource_party` row
-names it; the store applies that filter inside every query. The rows are written here, when a resource is stored:
-the sender and the receiver of a Task or ServiceRequest become parties of it and of what it points at (the
-Patient, the ServiceRequest, the Consent and documents in `supportingInfo`).
+Three layers, all here:
+- **Roles** (`role_allows`): a `partner` works with referrals and reads the directory (and updates the
+  HealthcareService entries of its own organisation, so a shelter can say it has room); an `auditor` reads
+  AuditEvents and the directory, nothing clinical; an `admin` manages the directory (Organization,
+  HealthcareService, Location, Practitioner, PractitionerRole) and no referral content. Clients themselves are
+  managed with the CLI (`exchange clients`). The system context (CLI, demo loader, dispatcher) is unrestricted and
+  never reachable over HTTP.
+- **Scopes** (`exchange.auth.scopes`): each interaction needs the matching SMART v2 permission (c r u d s).
+  `check_permission` applies both and answers 403 with an OperationOutcome.
+- **Need to know** (`access_filter`, `assign_parties`): a referral resource is visible to an organisation only when a
+  `resource_party` row names it; the store applies that filter inside every query, so for anyone else it does not
+  exist (404, absent from search, `_include`, `_revinclude` and `_history`). The rows are written when a resource is
+  stored: the sender and the receiver of a Task or ServiceRequest become parties of it and of what it points at (the
+  Patient, the ServiceRequest, the Consent and documents in `supportingInfo`) - but only of what the writer may see
+  itself, so pointing a new Task at someone else's ServiceRequest shares nothing.
+- **Write rules** (`AccessRule`, a WriteRule): a partner creates only referrals whose requester is its own
+  organisation (403 `Task.requester` / `ServiceRequest.requester` otherwise: the caller is refused an action, nothing
+  about another organisation's data is revealed), and updates only its own organisation's HealthcareService.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from exchange.context import RequestContext
-from exchange.store.repository import AccessFilter, Repository, UNRESTRICTED
+from exchange.errors import Forbidden
+from exchange.store.repository import AccessFilter, Repository, StoredResource, UNRESTRICTED
+
+if TYPE_CHECKING:
+    from exchange.unit import Unit
 
 DIRECTORY_TYPES = frozenset({"Organization", "HealthcareService", "Location", "Practitioner", "PractitionerRole"})
 REFERRAL_TYPES = frozenset({"ServiceRequest", "Task", "Patient", "Consent", "DocumentReference", "Procedure"})
+AUDIT_TYPES = frozenset({"AuditEvent"})
+ROLES = ("partner", "auditor", "admin")
+_VERBS = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
+
+
+def role_allows(role: str, resource_type: str, operation: str) -> bool:
+    """Whether a client of `role` may perform `operation` (c r u d s) on `resource_type` at all."""
+    if role == "system":
+        return True
+    if role == "partner":
+        if resource_type in AUDIT_TYPES:
+            return False
+        if resource_type in DIRECTORY_TYPES:
+            return operation in "rs" or (resource_type == "HealthcareService" and operation == "u")
+        return True  # referral resources and the exchange's own (e.g. Subscription)
+    if role == "auditor":
+        return operation in "rs" and (resource_type in AUDIT_TYPES or resource_type in DIRECTORY_TYPES)
+    if role == "admin":
+        return resource_type in DIRECTORY_TYPES
+    return False
+
+
+def require_role(ctx: RequestContext, *roles: str) -> None:
+    """Raise Forbidden unless the caller has one of `roles` (the system context always passes)."""
+    if ctx.is_system or ctx.role in roles:
+        return
+    raise Forbidden(f"This needs a client with role {' or '.join(roles)}; this client's role is {ctx.role}")
 
 
 def access_filter(ctx: RequestContext) -> AccessFilter:
     """The store filter for `ctx`: the exchange itself sees everything, an organisation its parties' rows."""
-    if ctx.is_system or ctx.organization_id is None:
+    if ctx.is_system:
         return UNRESTRICTED
-    return AccessFilter(organization_id=ctx.organization_id, types_without_filter=DIRECTORY_TYPES)
+    # a client without an organisation (never registered so) sees no party-filtered row at all
+    return AccessFilter(organization_id=ctx.organization_id or "", types_without_filter=DIRECTORY_TYPES)
 
 
 def _references(value) -> Iterable[str]:  # noqa: ANN001
@@ -67,6 +113,16 @@ _SHARED_ELEMENTS = {"Task": ("focus", "for"), "ServiceRequest": ("subject", "sup
 _SHAREABLE = frozenset({"ServiceRequest", "Patient", "Consent", "DocumentReference"})
 
 
+async def _may_share(repo: Repository, access: AccessFilter, resource_type: str, resource_id: str) -> bool:
+    """A writer shares what it can see itself, or what does not exist yet (a later entry of its transaction:
+    ids are always assigned by the server, so nobody else can create it); never another organisation's resource."""
+    if not access.applies_to(resource_type):
+        return True
+    if await repo.read(resource_type, resource_id, access) is not None:
+        return True
+    return await repo.read(resource_type, resource_id) is None
+
+
 async def assign_parties(repo: Repository, ctx: RequestContext, resource_type: str, resource_id: str,
                          body: dict) -> None:
     """Record who may see this resource (and what it points at) after it is written."""
@@ -78,28 +134,32 @@ async def assign_parties(repo: Repository, ctx: RequestContext, resource_type: s
     await repo.add_parties(resource_type, resource_id, parties)
     if resource_type not in _SHARED_ELEMENTS:
         return
+    access = access_filter(ctx)
     all_parties = await repo.parties(resource_type, resource_id)
     for element in _SHARED_ELEMENTS[resource_type]:
         for reference in _references(body.get(element)):
             target = _split(reference)
-            if target and target[0] in _SHAREABLE:
-                await repo.add_parties(target[0], target[1], all_parties)
-                if target[0] == "ServiceRequest":  # a Task's parties reach the survivor behind its request too
-                    request = await repo.read(*target)
-                    if request and not request.deleted:
-                        for ref in _references(request.resource.get("subject")):
-                            subject = _split(ref)
-                            if subject:
-                                await repo.add_parties(subject[0], subject[1], all_parties)
+            if not target or target[0] not in _SHAREABLE or not await _may_share(repo, access, *target):
+                continue
+            await repo.add_parties(target[0], target[1], all_parties)
+            if target[0] == "ServiceRequest":  # a Task's parties reach the survivor behind its request too
+                request = await repo.read(*target)
+                if request and not request.deleted:
+                    for ref in _references(request.resource.get("subject")):
+                        subject = _split(ref)
+                        if subject and await _may_share(repo, access, *subject):
+                            await repo.add_parties(subject[0], subject[1], all_parties)
 
 
 def check_permission(ctx: RequestContext, resource_type: str, operation: str) -> None:
-    """Raise Forbidden unless `ctx`'s scopes and role allow `operation` (c r u d s) on `resource_type`.
+    """Raise Forbidden unless `ctx`'s role and scopes allow `operation` (c r u d s) on `resource_type`.
 
-    The system context (CLI, loopback development server before OAuth) holds every permission.
+    The system context (CLI, demo loader, dispatcher) holds every permission.
     """
     if ctx.is_system:
         return
+    if not role_allows(ctx.role, resource_type, operation):
+        raise Forbidden(f"A client with role {ctx.role} may not {_VERBS.get(operation, operation)} {resource_type}")
     from exchange.auth.scopes import require_scope
 
     require_scope(ctx, resource_type, operation)
@@ -111,4 +171,40 @@ def may(ctx: RequestContext, resource_type: str, operation: str) -> bool:
         return True
     from exchange.auth.scopes import allows
 
-    return allows(ctx.scopes, resource_type, operation)
+    return role_allows(ctx.role, resource_type, operation) and allows(ctx.scopes, resource_type, operation)
+
+
+def _reference_key(value) -> list[str]:  # noqa: ANN001
+    return sorted(_references(value))
+
+
+class AccessRule:
+    """The write rules that depend on who is writing (registered first among `exchange.rules`)."""
+
+    async def before_write(self, unit: "Unit", resource_type: str, body: dict, current: StoredResource | None,
+                           method: str) -> None:
+        ctx = unit.ctx
+        if ctx.is_system or ctx.role != "partner" or method == "DELETE":
+            return
+        if resource_type in ("Task", "ServiceRequest"):
+            previous = current.resource.get("requester") if current is not None else None
+            if current is None or _reference_key(body.get("requester")) != _reference_key(previous):
+                await self._own_requester(unit, resource_type, body)
+        elif resource_type == "HealthcareService" and current is not None:
+            for version, where in ((current.resource, "the current entry"), (body, "the new entry")):
+                orgs = await organisations_of(unit.repo, _references(version.get("providedBy")))
+                if orgs != {ctx.organization_id}:
+                    raise Forbidden(f"A partner updates only its own organisation's HealthcareService entries "
+                                    f"({where} is not provided by {ctx.organization_reference})",
+                                    expression="HealthcareService.providedBy")
+
+    async def _own_requester(self, unit: "Unit", resource_type: str, body: dict) -> None:
+        ctx = unit.ctx
+        refs = list(_references(body.get("requester")))
+        orgs = await organisations_of(unit.repo, refs)
+        if not refs or orgs != {ctx.organization_id}:
+            raise Forbidden(f"A partner creates only referrals whose requester is its own organisation "
+                            f"({ctx.organization_reference})", expression=f"{resource_type}.requester")
+
+    async def after_write(self, unit: "Unit", stored: StoredResource, previous: StoredResource | None) -> None:
+        return None

@@ -1,6 +1,9 @@
-"""The FastAPI dependency that says who is calling.
+"""The FastAPI dependency that says who is calling: a bearer access token of a registered, active client.
 
-Until OAuth lands (issue 3) the server accepts only loopback connections and treats them as the exchange itself.
+Every FHIR route except `metadata` and the discovery document depends on it. A missing, malformed, expired or
+revoked token, or one of a disabled client, gets 401 with `WWW-Authenticate: Bearer` and an OperationOutcome.
+The exchange's own system context (CLI, demo loader, dispatcher) is never produced here: it is not reachable over
+HTTP.
 """
 from __future__ import annotations
 
@@ -8,17 +11,51 @@ import uuid
 
 from fastapi import Request
 
-from exchange.context import RequestContext, system_context
+from exchange.auth import tokens
+from exchange.auth.service import auth_service
+from exchange.context import RequestContext
 from exchange.errors import Unauthorized
 
-_LOOPBACK = ("127.0.0.1", "::1", "localhost", "testclient")
+REALM = "exchange"
+
+
+def _challenge(error: str | None = None, description: str | None = None) -> dict:
+    value = f'Bearer realm="{REALM}"'
+    if error:
+        value += f', error="{error}"'
+    if description:
+        value += f', error_description="{description}"'
+    return {"WWW-Authenticate": value}
+
+
+def _refuse(description: str, error: str | None = "invalid_token") -> Unauthorized:
+    return Unauthorized(description, headers=_challenge(error, description))
 
 
 async def request_context(request: Request) -> RequestContext:
-    remote = request.client.host if request.client else None
-    if remote not in _LOOPBACK and remote is not None:
-        raise Unauthorized("This exchange accepts loopback connections only until OAuth is configured",
-                           headers={"WWW-Authenticate": "Bearer"})
-    ctx = system_context(remote_addr=remote, request_id=request.headers.get("X-Request-ID") or str(uuid.uuid4()))
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthorized("This endpoint needs a bearer access token from the token endpoint "
+                           "(see /fhir/.well-known/smart-configuration)", headers=_challenge())
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise _refuse("The Authorization header must be 'Bearer <access token>'", "invalid_request")
+    exchange = request.app.state.exchange
+    service = auth_service(exchange)
+    try:
+        claims = tokens.verify(token, await exchange.keys.public_jwks(), exchange.settings)
+    except tokens.InvalidToken as exc:
+        raise _refuse(str(exc)) from None
+    client, revoked = await service.registry.token_state(claims.client_id, claims.jti)
+    if client is None or not client.active:
+        raise _refuse("The client of this access token is disabled")
+    if revoked:
+        raise _refuse("The access token was revoked")
+    ctx = RequestContext(client_id=client.client_id, organization_id=client.organization_id, role=client.role,
+                         scopes=frozenset(claims.scope.split()),
+                         remote_addr=request.client.host if request.client else None,
+                         request_id=getattr(request.state, "request_id", None) or str(uuid.uuid4()),
+                         token_id=claims.jti)
     request.state.ctx = ctx
     return ctx

@@ -1,4 +1,9 @@
-"""SMART v2 scopes (system/Type.cruds) and the check each interaction makes against them."""
+"""SMART v2 scopes (system/Type.cruds): parsing, what a token is granted, and the check each interaction makes.
+
+v1 scopes (`.read`, `.write`, `.*`) are accepted and mapped to v2 letters. Granted scopes are the intersection of
+what the client asks for and what it is registered for, letter by letter (`system/Task.cruds` asked by a client
+registered for `system/*.rs` is granted as `system/Task.rs`).
+"""
 from __future__ import annotations
 
 import re
@@ -8,18 +13,50 @@ from exchange.errors import Forbidden
 
 _SCOPE = re.compile(r"^system/(\*|[A-Za-z]+)\.(read|write|\*|[cruds]+)(\?.*)?$")
 _V1 = {"read": "rs", "write": "cud", "*": "cruds"}
+ORDER = "cruds"
 
 
 def permissions(scope: str) -> tuple[str, str] | None:
     """('Task', 'rs') for 'system/Task.rs'; v1 '.read'/'.write'/'.*' mapped to v2 letters. None if not a scope."""
     m = _SCOPE.match(scope)
-    if not m:
-        return None
+    if not m or m.group(3):
+        return None  # no fine-grained (?param=) scopes
     resource_type, perms = m.group(1), m.group(2)
     perms = _V1.get(perms, perms)
-    if "".join(sorted(perms, key="cruds".index)) != perms:
-        return None  # v2 requires the letters in c, r, u, d, s order
+    if "".join(sorted(set(perms), key=ORDER.index)) != perms:
+        return None  # v2 requires the letters in c, r, u, d, s order, each once
     return resource_type, perms
+
+
+def _letters(perms: set[str]) -> str:
+    return "".join(sorted(perms, key=ORDER.index))
+
+
+def grant(requested: str, registered: tuple[str, ...] | list[str]) -> list[str]:
+    """The scopes to grant: each requested scope narrowed to what the registration allows (v2 form)."""
+    allowed = [p for p in (permissions(s) for s in registered) if p]
+    granted: dict[str, set[str]] = {}
+    for scope in requested.split():
+        asked = permissions(scope)
+        if asked is None:
+            continue
+        rtype, perms = asked
+        for reg_type, reg_perms in allowed:
+            if rtype == "*":
+                target = reg_type  # ask for everything: get what each registration covers
+            elif reg_type in ("*", rtype):
+                target = rtype
+            else:
+                continue
+            common = set(perms) & set(reg_perms)
+            if common:
+                granted.setdefault(target, set()).update(common)
+    if "*" in granted:  # a wildcard grant covers the same letters on named types
+        for rtype in [t for t in granted if t != "*"]:
+            granted[rtype] -= granted["*"]
+            if not granted[rtype]:
+                del granted[rtype]
+    return [f"system/{rtype}.{_letters(perms)}" for rtype, perms in granted.items()]
 
 
 def allows(scopes: frozenset[str], resource_type: str, operation: str) -> bool:

@@ -1,0 +1,198 @@
+"""The client registry: which partner systems may ask for tokens, for which organisation, role and scopes.
+
+A client is registered by the exchange's operator (CLI `exchange clients ...`, or `make run` for the demo). Its keys
+are a public JWK Set given by value or a JWKS URL (fetched by `exchange.auth.jwks`). Disabling a client stops its
+tokens at once: the bearer check reads the client's state on every request.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from exchange.auth.scopes import permissions
+from exchange.auth.tables import auth_client, auth_revoked_token, auth_used_jti
+from exchange.store.engine import Database
+from exchange.store.repository import Repository, to_db, utcnow
+
+ROLES = ("partner", "auditor", "admin")
+_PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "k")
+
+
+class ClientError(ValueError):
+    """A registration that cannot be accepted (the CLI prints it)."""
+
+
+@dataclass(frozen=True)
+class ClientRecord:
+    client_id: str
+    organization_id: str
+    role: str
+    scopes: tuple[str, ...]
+    jwks: dict | None
+    jwks_url: str | None
+    label: str | None
+    active: bool
+    created: datetime
+
+    def as_json(self) -> dict:
+        return {"client_id": self.client_id, "organization": f"Organization/{self.organization_id}",
+                "role": self.role, "scope": " ".join(self.scopes), "active": self.active,
+                "jwks_url": self.jwks_url, "kids": [k.get("kid") for k in (self.jwks or {}).get("keys", [])],
+                "label": self.label, "created": self.created.isoformat()}
+
+
+def _record(row) -> ClientRecord:  # noqa: ANN001
+    return ClientRecord(row.client_id, row.organization_id, row.role, tuple(row.scopes.split()),
+                        json.loads(row.jwks) if row.jwks else None, row.jwks_url, row.label, row.active,
+                        row.created)
+
+
+def check_public_jwks(jwks: object) -> dict:
+    """A JWK Set of public signing keys, each with a `kid`; private members or symmetric keys are refused."""
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
+        raise ClientError("a JWK Set is a JSON object with a non-empty 'keys' array")
+    kids = set()
+    for key in jwks["keys"]:
+        if not isinstance(key, dict) or key.get("kty") not in ("RSA", "EC", "OKP"):
+            raise ClientError("every key must be an RSA, EC or OKP public key (kty)")
+        if any(member in key for member in _PRIVATE_MEMBERS):
+            raise ClientError(f"key '{key.get('kid')}' holds private material: register the public key only")
+        if not isinstance(key.get("kid"), str) or not key["kid"]:
+            raise ClientError("every key needs a 'kid' (SMART Backend Services)")
+        if key["kid"] in kids:
+            raise ClientError(f"kid '{key['kid']}' appears twice")
+        kids.add(key["kid"])
+    try:
+        KeySet.import_key_set(jwks)
+    except (JoseError, ValueError, TypeError) as exc:
+        raise ClientError(f"the JWK Set cannot be read: {exc}") from None
+    return jwks
+
+
+def check_scopes(scopes: str) -> tuple[str, ...]:
+    items = tuple(dict.fromkeys(scopes.split()))
+    if not items:
+        raise ClientError("a client needs at least one scope, e.g. system/*.cruds")
+    for scope in items:
+        if permissions(scope) is None:
+            raise ClientError(f"'{scope}' is not a SMART system scope such as system/Task.cruds or system/*.rs")
+    return items
+
+
+def check_jwks_url(url: str) -> str:
+    if not url.startswith(("https://", "http://")):
+        raise ClientError("a JWKS URL is an https:// URL")
+    return url
+
+
+class ClientRegistry:
+    """Reads and writes `auth_client`, `auth_used_jti` and `auth_revoked_token`."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    async def add(self, organization_id: str, role: str, scopes: str, jwks: dict | None = None,
+                  jwks_url: str | None = None, client_id: str | None = None, label: str | None = None
+                  ) -> ClientRecord:
+        if role not in ROLES:
+            raise ClientError(f"role must be one of {', '.join(ROLES)}")
+        if (jwks is None) == (jwks_url is None):
+            raise ClientError("give the client's keys either as a JWK Set (--jwks) or as a URL (--jwks-url)")
+        items = check_scopes(scopes)
+        jwks = check_public_jwks(jwks) if jwks is not None else None
+        jwks_url = check_jwks_url(jwks_url) if jwks_url is not None else None
+        client_id = client_id or uuid.uuid4().hex
+        now = to_db(utcnow())
+        async with self.db.transaction() as conn:
+            org = await Repository(conn).read("Organization", organization_id)
+            if org is None or org.deleted:
+                raise ClientError(f"Organization/{organization_id} is not in the directory")
+            try:
+                await conn.execute(insert(auth_client).values(
+                    client_id=client_id, organization_id=organization_id, role=role, scopes=" ".join(items),
+                    jwks=json.dumps(jwks) if jwks else None, jwks_url=jwks_url, label=label, active=True,
+                    created=now, updated=now))
+            except IntegrityError:
+                raise ClientError(f"client '{client_id}' already exists") from None
+        found = await self.get(client_id)
+        assert found is not None
+        return found
+
+    async def get(self, client_id: str) -> ClientRecord | None:
+        async with self.db.engine.connect() as conn:
+            row = (await conn.execute(select(auth_client).where(auth_client.c.client_id == client_id))).first()
+        return _record(row) if row else None
+
+    async def list(self) -> list[ClientRecord]:
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(select(auth_client).order_by(auth_client.c.created, auth_client.c.client_id)
+                                       )).all()
+        return [_record(r) for r in rows]
+
+    async def set_active(self, client_id: str, active: bool) -> ClientRecord:
+        async with self.db.transaction() as conn:
+            result = await conn.execute(update(auth_client).where(auth_client.c.client_id == client_id)
+                                        .values(active=active, updated=to_db(utcnow())))
+            if result.rowcount != 1:
+                raise ClientError(f"no client '{client_id}'")
+        return await self.get(client_id)  # type: ignore[return-value]
+
+    async def set_keys(self, client_id: str, jwks: dict | None = None, jwks_url: str | None = None
+                       ) -> ClientRecord:
+        if (jwks is None) == (jwks_url is None):
+            raise ClientError("give the new keys either as a JWK Set (--jwks) or as a URL (--jwks-url)")
+        jwks = check_public_jwks(jwks) if jwks is not None else None
+        jwks_url = check_jwks_url(jwks_url) if jwks_url is not None else None
+        async with self.db.transaction() as conn:
+            result = await conn.execute(update(auth_client).where(auth_client.c.client_id == client_id).values(
+                jwks=json.dumps(jwks) if jwks else None, jwks_url=jwks_url, updated=to_db(utcnow())))
+            if result.rowcount != 1:
+                raise ClientError(f"no client '{client_id}'")
+        return await self.get(client_id)  # type: ignore[return-value]
+
+    async def set_scopes(self, client_id: str, scopes: str) -> ClientRecord:
+        items = check_scopes(scopes)
+        async with self.db.transaction() as conn:
+            result = await conn.execute(update(auth_client).where(auth_client.c.client_id == client_id)
+                                        .values(scopes=" ".join(items), updated=to_db(utcnow())))
+            if result.rowcount != 1:
+                raise ClientError(f"no client '{client_id}'")
+        return await self.get(client_id)  # type: ignore[return-value]
+
+    # --- assertion replay and token revocation --------------------------------------------------------------
+    async def remember_jti(self, client_id: str, jti: str, expires: datetime) -> bool:
+        """Record an assertion's jti; False if it was already used (the primary key decides, across workers)."""
+        now = to_db(utcnow())
+        try:
+            async with self.db.transaction() as conn:
+                await conn.execute(delete(auth_used_jti).where(auth_used_jti.c.expires < now))
+                await conn.execute(insert(auth_used_jti).values(client_id=client_id, jti=jti[:255],
+                                                                expires=to_db(expires)))
+        except IntegrityError:
+            return False
+        return True
+
+    async def revoke_token(self, jti: str, client_id: str, expires: datetime) -> None:
+        now = to_db(utcnow())
+        async with self.db.transaction() as conn:
+            await conn.execute(delete(auth_revoked_token).where(auth_revoked_token.c.expires < now))
+            exists = (await conn.execute(select(auth_revoked_token.c.jti)
+                                         .where(auth_revoked_token.c.jti == jti))).first()
+            if not exists:
+                await conn.execute(insert(auth_revoked_token).values(jti=jti, client_id=client_id,
+                                                                     expires=to_db(expires)))
+
+    async def token_state(self, client_id: str, jti: str) -> tuple[ClientRecord | None, bool]:
+        """The client behind a token and whether the token was revoked: one round trip per request."""
+        async with self.db.engine.connect() as conn:
+            row = (await conn.execute(select(auth_client).where(auth_client.c.client_id == client_id))).first()
+            revoked = (await conn.execute(select(auth_revoked_token.c.jti)
+                                          .where(auth_revoked_token.c.jti == jti))).first() is not None
+        return (_record(row) if row else None), revoked

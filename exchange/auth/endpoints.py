@@ -1,0 +1,148 @@
+"""HTTP routes of the authorisation server: token, introspection, revocation, the SMART discovery document and
+the exchange's JWKS. Thin: read the form, run authlib (exchange.auth.server) in a worker thread, record the
+outcome for the audit log, answer RFC 6749 JSON.
+"""
+from __future__ import annotations
+
+import uuid
+from urllib.parse import parse_qsl
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from authlib.oauth2.rfc6749.errors import InsecureTransportError
+
+from exchange.auth import discovery
+from exchange.auth.server import ExchangeAuthServer, FormRequest, duplicate_parameter, invalid_request
+from exchange.auth.service import (INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, SMART_CONFIG_PATH, TOKEN_PATH,
+                                   auth_service)
+from exchange.context import RequestContext
+from exchange.errors import BadRequest, FhirError, Forbidden, Unauthorized
+from exchange.fhir.http import read_body
+from exchange.unit import Event, Failure, open_unit, record_failure
+
+MAX_FORM_BYTES = 16 * 1024
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+router = APIRouter()
+
+
+def anonymous_context(request: Request) -> RequestContext:
+    """The caller before it has proved who it is (refused token requests are recorded under it)."""
+    return RequestContext(client_id=None, organization_id=None, role="anonymous",
+                          remote_addr=request.client.host if request.client else None,
+                          request_id=getattr(request.state, "request_id", None) or str(uuid.uuid4()))
+
+
+async def _form(request: Request) -> list[tuple[str, str]] | tuple[int, dict, list]:
+    content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        return invalid_request("The request must be application/x-www-form-urlencoded")
+    try:
+        raw = await read_body(request, MAX_FORM_BYTES)
+        return parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except FhirError:
+        return invalid_request(f"The request body is larger than {MAX_FORM_BYTES} bytes")
+    except UnicodeDecodeError:
+        return invalid_request("The request body is not UTF-8")
+
+
+def _respond(status: int, body: dict, headers: list) -> JSONResponse:
+    out = {k: v for k, v in headers if k.lower() != "content-type"}
+    out.update(_NO_STORE)
+    if status == 400 and body.get("error") == "invalid_client":
+        status = 401  # RFC 6749 §5.2 allows 401; a failed client authentication is one
+    return JSONResponse(body, status_code=status, headers=out)
+
+
+def _refusal(body: dict) -> FhirError:
+    """The refusal as the audit log sees it: the OAuth error code and description, never the assertion."""
+    text = f"{body.get('error')}: {body.get('error_description') or ''}".strip()
+    if body.get("error") == "invalid_client":
+        return Unauthorized(text)
+    if body.get("error") == "invalid_scope":
+        return Forbidden(text)
+    return BadRequest(text)
+
+
+async def _run(request: Request, endpoint: str, url: str) -> tuple[ExchangeAuthServer, int, dict, list]:
+    exchange = request.app.state.exchange
+    service = auth_service(exchange)
+    server = ExchangeAuthServer(service, await exchange.keys.current(), await exchange.keys.public_jwks(),
+                                endpoint)
+    pairs = await _form(request)
+    if isinstance(pairs, tuple):
+        return server, *pairs
+    duplicate = duplicate_parameter(pairs)
+    if duplicate:
+        return server, *invalid_request(f"The parameter '{duplicate}' appears more than once")
+    try:
+        oauth_request = FormRequest(url, dict(pairs), dict(request.headers))
+    except InsecureTransportError as error:  # EXCHANGE_PUBLIC_BASE_URL is plain http on a non-loopback host
+        return server, *error(None)
+    if endpoint == "token":
+        status, body, headers = await anyio.to_thread.run_sync(server.create_token_response, oauth_request)
+    else:
+        status, body, headers = await anyio.to_thread.run_sync(server.create_endpoint_response, endpoint,
+                                                                oauth_request)
+    return server, status, body, headers
+
+
+def _client_context(request: Request, server: ExchangeAuthServer) -> RequestContext:
+    anonymous = anonymous_context(request)
+    client, issued = server.attempt.client, server.attempt.issued
+    if client is None:
+        return anonymous
+    return RequestContext(client_id=client.client_id, organization_id=client.organization_id, role=client.role,
+                          scopes=frozenset(issued.scope.split()) if issued else frozenset(),
+                          remote_addr=anonymous.remote_addr, request_id=anonymous.request_id,
+                          token_id=issued.jti if issued else None)
+
+
+@router.post(TOKEN_PATH, summary="OAuth 2 token endpoint (client_credentials + private_key_jwt)", tags=["auth"])
+async def token(request: Request) -> Response:
+    exchange = request.app.state.exchange
+    server, status, body, headers = await _run(request, "token", auth_service(exchange).urls.token)
+    ctx = _client_context(request, server)
+    if status == 200:
+        async with open_unit(exchange, ctx, "token") as unit:
+            unit.record(Event("token", "E"))
+    else:
+        await record_failure(exchange, Failure(ctx, "token", None, None, _refusal(body)))
+    return _respond(status, body, headers)
+
+
+@router.post(INTROSPECT_PATH, summary="OAuth 2 token introspection (RFC 7662)", tags=["auth"])
+async def introspect(request: Request) -> Response:
+    exchange = request.app.state.exchange
+    server, status, body, headers = await _run(request, "introspection", auth_service(exchange).urls.introspection)
+    if status != 200:
+        await record_failure(exchange, Failure(_client_context(request, server), "introspect", None, None,
+                                               _refusal(body)))
+    return _respond(status, body, headers)
+
+
+@router.post(REVOKE_PATH, summary="OAuth 2 token revocation (RFC 7009)", tags=["auth"])
+async def revoke(request: Request) -> Response:
+    exchange = request.app.state.exchange
+    server, status, body, headers = await _run(request, "revocation", auth_service(exchange).urls.revocation)
+    ctx = _client_context(request, server)
+    if status == 200:
+        if server.attempt.notes.get("revoked"):
+            async with open_unit(exchange, ctx, "revoke") as unit:
+                unit.record(Event("revoke", "E"))
+    else:
+        await record_failure(exchange, Failure(ctx, "revoke", None, None, _refusal(body)))
+    return _respond(status, body, headers)
+
+
+@router.get(SMART_CONFIG_PATH, summary="SMART configuration (discovery)", tags=["auth"])
+async def smart_configuration(request: Request) -> Response:
+    return JSONResponse(discovery.smart_configuration(auth_service(request.app.state.exchange)))
+
+
+@router.get(JWKS_PATH, summary="The exchange's public signing keys", tags=["auth"])
+async def jwks(request: Request) -> Response:
+    return JSONResponse(await request.app.state.exchange.keys.public_jwks(),
+                        headers={"Cache-Control": "public, max-age=300"})
