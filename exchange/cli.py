@@ -17,6 +17,10 @@ orgs_app = typer.Typer(help="The directory of organisations.", no_args_is_help=T
 app.add_typer(db_app, name="db")
 app.add_typer(orgs_app, name="orgs")
 
+from exchange.notify.cli import worker as _worker  # noqa: E402
+
+app.command("worker")(_worker)
+
 DatabaseOption = typer.Option(None, "--database-url", help="SQLAlchemy async URL (env EXCHANGE_DATABASE_URL)")
 
 

@@ -50,6 +50,33 @@ class Settings(BaseSettings):
     jwks_allow_loopback: bool = Field(
         default=False, description="Allow JWKS URLs on loopback (http too): development and tests only.")
 
+    # Notifications (exchange.notify): delivery of FHIR Subscriptions.
+    notify_dispatch_in_server: bool = Field(
+        default=True, description="Run the notification dispatcher inside `exchange serve` (the embedded default). "
+                                  "Turn off when `exchange worker` processes deliver instead.")
+    notify_poll_interval: float = Field(default=1.0, description="Seconds between dispatcher polls when idle.")
+    notify_concurrency: int = Field(default=8, description="Subscriptions one dispatcher delivers to at once.")
+    notify_lease_seconds: float = Field(
+        default=60.0, description="How long a dispatcher's claim on a subscription lasts without renewal; a "
+                                  "crashed worker's claim expires after this. Must exceed the delivery time-out.")
+    notify_retry_base: float = Field(default=2.0, description="First retry delay in seconds (doubles each time).")
+    notify_retry_max_delay: float = Field(default=300.0, description="Longest delay between two retries.")
+    notify_retry_period: float = Field(
+        default=3600.0, description="Seconds of failed deliveries after which a subscription goes to `error` "
+                                    "(its undelivered events are kept and sent when it is re-activated).")
+    notify_default_timeout: float = Field(default=10.0, description="Delivery time-out when the Subscription "
+                                                                    "has no backport-timeout.")
+    notify_max_timeout: float = Field(default=30.0, description="Largest backport-timeout accepted.")
+    notify_max_count: int = Field(default=100, description="Largest backport-max-count (events per notification).")
+    notify_min_heartbeat: int = Field(default=10, description="Smallest backport-heartbeat-period in seconds.")
+    notify_allow_loopback: bool = Field(
+        default=False, description="Accept channel endpoints on loopback (also over http): development and tests "
+                                   "only. Otherwise endpoints must be https and not loopback or link-local.")
+    notify_allow_full_resource: bool = Field(
+        default=False, description="Allow `full-resource` payloads (survivor data in notifications). Off by default: "
+                                   "receivers fetch with their own token.")
+    notify_events_max: int = Field(default=100, description="Most events one $events call returns.")
+
     @property
     def base_url(self) -> str:
         if self.public_base_url:

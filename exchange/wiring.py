@@ -13,4 +13,7 @@ def build(settings: Settings) -> Exchange:
     from exchange import auth
 
     auth.install(exchange)
+    from exchange.notify import install as install_notify
+
+    install_notify(exchange)
     return exchange

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 RESOURCE_TYPES: tuple[str, ...] = (
     "ServiceRequest", "Task", "Patient", "Consent", "Organization", "HealthcareService", "Location",
-    "Practitioner", "PractitionerRole", "DocumentReference", "Procedure",
+    "Practitioner", "PractitionerRole", "DocumentReference", "Procedure", "Subscription",
 )
 
 
@@ -118,6 +118,13 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
         _p("status", "token", "status"),
         _p("type", "token", "type"),
         _p("author", "reference", "author", targets=("Organization", "Practitioner", "PractitionerRole")),
+    )},
+    "Subscription": {p.name: p for p in (
+        _p("status", "token", "status"),
+        _p("criteria", "string", "criteria", doc="The topic canonical"),
+        _p("url", "token", "channel.endpoint", doc="The rest-hook endpoint"),
+        _p("type", "token", "channel.type"),
+        _p("payload", "token", "channel.payload"),
     )},
     "Procedure": {p.name: p for p in (
         _p("identifier", "token", "identifier"),

@@ -1,0 +1,51 @@
+"""The outbox hook: before a unit of work commits, each Task or ServiceRequest it created or updated becomes a
+numbered event row for every live subscription whose topic and filters match, in the SAME transaction. A change
+therefore never commits without its notifications, and a rolled-back change leaves none."""
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from exchange.notify import queue
+from exchange.notify.spec import SubscriptionSpec
+from exchange.notify.topics import TOPIC_TYPES, filter_matches, topics_for
+from exchange.store.repository import utcnow
+from exchange.unit import Failure, Unit
+
+_TRIGGERS = {"create": "C", "update": "U"}
+
+
+class OutboxHook:
+    async def before_commit(self, unit: Unit) -> None:
+        changes = [e for e in unit.events if e.resource_type in TOPIC_TYPES and e.stored is not None
+                   and _TRIGGERS.get(e.interaction) == e.action]
+        if not changes:
+            return
+        by_topic: dict[str, list] = {}
+        matched: dict[str, list] = {}  # subscription id -> events, in the unit's order
+        for event in changes:
+            body = event.stored.resource
+            parties: set[str] | None = None
+            for topic in topics_for(event.resource_type, event.interaction):
+                if topic.canonical not in by_topic:
+                    by_topic[topic.canonical] = await queue.states_for_topic(unit.conn, topic.canonical)
+                for row in by_topic[topic.canonical]:
+                    spec = SubscriptionSpec.loads(row.spec)
+                    if not await filter_matches(unit.repo, topic, spec.filters, event.resource_id, body):
+                        continue
+                    if row.organization_id is not None:  # only what the subscriber may see
+                        if parties is None:
+                            parties = await unit.repo.parties(event.resource_type, event.resource_id)
+                        if row.organization_id not in parties:
+                            continue
+                    matched.setdefault(row.subscription_id, []).append(event)
+        now = utcnow()
+        for subscription_id in sorted(matched):  # one lock order for every transaction: no deadlocks
+            for event in matched[subscription_id]:
+                number = await queue.take_event_number(unit.conn, subscription_id)
+                await queue.enqueue(unit.conn, subscription_id, "event-notification", now, event_number=number,
+                                    focus_type=event.resource_type, focus_id=event.resource_id,
+                                    focus_version=event.version_id,
+                                    method="POST" if event.interaction == "create" else "PUT")
+
+    async def on_failure(self, conn: AsyncConnection, failure: Failure) -> None:
+        return None  # a failed change has no events: its transaction (and its outbox rows) rolled back

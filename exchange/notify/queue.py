@@ -1,0 +1,97 @@
+"""SQL over the notification tables: subscription state, event numbers and outbox rows.
+
+Used inside the caller's transaction (the unit of work of a change, or one dispatcher step); never commits itself.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from exchange.notify.bundle import NotificationEvent
+from exchange.notify.spec import SubscriptionSpec
+from exchange.notify.tables import notification_outbox as outbox, subscription_state as state
+from exchange.store.repository import Repository, from_db, to_db
+
+LIVE = ("requested", "active", "error")  # statuses whose events are numbered and kept (error: delivered later)
+DELIVERING = ("requested", "active")
+
+
+async def insert_state(conn: AsyncConnection, subscription_id: str, organization_id: str | None,
+                       spec: SubscriptionSpec, status: str, now: datetime) -> None:
+    await conn.execute(insert(state).values(subscription_id=subscription_id, organization_id=organization_id,
+                                            topic=spec.topic, status=status, spec=spec.dumps(), events_counter=0,
+                                            created=to_db(now)))
+
+
+async def get_state(conn: AsyncConnection, subscription_id: str):  # noqa: ANN201
+    return (await conn.execute(select(state).where(state.c.subscription_id == subscription_id))).first()
+
+
+async def set_state(conn: AsyncConnection, subscription_id: str, **values) -> int:
+    result = await conn.execute(update(state).where(state.c.subscription_id == subscription_id).values(**values))
+    return result.rowcount
+
+
+async def states_for_topic(conn: AsyncConnection, topic: str) -> list:
+    return list((await conn.execute(select(state).where(state.c.topic == topic, state.c.status.in_(LIVE))
+                                    .order_by(state.c.subscription_id))).all())
+
+
+async def take_event_number(conn: AsyncConnection, subscription_id: str) -> int:
+    """The next event number of a subscription. The UPDATE locks the counter row until the transaction ends, so
+    numbers are gap-free and concurrent changes get them in commit order."""
+    result = await conn.execute(update(state).where(state.c.subscription_id == subscription_id)
+                                .values(events_counter=state.c.events_counter + 1)
+                                .returning(state.c.events_counter))
+    return int(result.scalar_one())
+
+
+async def enqueue(conn: AsyncConnection, subscription_id: str, kind: str, now: datetime, *,
+                  event_number: int | None = None, focus_type: str | None = None, focus_id: str | None = None,
+                  focus_version: int | None = None, method: str | None = None) -> None:
+    await conn.execute(insert(outbox).values(subscription_id=subscription_id, kind=kind, event_number=event_number,
+                                             focus_type=focus_type, focus_id=focus_id, focus_version=focus_version,
+                                             method=method, occurred=to_db(now), state="pending", attempts=0))
+
+
+async def cancel_pending(conn: AsyncConnection, subscription_id: str, kinds: tuple[str, ...] | None = None) -> None:
+    where = [outbox.c.subscription_id == subscription_id, outbox.c.state == "pending"]
+    if kinds:
+        where.append(outbox.c.kind.in_(kinds))
+    await conn.execute(update(outbox).where(*where).values(state="cancelled"))
+
+
+async def pending_rows(conn: AsyncConnection, subscription_id: str, limit: int) -> list:
+    """The subscription's queue head: a pending handshake first, then everything else in the order written."""
+    return list((await conn.execute(
+        select(outbox).where(outbox.c.subscription_id == subscription_id, outbox.c.state == "pending")
+        .order_by((outbox.c.kind != "handshake"), outbox.c.id).limit(limit))).all())
+
+
+async def events_between(conn: AsyncConnection, subscription_id: str, since: int, until: int, limit: int) -> list:
+    return list((await conn.execute(
+        select(outbox).where(outbox.c.subscription_id == subscription_id, outbox.c.kind == "event-notification",
+                             outbox.c.event_number >= since, outbox.c.event_number <= until)
+        .order_by(outbox.c.event_number).limit(limit))).all())
+
+
+async def counts(conn: AsyncConnection, subscription_id: str) -> dict[str, int]:
+    rows = (await conn.execute(select(outbox.c.state, func.count()).where(
+        and_(outbox.c.subscription_id == subscription_id, outbox.c.kind == "event-notification"))
+        .group_by(outbox.c.state))).all()
+    return {r[0]: int(r[1]) for r in rows}
+
+
+async def load_events(repo: Repository, rows: list, payload: str) -> list[NotificationEvent]:
+    """Outbox rows as notification events (with the focus version's JSON for full-resource)."""
+    events = []
+    for item in rows:
+        content = None
+        if payload == "full-resource":
+            version = await repo.vread(item.focus_type, item.focus_id, item.focus_version)
+            content = version.content if version is not None and not version.deleted else None
+        events.append(NotificationEvent(int(item.event_number), from_db(item.occurred), item.focus_type,
+                                        item.focus_id, item.focus_version, item.method, content))
+    return events

@@ -1,0 +1,84 @@
+"""Fixtures for notification tests: settings with a fast dispatcher, partner clients, a dispatcher the test drives,
+and realistic referrals (Patient + Consent naming the receiver + ServiceRequest + Task)."""
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi import Request
+
+from exchange.context import RequestContext, system_context
+from exchange.notify.dispatcher import Dispatcher
+from exchange.settings import Settings
+from tests.conftest import BASE
+
+PARTNER_SCOPES = frozenset({"system/Patient.cruds", "system/Consent.cruds", "system/ServiceRequest.cruds",
+                            "system/Task.cruds", "system/Subscription.cruds", "system/Organization.rs"})
+
+
+@pytest.fixture
+def settings(database_url, tmp_path) -> Settings:
+    """The test dispatcher is driven by each test (not the server's): fast polls, immediate retries."""
+    return Settings(database_url=database_url, state_dir=tmp_path / "state", host="127.0.0.1", port=8080,
+                    notify_dispatch_in_server=False, notify_allow_loopback=True, notify_poll_interval=0.02,
+                    notify_retry_base=0.0, notify_retry_max_delay=0.0, notify_min_heartbeat=1,
+                    notify_lease_seconds=5.0)
+
+
+def _test_context(request: Request) -> RequestContext:
+    """Partner identity named by a test header (until real partner tokens are available to these tests)."""
+    org = request.headers.get("x-test-organization")
+    if not org:
+        return system_context(remote_addr="127.0.0.1")
+    return RequestContext(client_id=f"client-{org}", organization_id=org, role="partner", scopes=PARTNER_SCOPES,
+                          remote_addr="127.0.0.1")
+
+
+@pytest.fixture
+async def partner(app):
+    """partner(org_id) -> an HTTP client acting for that organisation."""
+    from exchange.auth.bearer import request_context
+
+    app.dependency_overrides[request_context] = _test_context
+    clients: list[httpx.AsyncClient] = []
+
+    def make(organization_id: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50001))
+        http = httpx.AsyncClient(transport=transport, base_url=BASE,
+                                 headers={"Content-Type": "application/fhir+json",
+                                          "X-Test-Organization": organization_id})
+        clients.append(http)
+        return http
+
+    yield make
+    for http in clients:
+        await http.aclose()
+
+
+@pytest.fixture
+async def system(app):
+    from exchange.auth.bearer import request_context
+
+    app.dependency_overrides[request_context] = _test_context
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url=BASE,
+                                 headers={"Content-Type": "application/fhir+json"}) as http:
+        yield http
+
+
+@pytest.fixture
+async def dispatcher(app, exchange):
+    d = Dispatcher(exchange, worker_id="test-dispatcher")
+    yield d
+    await d.stop()
+
+
+@pytest.fixture
+async def orgs(system) -> dict[str, str]:
+    """A hotline (sends referrals), a shelter (receives them) and a clinic (another organisation)."""
+    ids = {}
+    for key, name in (("hotline", "National GBV Hotline"), ("shelter", "Safe House Shelter"),
+                      ("clinic", "Riverside Clinic")):
+        r = await system.post("/Organization", json={"resourceType": "Organization", "name": name, "active": True})
+        assert r.status_code == 201, r.text
+        ids[key] = r.json()["id"]
+    return ids
