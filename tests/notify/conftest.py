@@ -82,3 +82,12 @@ async def orgs(system) -> dict[str, str]:
         assert r.status_code == 201, r.text
         ids[key] = r.json()["id"]
     return ids
+
+
+@pytest.fixture
+def receiver():
+    from tests.notify.receiver import LoopbackReceiver
+
+    r = LoopbackReceiver()
+    yield r
+    r.close()

@@ -1,0 +1,73 @@
+"""Delivery that survives a stopped or crashed dispatcher, against a real receiver over loopback."""
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from exchange.notify.dispatcher import Dispatcher
+from tests.notify.referrals import create_referral, create_task, subscription
+
+
+async def _until(condition, what: str, seconds: float = 30.0) -> None:
+    """Wait for `condition()`; the deadline only guards against a hang."""
+    for _ in range(int(seconds / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+async def _three_subscriptions_and_ten_referral_tasks(system, orgs, receiver) -> None:
+    filters = ([f"Task?owner=Organization/{orgs['shelter']}"], [f"Task?requester=Organization/{orgs['hotline']}"],
+               [f"Task?owner=Organization/{orgs['shelter']}&code=fulfill&status=requested"])
+    for i, f in enumerate(filters):
+        r = await system.post("/Subscription", json=subscription(receiver.url(f"s{i}"), f))
+        assert r.status_code == 201, r.text
+    referral = await create_referral(system, orgs["hotline"], orgs["shelter"])
+    for _ in range(9):
+        await create_task(system, orgs["hotline"], orgs["shelter"], referral["request"]["id"],
+                          referral["patient"]["id"])
+
+
+async def test_dispatcher_stopped_mid_batch_resumes_in_order_without_duplicates(system, orgs, exchange, receiver):
+    await _three_subscriptions_and_ten_referral_tasks(system, orgs, receiver)
+    reached, release = threading.Event(), threading.Event()
+
+    def hold_fifth_event(_path: str, bundle: dict) -> None:
+        if bundle["entry"][0]["resource"]["parameter"][3]["valueCode"] == "event-notification":
+            if receiver.event_count() == 4:
+                reached.set()
+                release.wait(10)
+
+    receiver.before_answer = hold_fifth_event
+    first = Dispatcher(exchange, worker_id="first")
+    await first.start()
+    await _until(reached.is_set, "the fifth event delivery")
+    stopping = asyncio.create_task(first.stop())  # stop while a delivery is in flight
+    await asyncio.sleep(0)
+    release.set()
+    await stopping
+    delivered_before_restart = receiver.event_count()
+    assert 5 <= delivered_before_restart < 30  # stopped mid-batch: the rest is still in the outbox
+
+    second = Dispatcher(exchange, worker_id="second")
+    await second.run_until_idle()
+    await second.stop()
+    assert receiver.events() == {f"/s{i}": list(range(1, 11)) for i in range(3)}  # all, in order, once each
+
+
+async def test_crashed_workers_claim_expires_and_another_delivers(system, orgs, exchange, receiver):
+    await _three_subscriptions_and_ten_referral_tasks(system, orgs, receiver)
+    exchange.settings.notify_lease_seconds = 0.5
+    crashed = Dispatcher(exchange, worker_id="crashed")
+    assert len(await crashed.claim(10)) == 3  # claims everything, then dies without delivering
+    survivor = Dispatcher(exchange, worker_id="survivor")
+    await survivor.run_until_idle()
+    assert receiver.received == []  # the claims are still held
+    await asyncio.sleep(0.6)
+    await survivor.run_until_idle()
+    await survivor.stop()
+    assert receiver.events() == {f"/s{i}": list(range(1, 11)) for i in range(3)}
+    handshakes = [b for _, b, _ in receiver.received if b["entry"][0]["resource"]["parameter"][3]["valueCode"]
+                  == "handshake"]
+    assert len(handshakes) == 3
