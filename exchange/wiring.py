@@ -10,10 +10,8 @@ from exchange.settings import Settings
 
 def build(settings: Settings) -> Exchange:
     exchange = Exchange.from_settings(settings)
-    from exchange import auth
+    from exchange import auth, notify
 
     auth.install(exchange)
-    from exchange.notify import install as install_notify
-
-    install_notify(exchange)
+    notify.install(exchange)
     return exchange

@@ -60,8 +60,8 @@ async def status_type(exchange: Exchange, ctx: RequestContext, params: list[tupl
     async with open_unit(exchange, ctx, "operation", "Subscription") as unit:
         check_permission(ctx, "Subscription", "r")
         query = select(state).order_by(state.c.created).limit(exchange.settings.max_page_size)
-        if not (ctx.is_system or ctx.organization_id is None):
-            query = query.where(state.c.organization_id == ctx.organization_id)
+        if not ctx.is_system:
+            query = query.where(state.c.organization_id == (ctx.organization_id or ""))
         if ids:
             query = query.where(state.c.subscription_id.in_(ids))
         if statuses:

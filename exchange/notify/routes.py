@@ -35,25 +35,32 @@ async def _params(request: Request) -> list[tuple[str, str]]:
     return params
 
 
-@router.get("/$topics", summary="The subscription topics this server supports")
+@router.get("/$topics", summary="The subscription topics this server supports", operation_id="subscription_topics")
 async def list_topics(request: Request, ctx: RequestContext = Ctx) -> Response:  # noqa: ARG001
     return _render(operations.topics(), request)
 
 
-@router.api_route("/$status", methods=["GET", "POST"], summary="$status of the caller's subscriptions")
+@router.get("/$status", summary="$status of the caller's subscriptions", operation_id="subscription_status_type")
+@router.post("/$status", summary="$status of the caller's subscriptions (POST)",
+             operation_id="subscription_status_type_post")
 async def status_type(request: Request, ctx: RequestContext = Ctx) -> Response:
     exchange = request.app.state.exchange
     return _render(await operations.status_type(exchange, ctx, await _params(request)), request)
 
 
-@router.api_route("/{subscription_id}/$status", methods=["GET", "POST"], summary="$status of one subscription")
+@router.get("/{subscription_id}/$status", summary="$status of one subscription",
+            operation_id="subscription_status")
+@router.post("/{subscription_id}/$status", summary="$status of one subscription (POST)",
+             operation_id="subscription_status_post")
 async def status_instance(subscription_id: str, request: Request, ctx: RequestContext = Ctx) -> Response:
     exchange = request.app.state.exchange
     return _render(await operations.status_instance(exchange, ctx, subscription_id), request)
 
 
-@router.api_route("/{subscription_id}/$events", methods=["GET", "POST"],
-                  summary="$events: replay a subscription's events by event number")
+@router.get("/{subscription_id}/$events", summary="$events: replay a subscription's events by event number",
+            operation_id="subscription_events")
+@router.post("/{subscription_id}/$events", summary="$events with a Parameters body",
+             operation_id="subscription_events_post")
 async def events(subscription_id: str, request: Request, ctx: RequestContext = Ctx) -> Response:
     exchange = request.app.state.exchange
     return _render(await operations.events(exchange, ctx, subscription_id, await _params(request)), request)

@@ -20,7 +20,7 @@ async def check_entitled(unit: Unit, spec: SubscriptionSpec) -> None:
     requester, performer) names only its own organisation, or an `_id` filter names requests it can already see."""
     ctx = unit.ctx
     topic = spec.topic_definition
-    if ctx.is_system or (ctx.role == "admin" and ctx.organization_id is None):
+    if ctx.is_system:
         return
     if ctx.role != "partner" or ctx.organization_id is None:
         raise Forbidden("Only partner organisations subscribe to referral events", code="forbidden")

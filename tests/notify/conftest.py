@@ -11,8 +11,8 @@ from exchange.notify.dispatcher import Dispatcher
 from exchange.settings import Settings
 from tests.conftest import BASE
 
-PARTNER_SCOPES = frozenset({"system/Patient.cruds", "system/Consent.cruds", "system/ServiceRequest.cruds",
-                            "system/Task.cruds", "system/Subscription.cruds", "system/Organization.rs"})
+PARTNER_SCOPES = ("system/Patient.cruds system/Consent.cruds system/ServiceRequest.cruds system/Task.cruds "
+                  "system/Subscription.cruds system/Organization.rs")
 
 
 @pytest.fixture
@@ -24,41 +24,30 @@ def settings(database_url, tmp_path) -> Settings:
                     notify_lease_seconds=5.0)
 
 
-def _test_context(request: Request) -> RequestContext:
-    """Partner identity named by a test header (until real partner tokens are available to these tests)."""
-    org = request.headers.get("x-test-organization")
-    if not org:
-        return system_context(remote_addr="127.0.0.1")
-    return RequestContext(client_id=f"client-{org}", organization_id=org, role="partner", scopes=PARTNER_SCOPES,
-                          remote_addr="127.0.0.1")
-
-
 @pytest.fixture
-async def partner(app):
-    """partner(org_id) -> an HTTP client acting for that organisation."""
-    from exchange.auth.bearer import request_context
+async def partner(make_client):
+    """`await partner(org_id)` -> an HTTP client of that organisation with a real partner access token."""
+    clients: dict[str, httpx.AsyncClient] = {}
 
-    app.dependency_overrides[request_context] = _test_context
-    clients: list[httpx.AsyncClient] = []
+    async def get(organization_id: str) -> httpx.AsyncClient:
+        if organization_id not in clients:
+            clients[organization_id] = await make_client(organization_id, role="partner", scopes=PARTNER_SCOPES)
+        return clients[organization_id]
 
-    def make(organization_id: str) -> httpx.AsyncClient:
-        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50001))
-        http = httpx.AsyncClient(transport=transport, base_url=BASE,
-                                 headers={"Content-Type": "application/fhir+json",
-                                          "X-Test-Organization": organization_id})
-        clients.append(http)
-        return http
-
-    yield make
-    for http in clients:
-        await http.aclose()
+    return get
 
 
 @pytest.fixture
 async def system(app):
+    """A client acting as the exchange itself when it sends no token; token-bearing clients stay themselves."""
     from exchange.auth.bearer import request_context
 
-    app.dependency_overrides[request_context] = _test_context
+    async def context(request: Request) -> RequestContext:
+        if request.headers.get("authorization"):
+            return await request_context(request)
+        return system_context(remote_addr="127.0.0.1")
+
+    app.dependency_overrides[request_context] = context
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
     async with httpx.AsyncClient(transport=transport, base_url=BASE,
                                  headers={"Content-Type": "application/fhir+json"}) as http:

@@ -85,9 +85,9 @@ async def test_handshake_failure_puts_subscription_in_error(system, orgs, dispat
 async def test_id_only_notification_reaches_the_receiver_and_nobody_else(partner, orgs, dispatcher, httpx_mock):
     shelter_hook = Receiver(httpx_mock, SHELTER_HOOK)
     clinic_hook = Receiver(httpx_mock, CLINIC_HOOK)
-    shelter_sid = await _subscribe(partner(orgs["shelter"]), SHELTER_HOOK, orgs["shelter"])
-    await _subscribe(partner(orgs["clinic"]), CLINIC_HOOK, orgs["clinic"])
-    referral = await create_referral(partner(orgs["hotline"]), orgs["hotline"], orgs["shelter"])
+    shelter_sid = await _subscribe((await partner(orgs["shelter"])), SHELTER_HOOK, orgs["shelter"])
+    await _subscribe((await partner(orgs["clinic"])), CLINIC_HOOK, orgs["clinic"])
+    referral = await create_referral((await partner(orgs["hotline"])), orgs["hotline"], orgs["shelter"])
     await dispatcher.run_until_idle()
     assert len(clinic_hook.bundles("event-notification")) == 0
     [bundle] = shelter_hook.bundles("event-notification")
@@ -108,13 +108,13 @@ async def test_id_only_notification_reaches_the_receiver_and_nobody_else(partner
 
 async def test_owner_accepting_notifies_the_requester(partner, orgs, dispatcher, httpx_mock):
     hotline_hook = Receiver(httpx_mock, "https://hotline.example.org/hook")
-    hotline = partner(orgs["hotline"])
+    hotline = await partner(orgs["hotline"])
     r = await hotline.post("/Subscription", json=subscription(
         "https://hotline.example.org/hook", [f"Task?requester=Organization/{orgs['hotline']}&status=accepted"]))
     assert r.status_code == 201, r.text
     referral = await create_referral(hotline, orgs["hotline"], orgs["shelter"])
     task = referral["task"] | {"status": "accepted"}
-    r = await partner(orgs["shelter"]).put(f"/Task/{task['id']}", json=task)
+    r = await (await partner(orgs["shelter"])).put(f"/Task/{task['id']}", json=task)
     assert r.status_code == 200, r.text
     await dispatcher.run_until_idle()
     [bundle] = hotline_hook.bundles("event-notification")
@@ -197,7 +197,7 @@ async def test_max_count_batches_events_in_one_notification(system, orgs, dispat
 
 async def test_authorisation_is_checked_again_when_sending(system, partner, orgs, exchange, dispatcher, httpx_mock):
     shelter = Receiver(httpx_mock, SHELTER_HOOK)
-    shelter_client = partner(orgs["shelter"])
+    shelter_client = await partner(orgs["shelter"])
     sid = await _subscribe(shelter_client, SHELTER_HOOK, orgs["shelter"])
     r = await system.post("/Subscription", json=subscription(SHELTER_HOOK, []))  # the exchange's own: no org
     assert r.status_code == 201

@@ -18,7 +18,7 @@ async def _setup(partner, orgs, dispatcher, httpx_mock, script=()):
         return httpx.Response(answers.pop(0) if answers else 200)
 
     httpx_mock.add_callback(answer, url=HOOK, is_reusable=True, is_optional=True)
-    shelter = partner(orgs["shelter"])
+    shelter = await partner(orgs["shelter"])
     r = await shelter.post("/Subscription", json=subscription(HOOK, [f"Task?owner=Organization/{orgs['shelter']}"]))
     sid = r.json()["id"]
     await dispatcher.run_until_idle()
@@ -27,11 +27,11 @@ async def _setup(partner, orgs, dispatcher, httpx_mock, script=()):
 
 async def test_status_counts_events_and_shows_only_own_subscriptions(partner, orgs, dispatcher, httpx_mock):
     shelter, sid, _ = await _setup(partner, orgs, dispatcher, httpx_mock)
-    clinic = partner(orgs["clinic"])
+    clinic = await partner(orgs["clinic"])
     r = await clinic.post("/Subscription", json=subscription("https://clinic.example.org/hook",
                                                              [f"Task?owner=Organization/{orgs['clinic']}"]))
     clinic_sid = r.json()["id"]
-    hotline = partner(orgs["hotline"])
+    hotline = await partner(orgs["hotline"])
     referral = await create_referral(hotline, orgs["hotline"], orgs["shelter"])
     await create_task(hotline, orgs["hotline"], orgs["shelter"], referral["request"]["id"], referral["patient"]["id"])
     await create_referral(hotline, orgs["hotline"], orgs["clinic"])  # not the shelter's
@@ -55,7 +55,7 @@ async def test_status_counts_events_and_shows_only_own_subscriptions(partner, or
 
 async def test_events_replays_a_gap(partner, orgs, dispatcher, httpx_mock):
     shelter, sid, received = await _setup(partner, orgs, dispatcher, httpx_mock)
-    hotline = partner(orgs["hotline"])
+    hotline = await partner(orgs["hotline"])
     referral = await create_referral(hotline, orgs["hotline"], orgs["shelter"])
     tasks = [referral["task"]]
     for _ in range(3):

@@ -46,7 +46,7 @@ async def test_unsupported_subscription_is_refused_with_422(system, orgs, change
 
 
 async def test_partner_may_subscribe_only_to_its_own_referrals(partner, orgs):
-    shelter = partner(orgs["shelter"])
+    shelter = await partner(orgs["shelter"])
     for filters in ([], [f"Task?owner=Organization/{orgs['clinic']}"],
                     [f"Task?owner=Organization/{orgs['shelter']},Organization/{orgs['clinic']}"],
                     ["Task?status=requested"]):
@@ -63,7 +63,7 @@ async def test_partner_may_subscribe_only_to_its_own_referrals(partner, orgs):
     created = r.json()
     assert created["status"] == "requested"
     # another organisation cannot see it, change it or ask its status
-    clinic = partner(orgs["clinic"])
+    clinic = await partner(orgs["clinic"])
     assert (await clinic.get(f"/Subscription/{created['id']}")).status_code == 404
     assert (await clinic.get(f"/Subscription/{created['id']}/$status")).status_code == 404
     assert (await clinic.get(f"/Subscription/{created['id']}/$events")).status_code == 404
