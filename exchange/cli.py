@@ -16,6 +16,9 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 orgs_app = typer.Typer(help="The directory of organisations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(orgs_app, name="orgs")
+from exchange.auth.cli import clients_app  # noqa: E402  (the auth package's own sub-commands)
+
+app.add_typer(clients_app, name="clients")
 
 from exchange.notify.cli import worker as _worker  # noqa: E402
 
@@ -61,9 +64,12 @@ def serve(host: Optional[str] = typer.Option(None, help="Interface to listen on 
     settings = settings_with(database_url, host=host, port=port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if demo:
-        from exchange.demo import load_demo
+        from exchange.auth.demo import instructions, register_demo_clients
 
-        asyncio.run(_with_exchange(settings, load_demo))
+        async def _demo(exchange):  # noqa: ANN001, ANN202
+            return instructions(exchange, await register_demo_clients(exchange))
+
+        typer.echo(asyncio.run(_with_exchange(settings, _demo)))
     application = create_app(settings, build_exchange(settings))
     typer.echo(f"FHIR base: {settings.fhir_base_url}   (GET {settings.fhir_base_url}/metadata)")
     uvicorn.run(application, host=settings.host, port=settings.port, access_log=False, log_level="info")

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from anyio import from_thread
 from authlib.oauth2.rfc6749 import AuthorizationServer, ClientMixin, OAuth2Request
-from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError, InvalidScopeError
+from authlib.oauth2.rfc6749.errors import (InvalidClientError, InvalidRequestError, InvalidScopeError,
+                                          UnsupportedGrantTypeError)
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc7009 import RevocationEndpoint
@@ -106,6 +107,13 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
 
     def get_audiences(self) -> list[str]:
         return self.audiences
+
+    def __call__(self, query_client: Any, request: OAuth2Request) -> Any:
+        form = request.form
+        if form.get("client_assertion_type") != self.CLIENT_ASSERTION_TYPE or not form.get("client_assertion"):
+            raise InvalidClientError(description="Authenticate with a signed client_assertion (private_key_jwt): "
+                                                 f"client_assertion_type={self.CLIENT_ASSERTION_TYPE}")
+        return super().__call__(query_client, request)
 
     def resolve_client_public_key(self, client: OAuthClient) -> KeySet:
         self._client = client
@@ -245,6 +253,13 @@ class ExchangeAuthServer(AuthorizationServer):
         self.register_token_generator("default", self._generate)
         self.register_endpoint(Introspection(self))
         self.register_endpoint(Revocation(self))
+
+    def get_token_grant(self, request: OAuth2Request) -> Any:
+        try:
+            return super().get_token_grant(request)
+        except UnsupportedGrantTypeError as error:
+            error.description = "Only grant_type=client_credentials is supported (SMART Backend Services)"
+            raise
 
     def query_client(self, client_id: str) -> OAuthClient | None:
         record = from_thread.run(self.service.registry.get, client_id)

@@ -1,0 +1,129 @@
+"""`exchange clients ...`: register, list, disable, enable and re-key the partner systems that may get tokens."""
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Optional
+
+import orjson
+import typer
+
+from exchange.auth.clients import ClientError
+
+clients_app = typer.Typer(help="OAuth clients (SMART Backend Services) of partner systems.", no_args_is_help=True)
+DatabaseOption = typer.Option(None, "--database-url", help="SQLAlchemy async URL (env EXCHANGE_DATABASE_URL)")
+
+
+def _run(database_url: Optional[str], work):  # noqa: ANN001, ANN202
+    from exchange.cli import _with_exchange, settings_with
+
+    try:
+        return asyncio.run(_with_exchange(settings_with(database_url), work))
+    except ClientError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _print(value: object) -> None:
+    typer.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
+
+
+def _read_jwks(path: Optional[Path]) -> dict | None:
+    if path is None:
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        typer.echo(f"error: cannot read the JWK Set in {path}: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _registry(exchange):  # noqa: ANN001, ANN202
+    from exchange.auth.service import auth_service
+
+    return auth_service(exchange).registry
+
+
+@clients_app.command("add")
+def add(organization: str = typer.Option(..., help="The client's Organization id in the directory"),
+        role: str = typer.Option("partner", help="partner | auditor | admin"),
+        scope: str = typer.Option(..., help='Registered SMART scopes, e.g. "system/Task.cruds system/*.rs"'),
+        jwks: Optional[Path] = typer.Option(None, help="A file holding the client's public JWK Set"),
+        jwks_url: Optional[str] = typer.Option(None, help="The https URL of the client's JWK Set"),
+        client_id: Optional[str] = typer.Option(None, help="Choose the client id (default: generated)"),
+        label: Optional[str] = typer.Option(None, help="A note for operators (the partner system's name)"),
+        database_url: Optional[str] = DatabaseOption) -> None:
+    """Register a client and print it as JSON (client_id, organization, role, scope)."""
+    keys = _read_jwks(jwks)
+
+    async def work(exchange):  # noqa: ANN001, ANN202
+        return await _registry(exchange).add(organization.removeprefix("Organization/"), role, scope, jwks=keys,
+                                             jwks_url=jwks_url, client_id=client_id, label=label)
+
+    _print(_run(database_url, work).as_json())
+
+
+@clients_app.command("list")
+def list_clients(database_url: Optional[str] = DatabaseOption) -> None:
+    """Print every registered client as JSON."""
+    async def work(exchange):  # noqa: ANN001, ANN202
+        return await _registry(exchange).list()
+
+    _print([c.as_json() for c in _run(database_url, work)])
+
+
+@clients_app.command("disable")
+def disable(client_id: str = typer.Argument(..., help="The client to disable"),
+            database_url: Optional[str] = DatabaseOption) -> None:
+    """Disable a client: it gets no new tokens and its current tokens stop working at once."""
+    async def work(exchange):  # noqa: ANN001, ANN202
+        return await _registry(exchange).set_active(client_id, False)
+
+    _print(_run(database_url, work).as_json())
+
+
+@clients_app.command("enable")
+def enable(client_id: str = typer.Argument(..., help="The client to enable again"),
+           database_url: Optional[str] = DatabaseOption) -> None:
+    """Enable a disabled client."""
+    async def work(exchange):  # noqa: ANN001, ANN202
+        return await _registry(exchange).set_active(client_id, True)
+
+    _print(_run(database_url, work).as_json())
+
+
+@clients_app.command("rotate-keys")
+def rotate_keys(client_id: str = typer.Argument(..., help="The client whose keys change"),
+                jwks: Optional[Path] = typer.Option(None, help="A file holding the new public JWK Set"),
+                jwks_url: Optional[str] = typer.Option(None, help="The new https URL of the client's JWK Set"),
+                database_url: Optional[str] = DatabaseOption) -> None:
+    """Replace a client's registered keys (assertions signed with the old keys are refused from now on)."""
+    keys = _read_jwks(jwks)
+
+    async def work(exchange):  # noqa: ANN001, ANN202
+        return await _registry(exchange).set_keys(client_id, jwks=keys, jwks_url=jwks_url)
+
+    _print(_run(database_url, work).as_json())
+
+
+@clients_app.command("set-scope")
+def set_scope(client_id: str = typer.Argument(..., help="The client whose registered scopes change"),
+              scope: str = typer.Option(..., help="The new registered scopes"),
+              database_url: Optional[str] = DatabaseOption) -> None:
+    """Replace a client's registered scopes (tokens already issued keep theirs until they expire)."""
+    async def work(exchange):  # noqa: ANN001, ANN202
+        return await _registry(exchange).set_scopes(client_id, scope)
+
+    _print(_run(database_url, work).as_json())
+
+
+@clients_app.command("demo")
+def demo(database_url: Optional[str] = DatabaseOption) -> None:
+    """Load the demo directory and register its demo clients (keys under state_dir/demo-clients/)."""
+    from exchange.auth.demo import instructions, register_demo_clients
+
+    async def work(exchange):  # noqa: ANN001, ANN202
+        return instructions(exchange, await register_demo_clients(exchange))
+
+    typer.echo(_run(database_url, work))
