@@ -8,6 +8,7 @@ from typing import Optional
 import orjson
 import typer
 
+from exchange.audit.cli import app as audit_app
 from exchange.settings import Settings, get_settings
 
 app = typer.Typer(help="GBV referral exchange: a FHIR R4 gateway for referrals between organisations.",
@@ -19,6 +20,7 @@ app.add_typer(orgs_app, name="orgs")
 from exchange.auth.cli import clients_app  # noqa: E402  (the auth package's own sub-commands)
 
 app.add_typer(clients_app, name="clients")
+app.add_typer(audit_app, name="audit")
 
 from exchange.notify.cli import worker as _worker  # noqa: E402
 
@@ -40,7 +42,8 @@ def build_exchange(settings: Settings):  # noqa: ANN201
     return build(settings)
 
 
-async def _with_exchange(settings: Settings, work):  # noqa: ANN001, ANN202
+async def run_with_exchange(settings: Settings, work):  # noqa: ANN001, ANN202
+    """Build the exchange, bring the schema up to date, run `work(exchange)`, and close the database."""
     from exchange.store.migrate import upgrade
 
     exchange = build_exchange(settings)
@@ -49,6 +52,9 @@ async def _with_exchange(settings: Settings, work):  # noqa: ANN001, ANN202
         return await work(exchange)
     finally:
         await exchange.db.dispose()
+
+
+_with_exchange = run_with_exchange
 
 
 @app.command()

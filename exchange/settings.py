@@ -33,6 +33,11 @@ class Settings(BaseSettings):
         default=Path.cwd() / "var",
         description="Where the exchange keeps local secrets (its signing key, demo client keys).",
     )
+    audit_checkpoint_interval: float = Field(
+        default=3600, description="Seconds between signed checkpoints of the exchange log while serving (0: off).")
+    retention_days: int | None = Field(
+        default=None, description="Days after a referral closes before its survivor data is purged "
+                                  "(`exchange audit purge`); None keeps it. The audit log is never purged.")
 
     # --- OAuth 2 (SMART Backend Services), see exchange/auth ---------------------------------------------------
     access_token_seconds: int = Field(default=300, description="Lifetime of an access token.")

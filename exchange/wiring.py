@@ -14,4 +14,7 @@ def build(settings: Settings) -> Exchange:
 
     auth.install(exchange)
     notify.install(exchange)
+    from exchange.audit.wiring import register as register_audit
+
+    register_audit(exchange)  # keep last: the audit hook locks the chain head and should run just before commit
     return exchange

@@ -85,7 +85,7 @@ def _split_values(raw: str) -> list[str]:
     return out
 
 
-def _date_value(name: str, raw: str) -> DateValue:
+def date_value(name: str, raw: str) -> DateValue:
     prefix = raw[:2] if raw[:2] in PREFIXES else "eq"
     text = raw[2:] if raw[:2] in PREFIXES else raw
     try:
@@ -187,7 +187,7 @@ def _criterion(resource_type: str, name: str, modifier: str | None, raw: str) ->
     if name == "_lastUpdated":
         if modifier:
             raise BadRequest(f"Modifier ':{modifier}' is not supported on _lastUpdated", expression=name)
-        return Criterion(name, "lastUpdated", None, tuple(_date_value(name, v) for v in values))
+        return Criterion(name, "lastUpdated", None, tuple(date_value(name, v) for v in values))
     param = search_param(resource_type, name)
     if param is None:
         return None
@@ -202,7 +202,7 @@ def _criterion(resource_type: str, name: str, modifier: str | None, raw: str) ->
     if any(v == "" for v in values):
         raise BadRequest(f"Search parameter '{name}' has an empty value", expression=name)
     if param.type == "date":
-        return Criterion(name, "date", modifier, tuple(_date_value(name, v) for v in values), param)
+        return Criterion(name, "date", modifier, tuple(date_value(name, v) for v in values), param)
     if param.type == "reference":
         return Criterion(name, "reference", modifier, tuple(_reference_value(v, modifier) for v in values), param)
     if param.type == "token":

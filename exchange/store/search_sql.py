@@ -35,7 +35,7 @@ def _range_condition(start_col, end_col, value: DateValue):  # noqa: ANN001
     }[value.prefix]
 
 
-def _instant_condition(column, value: DateValue):  # noqa: ANN001
+def instant_condition(column, value: DateValue):  # noqa: ANN001
     ps, pe = to_db(value.start), to_db(value.end)
     return {
         "eq": and_(column >= ps, column < pe),
@@ -80,7 +80,7 @@ def criterion_condition(plan: SearchPlan, criterion: Criterion):
     if criterion.type == "id":
         return resource.c.id.in_(list(criterion.values))
     if criterion.type == "lastUpdated":
-        return or_(*[_instant_condition(resource.c.last_updated, v) for v in criterion.values])
+        return or_(*[instant_condition(resource.c.last_updated, v) for v in criterion.values])
     if criterion.modifier == "missing":
         present = _index_exists(plan, criterion)
         return not_(present) if criterion.values[0] else present

@@ -1,0 +1,193 @@
+"""Builds BALP-shaped AuditEvents from what a unit of work recorded (`Event`s) or from a refusal (`Failure`).
+
+Built only from ids, codes and the request context: never from resource content, error diagnostics or query
+values that could identify a survivor. The result is canonical JSON plus the search keys the tables index.
+"""
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterable
+from urllib.parse import urlencode
+
+from exchange.audit.chain import canonical
+from exchange.audit.redact import safe_query
+from exchange.context import RequestContext
+from exchange.store.repository import fhir_instant, utcnow
+from exchange.unit import Event, Failure
+
+EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
+DICOM = "http://dicom.nema.org/resources/ontology/DCM"
+RESTFUL = "http://hl7.org/fhir/restful-interaction"
+EXCHANGE_EVENTS = "https://gbv-exchange.org/fhir/CodeSystem/exchange-event"
+EXCHANGE_ROLES = "https://gbv-exchange.org/fhir/CodeSystem/exchange-role"
+CLIENT_SYSTEM = "https://gbv-exchange.org/fhir/sid/client-id"
+ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
+BALP_ENTITY = "https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType"
+PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+ROLE_CLASS = "http://terminology.hl7.org/CodeSystem/v3-RoleClass"
+SOURCE_TYPE = "http://terminology.hl7.org/CodeSystem/security-source-type"
+
+RESTFUL_INTERACTIONS = frozenset({"read", "vread", "update", "patch", "delete", "history-instance", "history-type",
+                                  "history-system", "create", "search-type", "search-system", "capabilities",
+                                  "transaction", "batch", "operation"})
+ACTION_OF = {"create": "C", "read": "R", "vread": "R", "update": "U", "delete": "D", "search-type": "E",
+             "history-instance": "R", "transaction": "E", "batch": "E", "token": "E", "purge": "D"}
+OUTCOME_TEXT = {"0": "Success", "4": "Minor failure", "8": "Serious failure", "12": "Major failure"}
+
+
+@dataclass
+class AuditRecord:
+    """One AuditEvent ready to be chained: its canonical content and the keys the tables index."""
+    id: str
+    recorded: datetime
+    subtype: str
+    action: str
+    outcome: str
+    client_id: str | None
+    organization_id: str | None
+    content: bytes
+    entities: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _coding(system: str, code: str, display: str | None = None) -> dict:
+    out = {"system": system, "code": code}
+    if display:
+        out["display"] = display
+    return out
+
+
+def _type_and_subtypes(interaction: str, unit_interaction: str) -> tuple[dict, list[dict]]:
+    if interaction == "token":  # SMART token issue / refusal: DICOM User Authentication / Login
+        return _coding(DICOM, "110114", "User Authentication"), [_coding(DICOM, "110122", "Login")]
+    system = RESTFUL if interaction in RESTFUL_INTERACTIONS else EXCHANGE_EVENTS
+    subtypes = [_coding(system, interaction)]
+    if unit_interaction in ("transaction", "batch") and unit_interaction != interaction:
+        subtypes.append(_coding(RESTFUL, unit_interaction))
+    return _coding(EVENT_TYPE, "rest", "Restful Operation"), subtypes
+
+
+def _agents(ctx: RequestContext, action: str, base_url: str) -> list[dict]:
+    user_type = _coding(PARTICIPATION, "IRCP", "information recipient") if action in ("R", "E") else \
+        _coding(ROLE_CLASS, "AGNT", "agent")
+    client = {"identifier": {"system": CLIENT_SYSTEM, "value": ctx.client_id}} if ctx.client_id else \
+        {"display": "unauthenticated"}
+    user: dict = {"type": {"coding": [user_type]},
+                  "role": [{"coding": [_coding(EXCHANGE_ROLES, ctx.role)]}],
+                  "who": {"reference": ctx.organization_reference} if ctx.organization_id else dict(client),
+                  "requestor": True}
+    if ctx.token_id:
+        user["policy"] = [f"urn:gbv-exchange:token:{ctx.token_id}"]
+    source: dict = {"type": {"coding": [_coding(DICOM, "110153", "Source Role ID")]}, "who": dict(client),
+                    "requestor": False}
+    if ctx.remote_addr:
+        source["network"] = {"address": ctx.remote_addr, "type": "2"}
+    server = {"type": {"coding": [_coding(DICOM, "110152", "Destination Role ID")]},
+              "who": {"display": base_url}, "requestor": False}
+    return [user, source, server]
+
+
+def _resource_entity(resource_type: str, resource_id: str, version_id: int | None) -> dict:
+    reference = f"{resource_type}/{resource_id}" + (f"/_history/{version_id}" if version_id else "")
+    if resource_type == "Patient":
+        kind, role = _coding(ENTITY_TYPE, "1", "Person"), _coding(OBJECT_ROLE, "1", "Patient")
+    else:
+        kind, role = _coding(ENTITY_TYPE, "2", "System Object"), _coding(OBJECT_ROLE, "4", "Domain Resource")
+    return {"what": {"reference": reference}, "type": kind, "role": role}
+
+
+def query_entity(resource_type: str | None, pairs: list[tuple[str, str]] | None) -> dict:
+    text = f"{resource_type or ''}?{urlencode(safe_query(resource_type or '', pairs))}"
+    return {"type": _coding(ENTITY_TYPE, "2", "System Object"), "role": _coding(OBJECT_ROLE, "24", "Query"),
+            "query": base64.b64encode(text.encode()).decode()}
+
+
+def _request_entity(request_id: str) -> dict:
+    return {"what": {"identifier": {"value": request_id}}, "type": _coding(BALP_ENTITY, "XrequestId",
+                                                                         "X-Request-Id")}
+
+
+def build(ctx: RequestContext, interaction: str, unit_interaction: str, action: str, outcome: str,
+          outcome_desc: str | None, resources: Iterable[tuple[str, str, int | None]], query: dict | None,
+          base_url: str, recorded: datetime) -> AuditRecord:
+    """One AuditEvent. `resources`: (type, id, version) it is about; `query`: the search entity, if any."""
+    event_id = str(uuid.uuid4())
+    type_, subtypes = _type_and_subtypes(interaction, unit_interaction)
+    entities, keys, seen = [], [], set()
+    for resource_type, resource_id, version_id in resources:
+        if (resource_type, resource_id, version_id) in seen:
+            continue
+        seen.add((resource_type, resource_id, version_id))
+        entities.append(_resource_entity(resource_type, resource_id, version_id))
+        if (resource_type, resource_id) not in keys:
+            keys.append((resource_type, resource_id))
+    if query is not None:
+        entities.append(query)
+    if ctx.request_id:
+        entities.append(_request_entity(ctx.request_id))
+    body: dict = {"resourceType": "AuditEvent", "id": event_id, "type": type_, "subtype": subtypes,
+                  "action": action, "recorded": fhir_instant(recorded), "outcome": outcome,
+                  "agent": _agents(ctx, action, base_url),
+                  "source": {"site": base_url, "observer": {"display": "GBV referral exchange"},
+                             "type": [_coding(SOURCE_TYPE, "4", "Application Server")]}}
+    if outcome_desc:
+        body["outcomeDesc"] = outcome_desc
+    if entities:
+        body["entity"] = entities
+    return AuditRecord(event_id, recorded, subtypes[0]["code"], action, outcome, ctx.client_id,
+                       ctx.organization_id, canonical(body), keys)
+
+
+def records_for_events(ctx: RequestContext, unit_interaction: str, events: list[Event], base_url: str
+                       ) -> list[AuditRecord]:
+    """One AuditEvent per recorded event, except that a search (its 'E' event and the 'R' events of what it
+    returned) becomes one AuditEvent with the returned resources as entities."""
+    recorded = utcnow()
+    records: list[AuditRecord] = []
+    search: tuple[Event, list] | None = None
+
+    def flush() -> None:
+        nonlocal search
+        if search is not None:
+            head, returned = search
+            records.append(build(ctx, head.interaction, unit_interaction, "E", "0", None, returned,
+                                 query_entity(head.resource_type, head.query), base_url, recorded))
+            search = None
+
+    for event in events:
+        if event.interaction == "search-type" and event.action == "E":
+            flush()
+            search = (event, [])
+            continue
+        if search is not None and event.interaction == "search-type":
+            if event.resource_type and event.resource_id:
+                search[1].append((event.resource_type, event.resource_id, event.version_id))
+            continue
+        flush()
+        resources = [(event.resource_type, event.resource_id, event.version_id)] \
+            if event.resource_type and event.resource_id else []
+        query = query_entity(event.resource_type, event.query) if event.query is not None else None
+        records.append(build(ctx, event.interaction, unit_interaction, event.action, "0", None, resources,
+                             query, base_url, recorded))
+    flush()
+    return records
+
+
+def outcome_of_status(status: int) -> str:
+    return "4" if status < 500 else "8"
+
+
+def record_for_failure(failure: Failure, base_url: str) -> AuditRecord:
+    """A refused interaction: its class and status (never its diagnostics text, which may quote input)."""
+    error = failure.error
+    resources = [(failure.resource_type, failure.resource_id, None)] \
+        if failure.resource_type and failure.resource_id else []
+    action = ACTION_OF.get(failure.interaction, "E")
+    query = None
+    if failure.interaction == "search-type" and failure.resource_type:
+        query = query_entity(failure.resource_type, [])
+    return build(failure.ctx, failure.interaction, failure.interaction, action, outcome_of_status(error.status),
+                 f"{error.status} {error.outcome_class}", resources, query, base_url, utcnow())

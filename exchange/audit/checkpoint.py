@@ -1,0 +1,127 @@
+"""Signed checkpoints: the exchange's ES256 key signs {tree size, head hash, time} of the chain.
+
+A checkpoint is a compact JWS (header alg, kid, typ). Anyone holding the published JWKS can verify it with any JOSE
+library; two checkpoints and the records between them prove that nothing in between was removed or altered.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import orjson
+from joserfc import jws
+from joserfc.errors import JoseError
+from sqlalchemy import insert, select
+
+from exchange.audit.chain import GENESIS, canonical
+from exchange.audit.tables import audit_checkpoint, audit_head
+from exchange.keys import key_set
+from exchange.store.repository import fhir_instant, to_db, utcnow
+
+log = logging.getLogger("exchange.audit")
+JWS_TYPE = "audit-checkpoint+jws"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    tree_size: int
+    head: str
+    time: str
+    jws: str
+
+    def as_json(self) -> dict:
+        return {"tree_size": self.tree_size, "head": self.head, "time": self.time, "checkpoint": self.jws}
+
+
+class BadCheckpoint(ValueError):
+    """The checkpoint's signature or contents do not verify."""
+
+
+async def current_head(exchange) -> tuple[int, str]:  # noqa: ANN001
+    async with exchange.db.engine.connect() as conn:
+        row = (await conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1))).first()
+    return (int(row.seq), row.hash) if row else (0, GENESIS)
+
+
+async def sign_checkpoint(exchange) -> Checkpoint:  # noqa: ANN001
+    """Sign the chain's current head (or return the checkpoint already signed for this tree size)."""
+    size, head = await current_head(exchange)
+    existing = await stored_checkpoint(exchange, size)
+    if existing is not None:
+        return existing
+    key = await exchange.keys.current()
+    now = utcnow()
+    payload = {"iss": exchange.settings.base_url, "tree_size": size, "head": head, "time": fhir_instant(now)}
+    token = jws.serialize_compact({"alg": key.alg, "kid": key.kid, "typ": JWS_TYPE}, canonical(payload), key.key)
+    async with exchange.db.transaction() as conn:
+        if (await conn.execute(select(audit_checkpoint.c.tree_size)
+                               .where(audit_checkpoint.c.tree_size == size))).first() is None:
+            await conn.execute(insert(audit_checkpoint).values(tree_size=size, head_hash=head, created=to_db(now),
+                                                               jws=token))
+    return await stored_checkpoint(exchange, size)  # type: ignore[return-value]
+
+
+def _from_row(row) -> Checkpoint:  # noqa: ANN001
+    return Checkpoint(int(row.tree_size), row.head_hash, fhir_instant(row.created), row.jws)
+
+
+async def stored_checkpoint(exchange, tree_size: int | None = None) -> Checkpoint | None:  # noqa: ANN001
+    """The checkpoint for `tree_size`, or the newest one when None."""
+    query = select(audit_checkpoint)
+    query = query.where(audit_checkpoint.c.tree_size == tree_size) if tree_size is not None else \
+        query.order_by(audit_checkpoint.c.tree_size.desc()).limit(1)
+    async with exchange.db.engine.connect() as conn:
+        row = (await conn.execute(query)).first()
+    return _from_row(row) if row else None
+
+
+async def all_checkpoints(exchange) -> list[Checkpoint]:  # noqa: ANN001
+    async with exchange.db.engine.connect() as conn:
+        rows = (await conn.execute(select(audit_checkpoint).order_by(audit_checkpoint.c.tree_size))).all()
+    return [_from_row(r) for r in rows]
+
+
+def verify_checkpoint(token: str, jwks: dict) -> dict:
+    """The checkpoint's payload {iss, tree_size, head, time} after checking its signature against `jwks`."""
+    try:
+        found = jws.deserialize_compact(token.strip(), key_set(jwks), algorithms=["ES256"])
+        payload = orjson.loads(found.payload)
+    except (JoseError, ValueError, orjson.JSONDecodeError) as exc:
+        raise BadCheckpoint(f"the checkpoint does not verify: {type(exc).__name__}") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("tree_size"), int) or \
+            not isinstance(payload.get("head"), str):
+        raise BadCheckpoint("the checkpoint lacks tree_size and head")
+    return payload
+
+
+async def _periodic(exchange, interval: float) -> None:  # noqa: ANN001
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await sign_checkpoint(exchange)
+        except Exception as exc:  # noqa: BLE001 - keep signing on the next tick; the failure is logged
+            log.error("audit checkpoint failed: %s", type(exc).__name__)
+
+
+def install_periodic(exchange) -> None:  # noqa: ANN001
+    """Sign a checkpoint every `audit_checkpoint_interval` seconds while the server runs (0 turns it off)."""
+    tasks: list[asyncio.Task] = []
+
+    async def start(ex) -> None:  # noqa: ANN001
+        interval = ex.settings.audit_checkpoint_interval
+        if interval > 0:
+            tasks.append(asyncio.create_task(_periodic(ex, interval), name="audit-checkpoint"))
+
+    async def stop(_ex) -> None:  # noqa: ANN001
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        tasks.clear()
+
+    exchange.on_start.append(start)
+    exchange.on_stop.append(stop)

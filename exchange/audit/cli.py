@@ -1,0 +1,137 @@
+"""`exchange audit ...`: verify the chain, sign a checkpoint, export a period, verify an export, purge content."""
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Optional
+
+import orjson
+import typer
+
+app = typer.Typer(help="The exchange log: verify, checkpoint, export, verify-export, purge.", no_args_is_help=True)
+DatabaseOption = typer.Option(None, "--database-url", help="SQLAlchemy async URL (env EXCHANGE_DATABASE_URL)")
+
+
+def _run(database_url: Optional[str], work):  # noqa: ANN001, ANN202
+    from exchange.cli import run_with_exchange, settings_with
+
+    return asyncio.run(run_with_exchange(settings_with(database_url), work))
+
+
+def _instant(name: str, raw: Optional[str]):  # noqa: ANN202
+    if raw is None:
+        return None
+    from exchange.fhir.dates import parse_fhir_date
+
+    try:
+        return parse_fhir_date(raw)[0]
+    except ValueError:
+        raise typer.BadParameter(f"'{raw}' is not a FHIR date or instant", param_hint=name) from None
+
+
+@app.command()
+def verify(database_url: Optional[str] = DatabaseOption) -> None:
+    """Recompute the hash chain from the database; exit 1 naming the first record that does not match."""
+    from exchange.audit.verify import verify_database
+
+    verdict = _run(database_url, verify_database)
+    typer.echo(str(verdict))
+    raise typer.Exit(0 if verdict.ok else 1)
+
+
+@app.command()
+def checkpoint(database_url: Optional[str] = DatabaseOption) -> None:
+    """Sign a checkpoint of the log's current head and print it as JSON (tree_size, head, time, checkpoint)."""
+    from exchange.audit.checkpoint import sign_checkpoint
+
+    signed = _run(database_url, sign_checkpoint)
+    typer.echo(orjson.dumps(signed.as_json()).decode())
+
+
+@app.command()
+def jwks(database_url: Optional[str] = DatabaseOption) -> None:
+    """Print the exchange's public keys (JWKS), which verify checkpoints."""
+    async def work(exchange) -> dict:  # noqa: ANN001
+        return await exchange.keys.public_jwks()
+
+    typer.echo(orjson.dumps(_run(database_url, work)).decode())
+
+
+@app.command()
+def export(since: Optional[str] = typer.Option(None, help="FHIR instant or date: first record at or after"),
+           until: Optional[str] = typer.Option(None, help="FHIR instant or date: records before"),
+           first_seq: Optional[int] = typer.Option(None, "--from-seq", help="Export from this sequence number"),
+           last_seq: Optional[int] = typer.Option(None, "--to-seq", help="Export up to this sequence number"),
+           output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write (default stdout)"),
+           database_url: Optional[str] = DatabaseOption) -> None:
+    """Write a contiguous stretch of the log as NDJSON (AuditEvents with their sequence and hash)."""
+    from exchange.audit.export import export_lines
+
+    start, end = _instant("--since", since), _instant("--until", until)
+
+    async def work(exchange) -> int:  # noqa: ANN001
+        out = output.open("wb") if output else sys.stdout.buffer
+        count = 0
+        try:
+            async for line in export_lines(exchange.db, start, end, first_seq, last_seq):
+                out.write(line)
+                count += 1
+        finally:
+            if output:
+                out.close()
+            else:
+                out.flush()
+        return count
+
+    count = _run(database_url, work)
+    if output:
+        typer.echo(f"wrote {count} records to {output}", err=True)
+
+
+def _read_checkpoint(value: str) -> str:
+    """A checkpoint given as the JWS itself, a file holding it, or the JSON that `checkpoint` prints."""
+    text = Path(value).read_text() if Path(value).is_file() else value
+    text = text.strip()
+    if text.startswith("{"):
+        text = orjson.loads(text)["checkpoint"]
+    return text
+
+
+@app.command("verify-export")
+def verify_export(file: Path = typer.Argument(..., exists=True, dir_okay=False, help="NDJSON from `export`"),
+                  checkpoints: list[str] = typer.Option(..., "--checkpoint", help="Two checkpoints (JWS, a file "
+                                                                                  "holding one, or its JSON)"),
+                  jwks_file: Optional[Path] = typer.Option(None, "--jwks", help="The published JWKS (a file); "
+                                                                                "default: read from the database"),
+                  database_url: Optional[str] = DatabaseOption) -> None:
+    """Check that the export holds every record between two signed checkpoints, unaltered and in order."""
+    from exchange.audit.verify import verify_segment
+
+    if len(checkpoints) != 2:
+        raise typer.BadParameter("give exactly two --checkpoint values", param_hint="--checkpoint")
+    if jwks_file is not None:
+        keys = orjson.loads(jwks_file.read_bytes())
+    else:
+        async def work(exchange) -> dict:  # noqa: ANN001
+            return await exchange.keys.public_jwks()
+
+        keys = _run(database_url, work)
+    with file.open("rb") as lines:
+        verdict = verify_segment(lines, _read_checkpoint(checkpoints[0]), _read_checkpoint(checkpoints[1]), keys)
+    typer.echo(str(verdict))
+    raise typer.Exit(0 if verdict.ok else 1)
+
+
+@app.command()
+def purge(dry_run: bool = typer.Option(False, "--dry-run", help="List what would be purged; change nothing"),
+          days: Optional[int] = typer.Option(None, help="Override EXCHANGE_RETENTION_DAYS"),
+          database_url: Optional[str] = DatabaseOption) -> None:
+    """Purge the survivor data of referrals closed longer ago than the retention period (the log stays)."""
+    from exchange.audit.retention import purge_closed
+
+    async def work(exchange):  # noqa: ANN001, ANN202
+        return await purge_closed(exchange, days=days, dry_run=dry_run)
+
+    report = _run(database_url, work)
+    typer.echo(orjson.dumps(report.as_json()).decode())

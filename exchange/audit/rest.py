@@ -1,0 +1,131 @@
+"""HTTP for the exchange log: AuditEvent search and read, NDJSON export, and the published checkpoint.
+
+Thin: parse, ask `review`/`export`/`checkpoint`, render. Reviews are audited themselves (an auditor's search is a
+disclosure of who did what).
+"""
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response, StreamingResponse
+
+from exchange.audit import review
+from exchange.audit.checkpoint import sign_checkpoint, stored_checkpoint
+from exchange.audit.export import export_lines
+from exchange.auth.bearer import request_context
+from exchange.context import RequestContext
+from exchange.errors import BadRequest, Forbidden, MethodNotAllowed, NotFound, UnsupportedMediaType
+from exchange.fhir import bundles, http
+from exchange.fhir.dates import parse_fhir_date
+from exchange.fhir.interactions.result import Result
+from exchange.fhir.search import page_links
+from exchange.unit import Event, open_unit
+
+router = APIRouter()
+fhir = APIRouter(prefix="/fhir/AuditEvent", dependencies=[Depends(http.negotiate)])
+Ctx = Depends(request_context)
+NDJSON = "application/fhir+ndjson"
+
+
+def _params(request: Request) -> list[tuple[str, str]]:
+    return parse_qsl(request.url.query, keep_blank_values=True)
+
+
+async def _search(request: Request, ctx: RequestContext, params: list[tuple[str, str]]) -> Response:
+    exchange = request.app.state.exchange
+    viewer = review.viewer_of(ctx, "s")
+    query = review.parse_query(params, exchange.settings)
+    base = exchange.settings.fhir_base_url
+    async with open_unit(exchange, ctx, "search-type", "AuditEvent") as unit:
+        rows, total = await review.run_query(unit.conn, query, viewer)
+        matches = await review.render(unit.conn, rows, viewer)
+        unit.record(Event("search-type", "E", "AuditEvent", query=list(query.plan.echo)))
+    links = page_links(base, query.plan, total, len(matches))
+    return http.render(Result(200, body=bundles.searchset(base, matches, [], total, links)), request, base)
+
+
+@fhir.get("", summary="AuditEvent search (auditors; partners see their referrals' events)")
+async def search_get(request: Request, ctx: RequestContext = Ctx) -> Response:
+    return await _search(request, ctx, _params(request))
+
+
+@fhir.post("/_search", summary="AuditEvent search (POST, form-encoded)")
+async def search_post(request: Request, ctx: RequestContext = Ctx) -> Response:
+    exchange = request.app.state.exchange
+    content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise UnsupportedMediaType("POST _search takes application/x-www-form-urlencoded parameters",
+                                   expression="Content-Type")
+    raw = await http.read_body(request, exchange.settings.max_body_bytes)
+    try:
+        form = parse_qsl(raw.decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError:
+        raise BadRequest("The form body is not UTF-8") from None
+    return await _search(request, ctx, [p for p in _params(request) if p[0] in ("_format", "_pretty")] + form)
+
+
+def _instant(name: str, raw: str | None):  # noqa: ANN202
+    if raw is None:
+        return None
+    try:
+        return parse_fhir_date(raw)[0]
+    except ValueError:
+        raise BadRequest(f"{name} '{raw}' is not a FHIR date or instant", expression=name) from None
+
+
+@fhir.get("/$export", summary="NDJSON export of a period of the log (auditors)")
+async def export(request: Request, ctx: RequestContext = Ctx) -> Response:
+    exchange = request.app.state.exchange
+    viewer = review.viewer_of(ctx, "r")
+    if viewer.organization_id is not None:
+        raise Forbidden("Only auditors export the exchange log")
+    args = dict(_params(request))
+    unknown = set(args) - {"_since", "_until", "_format", "_pretty"}
+    if unknown:
+        raise BadRequest(f"Unknown parameter '{sorted(unknown)[0]}' for $export (use _since, _until)",
+                         expression=sorted(unknown)[0])
+    since, until = _instant("_since", args.get("_since")), _instant("_until", args.get("_until"))
+    async with open_unit(exchange, ctx, "operation", "AuditEvent") as unit:
+        unit.record(Event("operation", "E", "AuditEvent",
+                          query=[(k, v) for k, v in args.items() if k in ("_since", "_until")]))
+    return StreamingResponse(export_lines(exchange.db, since, until), media_type=NDJSON)
+
+
+@fhir.get("/{event_id}", summary="AuditEvent read")
+async def read(event_id: str, request: Request, ctx: RequestContext = Ctx) -> Response:
+    exchange = request.app.state.exchange
+    viewer = review.viewer_of(ctx, "r")
+    async with open_unit(exchange, ctx, "read", "AuditEvent", event_id) as unit:
+        row = await review.read_row(unit.conn, event_id, viewer)
+        if row is None:
+            raise NotFound(f"AuditEvent/{event_id} is not known", expression="AuditEvent.id")
+        stored = (await review.render(unit.conn, [row], viewer))[0]
+        unit.record(Event("read", "R", "AuditEvent", event_id))
+    return http.render(Result(200, stored=stored), request, exchange.settings.fhir_base_url)
+
+
+@fhir.api_route("", methods=["POST", "PUT", "DELETE", "PATCH"], include_in_schema=False)
+@fhir.api_route("/{event_id}", methods=["POST", "PUT", "DELETE", "PATCH"], include_in_schema=False)
+async def read_only(request: Request) -> Response:
+    raise MethodNotAllowed("AuditEvents are written by the exchange only; they cannot be created, changed or "
+                           "deleted through the API", headers={"Allow": "GET"})
+
+
+@router.get("/.well-known/audit-checkpoint", summary="The newest signed checkpoint of the exchange log")
+async def checkpoint(request: Request, tree_size: int | None = None) -> Response:
+    """Public, like a transparency log: it reveals only how many records the log holds and their hash."""
+    exchange = request.app.state.exchange
+    found = await stored_checkpoint(exchange, tree_size) if tree_size is not None else \
+        (await stored_checkpoint(exchange) or await sign_checkpoint(exchange))
+    if found is None:
+        raise NotFound(f"No checkpoint was signed at tree size {tree_size}", expression="tree_size")
+    body = found.as_json()
+    body["jwks"] = await exchange.keys.public_jwks()
+    if any(getattr(r, "path", None) == "/.well-known/jwks.json" for r in request.app.routes):
+        body["jwks_uri"] = f"{exchange.settings.base_url}/.well-known/jwks.json"
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+router.include_router(fhir)

@@ -1,0 +1,135 @@
+"""Retention: after a configurable period, the survivor data of closed referrals is purged; the log stays.
+
+A referral is closed when its Task is in a final state (completed, rejected, cancelled, failed,
+entered-in-error); its period runs from the Task's last change. Purging a closed referral replaces every stored
+version of its Task, ServiceRequest, Patient, Consent and DocumentReferences with a stub (type, id, version, a
+`purged` tag), marks them deleted (reads answer 410) and drops their search-index rows. Anything an open referral
+still points at is kept. The audit log holds only references and hashes, so its chain still verifies, and the
+purge itself is recorded in it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import orjson
+from sqlalchemy import delete, select, update
+
+from exchange.context import system_context
+from exchange.store.repository import fhir_instant, to_db, utcnow
+from exchange.store.tables import resource, resource_version, search_index
+from exchange.unit import Event, open_unit
+
+FINAL_STATES = frozenset({"completed", "rejected", "cancelled", "failed", "entered-in-error"})
+PURGED_TAG = {"system": "https://gbv-exchange.org/fhir/CodeSystem/retention", "code": "purged"}
+_PURGEABLE = frozenset({"Task", "ServiceRequest", "Patient", "Consent", "DocumentReference"})
+_LINKS = {"Task": ("focus", "for"), "ServiceRequest": ("subject", "supportingInfo")}
+
+
+@dataclass
+class PurgeReport:
+    cutoff: datetime | None
+    dry_run: bool
+    referrals: list[str] = field(default_factory=list)
+    purged: list[str] = field(default_factory=list)
+    kept_shared: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return {"cutoff": fhir_instant(self.cutoff) if self.cutoff else None, "dry_run": self.dry_run,
+                "closed_referrals": self.referrals, "purged": self.purged, "kept_for_open_referrals":
+                self.kept_shared}
+
+
+def _targets(body: dict, elements: tuple[str, ...]) -> set[str]:
+    out: set[str] = set()
+    for element in elements:
+        value = body.get(element)
+        for item in value if isinstance(value, list) else [value]:
+            reference = item.get("reference") if isinstance(item, dict) else None
+            if isinstance(reference, str) and reference.count("/") == 1 and reference.split("/")[0] in _PURGEABLE:
+                out.add(reference)
+    return out
+
+
+def _is_purged(body: dict) -> bool:
+    return PURGED_TAG in ((body.get("meta") or {}).get("tag") or [])
+
+
+async def _bodies(conn, resource_type: str) -> dict[str, tuple[dict, datetime, bool]]:  # noqa: ANN001
+    rows = (await conn.execute(select(resource.c.id, resource.c.content, resource.c.last_updated,
+                                      resource.c.deleted).where(resource.c.resource_type == resource_type))).all()
+    return {f"{resource_type}/{r.id}": (orjson.loads(r.content), r.last_updated, r.deleted) for r in rows}
+
+
+def _closure(start: set[str], requests: dict) -> set[str]:
+    """The referral resources reachable from `start` (Task -> ServiceRequest, Patient -> Consent, documents)."""
+    out, todo = set(), list(start)
+    while todo:
+        reference = todo.pop()
+        if reference in out:
+            continue
+        out.add(reference)
+        if reference.startswith("ServiceRequest/") and reference in requests:
+            todo.extend(_targets(requests[reference][0], _LINKS["ServiceRequest"]))
+    return out
+
+
+def _stub(resource_type: str, resource_id: str, version_id: int, last_updated: datetime) -> str:
+    return orjson.dumps({"resourceType": resource_type, "id": resource_id,
+                         "meta": {"versionId": str(version_id), "lastUpdated": fhir_instant(last_updated),
+                                  "tag": [PURGED_TAG]}}).decode()
+
+
+async def purge_closed(exchange, days: int | None = None, dry_run: bool = False,  # noqa: ANN001
+                       now: datetime | None = None) -> PurgeReport:
+    days = exchange.settings.retention_days if days is None else days
+    if days is None:
+        return PurgeReport(None, dry_run)
+    cutoff = (now or utcnow()) - timedelta(days=days)
+    report = PurgeReport(cutoff, dry_run)
+    async with open_unit(exchange, system_context(), "purge") as unit:
+        tasks = await _bodies(unit.conn, "Task")
+        requests = await _bodies(unit.conn, "ServiceRequest")
+        closed, open_roots = set(), set()
+        for reference, (body, last_updated, deleted) in tasks.items():
+            if _is_purged(body):
+                continue
+            if not deleted and body.get("status") in FINAL_STATES and last_updated < to_db(cutoff):
+                closed.add(reference)
+            elif not deleted:
+                open_roots |= {reference} | _targets(body, _LINKS["Task"])
+        focused = {t for ref in closed for t in _targets(tasks[ref][0], _LINKS["Task"])}
+        open_roots |= {r for r, (body, _, deleted) in requests.items()
+                       if r not in focused and not deleted and not _is_purged(body)}
+        wanted = _closure(closed | {t for ref in closed for t in _targets(tasks[ref][0], _LINKS["Task"])},
+                          requests)
+        protected = _closure(open_roots, requests)
+        report.referrals = sorted(closed)
+        report.kept_shared = sorted(wanted & protected)
+        report.purged = sorted(wanted - protected)
+        if dry_run:
+            return report
+        for reference in report.purged:
+            await _purge_one(unit, *reference.split("/"))
+    return report
+
+
+async def _purge_one(unit, resource_type: str, resource_id: str) -> None:  # noqa: ANN001
+    conn = unit.conn
+    row = (await conn.execute(select(resource.c.version_id, resource.c.last_updated).where(
+        resource.c.resource_type == resource_type, resource.c.id == resource_id))).first()
+    if row is None:
+        return
+    versions = (await conn.execute(select(resource_version.c.version_id, resource_version.c.last_updated).where(
+        resource_version.c.resource_type == resource_type, resource_version.c.id == resource_id))).all()
+    for version in versions:
+        await conn.execute(update(resource_version).where(
+            resource_version.c.resource_type == resource_type, resource_version.c.id == resource_id,
+            resource_version.c.version_id == version.version_id).values(
+            content=_stub(resource_type, resource_id, version.version_id, version.last_updated)))
+    await conn.execute(update(resource).where(resource.c.resource_type == resource_type,
+                                              resource.c.id == resource_id).values(
+        deleted=True, content=_stub(resource_type, resource_id, row.version_id, row.last_updated)))
+    await conn.execute(delete(search_index).where(search_index.c.resource_type == resource_type,
+                                                  search_index.c.resource_id == resource_id))
+    unit.record(Event("purge", "D", resource_type, resource_id, row.version_id))

@@ -1,0 +1,53 @@
+"""The audit tables: the chained log, its entity index, the chain head, and signed checkpoints.
+
+`audit_event.content` holds the AuditEvent in canonical JSON exactly as it was hashed; the other columns are
+search keys derived from it (`exchange audit verify` checks they still agree with the content).
+"""
+from __future__ import annotations
+
+from sqlalchemy import Column, DateTime, Index, Integer, String, Table, Text
+
+from exchange.store.tables import metadata
+
+audit_event = Table(
+    "audit_event", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("recorded", DateTime(timezone=False), nullable=False),
+    Column("subtype", String(32), nullable=False),
+    Column("action", String(1), nullable=False),
+    Column("outcome", String(2), nullable=False),
+    Column("client_id", String(128)),
+    Column("organization_id", String(64)),
+    Column("content", Text, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_recorded", "recorded"),
+    Index("ix_audit_org", "organization_id", "recorded"),
+    Index("ix_audit_client", "client_id", "recorded"),
+)
+
+# The resources an AuditEvent is about (entity.what), for `entity=` searches and the partner filter.
+audit_entity = Table(
+    "audit_entity", metadata,
+    Column("event_id", String(64), nullable=False),
+    Column("resource_type", String(64), nullable=False),
+    Column("resource_id", String(64), nullable=False),
+    Index("ix_audit_entity_resource", "resource_type", "resource_id"),
+    Index("ix_audit_entity_event", "event_id"),
+)
+
+# One row: the newest sequence number and hash. Writers lock it (PostgreSQL) to extend the chain one at a time.
+audit_head = Table(
+    "audit_head", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+audit_checkpoint = Table(
+    "audit_checkpoint", metadata,
+    Column("tree_size", Integer, primary_key=True, autoincrement=False),
+    Column("head_hash", String(64), nullable=False),
+    Column("created", DateTime(timezone=False), nullable=False),
+    Column("jws", Text, nullable=False),
+)
