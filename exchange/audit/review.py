@@ -19,7 +19,7 @@ from exchange.audit.tables import audit_entity, audit_event
 from exchange.auth.access import check_permission
 from exchange.context import RequestContext
 from exchange.errors import BadRequest, Forbidden
-from exchange.fhir.search import SearchPlan, _int_param, _split_values, date_value
+from exchange.fhir.search import SearchPlan, int_param, split_values, date_value
 from exchange.settings import Settings
 from exchange.store.repository import StoredResource, from_db
 from exchange.store.search_sql import instant_condition
@@ -118,16 +118,16 @@ def parse_query(params: list[tuple[str, str]], settings: Settings) -> AuditQuery
         if key in _IGNORED:
             continue
         if key == "_count":
-            plan.count = min(_int_param("_count", raw, 0), settings.max_page_size)
+            plan.count = min(int_param("_count", raw, 0), settings.max_page_size)
         elif key == "_offset":
-            plan.offset = _int_param("_offset", raw, 0)
+            plan.offset = int_param("_offset", raw, 0)
         elif key == "_sort":
             if raw not in ("date", "-date"):
                 raise BadRequest("AuditEvent can be sorted by date or -date", expression="_sort")
             descending = raw == "-date"
             plan.echo.append((key, raw))
         elif key in SEARCH_PARAMS:
-            values = [v for v in _split_values(raw) if v]
+            values = [v for v in split_values(raw) if v]
             if not values:
                 raise BadRequest(f"Search parameter '{key}' needs a value", expression=key)
             conditions.append(_condition(key, values))

@@ -67,7 +67,7 @@ class SearchPlan:
     ignored: list[str] = field(default_factory=list)
 
 
-def _split_values(raw: str) -> list[str]:
+def split_values(raw: str) -> list[str]:
     """Split on commas not escaped with a backslash (FHIR search escaping)."""
     out, cur, i = [], "", 0
     while i < len(raw):
@@ -179,7 +179,7 @@ def _apply_result_param(plan: SearchPlan, name: str, modifier: str | None, raw: 
 
 
 def _criterion(resource_type: str, name: str, modifier: str | None, raw: str) -> Criterion | None:
-    values = _split_values(raw)
+    values = split_values(raw)
     if name == "_id":
         if modifier:
             raise BadRequest(f"Modifier ':{modifier}' is not supported on _id", expression=name)

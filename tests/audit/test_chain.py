@@ -1,0 +1,196 @@
+"""Tamper evidence: the chain verifies untouched, and an edited, deleted or reordered row is named; checkpoints
+verify with the published key; an export and two checkpoints prove a segment whole; a failed audit write leaves
+nothing behind."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import orjson
+import pytest
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from sqlalchemy import text
+
+from tests.audit.conftest import audit_rows, cli, sql
+from tests.fhir_checks import organization
+
+
+async def _some_events(client, n: int = 3) -> list[str]:
+    ids = []
+    for i in range(n):
+        r = await client.post("/Organization", json=organization(f"Org {i}"))
+        assert r.status_code == 201
+        ids.append(r.json()["id"])
+    return ids
+
+
+async def _verify(settings):  # noqa: ANN001, ANN202
+    return await cli("audit", "verify", "--database-url", settings.database_url)
+
+
+async def test_an_untouched_log_verifies(client, settings, exchange):
+    await _some_events(client, 4)
+    result = await _verify(settings)
+    assert result.exit_code == 0, result.output
+    assert "ok: 4 records verified" in result.output
+
+
+async def test_editing_a_row_is_detected_and_named(client, settings, exchange):
+    await _some_events(client, 4)
+    rows = await audit_rows(exchange)
+    edited = dict(rows[2])
+    edited.pop("_seq")
+    edited["action"] = "R"
+    await sql(exchange, "UPDATE audit_event SET content = :c WHERE seq = 3",
+              c=orjson.dumps(edited, option=orjson.OPT_SORT_KEYS).decode())
+    result = await _verify(settings)
+    assert result.exit_code == 1
+    assert "FAILED at record 3: hash does not match" in result.output
+
+
+async def test_editing_only_a_search_column_is_detected(client, settings, exchange):
+    await _some_events(client, 3)
+    await sql(exchange, "UPDATE audit_event SET organization_id = 'someone-else' WHERE seq = 2")
+    result = await _verify(settings)
+    assert result.exit_code == 1 and "FAILED at record 2: column organization_id" in result.output
+
+
+async def test_deleting_a_row_is_detected_and_named(client, settings, exchange):
+    await _some_events(client, 4)
+    await sql(exchange, "DELETE FROM audit_event WHERE seq = 2")
+    result = await _verify(settings)
+    assert result.exit_code == 1 and "FAILED at record 2: record 2 is missing" in result.output
+
+
+async def test_deleting_the_newest_row_is_detected(client, settings, exchange):
+    await _some_events(client, 3)
+    await sql(exchange, "DELETE FROM audit_event WHERE seq = 3")
+    result = await _verify(settings)
+    assert result.exit_code == 1 and "FAILED at record 3: the chain head says 3 records" in result.output
+
+
+async def test_reordering_rows_is_detected_and_named(client, settings, exchange):
+    await _some_events(client, 4)
+    for statement in ("UPDATE audit_event SET seq = -2 WHERE seq = 2", "UPDATE audit_event SET seq = 2 WHERE seq = 3",
+                      "UPDATE audit_event SET seq = 3 WHERE seq = -2"):
+        await sql(exchange, statement)
+    result = await _verify(settings)
+    assert result.exit_code == 1 and "FAILED at record 2: hash does not match" in result.output
+
+
+async def test_concurrent_writers_keep_one_unbroken_chain(client, settings, exchange):
+    results = await asyncio.gather(*[client.post("/Organization", json=organization(f"Org {i}")) for i in range(20)])
+    assert all(r.status_code == 201 for r in results)
+    result = await _verify(settings)
+    assert result.exit_code == 0 and "ok: 20 records" in result.output, result.output
+
+
+async def test_a_signed_checkpoint_verifies_with_the_published_key(client, settings, exchange):
+    await _some_events(client, 2)
+    signed = await cli("audit", "checkpoint", "--database-url", settings.database_url)
+    assert signed.exit_code == 0, signed.output
+    printed = json.loads(signed.output)
+    published = (await client.get("http://127.0.0.1:8080/.well-known/audit-checkpoint")).json()
+    assert published["checkpoint"] == printed["checkpoint"] and published["tree_size"] == 2
+    keys = KeySet.import_key_set(published["jwks"])
+    found = jws.deserialize_compact(published["checkpoint"], keys, algorithms=["ES256"])
+    header, payload = found.headers(), json.loads(found.payload)
+    assert header["alg"] == "ES256" and header["kid"] == published["jwks"]["keys"][0]["kid"]
+    assert payload["tree_size"] == 2 and payload["head"] == published["head"] and payload["time"]
+    tampered = published["checkpoint"].rsplit(".", 1)[0] + ".AAAA" + published["checkpoint"].rsplit(".", 1)[1][4:]
+    with pytest.raises(JoseError):
+        jws.deserialize_compact(tampered, keys, algorithms=["ES256"])
+
+
+async def test_the_log_no_longer_matches_a_checkpoint_after_a_rewrite(client, settings, exchange):
+    """Rewriting the whole chain consistently (and its head) is still caught by the signed checkpoint."""
+    await _some_events(client, 2)
+    assert (await cli("audit", "checkpoint", "--database-url", settings.database_url)).exit_code == 0
+    await sql(exchange, "DELETE FROM audit_event WHERE seq = 2")
+    await sql(exchange, "UPDATE audit_head SET seq = 1, hash = (SELECT hash FROM audit_event WHERE seq = 1)")
+    result = await _verify(settings)
+    assert result.exit_code == 1 and "checkpoint of tree size 2 is beyond the end of the log" in result.output
+
+
+async def test_an_export_between_two_checkpoints_proves_nothing_was_removed_or_altered(client, settings, exchange,
+                                                                                       tmp_path):
+    url = settings.database_url
+    await _some_events(client, 2)
+    first = (await cli("audit", "checkpoint", "--database-url", url)).output
+    await _some_events(client, 3)
+    second = (await cli("audit", "checkpoint", "--database-url", url)).output
+    (tmp_path / "a.json").write_text(first)
+    (tmp_path / "b.json").write_text(second)
+    jwks = await cli("audit", "jwks", "--database-url", url)
+    (tmp_path / "jwks.json").write_text(jwks.output)
+    exported = await cli("audit", "export", "--since", "2000", "--output", str(tmp_path / "log.ndjson"),
+                         "--database-url", url)
+    assert exported.exit_code == 0, exported.output
+    lines = (tmp_path / "log.ndjson").read_text().splitlines()
+    assert len(lines) == 5
+
+    async def verify_export(name: str):  # noqa: ANN202
+        return await cli("audit", "verify-export", str(tmp_path / name), "--checkpoint", str(tmp_path / "a.json"),
+                         "--checkpoint", str(tmp_path / "b.json"), "--jwks", str(tmp_path / "jwks.json"))
+
+    good = await verify_export("log.ndjson")
+    assert good.exit_code == 0 and "ok: 3 records verified" in good.output, good.output
+
+    (tmp_path / "removed.ndjson").write_text("\n".join(lines[:3] + lines[4:]) + "\n")
+    removed = await verify_export("removed.ndjson")
+    assert removed.exit_code == 1 and "FAILED at record 4: record is missing" in removed.output
+    altered_event = json.loads(lines[3])
+    altered_event["outcome"] = "4"
+    (tmp_path / "altered.ndjson").write_text("\n".join(lines[:3] + [json.dumps(altered_event)] + lines[4:]) + "\n")
+    altered = await verify_export("altered.ndjson")
+    assert altered.exit_code == 1 and "FAILED at record 4: hash does not match" in altered.output
+    (tmp_path / "other-key.json").write_text(json.dumps({"keys": []}))
+    wrong_key = await cli("audit", "verify-export", str(tmp_path / "log.ndjson"), "--checkpoint",
+                          str(tmp_path / "a.json"), "--checkpoint", str(tmp_path / "b.json"), "--jwks",
+                          str(tmp_path / "other-key.json"))
+    assert wrong_key.exit_code == 1 and "does not verify" in wrong_key.output
+
+
+async def _install_failing_trigger(exchange) -> None:
+    if exchange.db.is_sqlite:
+        await sql(exchange, "CREATE TRIGGER audit_fails BEFORE INSERT ON audit_event "
+                            "BEGIN SELECT RAISE(ABORT, 'audit store unavailable'); END")
+    else:
+        await sql(exchange, "CREATE FUNCTION audit_fails() RETURNS trigger AS $$ BEGIN "
+                            "RAISE EXCEPTION 'audit store unavailable'; END $$ LANGUAGE plpgsql")
+        await sql(exchange, "CREATE TRIGGER audit_fails BEFORE INSERT ON audit_event "
+                            "FOR EACH ROW EXECUTE FUNCTION audit_fails()")
+
+
+async def _remove_failing_trigger(exchange) -> None:
+    if exchange.db.is_sqlite:
+        await sql(exchange, "DROP TRIGGER audit_fails")
+    else:
+        await sql(exchange, "DROP TRIGGER audit_fails ON audit_event")
+        await sql(exchange, "DROP FUNCTION audit_fails()")
+
+
+async def test_a_failed_audit_write_fails_the_request_and_leaves_nothing(app, client, exchange, settings):
+    await _some_events(client, 1)
+    await _install_failing_trigger(exchange)
+    try:
+        quiet = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+                                  base_url="http://127.0.0.1:8080/fhir",
+                                  headers={"Content-Type": "application/fhir+json"})
+        async with quiet:
+            r = await quiet.post("/Organization", json=organization("Never stored"))
+        assert r.status_code == 500
+        assert r.json()["resourceType"] == "OperationOutcome"
+    finally:
+        await _remove_failing_trigger(exchange)
+    async with exchange.db.engine.connect() as conn:
+        names = (await conn.execute(text("SELECT content FROM resource"))).scalars().all()
+        entities = (await conn.execute(text("SELECT count(*) FROM audit_entity"))).scalar()
+        head = (await conn.execute(text("SELECT seq FROM audit_head"))).scalar()
+    assert not any("Never stored" in c for c in names)
+    assert len(names) == 1 and entities == 1 and head == 1  # only the first request's resource and record
+    assert len(await audit_rows(exchange)) == 1
+    assert (await _verify(settings)).exit_code == 0

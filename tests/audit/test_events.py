@@ -1,0 +1,158 @@
+"""One BALP-shaped AuditEvent per interaction, with the right agent, entity and outcome, and no survivor data."""
+from __future__ import annotations
+
+import base64
+
+from exchange.context import RequestContext
+from exchange.errors import Unauthorized
+from exchange.unit import Event, Failure, open_unit, record_failure
+
+from tests.audit.conftest import audit_rows, query_of, references, subtypes, whole_log_text
+from tests.fhir_checks import assert_valid, organization, patient
+
+NAME, FAMILY = "Amira", "Haddad"
+PHONE = "+961 70 123 456"
+SAFE_CONTACT = "Call only after 18:00; code word BLUE-HERON"
+CASE_CODE = "HL-2026-0042"
+
+
+async def _orgs(client) -> tuple[str, str, str]:
+    ids = []
+    for name in ("Hotline", "Shelter", "Other NGO"):
+        r = await client.post("/Organization", json=organization(name))
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    return ids[0], ids[1], ids[2]
+
+
+def _service_request(patient_id: str, requester: str, performer: str) -> dict:
+    return {"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+            "subject": {"reference": f"Patient/{patient_id}"},
+            "requester": {"reference": f"Organization/{requester}"},
+            "performer": [{"reference": f"Organization/{performer}"}],
+            "note": [{"text": SAFE_CONTACT}]}
+
+
+async def _referral_story(client, act_as, exchange) -> dict:
+    """A hotline refers a survivor to a shelter; another NGO probes; a token is issued and one refused."""
+    hotline, shelter, other = await _orgs(client)
+    a = act_as(hotline)
+    r = await a.post("/Patient", json=patient(CASE_CODE, name=[{"given": [NAME], "family": FAMILY}],
+                                              telecom=[{"system": "phone", "value": PHONE}]))
+    assert r.status_code == 201, r.text
+    patient_id = r.json()["id"]
+    r = await a.post("/ServiceRequest", json=_service_request(patient_id, hotline, shelter))
+    assert r.status_code == 201, r.text
+    sr_id = r.json()["id"]
+    assert (await a.get(f"/ServiceRequest/{sr_id}")).status_code == 200
+    updated = _service_request(patient_id, hotline, shelter) | {"id": sr_id, "priority": "urgent"}
+    assert (await a.put(f"/ServiceRequest/{sr_id}", json=updated)).status_code == 200
+    assert (await a.get(f"/ServiceRequest/{sr_id}/_history/1")).status_code == 200
+    r = await a.get("/Patient", params={"name": NAME, "identifier": CASE_CODE, "_id": patient_id})
+    assert r.status_code == 200 and r.json()["total"] == 1, r.text
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:5b1f0ad2-0c5e-4a4e-9d1e-1f9f6f0a0001",
+         "resource": {"resourceType": "Consent", "status": "active", "scope": {"coding": [
+             {"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+             "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+             "patient": {"reference": f"Patient/{patient_id}"}},
+         "request": {"method": "POST", "url": "Consent"}}]}
+    r = await a.post("", json=bundle)
+    assert r.status_code == 200, r.text
+    consent_id = r.json()["entry"][0]["response"]["location"].split("/")[1]
+    r = await a.post("/DocumentReference", json={"resourceType": "DocumentReference", "status": "current",
+                                                 "content": [{"attachment": {"contentType": "text/plain"}}]})
+    assert r.status_code == 201, r.text
+    doc_id = r.json()["id"]
+    assert (await a.delete(f"/DocumentReference/{doc_id}")).status_code == 204
+    assert (await act_as(other).get(f"/ServiceRequest/{sr_id}")).status_code == 404
+    narrow = act_as(other, scopes=frozenset({"system/Organization.rs"}))
+    assert (await narrow.get(f"/ServiceRequest/{sr_id}")).status_code == 403
+    token_ctx = RequestContext("hotline-app", hotline, "partner", frozenset(), "10.9.9.9", "req-1", "jti-1")
+    async with open_unit(exchange, token_ctx, "token") as unit:
+        unit.record(Event("token", "E"))
+    bad = RequestContext("unknown-app", None, "partner", frozenset(), "10.9.9.8", "req-2")
+    await record_failure(exchange, Failure(bad, "token", None, None,
+                                           Unauthorized(f"client assertion for {NAME} rejected")))
+    return {"hotline": hotline, "shelter": shelter, "other": other, "patient": patient_id, "sr": sr_id,
+            "consent": consent_id, "doc": doc_id}
+
+
+def _find(events: list[dict], subtype: str, reference_prefix: str | None = None, outcome: str = "0") -> dict:
+    for event in events:
+        if subtypes(event)[0] == subtype and event["outcome"] == outcome and (
+                reference_prefix is None or any(r.startswith(reference_prefix) for r in references(event))):
+            return event
+    raise AssertionError(f"no AuditEvent {subtype} {reference_prefix} {outcome}")
+
+
+def _agent_org(event: dict) -> str | None:
+    return event["agent"][0]["who"].get("reference")
+
+
+async def test_every_interaction_has_an_audit_event_with_agent_entity_and_outcome(client, act_as, exchange):
+    ids = await _referral_story(client, act_as, exchange)
+    events = await audit_rows(exchange)
+    hotline = f"Organization/{ids['hotline']}"
+    for event in events:
+        assert_valid({k: v for k, v in event.items() if k != "_seq"})
+        assert event["type"]["code"] in ("rest", "110114")
+        assert event["source"]["site"] == "http://127.0.0.1:8080"
+
+    create = _find(events, "create", f"Patient/{ids['patient']}/_history/1")
+    assert create["action"] == "C" and _agent_org(create) == hotline
+    assert create["agent"][1]["who"]["identifier"]["value"] == f"client-partner-{ids['hotline']}"
+    assert create["agent"][1]["network"] == {"address": "10.1.2.3", "type": "2"}
+    assert create["entity"][0]["role"]["code"] == "1"  # the Patient role
+    read = _find(events, "read", f"ServiceRequest/{ids['sr']}/_history/1")
+    assert read["action"] == "R" and _agent_org(read) == hotline
+    update = _find(events, "update", f"ServiceRequest/{ids['sr']}/_history/2")
+    assert update["action"] == "U"
+    vread = _find(events, "vread", f"ServiceRequest/{ids['sr']}/_history/1")
+    assert vread["action"] == "R"
+    delete = _find(events, "delete", f"DocumentReference/{ids['doc']}")
+    assert delete["action"] == "D"
+
+    searches = [e for e in events if subtypes(e)[0] == "search-type" and query_of(e).startswith("Patient?")]
+    assert len(searches) == 1, "one AuditEvent per search"
+    search = searches[0]
+    assert search["action"] == "E" and references(search) == [f"Patient/{ids['patient']}/_history/1"]
+    # the identifier (case code) is dropped, the id kept; "name" is not searchable here, so ignored and unrecorded
+    assert query_of(search) == f"Patient?identifier=&_id={ids['patient']}"
+
+    in_transaction = _find(events, "create", f"Consent/{ids['consent']}")
+    assert subtypes(in_transaction) == ["create", "transaction"]
+
+    not_found = _find(events, "read", f"ServiceRequest/{ids['sr']}", outcome="4")
+    assert not_found["outcomeDesc"] == "404 NotFound"
+    assert _agent_org(not_found) == f"Organization/{ids['other']}"
+    denied = [e for e in events if e.get("outcomeDesc") == "403 Forbidden"]
+    assert len(denied) == 1 and references(denied[0]) == [f"ServiceRequest/{ids['sr']}"]
+
+    issued = next(e for e in events if e["type"]["code"] == "110114" and e["outcome"] == "0")
+    assert subtypes(issued) == ["110122"] and _agent_org(issued) == hotline
+    assert issued["agent"][0]["policy"] == ["urn:gbv-exchange:token:jti-1"]
+    refused = next(e for e in events if e["type"]["code"] == "110114" and e["outcome"] == "4")
+    assert refused["outcomeDesc"] == "401 Unauthorized"
+    assert refused["agent"][1]["who"]["identifier"]["value"] == "unknown-app"
+    assert refused["agent"][1]["network"]["address"] == "10.9.9.8"
+
+
+async def test_the_whole_log_holds_no_survivor_data(client, act_as, exchange):
+    await _referral_story(client, act_as, exchange)
+    log = await whole_log_text(exchange)
+    assert "Patient?" in log  # the decoded queries are part of what is searched
+    for secret in (NAME, FAMILY, PHONE, "70 123", "BLUE-HERON", "18:00", CASE_CODE):
+        assert secret not in log, secret
+        assert base64.b64encode(secret.encode()).decode()[:8] not in log
+
+
+async def test_a_search_by_identifier_in_a_transaction_is_redacted_too(client, exchange):
+    r = await client.post("", json={"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"request": {"method": "GET", "url": f"Patient?identifier={CASE_CODE}&gender=female"}}]})
+    assert r.status_code == 200, r.text
+    events = await audit_rows(exchange)
+    search = next(e for e in events if subtypes(e)[0] == "search-type")
+    assert subtypes(search) == ["search-type", "transaction"]
+    assert query_of(search) == "Patient?identifier=&gender="
+    assert CASE_CODE not in await whole_log_text(exchange)
