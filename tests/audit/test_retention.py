@@ -1,0 +1,78 @@
+"""Retention: closed referrals' survivor data is purged after the period; open referrals and the log stay."""
+from __future__ import annotations
+
+import json
+
+from tests.audit.conftest import cli, whole_log_text
+from tests.fhir_checks import organization, patient, task
+
+NAME = "Leila"
+
+
+async def _referral(client, hotline: str, shelter: str, patient_id: str, status: str) -> dict:
+    sr = await client.post("/ServiceRequest", json={
+        "resourceType": "ServiceRequest", "status": "active", "intent": "order",
+        "subject": {"reference": f"Patient/{patient_id}"}, "requester": {"reference": f"Organization/{hotline}"},
+        "performer": [{"reference": f"Organization/{shelter}"}], "note": [{"text": "safe to call mornings"}]})
+    assert sr.status_code == 201, sr.text
+    t = await client.post("/Task", json=task("requested", focus={"reference": f"ServiceRequest/{sr.json()['id']}"},
+                                             requester={"reference": f"Organization/{hotline}"},
+                                             owner={"reference": f"Organization/{shelter}"},
+                                             **{"for": {"reference": f"Patient/{patient_id}"}}))
+    assert t.status_code == 201, t.text
+    body = t.json()
+    if status != "requested":
+        body["status"] = status
+        if status in ("rejected", "cancelled", "failed"):
+            body["statusReason"] = {"text": "no capacity"}
+        updated = await client.put(f"/Task/{body['id']}", json=body)
+        assert updated.status_code == 200, updated.text
+    return {"sr": sr.json()["id"], "task": body["id"]}
+
+
+async def test_purge_removes_closed_referrals_content_and_keeps_the_log_verifiable(client, settings, exchange):
+    hotline = (await client.post("/Organization", json=organization("Hotline"))).json()["id"]
+    shelter = (await client.post("/Organization", json=organization("Shelter"))).json()["id"]
+    closed_patient = (await client.post("/Patient", json=patient("C-1", name=[{"given": [NAME]}]))).json()["id"]
+    shared_patient = (await client.post("/Patient", json=patient("C-2", name=[{"given": ["Noor"]}]))).json()["id"]
+    closed = await _referral(client, hotline, shelter, closed_patient, "cancelled")
+    closed_shared = await _referral(client, hotline, shelter, shared_patient, "cancelled")
+    still_open = await _referral(client, hotline, shelter, shared_patient, "requested")
+    url = settings.database_url
+
+    nothing = await cli("audit", "purge", "--database-url", url)  # retention not configured: keep everything
+    assert nothing.exit_code == 0 and json.loads(nothing.output)["purged"] == []
+
+    dry = await cli("audit", "purge", "--dry-run", "--days", "0", "--database-url", url)
+    report = json.loads(dry.output)
+    assert sorted(report["closed_referrals"]) == sorted([f"Task/{closed['task']}", f"Task/{closed_shared['task']}"])
+    assert set(report["purged"]) == {f"Task/{closed['task']}", f"ServiceRequest/{closed['sr']}",
+                                     f"Patient/{closed_patient}", f"Task/{closed_shared['task']}",
+                                     f"ServiceRequest/{closed_shared['sr']}"}
+    assert report["kept_for_open_referrals"] == [f"Patient/{shared_patient}"]
+    assert (await client.get(f"/Patient/{closed_patient}")).status_code == 200  # a dry run changes nothing
+
+    done = await cli("audit", "purge", "--days", "0", "--database-url", url)
+    assert done.exit_code == 0 and set(json.loads(done.output)["purged"]) == set(report["purged"])
+    assert (await client.get(f"/Patient/{closed_patient}")).status_code == 410
+    for version in (1, 2):
+        r = await client.get(f"/Task/{closed['task']}/_history/{version}")
+        assert r.status_code == 200 and set(r.json()) == {"resourceType", "id", "meta"}
+        assert r.json()["meta"]["tag"][0]["code"] == "purged"
+    async with exchange.db.engine.connect() as conn:
+        from sqlalchemy import text
+
+        contents = (await conn.execute(text("SELECT content FROM resource_version"))).scalars().all()
+        index_rows = (await conn.execute(text("SELECT count(*) FROM search_index WHERE resource_id = :i"),
+                                         {"i": closed_patient})).scalar()
+    assert not any(NAME in c or "C-1" in c for c in contents) and index_rows == 0
+    assert (await client.get(f"/Patient/{shared_patient}")).status_code == 200
+    assert (await client.get(f"/Task/{still_open['task']}")).status_code == 200
+    found = (await client.get("/Patient", params={"identifier": "C-1"})).json()
+    assert found["total"] == 0
+
+    verified = await cli("audit", "verify", "--database-url", url)
+    assert verified.exit_code == 0, verified.output
+    purges = (await client.get("/AuditEvent", params={"subtype": "purge"})).json()
+    assert purges["total"] == 5 and all(e["resource"]["action"] == "D" for e in purges["entry"])
+    assert NAME not in await whole_log_text(exchange)

@@ -1,0 +1,136 @@
+"""Reviewing the log over HTTP: auditor search and paging, read, NDJSON export; partners see only their
+referrals' events; administrators none; the log cannot be written through the API."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+from tests.audit.conftest import subtypes
+from tests.audit.test_events import _referral_story
+from tests.fhir_checks import assert_bundle, assert_outcome, assert_valid
+
+AUDIT = frozenset({"system/AuditEvent.rs"})
+
+
+def _ids(bundle: dict) -> list[str]:
+    return [e["resource"]["id"] for e in bundle.get("entry", [])]
+
+
+async def test_auditor_searches_by_agent_entity_action_outcome_and_date(client, act_as, exchange):
+    ids = await _referral_story(client, act_as, exchange)
+    auditor = act_as("coordination-body", role="auditor", scopes=AUDIT)
+    everything = (await auditor.get("/AuditEvent", params={"_count": "200"})).json()
+    assert_bundle(everything, "searchset")
+    total = everything["total"]
+    assert total == len(everything["entry"]) > 10
+
+    by_entity = (await auditor.get("/AuditEvent", params={"entity": f"ServiceRequest/{ids['sr']}"})).json()
+    kinds = sorted(subtypes(e["resource"])[0] + e["resource"]["outcome"] for e in by_entity["entry"])
+    assert kinds == ["create0", "read0", "read4", "read4", "update0", "vread0"]  # 404 and 403 are outcome 4
+    refused = (await auditor.get("/AuditEvent", params={"entity": f"ServiceRequest/{ids['sr']}",
+                                                         "outcome": "4"})).json()
+    assert refused["total"] == 2
+    by_other = (await auditor.get("/AuditEvent", params={"agent": f"Organization/{ids['other']}"})).json()
+    assert by_other["total"] == 2 and all(e["resource"]["outcome"] == "4" for e in by_other["entry"])
+    by_client = (await auditor.get("/AuditEvent", params={"agent": "unknown-app"})).json()
+    assert by_client["total"] == 1 and by_client["entry"][0]["resource"]["outcomeDesc"] == "401 Unauthorized"
+    deletes = (await auditor.get("/AuditEvent", params={"action": "D"})).json()
+    assert deletes["total"] == 1
+    creates_and_deletes = (await auditor.get("/AuditEvent", params={"action": "C,D"})).json()
+    assert creates_and_deletes["total"] == 1 + sum(1 for e in everything["entry"] if e["resource"]["action"] == "C")
+
+    today = datetime.now(timezone.utc).date()
+    assert (await auditor.get("/AuditEvent", params={"date": f"ge{today}", "_count": "0"})).json()["total"] > total
+    tomorrow = today + timedelta(days=1)
+    assert (await auditor.get("/AuditEvent", params={"date": f"ge{tomorrow}"})).json()["total"] == 0
+    assert (await auditor.get("/AuditEvent", params=[("date", f"ge{today}"), ("date", f"lt{tomorrow}"),
+                                                     ("action", "U")])).json()["total"] == 1
+
+
+async def test_auditor_pages_through_the_log_and_reads_one_event(client, act_as, exchange):
+    await _referral_story(client, act_as, exchange)
+    auditor = act_as("coordination-body", role="auditor", scopes=AUDIT)
+    first = (await auditor.get("/AuditEvent", params={"_count": "5"})).json()
+    assert len(first["entry"]) == 5
+    next_url = next(link["url"] for link in first["link"] if link["relation"] == "next")
+    second = (await auditor.get(next_url)).json()
+    assert len(second["entry"]) == 5 and not set(_ids(first)) & set(_ids(second))
+    newest_first = (await auditor.get("/AuditEvent", params={"_sort": "-date", "_count": "1"})).json()
+    assert newest_first["entry"][0]["resource"]["id"] != first["entry"][0]["resource"]["id"]
+
+    event_id = first["entry"][0]["resource"]["id"]
+    r = await auditor.get(f"/AuditEvent/{event_id}")
+    assert r.status_code == 200
+    event = assert_valid(r.json())
+    chain = {e["url"]: e for e in event["extension"][0]["extension"]}
+    assert chain["sequence"]["valueInteger"] == 1 and len(chain["hash"]["valueString"]) == 64
+    assert_outcome(await auditor.get("/AuditEvent/no-such-event"), 404)
+
+
+async def test_bad_audit_searches_are_refused_with_an_outcome(client, act_as):
+    auditor = act_as("coordination-body", role="auditor", scopes=AUDIT)
+    assert_outcome(await auditor.get("/AuditEvent", params={"patient": "Patient/1"}), 400, expression="patient")
+    assert_outcome(await auditor.get("/AuditEvent", params={"action": "X"}), 400, expression="action")
+    assert_outcome(await auditor.get("/AuditEvent", params={"date": "yesterday"}), 400, expression="date")
+    assert_outcome(await auditor.get("/AuditEvent", params={"entity": "nonsense"}), 400, expression="entity")
+
+
+async def test_a_partner_sees_only_its_referrals_events(client, act_as, exchange):
+    ids = await _referral_story(client, act_as, exchange)
+    shelter = act_as(ids["shelter"], scopes=AUDIT)
+    seen = (await shelter.get("/AuditEvent", params={"_count": "200"})).json()
+    assert seen["total"] > 0
+    visible_refs = {f"ServiceRequest/{ids['sr']}", f"Patient/{ids['patient']}"}
+    for entry in seen["entry"]:
+        event = entry["resource"]
+        refs = {"/".join(e["what"]["reference"].split("/")[:2]) for e in event.get("entity", [])
+                if "reference" in e.get("what", {})}
+        assert refs and refs <= visible_refs, refs
+        if event["agent"][0]["who"].get("reference") != f"Organization/{ids['shelter']}":
+            assert all("network" not in a for a in event["agent"])
+    other = act_as(ids["other"], scopes=AUDIT)
+    theirs = (await other.get("/AuditEvent", params={"entity": f"ServiceRequest/{ids['sr']}"})).json()
+    assert theirs["total"] == 0  # not even its own refused attempts on a referral it is not party to
+    some_event = seen["entry"][0]["resource"]["id"]
+    assert_outcome(await other.get(f"/AuditEvent/{some_event}"), 404)
+    assert (await shelter.get(f"/AuditEvent/{some_event}")).status_code == 200
+
+
+async def test_admins_and_clients_without_the_scope_cannot_review(client, act_as):
+    admin = act_as("exchange-operator", role="admin", scopes=frozenset({"system/*.cruds"}))
+    assert_outcome(await admin.get("/AuditEvent"), 403)
+    assert_outcome(await admin.get("/AuditEvent/$export"), 403)
+    no_scope = act_as("coordination-body", role="auditor", scopes=frozenset({"system/Task.rs"}))
+    assert_outcome(await no_scope.get("/AuditEvent"), 403)
+
+
+async def test_the_log_cannot_be_written_through_the_api(client):
+    event = {"resourceType": "AuditEvent", "type": {"code": "rest"}, "recorded": "2026-01-01T00:00:00Z",
+             "agent": [], "source": {"observer": {}}}
+    assert_outcome(await client.post("/AuditEvent", json=event), 405)
+    assert_outcome(await client.put("/AuditEvent/x", json=event | {"id": "x"}), 405)
+    assert_outcome(await client.delete("/AuditEvent/x"), 405)
+
+
+async def test_auditor_exports_ndjson_and_partners_cannot(client, act_as, exchange):
+    ids = await _referral_story(client, act_as, exchange)
+    auditor = act_as("coordination-body", role="auditor", scopes=AUDIT)
+    r = await auditor.get("/AuditEvent/$export", params={"_since": "2000-01-01"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/fhir+ndjson")
+    lines = [json.loads(line) for line in r.text.splitlines()]
+    seqs = [next(x["valueInteger"] for x in line["extension"][0]["extension"] if x["url"] == "sequence")
+            for line in lines]
+    assert seqs == list(range(1, len(lines) + 1))
+    later = await auditor.get("/AuditEvent/$export", params={"_since": "2999-01-01"})
+    assert later.status_code == 200 and later.text == ""
+    assert_outcome(await act_as(ids["shelter"], scopes=AUDIT).get("/AuditEvent/$export"), 403)
+    assert_outcome(await auditor.get("/AuditEvent/$export", params={"since": "2000"}), 400)
+    exports = (await auditor.get("/AuditEvent", params={"subtype": "operation"})).json()
+    assert exports["total"] >= 2  # exporting is itself recorded
+
+
+async def test_the_capability_statement_lists_audit_event(client):
+    statement = (await client.get("/metadata")).json()
+    audit = next(r for r in statement["rest"][0]["resource"] if r["type"] == "AuditEvent")
+    assert [i["code"] for i in audit["interaction"]] == ["read", "search-type"]
+    assert {"date", "agent", "entity", "action", "outcome"} <= {p["name"] for p in audit["searchParam"]}
