@@ -34,8 +34,12 @@ SOURCE_TYPE = "http://terminology.hl7.org/CodeSystem/security-source-type"
 RESTFUL_INTERACTIONS = frozenset({"read", "vread", "update", "patch", "delete", "history-instance", "history-type",
                                   "history-system", "create", "search-type", "search-system", "capabilities",
                                   "transaction", "batch", "operation"})
+AUTHENTICATION = {"token": {"system": DICOM, "code": "110122", "display": "Login"},
+                  "revoke": {"system": DICOM, "code": "110123", "display": "Logout"},
+                  "introspect": {"system": EXCHANGE_EVENTS, "code": "introspect"}}
 ACTION_OF = {"create": "C", "read": "R", "vread": "R", "update": "U", "delete": "D", "search-type": "E",
-             "history-instance": "R", "transaction": "E", "batch": "E", "token": "E", "purge": "D"}
+             "history-instance": "R", "transaction": "E", "batch": "E", "token": "E", "revoke": "E",
+             "introspect": "E", "purge": "D"}
 OUTCOME_TEXT = {"0": "Success", "4": "Minor failure", "8": "Serious failure", "12": "Major failure"}
 
 
@@ -61,8 +65,8 @@ def _coding(system: str, code: str, display: str | None = None) -> dict:
 
 
 def _type_and_subtypes(interaction: str, unit_interaction: str) -> tuple[dict, list[dict]]:
-    if interaction == "token":  # SMART token issue / refusal: DICOM User Authentication / Login
-        return _coding(DICOM, "110114", "User Authentication"), [_coding(DICOM, "110122", "Login")]
+    if interaction in AUTHENTICATION:  # token issue/refusal, revocation: DICOM User Authentication
+        return _coding(DICOM, "110114", "User Authentication"), [AUTHENTICATION[interaction]]
     system = RESTFUL if interaction in RESTFUL_INTERACTIONS else EXCHANGE_EVENTS
     subtypes = [_coding(system, interaction)]
     if unit_interaction in ("transaction", "batch") and unit_interaction != interaction:

@@ -2,7 +2,8 @@
 
 Three layers, all here:
 - **Roles** (`role_allows`): a `partner` works with referrals and reads the directory (and updates the
-  HealthcareService entries of its own organisation, so a shelter can say it has room); an `auditor` reads
+  HealthcareService entries of its own organisation, so a shelter can say it has room) and the AuditEvents about
+  its own referrals (the audit log filters them, `exchange.audit.review`); an `auditor` reads
   AuditEvents and the directory, nothing clinical; an `admin` manages the directory (Organization,
   HealthcareService, Location, Practitioner, PractitionerRole) and no referral content. Clients themselves are
   managed with the CLI (`exchange clients`). The system context (CLI, demo loader, dispatcher) is unrestricted and
@@ -42,8 +43,8 @@ def role_allows(role: str, resource_type: str, operation: str) -> bool:
     if role == "system":
         return True
     if role == "partner":
-        if resource_type in AUDIT_TYPES:
-            return False
+        if resource_type in AUDIT_TYPES:  # only the events about its own referrals (exchange.audit.review)
+            return operation in "rs"
         if resource_type in DIRECTORY_TYPES:
             return operation in "rs" or (resource_type == "HealthcareService" and operation == "u")
         return True  # referral resources and the exchange's own (e.g. Subscription)

@@ -3,26 +3,17 @@ from __future__ import annotations
 
 import base64
 
-from exchange.context import RequestContext
-from exchange.errors import Unauthorized
-from exchange.unit import Event, Failure, open_unit, record_failure
+import httpx
+from joserfc.jwk import ECKey
 
 from tests.audit.conftest import audit_rows, query_of, references, subtypes, whole_log_text
-from tests.fhir_checks import assert_valid, organization, patient
+from tests.conftest import make_assertion
+from tests.fhir_checks import assert_valid, patient
 
 NAME, FAMILY = "Amira", "Haddad"
 PHONE = "+961 70 123 456"
 SAFE_CONTACT = "Call only after 18:00; code word BLUE-HERON"
 CASE_CODE = "HL-2026-0042"
-
-
-async def _orgs(client) -> tuple[str, str, str]:
-    ids = []
-    for name in ("Hotline", "Shelter", "Other NGO"):
-        r = await client.post("/Organization", json=organization(name))
-        assert r.status_code == 201, r.text
-        ids.append(r.json()["id"])
-    return ids[0], ids[1], ids[2]
 
 
 def _service_request(patient_id: str, requester: str, performer: str) -> dict:
@@ -33,10 +24,23 @@ def _service_request(patient_id: str, requester: str, performer: str) -> dict:
             "note": [{"text": SAFE_CONTACT}]}
 
 
-async def _referral_story(client, act_as, exchange) -> dict:
-    """A hotline refers a survivor to a shelter; another NGO probes; a token is issued and one refused."""
-    hotline, shelter, other = await _orgs(client)
-    a = act_as(hotline)
+async def refuse_a_token(app) -> None:
+    """A token request with an assertion from a client nobody registered: 401 at the token endpoint."""
+    key = ECKey.generate_key("P-384", parameters={"kid": "k1"}, private=True)
+    transport = httpx.ASGITransport(app=app, client=("10.9.9.8", 40000), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as raw:
+        r = await raw.post("/auth/token", data={
+            "grant_type": "client_credentials", "scope": "system/*.rs",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": make_assertion("unknown-app", key, "http://127.0.0.1:8080/auth/token")})
+    assert r.status_code == 401, r.text
+
+
+async def _referral_story(app, make_org, make_client) -> dict:
+    """A hotline refers a survivor to a shelter; another NGO probes; a token is refused."""
+    hotline, shelter, other = (await make_org("Hotline", "hotline"), await make_org("Shelter", "shelter"),
+                               await make_org("Other NGO", "ngo"))
+    a = await make_client(hotline)
     r = await a.post("/Patient", json=patient(CASE_CODE, name=[{"given": [NAME], "family": FAMILY}],
                                               telecom=[{"system": "phone", "value": PHONE}]))
     assert r.status_code == 201, r.text
@@ -65,17 +69,13 @@ async def _referral_story(client, act_as, exchange) -> dict:
     assert r.status_code == 201, r.text
     doc_id = r.json()["id"]
     assert (await a.delete(f"/DocumentReference/{doc_id}")).status_code == 204
-    assert (await act_as(other).get(f"/ServiceRequest/{sr_id}")).status_code == 404
-    narrow = act_as(other, scopes=frozenset({"system/Organization.rs"}))
+    prober = await make_client(other)
+    assert (await prober.get(f"/ServiceRequest/{sr_id}")).status_code == 404
+    narrow = await make_client(other, scopes="system/Organization.rs")
     assert (await narrow.get(f"/ServiceRequest/{sr_id}")).status_code == 403
-    token_ctx = RequestContext("hotline-app", hotline, "partner", frozenset(), "10.9.9.9", "req-1", "jti-1")
-    async with open_unit(exchange, token_ctx, "token") as unit:
-        unit.record(Event("token", "E"))
-    bad = RequestContext("unknown-app", None, "partner", frozenset(), "10.9.9.8", "req-2")
-    await record_failure(exchange, Failure(bad, "token", None, None,
-                                           Unauthorized(f"client assertion for {NAME} rejected")))
+    await refuse_a_token(app)
     return {"hotline": hotline, "shelter": shelter, "other": other, "patient": patient_id, "sr": sr_id,
-            "consent": consent_id, "doc": doc_id}
+            "consent": consent_id, "doc": doc_id, "client": a.client_id, "prober": prober.client_id}
 
 
 def _find(events: list[dict], subtype: str, reference_prefix: str | None = None, outcome: str = "0") -> dict:
@@ -90,8 +90,9 @@ def _agent_org(event: dict) -> str | None:
     return event["agent"][0]["who"].get("reference")
 
 
-async def test_every_interaction_has_an_audit_event_with_agent_entity_and_outcome(client, act_as, exchange):
-    ids = await _referral_story(client, act_as, exchange)
+async def test_every_interaction_has_an_audit_event_with_agent_entity_and_outcome(app, make_org, make_client,
+                                                                                 exchange):
+    ids = await _referral_story(app, make_org, make_client)
     events = await audit_rows(exchange)
     hotline = f"Organization/{ids['hotline']}"
     for event in events:
@@ -101,8 +102,9 @@ async def test_every_interaction_has_an_audit_event_with_agent_entity_and_outcom
 
     create = _find(events, "create", f"Patient/{ids['patient']}/_history/1")
     assert create["action"] == "C" and _agent_org(create) == hotline
-    assert create["agent"][1]["who"]["identifier"]["value"] == f"client-partner-{ids['hotline']}"
-    assert create["agent"][1]["network"] == {"address": "10.1.2.3", "type": "2"}
+    assert create["agent"][1]["who"]["identifier"]["value"] == ids["client"]
+    assert create["agent"][1]["network"] == {"address": "127.0.0.1", "type": "2"}
+    assert create["agent"][0]["policy"][0].startswith("urn:gbv-exchange:token:")
     assert create["entity"][0]["role"]["code"] == "1"  # the Patient role
     read = _find(events, "read", f"ServiceRequest/{ids['sr']}/_history/1")
     assert read["action"] == "R" and _agent_org(read) == hotline
@@ -129,17 +131,18 @@ async def test_every_interaction_has_an_audit_event_with_agent_entity_and_outcom
     denied = [e for e in events if e.get("outcomeDesc") == "403 Forbidden"]
     assert len(denied) == 1 and references(denied[0]) == [f"ServiceRequest/{ids['sr']}"]
 
-    issued = next(e for e in events if e["type"]["code"] == "110114" and e["outcome"] == "0")
-    assert subtypes(issued) == ["110122"] and _agent_org(issued) == hotline
-    assert issued["agent"][0]["policy"] == ["urn:gbv-exchange:token:jti-1"]
-    refused = next(e for e in events if e["type"]["code"] == "110114" and e["outcome"] == "4")
-    assert refused["outcomeDesc"] == "401 Unauthorized"
-    assert refused["agent"][1]["who"]["identifier"]["value"] == "unknown-app"
-    assert refused["agent"][1]["network"]["address"] == "10.9.9.8"
+    issued = [e for e in events if e["type"]["code"] == "110114" and e["outcome"] == "0"]
+    assert len(issued) == 3 and all(subtypes(e) == ["110122"] for e in issued)
+    assert _agent_org(issued[0]) == hotline and issued[0]["agent"][1]["who"]["identifier"]["value"] == ids["client"]
+    assert issued[0]["agent"][0]["policy"] == create["agent"][0]["policy"]  # the token then used
+    refused = [e for e in events if e["type"]["code"] == "110114" and e["outcome"] == "4"]
+    assert len(refused) == 1 and refused[0]["outcomeDesc"] == "401 Unauthorized"
+    assert refused[0]["agent"][1]["network"]["address"] == "10.9.9.8"
+    assert _agent_org(refused[0]) is None
 
 
-async def test_the_whole_log_holds_no_survivor_data(client, act_as, exchange):
-    await _referral_story(client, act_as, exchange)
+async def test_the_whole_log_holds_no_survivor_data(app, make_org, make_client, exchange):
+    await _referral_story(app, make_org, make_client)
     log = await whole_log_text(exchange)
     assert "Patient?" in log  # the decoded queries are part of what is searched
     for secret in (NAME, FAMILY, PHONE, "70 123", "BLUE-HERON", "18:00", CASE_CODE):

@@ -9,16 +9,20 @@ from tests.audit.conftest import subtypes
 from tests.audit.test_events import _referral_story
 from tests.fhir_checks import assert_bundle, assert_outcome, assert_valid
 
-AUDIT = frozenset({"system/AuditEvent.rs"})
+AUDIT = "system/AuditEvent.rs"
+
+
+async def _auditor(make_org, make_client):  # noqa: ANN001, ANN202
+    return await make_client(await make_org("Coordination body", "other"), role="auditor", scopes=AUDIT)
 
 
 def _ids(bundle: dict) -> list[str]:
     return [e["resource"]["id"] for e in bundle.get("entry", [])]
 
 
-async def test_auditor_searches_by_agent_entity_action_outcome_and_date(client, act_as, exchange):
-    ids = await _referral_story(client, act_as, exchange)
-    auditor = act_as("coordination-body", role="auditor", scopes=AUDIT)
+async def test_auditor_searches_by_agent_entity_action_outcome_and_date(app, make_org, make_client, exchange):
+    ids = await _referral_story(app, make_org, make_client)
+    auditor = await _auditor(make_org, make_client)
     everything = (await auditor.get("/AuditEvent", params={"_count": "200"})).json()
     assert_bundle(everything, "searchset")
     total = everything["total"]
@@ -31,9 +35,13 @@ async def test_auditor_searches_by_agent_entity_action_outcome_and_date(client, 
                                                          "outcome": "4"})).json()
     assert refused["total"] == 2
     by_other = (await auditor.get("/AuditEvent", params={"agent": f"Organization/{ids['other']}"})).json()
-    assert by_other["total"] == 2 and all(e["resource"]["outcome"] == "4" for e in by_other["entry"])
-    by_client = (await auditor.get("/AuditEvent", params={"agent": "unknown-app"})).json()
-    assert by_client["total"] == 1 and by_client["entry"][0]["resource"]["outcomeDesc"] == "401 Unauthorized"
+    assert sorted(subtypes(e["resource"])[0] + e["resource"]["outcome"] for e in by_other["entry"]) == \
+        ["110122" + "0", "110122" + "0", "read4", "read4"]  # two tokens issued, two refused reads
+    by_client = (await auditor.get("/AuditEvent", params={"agent": ids["prober"]})).json()
+    assert by_client["total"] == 2  # the prober's token and its refused read (the narrow client is another)
+    refused_tokens = (await auditor.get("/AuditEvent", params={"subtype": "110122", "outcome": "4"})).json()
+    assert refused_tokens["total"] == 1
+    assert refused_tokens["entry"][0]["resource"]["outcomeDesc"] == "401 Unauthorized"
     deletes = (await auditor.get("/AuditEvent", params={"action": "D"})).json()
     assert deletes["total"] == 1
     creates_and_deletes = (await auditor.get("/AuditEvent", params={"action": "C,D"})).json()
@@ -47,9 +55,9 @@ async def test_auditor_searches_by_agent_entity_action_outcome_and_date(client, 
                                                      ("action", "U")])).json()["total"] == 1
 
 
-async def test_auditor_pages_through_the_log_and_reads_one_event(client, act_as, exchange):
-    await _referral_story(client, act_as, exchange)
-    auditor = act_as("coordination-body", role="auditor", scopes=AUDIT)
+async def test_auditor_pages_through_the_log_and_reads_one_event(app, make_org, make_client, exchange):
+    await _referral_story(app, make_org, make_client)
+    auditor = await _auditor(make_org, make_client)
     first = (await auditor.get("/AuditEvent", params={"_count": "5"})).json()
     assert len(first["entry"]) == 5
     next_url = next(link["url"] for link in first["link"] if link["relation"] == "next")
@@ -67,17 +75,17 @@ async def test_auditor_pages_through_the_log_and_reads_one_event(client, act_as,
     assert_outcome(await auditor.get("/AuditEvent/no-such-event"), 404)
 
 
-async def test_bad_audit_searches_are_refused_with_an_outcome(client, act_as):
-    auditor = act_as("coordination-body", role="auditor", scopes=AUDIT)
+async def test_bad_audit_searches_are_refused_with_an_outcome(make_org, make_client):
+    auditor = await _auditor(make_org, make_client)
     assert_outcome(await auditor.get("/AuditEvent", params={"patient": "Patient/1"}), 400, expression="patient")
     assert_outcome(await auditor.get("/AuditEvent", params={"action": "X"}), 400, expression="action")
     assert_outcome(await auditor.get("/AuditEvent", params={"date": "yesterday"}), 400, expression="date")
     assert_outcome(await auditor.get("/AuditEvent", params={"entity": "nonsense"}), 400, expression="entity")
 
 
-async def test_a_partner_sees_only_its_referrals_events(client, act_as, exchange):
-    ids = await _referral_story(client, act_as, exchange)
-    shelter = act_as(ids["shelter"], scopes=AUDIT)
+async def test_a_partner_sees_only_its_referrals_events(app, make_org, make_client, exchange):
+    ids = await _referral_story(app, make_org, make_client)
+    shelter = await make_client(ids["shelter"], scopes=AUDIT)
     seen = (await shelter.get("/AuditEvent", params={"_count": "200"})).json()
     assert seen["total"] > 0
     visible_refs = {f"ServiceRequest/{ids['sr']}", f"Patient/{ids['patient']}"}
@@ -88,7 +96,7 @@ async def test_a_partner_sees_only_its_referrals_events(client, act_as, exchange
         assert refs and refs <= visible_refs, refs
         if event["agent"][0]["who"].get("reference") != f"Organization/{ids['shelter']}":
             assert all("network" not in a for a in event["agent"])
-    other = act_as(ids["other"], scopes=AUDIT)
+    other = await make_client(ids["other"], scopes=AUDIT)
     theirs = (await other.get("/AuditEvent", params={"entity": f"ServiceRequest/{ids['sr']}"})).json()
     assert theirs["total"] == 0  # not even its own refused attempts on a referral it is not party to
     some_event = seen["entry"][0]["resource"]["id"]
@@ -96,11 +104,12 @@ async def test_a_partner_sees_only_its_referrals_events(client, act_as, exchange
     assert (await shelter.get(f"/AuditEvent/{some_event}")).status_code == 200
 
 
-async def test_admins_and_clients_without_the_scope_cannot_review(client, act_as):
-    admin = act_as("exchange-operator", role="admin", scopes=frozenset({"system/*.cruds"}))
+async def test_admins_and_clients_without_the_scope_cannot_review(make_org, make_client):
+    operator = await make_org("Exchange operator", "other")
+    admin = await make_client(operator, role="admin", scopes="system/*.cruds")
     assert_outcome(await admin.get("/AuditEvent"), 403)
     assert_outcome(await admin.get("/AuditEvent/$export"), 403)
-    no_scope = act_as("coordination-body", role="auditor", scopes=frozenset({"system/Task.rs"}))
+    no_scope = await make_client(operator, role="auditor", scopes="system/Organization.rs")
     assert_outcome(await no_scope.get("/AuditEvent"), 403)
 
 
@@ -112,9 +121,9 @@ async def test_the_log_cannot_be_written_through_the_api(client):
     assert_outcome(await client.delete("/AuditEvent/x"), 405)
 
 
-async def test_auditor_exports_ndjson_and_partners_cannot(client, act_as, exchange):
-    ids = await _referral_story(client, act_as, exchange)
-    auditor = act_as("coordination-body", role="auditor", scopes=AUDIT)
+async def test_auditor_exports_ndjson_and_partners_cannot(app, make_org, make_client, exchange):
+    ids = await _referral_story(app, make_org, make_client)
+    auditor = await _auditor(make_org, make_client)
     r = await auditor.get("/AuditEvent/$export", params={"_since": "2000-01-01"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/fhir+ndjson")
     lines = [json.loads(line) for line in r.text.splitlines()]
@@ -123,7 +132,7 @@ async def test_auditor_exports_ndjson_and_partners_cannot(client, act_as, exchan
     assert seqs == list(range(1, len(lines) + 1))
     later = await auditor.get("/AuditEvent/$export", params={"_since": "2999-01-01"})
     assert later.status_code == 200 and later.text == ""
-    assert_outcome(await act_as(ids["shelter"], scopes=AUDIT).get("/AuditEvent/$export"), 403)
+    assert_outcome(await (await make_client(ids["shelter"], scopes=AUDIT)).get("/AuditEvent/$export"), 403)
     assert_outcome(await auditor.get("/AuditEvent/$export", params={"since": "2000"}), 400)
     exports = (await auditor.get("/AuditEvent", params={"subtype": "operation"})).json()
     assert exports["total"] >= 2  # exporting is itself recorded
