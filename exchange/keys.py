@@ -75,6 +75,11 @@ class KeyStore:
         await conn.execute(insert(exchange_key).values(kid=kid, private_jwk=json.dumps(key.as_dict(private=True)),
                                                        created=to_db(utcnow()), active=True))
 
+    async def refresh(self) -> None:
+        """Forget the cached keys and load them again (another process may have rotated them)."""
+        self._current = self._public = None
+        await self._load()
+
     async def rotate(self) -> SigningKey:
         """Add a new signing key (old ones stay published until deactivated)."""
         async with self.db.engine.begin() as conn:

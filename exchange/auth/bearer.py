@@ -32,6 +32,16 @@ def _refuse(description: str, error: str | None = "invalid_token") -> Unauthoriz
     return Unauthorized(description, headers=_challenge(error, description))
 
 
+async def _verify(exchange, service, token: str) -> tokens.AccessClaims:  # noqa: ANN001
+    try:
+        return tokens.verify(token, await exchange.keys.public_jwks(), exchange.settings)
+    except tokens.UnknownKey:
+        if not service.may_reload_keys():  # at most one reload per interval: unknown kids are cheap to send
+            raise
+        await exchange.keys.refresh()
+        return tokens.verify(token, await exchange.keys.public_jwks(), exchange.settings)
+
+
 async def request_context(request: Request) -> RequestContext:
     header = request.headers.get("authorization")
     if not header:
@@ -44,7 +54,7 @@ async def request_context(request: Request) -> RequestContext:
     exchange = request.app.state.exchange
     service = auth_service(exchange)
     try:
-        claims = tokens.verify(token, await exchange.keys.public_jwks(), exchange.settings)
+        claims = await _verify(exchange, service, token)
     except tokens.InvalidToken as exc:
         raise _refuse(str(exc)) from None
     client, revoked = await service.registry.token_state(claims.client_id, claims.jti)

@@ -126,12 +126,12 @@ class ClientRegistry:
         return found
 
     async def get(self, client_id: str) -> ClientRecord | None:
-        async with self.db.engine.connect() as conn:
+        async with self.db.transaction() as conn:  # on SQLite: queue with the writers, never spin
             row = (await conn.execute(select(auth_client).where(auth_client.c.client_id == client_id))).first()
         return _record(row) if row else None
 
     async def list(self) -> list[ClientRecord]:
-        async with self.db.engine.connect() as conn:
+        async with self.db.transaction() as conn:  # on SQLite: queue with the writers, never spin
             rows = (await conn.execute(select(auth_client).order_by(auth_client.c.created, auth_client.c.client_id)
                                        )).all()
         return [_record(r) for r in rows]
@@ -191,7 +191,7 @@ class ClientRegistry:
 
     async def token_state(self, client_id: str, jti: str) -> tuple[ClientRecord | None, bool]:
         """The client behind a token and whether the token was revoked: one round trip per request."""
-        async with self.db.engine.connect() as conn:
+        async with self.db.transaction() as conn:  # on SQLite: queue with the writers, never spin
             row = (await conn.execute(select(auth_client).where(auth_client.c.client_id == client_id))).first()
             revoked = (await conn.execute(select(auth_revoked_token.c.jti)
                                           .where(auth_revoked_token.c.jti == jti))).first() is not None

@@ -117,7 +117,14 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
 
     def resolve_client_public_key(self, client: OAuthClient) -> KeySet:
         self._client = client
-        return from_thread.run(self.server.service.client_keys, client.record, False)
+        return self._keys(refresh=False)
+
+    def _keys(self, refresh: bool) -> KeySet:
+        assert self._client is not None
+        try:
+            return from_thread.run(self.server.service.client_keys, self._client.record, refresh)
+        except JwksFetchError as exc:
+            raise InvalidClientError(description=f"The client's keys cannot be fetched: {exc}") from None
 
     def process_assertion_claims(self, assertion: str, resolve_key: Any) -> dict:
         settings = self.server.service.settings
@@ -143,12 +150,7 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
         return decoded.claims
 
     def _key(self, kid: str, refresh: bool):  # noqa: ANN202
-        assert self._client is not None
-        try:
-            keys = from_thread.run(self.server.service.client_keys, self._client.record, refresh)
-        except JwksFetchError as exc:
-            raise InvalidClientError(description=f"The client's keys cannot be fetched: {exc}") from None
-        for key in keys.keys:
+        for key in self._keys(refresh).keys:
             if key.kid == kid:
                 return key
         return None

@@ -4,6 +4,7 @@ Created once per Exchange by `exchange.auth.install` and found again with `auth_
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,15 @@ class AuthService:
         self.registry = ClientRegistry(exchange.db)
         self.fetcher = JwksFetcher(exchange.settings)
         self.urls = Urls.of(exchange.settings)
+        self._keys_reloaded = 0.0
+
+    def may_reload_keys(self, interval: float = 10.0) -> bool:
+        """Whether a token with an unknown kid may make this process reload the exchange's keys now."""
+        now = time.monotonic()
+        if now - self._keys_reloaded < interval:
+            return False
+        self._keys_reloaded = now
+        return True
 
     async def client_keys(self, client: ClientRecord, refresh: bool = False) -> KeySet:
         """The client's public keys: registered by value, or fetched from its JWKS URL (cached)."""

@@ -9,7 +9,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
@@ -21,6 +21,10 @@ TOKEN_TYPE = "at+jwt"
 
 class InvalidToken(Exception):
     """The token is not one of ours, or no longer valid. The message is safe to show to the caller."""
+
+
+class UnknownKey(InvalidToken):
+    """Signed with a key id this process does not know (yet): the exchange's keys may have been rotated."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,12 @@ def verify(token: str, public_jwks: dict, settings: Settings, now: int | None = 
     """Check signature, type, issuer, audience and expiry; raise InvalidToken with a reason otherwise."""
     if token.count(".") != 2 or len(token) > 8192:
         raise InvalidToken("The access token is malformed")
+    try:
+        kid = jws.extract_compact(token.encode()).headers().get("kid")
+    except (JoseError, ValueError, TypeError):
+        raise InvalidToken("The access token is malformed") from None
+    if kid not in {key.get("kid") for key in public_jwks.get("keys", [])}:
+        raise UnknownKey("The access token is not signed by a key of this exchange")
     try:
         decoded = jwt.decode(token, KeySet.import_key_set(public_jwks), algorithms=[SIGNING_ALG])
     except (JoseError, ValueError, TypeError):

@@ -108,3 +108,31 @@ async def test_the_system_context_is_not_reachable_over_http(anonymous):
     """No header, loopback address or forged claim turns a request into the exchange's own context."""
     for headers in ({}, {"X-Forwarded-For": "127.0.0.1"}, {"X-Test-System-Context": "1"}):
         _assert_401(await anonymous.get("/Task", headers=headers), error=None)
+
+
+async def test_a_token_signed_after_another_process_rotated_the_key_is_accepted(settings, make_org, make_client):
+    """Worker 2 rotates the exchange's key and issues a token with it; worker 1 picks the new key up."""
+    from exchange.app import create_app
+    from exchange.wiring import build
+
+    partner = await make_client(await make_org())
+    assert (await partner.get("/Organization")).status_code == 200
+    other = build(settings)
+    app2 = create_app(settings, other)
+    async with app2.router.lifespan_context(app2):
+        await other.keys.rotate()
+        from tests.auth.keys import ASSERTION_TYPE
+        from tests.conftest import make_assertion
+
+        transport = httpx.ASGITransport(app=app2, client=("127.0.0.1", 50001))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as http:
+            r = await http.post("/auth/token", data={
+                "grant_type": "client_credentials", "scope": "system/*.rs", "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": make_assertion(partner.client_id, partner.key,
+                                                   "http://127.0.0.1:8080/auth/token")})
+        assert r.status_code == 200, r.text
+        new_token = r.json()["access_token"]
+    assert pyjwt.get_unverified_header(new_token)["kid"] != pyjwt.get_unverified_header(partner.access_token)["kid"]
+    r = await partner.get("/Organization", headers={"Authorization": f"Bearer {new_token}"})
+    assert r.status_code == 200, r.text
+    assert (await partner.get("/Organization")).status_code == 200  # the old key is still published
