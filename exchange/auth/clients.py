@@ -13,7 +13,7 @@ from datetime import datetime
 
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from exchange.auth.scopes import permissions
@@ -190,9 +190,11 @@ class ClientRegistry:
                                                                      expires=to_db(expires)))
 
     async def token_state(self, client_id: str, jti: str) -> tuple[ClientRecord | None, bool]:
-        """The client behind a token and whether the token was revoked: one round trip per request."""
+        """The client behind a token and whether the token was revoked: one statement per request."""
+        revoked = exists().where(auth_revoked_token.c.jti == jti).label("revoked")
         async with self.db.transaction() as conn:  # on SQLite: queue with the writers, never spin
-            row = (await conn.execute(select(auth_client).where(auth_client.c.client_id == client_id))).first()
-            revoked = (await conn.execute(select(auth_revoked_token.c.jti)
-                                          .where(auth_revoked_token.c.jti == jti))).first() is not None
-        return (_record(row) if row else None), revoked
+            row = (await conn.execute(select(auth_client, revoked)
+                                      .where(auth_client.c.client_id == client_id))).first()
+        if row is None:
+            return None, False
+        return _record(row), bool(row.revoked)

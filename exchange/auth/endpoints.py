@@ -117,9 +117,12 @@ async def token(request: Request) -> Response:
 async def introspect(request: Request) -> Response:
     exchange = request.app.state.exchange
     server, status, body, headers = await _run(request, "introspection", auth_service(exchange).urls.introspection)
-    if status != 200:
-        await record_failure(exchange, Failure(_client_context(request, server), "introspect", None, None,
-                                               _refusal(body)))
+    ctx = _client_context(request, server)
+    if status == 200:
+        async with open_unit(exchange, ctx, "introspect") as unit:
+            unit.record(Event("introspect", "E"))
+    else:
+        await record_failure(exchange, Failure(ctx, "introspect", None, None, _refusal(body)))
     return _respond(status, body, headers)
 
 

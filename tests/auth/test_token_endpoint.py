@@ -268,3 +268,20 @@ async def test_token_events_reach_the_hooks_without_the_assertion(root, registry
         assert error.status == 401 and "invalid_client" in error.diagnostics
         assert good not in error.diagnostics and bad not in error.diagnostics
         assert bad.split(".")[2] not in error.diagnostics
+
+
+class TestPublicHttpBaseUrl:
+    """Outside loopback development OAuth 2 needs https: a plain-http public URL makes the token endpoint refuse."""
+
+    @pytest.fixture
+    def settings(self, database_url, tmp_path):
+        from exchange.settings import Settings
+
+        return Settings(database_url=database_url, state_dir=tmp_path / "state",
+                        public_base_url="http://exchange.example.org")
+
+    async def test_token_endpoint_refuses_plain_http(self, root, registry, org):
+        key = ec_key()
+        client_id = await _client(registry, org, key)
+        form = token_form(assertion(client_id, key, aud="http://exchange.example.org/auth/token"))
+        _oauth_error(await root.post("/auth/token", data=form), 400, "insecure_transport")
