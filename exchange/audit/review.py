@@ -62,10 +62,15 @@ def viewer_of(ctx: RequestContext, operation: str) -> Viewer:
 
 
 def _party_clause(organization_id: str):  # noqa: ANN202
-    return exists().where(and_(audit_entity.c.event_id == audit_event.c.id,
-                               resource_party.c.resource_type == audit_entity.c.resource_type,
-                               resource_party.c.resource_id == audit_entity.c.resource_id,
-                               resource_party.c.organization_id == organization_id))
+    """The event is about (its first or a further entity) a resource the organisation is party to."""
+    first = exists().where(and_(resource_party.c.resource_type == audit_event.c.entity_type,
+                                resource_party.c.resource_id == audit_event.c.entity_id,
+                                resource_party.c.organization_id == organization_id))
+    further = exists().where(and_(audit_entity.c.event_id == audit_event.c.id,
+                                  resource_party.c.resource_type == audit_entity.c.resource_type,
+                                  resource_party.c.resource_id == audit_entity.c.resource_id,
+                                  resource_party.c.organization_id == organization_id))
+    return or_(first, further)
 
 
 def visibility(viewer: Viewer) -> list:
@@ -89,8 +94,9 @@ def _condition(name: str, values: list[str]):  # noqa: ANN202
             "Organization/") else audit_event.c.client_id == v.split("|")[-1] for v in values])
     if name == "entity":
         refs = [_reference(v) for v in values]
-        return or_(*[exists().where(and_(audit_entity.c.event_id == audit_event.c.id,
-                                         audit_entity.c.resource_type == t, audit_entity.c.resource_id == i))
+        return or_(*[or_(and_(audit_event.c.entity_type == t, audit_event.c.entity_id == i),
+                         exists().where(and_(audit_entity.c.event_id == audit_event.c.id,
+                                             audit_entity.c.resource_type == t, audit_entity.c.resource_id == i)))
                      for t, i in refs])
     if name in ("action", "outcome"):
         allowed = _ACTIONS if name == "action" else _OUTCOMES
@@ -157,15 +163,21 @@ async def read_row(conn: AsyncConnection, event_id: str, viewer: Viewer):  # noq
 
 async def _visible_entities(conn: AsyncConnection, event_ids: list[str], organization_id: str
                             ) -> dict[str, set[str]]:
-    rows = (await conn.execute(
-        select(audit_entity.c.event_id, audit_entity.c.resource_type, audit_entity.c.resource_id)
-        .where(audit_entity.c.event_id.in_(event_ids),
-               exists().where(and_(resource_party.c.resource_type == audit_entity.c.resource_type,
-                                   resource_party.c.resource_id == audit_entity.c.resource_id,
-                                   resource_party.c.organization_id == organization_id))))).all()
+    """For each event: the references among its entities that the organisation is party to."""
+    def party(type_column, id_column):  # noqa: ANN001, ANN202
+        return exists().where(and_(resource_party.c.resource_type == type_column,
+                                   resource_party.c.resource_id == id_column,
+                                   resource_party.c.organization_id == organization_id))
+
+    first = select(audit_event.c.id.label("event_id"), audit_event.c.entity_type.label("resource_type"),
+                   audit_event.c.entity_id.label("resource_id")).where(
+        audit_event.c.id.in_(event_ids), party(audit_event.c.entity_type, audit_event.c.entity_id))
+    further = select(audit_entity.c.event_id, audit_entity.c.resource_type, audit_entity.c.resource_id).where(
+        audit_entity.c.event_id.in_(event_ids), party(audit_entity.c.resource_type, audit_entity.c.resource_id))
     out: dict[str, set[str]] = {}
-    for row in rows:
-        out.setdefault(row.event_id, set()).add(f"{row.resource_type}/{row.resource_id}")
+    for query in (first, further):
+        for row in (await conn.execute(query)).all():
+            out.setdefault(row.event_id, set()).add(f"{row.resource_type}/{row.resource_id}")
     return out
 
 

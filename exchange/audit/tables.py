@@ -19,14 +19,18 @@ audit_event = Table(
     Column("outcome", String(2), nullable=False),
     Column("client_id", String(128)),
     Column("organization_id", String(64)),
+    Column("entity_type", String(64)),  # the first resource the event is about (most events have just one)
+    Column("entity_id", String(64)),
     Column("content", Text, nullable=False),
     Column("hash", String(64), nullable=False),
     Index("ix_audit_recorded", "recorded"),
     Index("ix_audit_org", "organization_id", "recorded"),
     Index("ix_audit_client", "client_id", "recorded"),
+    Index("ix_audit_event_entity", "entity_type", "entity_id"),
 )
 
-# The resources an AuditEvent is about (entity.what), for `entity=` searches and the partner filter.
+# The further resources an AuditEvent is about (entity.what after the first, e.g. what a search returned), for
+# `entity=` searches and the partner filter. The first one is in audit_event itself: one INSERT per event.
 audit_entity = Table(
     "audit_entity", metadata,
     Column("event_id", String(64), nullable=False),

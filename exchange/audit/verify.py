@@ -38,12 +38,14 @@ def _columns_disagree(row, body: dict) -> str | None:  # noqa: ANN001
     who = agents[0].get("who") or {}
     org = who.get("reference", "").removeprefix("Organization/") if who.get("reference") else None
     client = ((agents[1] if len(agents) > 1 else {}).get("who") or {}).get("identifier", {}).get("value")
+    first = next((e["what"]["reference"].split("/")[:2] for e in body.get("entity", [])
+                  if "reference" in (e.get("what") or {})), [None, None])
     expected = {"id": body.get("id"), "action": body.get("action"), "outcome": body.get("outcome"),
-                "client_id": client,
+                "client_id": client, "entity_type": first[0], "entity_id": first[1],
                 "subtype": (body.get("subtype") or [{}])[0].get("code"), "organization_id": org,
                 "recorded": body.get("recorded")}
     actual = {"id": row.id, "action": row.action, "outcome": row.outcome, "subtype": row.subtype,
-              "client_id": row.client_id,
+              "client_id": row.client_id, "entity_type": row.entity_type, "entity_id": row.entity_id,
               "organization_id": row.organization_id, "recorded": fhir_instant(row.recorded)}
     for key, value in expected.items():
         if actual[key] != value:

@@ -173,12 +173,14 @@ async def _remove_failing_trigger(exchange) -> None:
 
 
 async def test_a_failed_audit_write_fails_the_request_and_leaves_nothing(client, exchange, settings):
-    await _some_events(client, 1)
+    await _some_events(client, 2)
     await _install_failing_trigger(exchange)
     try:
         r = await client.post("/Organization", json=organization("Never stored"))  # the app answers 500
-        assert r.status_code == 500
-        assert r.json()["resourceType"] == "OperationOutcome"
+        assert r.status_code == 500 and r.json()["resourceType"] == "OperationOutcome"
+        assert "Never stored" not in r.text
+        search = await client.get("/Organization")  # would record two returned resources as entities
+        assert search.status_code == 500
     finally:
         await _remove_failing_trigger(exchange)
     async with exchange.db.engine.connect() as conn:
@@ -186,6 +188,6 @@ async def test_a_failed_audit_write_fails_the_request_and_leaves_nothing(client,
         entities = (await conn.execute(text("SELECT count(*) FROM audit_entity"))).scalar()
         head = (await conn.execute(text("SELECT seq FROM audit_head"))).scalar()
     assert not any("Never stored" in c for c in names)
-    assert len(names) == 1 and entities == 1 and head == 1  # only the first request's resource and record
-    assert len(await audit_rows(exchange)) == 1
+    assert len(names) == 2 and entities == 0 and head == 2  # only the first two requests' resources and records
+    assert len(await audit_rows(exchange)) == 2
     assert (await _verify(settings)).exit_code == 0
