@@ -14,11 +14,13 @@ if TYPE_CHECKING:
 def install(exchange: "Exchange") -> None:
     from exchange.auth import tables  # noqa: F401  (declares the auth tables on the shared metadata)
     from exchange.auth.access import AccessRule
+    from exchange.auth.admin import router as admin_router
     from exchange.auth.discovery import contribute_security
     from exchange.auth.endpoints import router
     from exchange.auth.service import AuthService
 
     exchange.extensions["auth"] = AuthService(exchange)
     exchange.routers.append(router)
+    exchange.routers.append(admin_router)
     exchange.capability.append(contribute_security)
     exchange.rules.insert(0, AccessRule())

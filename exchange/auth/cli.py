@@ -9,7 +9,9 @@ from typing import Optional
 import orjson
 import typer
 
-from exchange.auth.clients import ClientError
+from exchange.auth.clients import ClientError, audited_change
+from exchange.context import system_context
+from exchange.errors import FhirError
 
 clients_app = typer.Typer(help="OAuth clients (SMART Backend Services) of partner systems.", no_args_is_help=True)
 DatabaseOption = typer.Option(None, "--database-url", help="SQLAlchemy async URL (env EXCHANGE_DATABASE_URL)")
@@ -23,6 +25,14 @@ def _run(database_url: Optional[str], work):  # noqa: ANN001, ANN202
     except ClientError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    except FhirError as exc:
+        typer.echo(f"error: {exc.diagnostics}", err=True)
+        raise typer.Exit(2) from None
+
+
+async def _change(exchange, interaction: str, work):  # noqa: ANN001, ANN202
+    """A registry change made by the exchange itself, recorded in the audit log like an admin's."""
+    return await audited_change(exchange, system_context(), interaction, work)
 
 
 def _print(value: object) -> None:
@@ -58,8 +68,9 @@ def add(organization: str = typer.Option(..., help="The client's Organization id
     keys = _read_jwks(jwks)
 
     async def work(exchange):  # noqa: ANN001, ANN202
-        return await _registry(exchange).add(organization.removeprefix("Organization/"), role, scope, jwks=keys,
-                                             jwks_url=jwks_url, client_id=client_id, label=label)
+        return await _change(exchange, "client-register", lambda conn: _registry(exchange).add(
+            organization.removeprefix("Organization/"), role, scope, jwks=keys, jwks_url=jwks_url,
+            client_id=client_id, label=label, conn=conn))
 
     _print(_run(database_url, work).as_json())
 
@@ -78,7 +89,8 @@ def disable(client_id: str = typer.Argument(..., help="The client to disable"),
             database_url: Optional[str] = DatabaseOption) -> None:
     """Disable a client: it gets no new tokens and its current tokens stop working at once."""
     async def work(exchange):  # noqa: ANN001, ANN202
-        return await _registry(exchange).set_active(client_id, False)
+        return await _change(exchange, "client-update",
+                             lambda conn: _registry(exchange).set_active(client_id, False, conn=conn))
 
     _print(_run(database_url, work).as_json())
 
@@ -88,7 +100,8 @@ def enable(client_id: str = typer.Argument(..., help="The client to enable again
            database_url: Optional[str] = DatabaseOption) -> None:
     """Enable a disabled client."""
     async def work(exchange):  # noqa: ANN001, ANN202
-        return await _registry(exchange).set_active(client_id, True)
+        return await _change(exchange, "client-update",
+                             lambda conn: _registry(exchange).set_active(client_id, True, conn=conn))
 
     _print(_run(database_url, work).as_json())
 
@@ -102,7 +115,8 @@ def rotate_keys(client_id: str = typer.Argument(..., help="The client whose keys
     keys = _read_jwks(jwks)
 
     async def work(exchange):  # noqa: ANN001, ANN202
-        return await _registry(exchange).set_keys(client_id, jwks=keys, jwks_url=jwks_url)
+        return await _change(exchange, "client-update", lambda conn: _registry(exchange).set_keys(
+            client_id, jwks=keys, jwks_url=jwks_url, conn=conn))
 
     _print(_run(database_url, work).as_json())
 
@@ -113,7 +127,8 @@ def set_scope(client_id: str = typer.Argument(..., help="The client whose regist
               database_url: Optional[str] = DatabaseOption) -> None:
     """Replace a client's registered scopes (tokens already issued keep theirs until they expire)."""
     async def work(exchange):  # noqa: ANN001, ANN202
-        return await _registry(exchange).set_scopes(client_id, scope)
+        return await _change(exchange, "client-update",
+                             lambda conn: _registry(exchange).set_scopes(client_id, scope, conn=conn))
 
     _print(_run(database_url, work).as_json())
 

@@ -8,18 +8,27 @@ from __future__ import annotations
 
 import json
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import delete, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from exchange.auth.access import require_role
 from exchange.auth.scopes import permissions
+from exchange.context import RequestContext
+from exchange.errors import NotFound, Unprocessable
 from exchange.auth.tables import auth_client, auth_revoked_token, auth_used_jti
 from exchange.store.engine import Database
 from exchange.store.repository import Repository, to_db, utcnow
+
+if TYPE_CHECKING:
+    from exchange.services import Exchange
 
 ROLES = ("partner", "auditor", "admin")
 _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "k")
@@ -43,7 +52,7 @@ class ClientRecord:
 
     def as_json(self) -> dict:
         return {"client_id": self.client_id, "organization": f"Organization/{self.organization_id}",
-                "role": self.role, "scope": " ".join(self.scopes), "active": self.active,
+                "role": self.role, "scope": " ".join(self.scopes), "scopes": list(self.scopes), "active": self.active,
                 "jwks_url": self.jwks_url, "kids": [k.get("kid") for k in (self.jwks or {}).get("keys", [])],
                 "label": self.label, "created": self.created.isoformat()}
 
@@ -93,14 +102,21 @@ def check_jwks_url(url: str) -> str:
 
 
 class ClientRegistry:
-    """Reads and writes `auth_client`, `auth_used_jti` and `auth_revoked_token`."""
+    """Reads and writes `auth_client`, `auth_used_jti` and `auth_revoked_token`.
+
+    Changes run in their own transaction, or in the caller's (`conn`, e.g. a unit of work that also records the
+    change in the audit log).
+    """
 
     def __init__(self, db: Database):
         self.db = db
 
+    def _tx(self, conn: AsyncConnection | None):  # noqa: ANN202
+        return nullcontext(conn) if conn is not None else self.db.transaction()
+
     async def add(self, organization_id: str, role: str, scopes: str, jwks: dict | None = None,
-                  jwks_url: str | None = None, client_id: str | None = None, label: str | None = None
-                  ) -> ClientRecord:
+                  jwks_url: str | None = None, client_id: str | None = None, label: str | None = None,
+                  conn: AsyncConnection | None = None) -> ClientRecord:
         if role not in ROLES:
             raise ClientError(f"role must be one of {', '.join(ROLES)}")
         if (jwks is None) == (jwks_url is None):
@@ -110,7 +126,7 @@ class ClientRegistry:
         jwks_url = check_jwks_url(jwks_url) if jwks_url is not None else None
         client_id = client_id or uuid.uuid4().hex
         now = to_db(utcnow())
-        async with self.db.transaction() as conn:
+        async with self._tx(conn) as conn:
             org = await Repository(conn).read("Organization", organization_id)
             if org is None or org.deleted:
                 raise ClientError(f"Organization/{organization_id} is not in the directory")
@@ -121,14 +137,18 @@ class ClientRegistry:
                     created=now, updated=now))
             except IntegrityError:
                 raise ClientError(f"client '{client_id}' already exists") from None
-        found = await self.get(client_id)
-        assert found is not None
-        return found
+            return await self._read(conn, client_id)
 
     async def get(self, client_id: str) -> ClientRecord | None:
         async with self.db.transaction() as conn:  # on SQLite: queue with the writers, never spin
             row = (await conn.execute(select(auth_client).where(auth_client.c.client_id == client_id))).first()
         return _record(row) if row else None
+
+    async def _read(self, conn: AsyncConnection, client_id: str) -> ClientRecord:
+        row = (await conn.execute(select(auth_client).where(auth_client.c.client_id == client_id))).first()
+        if row is None:
+            raise ClientError(f"no client '{client_id}'")
+        return _record(row)
 
     async def list(self) -> list[ClientRecord]:
         async with self.db.transaction() as conn:  # on SQLite: queue with the writers, never spin
@@ -136,35 +156,36 @@ class ClientRegistry:
                                        )).all()
         return [_record(r) for r in rows]
 
-    async def set_active(self, client_id: str, active: bool) -> ClientRecord:
-        async with self.db.transaction() as conn:
+    async def set_active(self, client_id: str, active: bool, conn: AsyncConnection | None = None
+                         ) -> ClientRecord:
+        async with self._tx(conn) as conn:
             result = await conn.execute(update(auth_client).where(auth_client.c.client_id == client_id)
                                         .values(active=active, updated=to_db(utcnow())))
             if result.rowcount != 1:
                 raise ClientError(f"no client '{client_id}'")
-        return await self.get(client_id)  # type: ignore[return-value]
+            return await self._read(conn, client_id)
 
-    async def set_keys(self, client_id: str, jwks: dict | None = None, jwks_url: str | None = None
-                       ) -> ClientRecord:
+    async def set_keys(self, client_id: str, jwks: dict | None = None, jwks_url: str | None = None,
+                       conn: AsyncConnection | None = None) -> ClientRecord:
         if (jwks is None) == (jwks_url is None):
             raise ClientError("give the new keys either as a JWK Set (--jwks) or as a URL (--jwks-url)")
         jwks = check_public_jwks(jwks) if jwks is not None else None
         jwks_url = check_jwks_url(jwks_url) if jwks_url is not None else None
-        async with self.db.transaction() as conn:
+        async with self._tx(conn) as conn:
             result = await conn.execute(update(auth_client).where(auth_client.c.client_id == client_id).values(
                 jwks=json.dumps(jwks) if jwks else None, jwks_url=jwks_url, updated=to_db(utcnow())))
             if result.rowcount != 1:
                 raise ClientError(f"no client '{client_id}'")
-        return await self.get(client_id)  # type: ignore[return-value]
+            return await self._read(conn, client_id)
 
-    async def set_scopes(self, client_id: str, scopes: str) -> ClientRecord:
+    async def set_scopes(self, client_id: str, scopes: str, conn: AsyncConnection | None = None) -> ClientRecord:
         items = check_scopes(scopes)
-        async with self.db.transaction() as conn:
+        async with self._tx(conn) as conn:
             result = await conn.execute(update(auth_client).where(auth_client.c.client_id == client_id)
                                         .values(scopes=" ".join(items), updated=to_db(utcnow())))
             if result.rowcount != 1:
                 raise ClientError(f"no client '{client_id}'")
-        return await self.get(client_id)  # type: ignore[return-value]
+            return await self._read(conn, client_id)
 
     # --- assertion replay and token revocation --------------------------------------------------------------
     async def remember_jti(self, client_id: str, jti: str, expires: datetime) -> bool:
@@ -198,3 +219,21 @@ class ClientRegistry:
         if row is None:
             return None, False
         return _record(row), bool(row.revoked)
+
+
+async def audited_change(exchange: "Exchange", ctx: RequestContext, interaction: str,
+                         work: Callable[[AsyncConnection], Awaitable[ClientRecord]]) -> ClientRecord:
+    """Run a registry change as `ctx` (an admin client, or the exchange itself from the CLI) in a unit of work, so
+    the change and its audit record (an exchange event on the client's Organization) commit together and a refusal
+    is recorded too. Registry refusals become 404 (unknown client) or 422."""
+    from exchange.unit import Event, open_unit
+
+    async with open_unit(exchange, ctx, interaction) as unit:
+        require_role(ctx, "admin")
+        try:
+            record = await work(unit.conn)
+        except ClientError as exc:
+            message = str(exc)
+            raise (NotFound if message.startswith("no client") else Unprocessable)(message) from None
+        unit.record(Event(interaction, "E", "Organization", record.organization_id))
+    return record

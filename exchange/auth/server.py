@@ -136,6 +136,11 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise InvalidClientError(description="The assertion's header has no 'kid'")
+        jku = header.get("jku")
+        if jku is not None and (self._client is None or jku != self._client.record.jwks_url):
+            # SMART: a jku must be the JWKS URL registered for the client; it is never fetched as given
+            raise InvalidClientError(description="The assertion's 'jku' is not the JWKS URL registered for this "
+                                                 "client")
         key = self._key(kid, refresh=False)
         if key is None and self._client is not None and self._client.record.jwks_url:
             key = self._key(kid, refresh=True)

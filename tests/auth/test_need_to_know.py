@@ -191,3 +191,13 @@ async def test_stranger_gets_404_inside_a_batch_and_a_transaction(world):
     transaction = dict(batch, type="transaction", entry=batch["entry"][:1])
     r = await stranger.post("", json=transaction)
     assert r.status_code == 404, r.text
+
+
+async def test_stranger_conditional_create_does_not_find_the_referral(world):
+    """If-None-Exist searches under the caller's access: the stranger creates its own resource, learns nothing."""
+    r = await world["stranger"].post("/Patient", json={"resourceType": "Patient", "gender": "female",
+                                                       "identifier": [{"system": CASE, "value": "HL-7"}]},
+                                     headers={"If-None-Exist": f"identifier={CASE}|HL-7"})
+    assert r.status_code == 201, r.text
+    assert r.json()["id"] != world["ids"]["Patient"]
+    assert (await world["sender"].get(f"/Patient/{r.json()['id']}")).status_code == 404

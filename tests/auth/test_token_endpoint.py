@@ -285,3 +285,20 @@ class TestPublicHttpBaseUrl:
         client_id = await _client(registry, org, key)
         form = token_form(assertion(client_id, key, aud="http://exchange.example.org/auth/token"))
         _oauth_error(await root.post("/auth/token", data=form), 400, "insecure_transport")
+
+
+async def test_v1_scopes_are_accepted_and_mapped_to_v2(root, registry, org):
+    key = ec_key()
+    client_id = await _client(registry, org, key, scopes="system/*.read system/Task.write")
+    r = await root.post("/auth/token", data=token_form(assertion(client_id, key),
+                                                        scope="system/Task.read system/Task.write"))
+    assert r.status_code == 200, r.text
+    assert r.json()["scope"] == "system/Task.cruds"
+
+
+async def test_a_jku_other_than_the_registered_url_is_refused_and_never_fetched(root, registry, org):
+    key = ec_key()
+    client_id = await _client(registry, org, key)
+    form = token_form(assertion(client_id, key, headers={"jku": "https://attacker.example/jwks.json"}))
+    body = _oauth_error(await root.post("/auth/token", data=form), 401, "invalid_client")
+    assert "jku" in body["error_description"]
