@@ -15,7 +15,8 @@ Three layers, all here:
   exist (404, absent from search, `_include`, `_revinclude` and `_history`). The rows are written when a resource is
   stored: the sender and the receiver of a Task or ServiceRequest become parties of it and of what it points at (the
   Patient, the ServiceRequest, the Consent and documents in `supportingInfo`) - but only of what the writer may see
-  itself, so pointing a new Task at someone else's ServiceRequest shares nothing.
+  itself, so pointing a new Task at someone else's ServiceRequest shares nothing. The performers named on a Task's
+  ServiceRequest are parties of the Task too, so an open referral (no owner yet) reaches the providers it names.
 - **Write rules** (`AccessRule`, a WriteRule): a partner creates only referrals whose requester is its own
   organisation (403 `Task.requester` / `ServiceRequest.requester` otherwise: the caller is refused an action, nothing
   about another organisation's data is revealed), and updates only its own organisation's HealthcareService.
@@ -132,10 +133,17 @@ async def assign_parties(repo: Repository, ctx: RequestContext, resource_type: s
     parties: set[str] = {ctx.organization_id} if ctx.organization_id else set()
     for element in _PARTY_ELEMENTS.get(resource_type, ()):
         parties |= await organisations_of(repo, _references(body.get(element)))
+    access = access_filter(ctx)
+    if resource_type == "Task":  # the request's performers are party to its Task (an open referral: no owner yet)
+        for reference in _references(body.get("focus")):
+            target = _split(reference)
+            if target and target[0] == "ServiceRequest" and await _may_share(repo, access, *target):
+                request = await repo.read(*target)
+                if request is not None and not request.deleted:
+                    parties |= await organisations_of(repo, _references(request.resource.get("performer")))
     await repo.add_parties(resource_type, resource_id, parties)
     if resource_type not in _SHARED_ELEMENTS:
         return
-    access = access_filter(ctx)
     all_parties = await repo.parties(resource_type, resource_id)
     for element in _SHARED_ELEMENTS[resource_type]:
         for reference in _references(body.get(element)):

@@ -201,3 +201,23 @@ async def test_stranger_conditional_create_does_not_find_the_referral(world):
     assert r.status_code == 201, r.text
     assert r.json()["id"] != world["ids"]["Patient"]
     assert (await world["sender"].get(f"/Patient/{r.json()['id']}")).status_code == 404
+
+
+async def test_an_open_referral_reaches_the_performers_named_on_its_request(make_org, make_client):
+    a, c, d, b = (await make_org("Hotline A", "hotline"), await make_org("Shelter C", "shelter"),
+                  await make_org("Shelter D", "shelter"), await make_org("Clinic B", "clinic"))
+    sender = await make_client(a)
+    request = _resources(a, c)["ServiceRequest"]
+    request["performer"] = [{"reference": f"Organization/{c}"}, {"reference": f"Organization/{d}"}]
+    request["subject"] = {"reference": f"Patient/{(await sender.post('/Patient', json={'resourceType': 'Patient'})).json()['id']}"}
+    sr = (await sender.post("/ServiceRequest", json=request)).json()["id"]
+    task = _resources(a, c)["Task"]
+    del task["owner"]
+    task["focus"] = {"reference": f"ServiceRequest/{sr}"}
+    tid = (await sender.post("/Task", json=task)).json()["id"]
+    for org in (c, d):
+        provider = await make_client(org)
+        assert (await provider.get(f"/Task/{tid}")).status_code == 200
+        assert (await provider.get(f"/Task?status=requested")).json()["entry"][0]["resource"]["id"] == tid
+    stranger = await make_client(b)
+    assert_outcome(await stranger.get(f"/Task/{tid}"), 404)
