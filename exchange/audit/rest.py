@@ -123,8 +123,9 @@ async def checkpoint(request: Request, tree_size: int | None = None) -> Response
         raise NotFound(f"No checkpoint was signed at tree size {tree_size}", expression="tree_size")
     body = found.as_json()
     body["jwks"] = await exchange.keys.public_jwks()
-    if any(getattr(r, "path", None) == "/.well-known/jwks.json" for r in request.app.routes):
-        body["jwks_uri"] = f"{exchange.settings.base_url}/.well-known/jwks.json"
+    auth = exchange.extensions.get("auth")  # the auth package publishes the same keys at its JWKS URL
+    if auth is not None:
+        body["jwks_uri"] = auth.urls.jwks
     return Response(orjson.dumps(body), media_type="application/json")
 
 

@@ -94,6 +94,8 @@ async def test_a_signed_checkpoint_verifies_with_the_published_key(client, setti
     printed = json.loads(signed.output)
     published = (await client.get("http://127.0.0.1:8080/.well-known/audit-checkpoint")).json()
     assert published["checkpoint"] == printed["checkpoint"] and published["tree_size"] == 2
+    assert published["jwks_uri"] == "http://127.0.0.1:8080/.well-known/jwks.json"
+    assert (await client.get(published["jwks_uri"])).json() == published["jwks"]  # the same keys, one source
     keys = KeySet.import_key_set(published["jwks"])
     found = jws.deserialize_compact(published["checkpoint"], keys, algorithms=["ES256"])
     header, payload = found.headers(), json.loads(found.payload)
@@ -191,3 +193,21 @@ async def test_a_failed_audit_write_fails_the_request_and_leaves_nothing(client,
     assert len(names) == 2 and entities == 0 and head == 2  # only the first two requests' resources and records
     assert len(await audit_rows(exchange)) == 2
     assert (await _verify(settings)).exit_code == 0
+
+
+async def test_the_server_signs_checkpoints_periodically(settings):
+    from exchange.app import create_app
+    from exchange.audit.checkpoint import stored_checkpoint
+    from exchange.wiring import build
+
+    fast = settings.model_copy(update={"audit_checkpoint_interval": 0.05})
+    exchange = build(fast)
+    app = create_app(fast, exchange)
+    async with app.router.lifespan_context(app):
+        for _ in range(400):  # wait for the background task (bounded), no assertion on how long it took
+            if await stored_checkpoint(exchange) is not None:
+                break
+            await asyncio.sleep(0.025)
+        signed = await stored_checkpoint(exchange)
+    assert signed is not None and signed.tree_size == 0
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "audit-checkpoint"]  # stopped with the server
