@@ -16,7 +16,7 @@ from exchange.audit.checkpoint import sign_checkpoint, stored_checkpoint
 from exchange.audit.export import export_lines
 from exchange.auth.bearer import request_context
 from exchange.context import RequestContext
-from exchange.errors import BadRequest, Forbidden, MethodNotAllowed, NotFound, UnsupportedMediaType
+from exchange.errors import BadRequest, Forbidden, MethodNotAllowed, NotFound
 from exchange.fhir import bundles, http
 from exchange.fhir.dates import parse_fhir_date
 from exchange.fhir.interactions.result import Result
@@ -54,16 +54,7 @@ async def search_get(request: Request, ctx: RequestContext = Ctx) -> Response:
 @fhir.post("/_search", summary="AuditEvent search (POST, form-encoded)")
 async def search_post(request: Request, ctx: RequestContext = Ctx) -> Response:
     exchange = request.app.state.exchange
-    content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
-        raise UnsupportedMediaType("POST _search takes application/x-www-form-urlencoded parameters",
-                                   expression="Content-Type")
-    raw = await http.read_body(request, exchange.settings.max_body_bytes)
-    try:
-        form = parse_qsl(raw.decode("utf-8"), keep_blank_values=True)
-    except UnicodeDecodeError:
-        raise BadRequest("The form body is not UTF-8") from None
-    return await _search(request, ctx, [p for p in _params(request) if p[0] in ("_format", "_pretty")] + form)
+    return await _search(request, ctx, await http.read_search_form(request, exchange.settings.max_body_bytes))
 
 
 def _instant(name: str, raw: str | None):  # noqa: ANN202

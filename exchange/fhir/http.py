@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from email.utils import format_datetime
+from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import Request
@@ -55,6 +56,21 @@ async def read_json(request: Request, max_bytes: int) -> object:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"The request body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+
+
+async def read_search_form(request: Request, max_bytes: int) -> list[tuple[str, str]]:
+    """The parameters of a POST _search: the form body, plus _format/_pretty from the URL."""
+    content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise UnsupportedMediaType("POST _search takes application/x-www-form-urlencoded parameters",
+                                   expression="Content-Type")
+    raw = await read_body(request, max_bytes)
+    try:
+        form = parse_qsl(raw.decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError:
+        raise BadRequest("The form body is not UTF-8") from None
+    url_params = parse_qsl(request.url.query, keep_blank_values=True)
+    return [p for p in url_params if p[0] in ("_format", "_pretty")] + form
 
 
 def prefer(request: Request, name: str) -> str | None:

@@ -8,7 +8,6 @@ from fastapi.responses import Response
 
 from exchange.auth.bearer import request_context
 from exchange.context import RequestContext
-from exchange.errors import BadRequest, UnsupportedMediaType
 from exchange.fhir import http
 from exchange.fhir.capability import capability_statement
 from exchange.fhir.interactions import create, history, read, search_type, update
@@ -70,16 +69,7 @@ async def search_get(resource_type: str, request: Request, ctx: RequestContext =
 @router.post("/{resource_type}/_search", summary="search (POST, form-encoded)", responses={200: {"content": _FHIR}})
 async def search_post(resource_type: str, request: Request, ctx: RequestContext = Ctx) -> Response:
     exchange = exchange_of(request)
-    content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
-        raise UnsupportedMediaType("POST _search takes application/x-www-form-urlencoded parameters",
-                                   expression="Content-Type")
-    raw = await http.read_body(request, exchange.settings.max_body_bytes)
-    try:
-        form = parse_qsl(raw.decode("utf-8"), keep_blank_values=True)
-    except UnicodeDecodeError:
-        raise BadRequest("The form body is not UTF-8") from None
-    params = [p for p in _query(request) if p[0] in ("_format", "_pretty")] + form
+    params = await http.read_search_form(request, exchange.settings.max_body_bytes)
     result = await search_type.search(exchange, ctx, resource_type, params, http.strict_handling(request))
     return http.render(result, request, exchange.settings.fhir_base_url)
 

@@ -235,17 +235,9 @@ class Repository:
         if now <= current.last_updated:
             now = current.last_updated + _TICK
         version_id = current.version_id + 1
-        stored = with_meta(body, current.id, version_id, now)
-        content = orjson.dumps(stored).decode()
-        result = await self.conn.execute(
-            update(resource).where(resource.c.resource_type == current.resource_type, resource.c.id == current.id,
-                                   resource.c.version_id == current.version_id)
-            .values(version_id=version_id, last_updated=to_db(now), deleted=False, content=content))
-        if result.rowcount != 1:
+        content = orjson.dumps(with_meta(body, current.id, version_id, now)).decode()
+        if not await self._write_version(current, version_id, now, content, deleted=False, method=method):
             return None
-        await self.conn.execute(insert(resource_version).values(
-            resource_type=current.resource_type, id=current.id, version_id=version_id, last_updated=to_db(now),
-            deleted=False, content=content, method=method))
         await self._delete_index(current.resource_type, current.id)
         await self._write_index(current.resource_type, current.id, index_rows)
         if parties is not None:
@@ -260,17 +252,24 @@ class Repository:
         tomb = {"resourceType": current.resource_type, "id": current.id,
                 "meta": {"versionId": str(version_id), "lastUpdated": fhir_instant(now)}}
         content = orjson.dumps(tomb).decode()
+        if not await self._write_version(current, version_id, now, content, deleted=True, method="DELETE"):
+            return None
+        await self._delete_index(current.resource_type, current.id)
+        return StoredResource(current.resource_type, current.id, version_id, now, True, content)
+
+    async def _write_version(self, current: StoredResource, version_id: int, now: datetime, content: str,
+                             deleted: bool, method: str) -> bool:
+        """Move the current row to `version_id` if it is still at `current`'s version, and keep the version."""
         result = await self.conn.execute(
             update(resource).where(resource.c.resource_type == current.resource_type, resource.c.id == current.id,
                                    resource.c.version_id == current.version_id)
-            .values(version_id=version_id, last_updated=to_db(now), deleted=True, content=content))
+            .values(version_id=version_id, last_updated=to_db(now), deleted=deleted, content=content))
         if result.rowcount != 1:
-            return None
+            return False
         await self.conn.execute(insert(resource_version).values(
             resource_type=current.resource_type, id=current.id, version_id=version_id, last_updated=to_db(now),
-            deleted=True, content=content, method="DELETE"))
-        await self._delete_index(current.resource_type, current.id)
-        return StoredResource(current.resource_type, current.id, version_id, now, True, content)
+            deleted=deleted, content=content, method=method))
+        return True
 
     async def add_parties(self, resource_type: str, resource_id: str, organization_ids: Iterable[str]) -> None:
         missing = set(organization_ids) - await self.parties(resource_type, resource_id)
