@@ -211,3 +211,23 @@ async def test_the_server_signs_checkpoints_periodically(settings):
         signed = await stored_checkpoint(exchange)
     assert signed is not None and signed.tree_size == 0
     assert not [t for t in asyncio.all_tasks() if t.get_name() == "audit-checkpoint"]  # stopped with the server
+
+
+async def test_two_processes_writing_at_once_keep_one_unbroken_chain(client, settings, exchange):
+    """Two exchanges (two engines, as two server processes) append concurrently: each one's remembered head is
+    often stale, and the chain must still come out whole."""
+    from exchange.context import system_context
+    from exchange.fhir.interactions import create
+    from exchange.wiring import build
+
+    other = build(settings)
+    await _some_events(client, 1)
+    try:
+        async def write(ex, i: int) -> None:  # noqa: ANN001
+            await create.create(ex, system_context(), "Organization", organization(f"Org {i}"))
+
+        await asyncio.gather(*[write(exchange if i % 2 else other, i) for i in range(24)])
+    finally:
+        await other.db.dispose()
+    result = await _verify(settings)
+    assert result.exit_code == 0 and "ok: 25 records" in result.output, result.output

@@ -52,6 +52,7 @@ async def _referral_story(app, make_org, make_client) -> dict:
     updated = _service_request(patient_id, hotline, shelter) | {"id": sr_id, "priority": "urgent"}
     assert (await a.put(f"/ServiceRequest/{sr_id}", json=updated)).status_code == 200
     assert (await a.get(f"/ServiceRequest/{sr_id}/_history/1")).status_code == 200
+    assert (await a.get(f"/ServiceRequest/{sr_id}/_history")).status_code == 200
     r = await a.get("/Patient", params={"name": NAME, "identifier": CASE_CODE, "_id": patient_id})
     assert r.status_code == 200 and r.json()["total"] == 1, r.text
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
@@ -112,6 +113,8 @@ async def test_every_interaction_has_an_audit_event_with_agent_entity_and_outcom
     assert update["action"] == "U"
     vread = _find(events, "vread", f"ServiceRequest/{ids['sr']}/_history/1")
     assert vread["action"] == "R"
+    history = _find(events, "history-instance", f"ServiceRequest/{ids['sr']}")
+    assert history["action"] == "R"
     delete = _find(events, "delete", f"DocumentReference/{ids['doc']}")
     assert delete["action"] == "D"
 

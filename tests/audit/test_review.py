@@ -30,7 +30,7 @@ async def test_auditor_searches_by_agent_entity_action_outcome_and_date(app, mak
 
     by_entity = (await auditor.get("/AuditEvent", params={"entity": f"ServiceRequest/{ids['sr']}"})).json()
     kinds = sorted(subtypes(e["resource"])[0] + e["resource"]["outcome"] for e in by_entity["entry"])
-    assert kinds == ["create0", "read0", "read4", "read4", "update0", "vread0"]  # 404 and 403 are outcome 4
+    assert kinds == ["create0", "history-instance0", "read0", "read4", "read4", "update0", "vread0"]  # 404 and 403 are outcome 4
     refused = (await auditor.get("/AuditEvent", params={"entity": f"ServiceRequest/{ids['sr']}",
                                                          "outcome": "4"})).json()
     assert refused["total"] == 2
