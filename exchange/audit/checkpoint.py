@@ -13,6 +13,7 @@ import orjson
 from joserfc import jws
 from joserfc.errors import JoseError
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 
 from exchange.audit.chain import GENESIS, canonical
 from exchange.audit.tables import audit_checkpoint, audit_head
@@ -54,11 +55,12 @@ async def sign_checkpoint(exchange) -> Checkpoint:  # noqa: ANN001
     now = utcnow()
     payload = {"iss": exchange.settings.base_url, "tree_size": size, "head": head, "time": fhir_instant(now)}
     token = jws.serialize_compact({"alg": key.alg, "kid": key.kid, "typ": JWS_TYPE}, canonical(payload), key.key)
-    async with exchange.db.transaction() as conn:
-        if (await conn.execute(select(audit_checkpoint.c.tree_size)
-                               .where(audit_checkpoint.c.tree_size == size))).first() is None:
+    try:
+        async with exchange.db.transaction() as conn:
             await conn.execute(insert(audit_checkpoint).values(tree_size=size, head_hash=head, created=to_db(now),
                                                                jws=token))
+    except IntegrityError:
+        pass  # another process signed this tree size at the same moment: theirs is as good
     return await stored_checkpoint(exchange, size)  # type: ignore[return-value]
 
 

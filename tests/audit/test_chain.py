@@ -231,3 +231,23 @@ async def test_two_processes_writing_at_once_keep_one_unbroken_chain(client, set
         await other.db.dispose()
     result = await _verify(settings)
     assert result.exit_code == 0 and "ok: 25 records" in result.output, result.output
+
+
+async def test_an_http_export_verifies_against_published_checkpoints(client, exchange):
+    from exchange.audit.verify import verify_segment
+
+    await _some_events(client, 1)
+    first = (await client.get("http://127.0.0.1:8080/.well-known/audit-checkpoint")).json()
+    await _some_events(client, 2)
+    assert (await cli("audit", "checkpoint", "--database-url", exchange.settings.database_url)).exit_code == 0
+    second = (await client.get("http://127.0.0.1:8080/.well-known/audit-checkpoint")).json()
+    again = (await client.get("http://127.0.0.1:8080/.well-known/audit-checkpoint",
+                              params={"tree_size": first["tree_size"]})).json()
+    assert again["checkpoint"] == first["checkpoint"] and second["tree_size"] == 3
+    exported = await client.get("/AuditEvent/$export")
+    lines = exported.text.splitlines()
+    verdict = verify_segment(lines, first["checkpoint"], second["checkpoint"], second["jwks"])
+    assert verdict.ok and verdict.checked == 2, str(verdict)
+    assert not verify_segment(lines[:1] + lines[2:], first["checkpoint"], second["checkpoint"], second["jwks"]).ok
+    missing = await client.get("http://127.0.0.1:8080/.well-known/audit-checkpoint", params={"tree_size": 99})
+    assert missing.status_code == 404
