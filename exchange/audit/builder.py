@@ -6,6 +6,8 @@ values that could identify a survivor. The result is canonical JSON plus the sea
 from __future__ import annotations
 
 import base64
+import hashlib
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +42,7 @@ AUTHENTICATION = {"token": {"system": DICOM, "code": "110122", "display": "Login
 ACTION_OF = {"create": "C", "read": "R", "vread": "R", "update": "U", "delete": "D", "search-type": "E",
              "history-instance": "R", "transaction": "E", "batch": "E", "token": "E", "revoke": "E",
              "introspect": "E", "purge": "D"}
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 OUTCOME_TEXT = {"0": "Success", "4": "Minor failure", "8": "Serious failure", "12": "Major failure"}
 
 
@@ -110,6 +113,11 @@ def query_entity(resource_type: str | None, pairs: list[tuple[str, str]] | None)
 
 
 def _request_entity(request_id: str) -> dict:
+    """The request id, to correlate with the partner's and the server's logs. A client may send any text as
+    X-Request-ID, so only a UUID is kept as is; anything else is kept as its SHA-256 (the partner can still match it
+    by hashing its own id), never as free text."""
+    if not _UUID.match(request_id):
+        request_id = "sha256:" + hashlib.sha256(request_id.encode()).hexdigest()
     return {"what": {"identifier": {"value": request_id}}, "type": _coding(BALP_ENTITY, "XrequestId",
                                                                          "X-Request-Id")}
 

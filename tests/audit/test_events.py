@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 
 import httpx
 from joserfc.jwk import ECKey
@@ -48,7 +49,7 @@ async def _referral_story(app, make_org, make_client) -> dict:
     r = await a.post("/ServiceRequest", json=_service_request(patient_id, hotline, shelter))
     assert r.status_code == 201, r.text
     sr_id = r.json()["id"]
-    assert (await a.get(f"/ServiceRequest/{sr_id}")).status_code == 200
+    assert (await a.get(f"/ServiceRequest/{sr_id}", headers={"X-Request-ID": f"{NAME} {FAMILY}"})).status_code == 200
     updated = _service_request(patient_id, hotline, shelter) | {"id": sr_id, "priority": "urgent"}
     assert (await a.put(f"/ServiceRequest/{sr_id}", json=updated)).status_code == 200
     assert (await a.get(f"/ServiceRequest/{sr_id}/_history/1")).status_code == 200
@@ -109,6 +110,8 @@ async def test_every_interaction_has_an_audit_event_with_agent_entity_and_outcom
     assert create["entity"][0]["role"]["code"] == "1"  # the Patient role
     read = _find(events, "read", f"ServiceRequest/{ids['sr']}/_history/1")
     assert read["action"] == "R" and _agent_org(read) == hotline
+    request_id = read["entity"][-1]["what"]["identifier"]["value"]  # sent as free text: kept only as a hash
+    assert request_id == "sha256:" + hashlib.sha256(f"{NAME} {FAMILY}".encode()).hexdigest()
     update = _find(events, "update", f"ServiceRequest/{ids['sr']}/_history/2")
     assert update["action"] == "U"
     vread = _find(events, "vread", f"ServiceRequest/{ids['sr']}/_history/1")
