@@ -74,6 +74,8 @@ class Dispatcher:
 
     # --- running ----------------------------------------------------------------------------------------------
     async def start(self) -> None:
+        # httpx logs every request with its full URL at INFO: one line per notification is noise, not a record
+        logging.getLogger("httpx").setLevel(max(logging.getLogger("httpx").level, logging.WARNING))
         self._stop.clear()
         self._task = asyncio.create_task(self.run(), name=f"notify-dispatcher-{self.worker_id}")
 

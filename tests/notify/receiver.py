@@ -10,6 +10,11 @@ import orjson
 from tests.notify.referrals import status_of
 
 
+
+class Server(ThreadingHTTPServer):
+    request_queue_size = 256  # the default listen backlog (5) refuses connections under a burst
+    daemon_threads = True
+
 class LoopbackReceiver:
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -34,7 +39,7 @@ class LoopbackReceiver:
             def log_message(self, *_args) -> None:
                 return None
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

@@ -71,3 +71,44 @@ async def test_crashed_workers_claim_expires_and_another_delivers(system, orgs, 
     handshakes = [b for _, b, _ in receiver.received if b["entry"][0]["resource"]["parameter"][3]["valueCode"]
                   == "handshake"]
     assert len(handshakes) == 3
+
+
+async def test_server_runs_its_own_dispatcher_and_stops_it_with_the_server(settings, receiver):
+    """The embedded default: `exchange serve` (the app's lifespan) delivers without any worker."""
+    import httpx
+
+    from exchange.app import create_app
+    from exchange.auth.bearer import request_context
+    from exchange.context import system_context
+    from exchange.wiring import build
+    from tests.conftest import BASE
+
+    embedded = settings.model_copy(update={"notify_dispatch_in_server": True})
+    exchange = build(embedded)
+    application = create_app(embedded, exchange)
+    application.dependency_overrides[request_context] = lambda: system_context(remote_addr="127.0.0.1")
+    async with application.router.lifespan_context(application):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url=BASE) as http:
+            r = await http.post("/Subscription", json=subscription(receiver.url("embedded"), []),
+                                headers={"Content-Type": "application/fhir+json"})
+            assert r.status_code == 201, r.text
+            sid = r.json()["id"]
+            await _until(lambda: len(receiver.received) == 1, "the handshake")
+            for _ in range(50):
+                if (await http.get(f"/Subscription/{sid}")).json()["status"] == "active":
+                    break
+                await asyncio.sleep(0.02)
+            assert (await http.get(f"/Subscription/{sid}")).json()["status"] == "active"
+    assert receiver.received[0][0] == "/embedded"
+
+
+async def test_deleted_subscription_gets_nothing_more(system, orgs, dispatcher, receiver):
+    r = await system.post("/Subscription", json=subscription(receiver.url("gone"),
+                                                             [f"Task?owner=Organization/{orgs['shelter']}"]))
+    sid = r.json()["id"]
+    await create_referral(system, orgs["hotline"], orgs["shelter"])  # queued behind the handshake
+    assert (await system.delete(f"/Subscription/{sid}")).status_code == 204
+    await create_referral(system, orgs["hotline"], orgs["shelter"])
+    await dispatcher.run_until_idle()
+    assert receiver.received == []
+    assert (await system.get(f"/Subscription/{sid}/$status")).status_code == 404

@@ -23,8 +23,9 @@ def _worker(database_url: str, name: str, tmp_path, **settings) -> subprocess.Po
     settings = {"allow_loopback": "true", "poll_interval": 0.05, "concurrency": 5, **settings}
     env = dict(os.environ, EXCHANGE_DATABASE_URL=database_url, EXCHANGE_STATE_DIR=str(tmp_path / name),
                **{f"EXCHANGE_NOTIFY_{k.upper()}": str(v) for k, v in settings.items()})
+    log = open(tmp_path / f"{name}.log", "w")  # a file, not a pipe: a full pipe would block the worker
     return subprocess.Popen([sys.executable, "-m", "exchange.cli", "worker", "--id", name], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
 
 
 async def test_two_worker_processes_deliver_a_burst_exactly_once(system, orgs, exchange, receiver, database_url,
@@ -50,7 +51,9 @@ async def test_two_worker_processes_deliver_a_burst_exactly_once(system, orgs, e
     finally:
         for w in workers:
             w.send_signal(signal.SIGTERM)
-        reports = [w.communicate(timeout=30)[1] for w in workers]
+        for w in workers:
+            w.wait(30)
+        reports = [(tmp_path / f"worker-{n}.log").read_text() for n in (1, 2)]
     events = receiver.events()
     assert events == {f"/s{i}": list(range(1, TASKS + 1)) for i in range(SUBSCRIPTIONS)}, reports
     assert all(w.returncode == 0 for w in workers), reports
@@ -94,7 +97,7 @@ async def test_killed_worker_loses_nothing_and_repeats_only_the_delivery_in_flig
         await asyncio.sleep(0.3)
     finally:
         second.send_signal(signal.SIGTERM)
-        second.communicate(timeout=30)
+        second.wait(30)
     [(held_path, held_numbers)] = in_flight
     for path, numbers in receiver.events().items():
         first_arrivals = list(dict.fromkeys(numbers))
