@@ -2,8 +2,8 @@
 
 A referral is closed when its Task is in a final state (completed, rejected, cancelled, failed,
 entered-in-error); its period runs from the Task's last change. Purging a closed referral replaces every stored
-version of its Task, ServiceRequest, Patient, Consent and DocumentReferences with a stub (type, id, version, a
-`purged` tag), marks them deleted (reads answer 410) and drops their search-index rows. Anything an open referral
+version of its Task, ServiceRequest, Patient, Consent and DocumentReferences (those in the request's
+`supportingInfo`, and those about the purged Patient) with a stub (type, id, version, a `purged` tag), marks them deleted (reads answer 410) and drops their search-index rows. Anything an open referral
 still points at is kept. The audit log holds only references and hashes, so its chain still verifies, and the
 purge itself is recorded in it.
 """
@@ -74,6 +74,18 @@ def _closure(start: set[str], requests: dict) -> set[str]:
     return out
 
 
+_ABOUT_PATIENT = (("Consent", "patient"), ("DocumentReference", "subject"))
+
+
+async def _about_patients(unit, patients: list[str]) -> set[str]:  # noqa: ANN001
+    """Consents and documents about survivors whose data goes: they go with it (unless an open referral uses them)."""
+    targets = [tuple(p.split("/")) for p in patients]
+    found: set[str] = set()
+    for resource_type, param in _ABOUT_PATIENT:
+        found |= {f"{resource_type}/{i}" for i in await unit.repo.referring_ids(resource_type, param, targets)}
+    return found
+
+
 def _stub(resource_type: str, resource_id: str, version_id: int, last_updated: datetime) -> str:
     return orjson.dumps({"resourceType": resource_type, "id": resource_id,
                          "meta": {"versionId": str(version_id), "lastUpdated": fhir_instant(last_updated),
@@ -104,6 +116,7 @@ async def purge_closed(exchange, days: int | None = None, dry_run: bool = False,
         wanted = _closure(closed | {t for ref in closed for t in _targets(tasks[ref][0], _LINKS["Task"])},
                           requests)
         protected = _closure(open_roots, requests)
+        wanted |= await _about_patients(unit, [r for r in wanted - protected if r.startswith("Patient/")])
         report.referrals = sorted(closed)
         report.kept_shared = sorted(wanted & protected)
         report.purged = sorted(wanted - protected)

@@ -36,6 +36,11 @@ async def test_purge_removes_closed_referrals_content_and_keeps_the_log_verifiab
     closed_patient = (await client.post("/Patient", json=patient("C-1", name=[{"given": [NAME]}]))).json()["id"]
     shared_patient = (await client.post("/Patient", json=patient("C-2", name=[{"given": ["Noor"]}]))).json()["id"]
     closed = await _referral(client, hotline, shelter, closed_patient, "cancelled")
+    consent = (await client.post("/Consent", json={
+        "resourceType": "Consent", "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": f"Patient/{closed_patient}"}})).json()["id"]
     closed_shared = await _referral(client, hotline, shelter, shared_patient, "cancelled")
     still_open = await _referral(client, hotline, shelter, shared_patient, "requested")
     url = settings.database_url
@@ -48,7 +53,7 @@ async def test_purge_removes_closed_referrals_content_and_keeps_the_log_verifiab
     assert sorted(report["closed_referrals"]) == sorted([f"Task/{closed['task']}", f"Task/{closed_shared['task']}"])
     assert set(report["purged"]) == {f"Task/{closed['task']}", f"ServiceRequest/{closed['sr']}",
                                      f"Patient/{closed_patient}", f"Task/{closed_shared['task']}",
-                                     f"ServiceRequest/{closed_shared['sr']}"}
+                                     f"ServiceRequest/{closed_shared['sr']}", f"Consent/{consent}"}
     assert report["kept_for_open_referrals"] == [f"Patient/{shared_patient}"]
     assert (await client.get(f"/Patient/{closed_patient}")).status_code == 200  # a dry run changes nothing
 
@@ -74,5 +79,5 @@ async def test_purge_removes_closed_referrals_content_and_keeps_the_log_verifiab
     verified = await cli("audit", "verify", "--database-url", url)
     assert verified.exit_code == 0, verified.output
     purges = (await client.get("/AuditEvent", params={"subtype": "purge"})).json()
-    assert purges["total"] == 5 and all(e["resource"]["action"] == "D" for e in purges["entry"])
+    assert purges["total"] == 6 and all(e["resource"]["action"] == "D" for e in purges["entry"])
     assert NAME not in await whole_log_text(exchange)
