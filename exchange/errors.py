@@ -91,6 +91,11 @@ class PreconditionFailed(FhirError):
     code = "conflict"
 
 
+class PreconditionRequired(FhirError):
+    status = 428
+    code = "conflict"
+
+
 class PayloadTooLarge(FhirError):
     status = 413
     code = "too-costly"

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
         default=5.0, description="At most one refetch per URL in this interval when an unknown kid arrives.")
     jwks_allow_loopback: bool = Field(
         default=False, description="Allow JWKS URLs on loopback (http too): development and tests only.")
+    referral_overdue_hours: float = Field(
+        default=72.0, description="A referral Task still open this long after authoredOn (or past its "
+        "restriction.period.end) is marked overdue in businessStatus.")
+    referral_sweep_seconds: float = Field(
+        default=300.0, description="How often the server looks for overdue referral Tasks (0: never).")
 
     # Notifications (exchange.notify): delivery of FHIR Subscriptions.
     notify_dispatch_in_server: bool = Field(

@@ -41,6 +41,7 @@ class Unit:
     conn: AsyncConnection
     interaction: str
     events: list[Event] = field(default_factory=list)
+    if_match: int | None = None  # the If-Match version of the write in progress (rules may require one)
 
     @property
     def repo(self) -> Repository:

@@ -10,10 +10,11 @@ from exchange.settings import Settings
 
 def build(settings: Settings) -> Exchange:
     exchange = Exchange.from_settings(settings)
-    from exchange import auth, notify
+    from exchange import auth, notify, referral
 
     auth.install(exchange)
     notify.install(exchange)
+    referral.install(exchange)
     from exchange.audit.wiring import register as register_audit
 
     register_audit(exchange)  # keep last: the audit hook locks the chain head and should run just before commit

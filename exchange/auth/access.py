@@ -217,3 +217,8 @@ class AccessRule:
 
     async def after_write(self, unit: "Unit", stored: StoredResource, previous: StoredResource | None) -> None:
         return None
+
+
+# Public names for the reference helpers (the referral rules read the same references the access rules do).
+references_in = _references
+split_reference = _split

@@ -19,10 +19,12 @@ class SearchParam:
     paths: tuple[str, ...]  # dotted element paths from the resource root
     targets: tuple[str, ...] = ()  # reference target types
     documentation: str = ""
+    extension_url: str | None = None  # paths point at extensions: index the value[x] of those with this url
 
 
-def _p(name: str, type_: str, *paths: str, targets: tuple[str, ...] = (), doc: str = "") -> SearchParam:
-    return SearchParam(name, type_, tuple(paths), targets, doc)
+def _p(name: str, type_: str, *paths: str, targets: tuple[str, ...] = (), doc: str = "",
+       extension_url: str | None = None) -> SearchParam:
+    return SearchParam(name, type_, tuple(paths), targets, doc, extension_url)
 
 
 SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
@@ -88,6 +90,9 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
         _p("communication", "token", "communication"),
         _p("characteristic", "token", "characteristic"),
         _p("eligibility", "token", "eligibility.code"),
+        _p("accepting-referrals", "token", "extension",
+           extension_url="https://gbv-exchange.org/fhir/StructureDefinition/accepting-referrals",
+           doc="true when the service accepts new referrals now (e.g. a shelter with room)"),
     )},
     "Location": {p.name: p for p in (
         _p("name", "string", "name", "alias"),

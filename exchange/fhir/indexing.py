@@ -84,11 +84,21 @@ def _date_rows(name: str, value: Any) -> Iterator[IndexRow]:
 _EXTRACTORS = {"token": _token_rows, "reference": _reference_rows, "string": _string_rows, "date": _date_rows}
 
 
+def _extension_values(param: SearchParam, value: Any) -> Iterator[Any]:
+    """The value[x] of `value` when it is an extension with the parameter's url."""
+    if isinstance(value, dict) and value.get("url") == param.extension_url:
+        for key, item in value.items():
+            if key.startswith("value"):
+                yield item
+
+
 def index_param(param: SearchParam, body: dict) -> list[IndexRow]:
     rows: list[IndexRow] = []
     for path in param.paths:
         for value in _values_at(body, path.split(".")):
-            rows.extend(_EXTRACTORS[param.type](param.name, value))
+            values = _extension_values(param, value) if param.extension_url else (value,)
+            for item in values:
+                rows.extend(_EXTRACTORS[param.type](param.name, item))
     return rows
 
 

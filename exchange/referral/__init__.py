@@ -1,0 +1,18 @@
+"""The referral workflow and the survivor's protections (issue 4): profiles, the Task state machine, consent,
+directory routing, overdue referrals, and the implementation guide's resources served read-only."""
+from __future__ import annotations
+
+from exchange.services import Exchange
+
+
+def install(exchange: Exchange) -> None:
+    from exchange.referral.conformance_api import contribute_capability, router
+    from exchange.referral.overdue import OverdueSweeper
+    from exchange.referral.rules import ReferralRules
+
+    exchange.rules.append(ReferralRules())
+    exchange.routers.append(router)
+    exchange.capability.append(contribute_capability)
+    sweeper = OverdueSweeper()
+    exchange.on_start.append(sweeper.start)
+    exchange.on_stop.append(sweeper.stop)

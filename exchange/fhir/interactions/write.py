@@ -60,6 +60,7 @@ async def current_for_write(unit: Unit, resource_type: str, resource_id: str, if
 
 async def replace(unit: Unit, current: StoredResource, body: dict, if_match: int | None) -> StoredResource:
     check_permission(unit.ctx, current.resource_type, "u")
+    unit.if_match = if_match
     for rule in unit.exchange.rules:
         await rule.before_write(unit, current.resource_type, body, current, "PUT")
     updated = await unit.repo.update(current, body, index_rows(current.resource_type, body))

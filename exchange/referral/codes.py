@@ -1,0 +1,99 @@
+"""The exchange's own canonical URLs and the code systems the referral rules check against.
+
+The CodeSystems live as JSON in `conformance/` (served read-only by `exchange.referral.conformance_api`); the rules
+read the same files, so what is published is exactly what is enforced.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import orjson
+
+BASE = "https://gbv-exchange.org/fhir"
+SERVICE_TYPE = f"{BASE}/CodeSystem/gbv-service-type"
+DATA_CATEGORY = f"{BASE}/CodeSystem/gbv-data-category"
+ELIGIBILITY = f"{BASE}/CodeSystem/gbv-eligibility"
+REFERRAL_CODES = f"{BASE}/CodeSystem/gbv-referral-codes"
+
+EXT_SAFE_CONTACT = f"{BASE}/StructureDefinition/safe-contact"
+EXT_ACCEPTING = f"{BASE}/StructureDefinition/accepting-referrals"
+EXT_INTERPRETER = f"{BASE}/StructureDefinition/interpreter-needed"
+EXT_SPECIFIC_NEEDS = f"{BASE}/StructureDefinition/specific-needs"
+
+PROFILE_SERVICE_REQUEST = f"{BASE}/StructureDefinition/gbv-referral-servicerequest"
+PROFILE_TASK = f"{BASE}/StructureDefinition/gbv-referral-task"
+PROFILE_PATIENT = f"{BASE}/StructureDefinition/gbv-referral-patient"
+PROFILE_CONSENT = f"{BASE}/StructureDefinition/gbv-referral-consent"
+PROFILE_SERVICE = f"{BASE}/StructureDefinition/gbv-healthcareservice"
+
+TASK_CODE_SYSTEM = "http://hl7.org/fhir/CodeSystem/task-code"
+CONSENT_SCOPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/consentscope"
+PARTICIPATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+RECIPIENT_ROLE = "IRCP"  # information recipient
+
+# Codes of gbv-referral-codes.
+CONTACT_PROHIBITED = "contacting-subject-prohibited"
+RESULTING_ACTIVITY = "resulting-activity"
+OVERDUE = "overdue"
+CONSENT_WITHDRAWN = "consent-withdrawn"
+
+# Data categories (gbv-data-category): what a referral discloses, and what a Consent must cover.
+CORE = "referral"  # case code, age, sex, language, needs, services requested, safe-contact choices
+IDENTITY = "identity"  # name, full date of birth
+CONTACT = "contact"  # telephone, address
+INCIDENT = "incident"  # incident type, incident documents
+HEALTH = "health"  # medical information
+
+
+def conformance_dir() -> Path:
+    """`conformance/` at the root of the source tree (next to the `exchange` package)."""
+    return Path(__file__).resolve().parents[2] / "conformance"
+
+
+@lru_cache(maxsize=None)
+def load(kind: str, resource_id: str) -> dict:
+    """A conformance resource by type and id, e.g. ("CodeSystem", "gbv-service-type")."""
+    return orjson.loads((conformance_dir() / f"{kind}-{resource_id}.json").read_bytes())
+
+
+def _walk(concepts: Iterable[dict], parent: str | None) -> Iterator[tuple[str, str | None]]:
+    for concept in concepts:
+        yield concept["code"], parent
+        yield from _walk(concept.get("concept") or [], concept["code"])
+
+
+@lru_cache(maxsize=None)
+def hierarchy(code_system_id: str) -> dict[str, str | None]:
+    """{code: parent code or None} of one of our CodeSystems."""
+    return dict(_walk(load("CodeSystem", code_system_id).get("concept") or [], None))
+
+
+def service_types() -> dict[str, str | None]:
+    return hierarchy("gbv-service-type")
+
+
+def is_within(code: str, ancestor: str) -> bool:
+    """`code` is `ancestor` or one of its descendants in the service-type hierarchy."""
+    tree = service_types()
+    while code is not None:
+        if code == ancestor:
+            return True
+        code = tree.get(code)
+    return False
+
+
+def codes_in(concept: dict | None, system: str) -> list[str]:
+    """The codes of `system` in a CodeableConcept."""
+    if not isinstance(concept, dict):
+        return []
+    return [c["code"] for c in concept.get("coding") or [] if isinstance(c, dict) and c.get("system") == system
+            and isinstance(c.get("code"), str)]
+
+
+def codings_in(concepts: Iterable[dict] | None, system: str) -> list[str]:
+    out: list[str] = []
+    for concept in concepts or []:
+        out.extend(codes_in(concept, system))
+    return out

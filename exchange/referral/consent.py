@@ -1,0 +1,120 @@
+"""The survivor's consent: what a referral discloses, whom her Consent permits, and what withdrawal takes back.
+
+Representation (documented in `conformance/StructureDefinition-gbv-referral-consent.json`): an active Consent for
+the Patient whose `provision.actor` names each permitted recipient (role v3-ParticipationType|IRCP, a reference to an
+Organization or one of its HealthcareServices) and whose `provision.code` lists the gbv-data-category codes she
+agreed to share with them. Nested provisions may permit or deny categories for particular recipients.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from exchange.auth.access import organisations_of, references_in, split_reference
+from exchange.fhir.dates import parse_fhir_date
+from exchange.referral import codes, profile
+from exchange.referral.refusal import refuse
+from exchange.store.repository import Repository
+
+
+def _targets(body: dict, element: str, resource_type: str) -> list[str]:
+    out = []
+    for ref in references_in(body.get(element)):
+        split = split_reference(ref)
+        if split and split[0] == resource_type:
+            out.append(split[1])
+    return out
+
+
+def subject_id(body: dict, element: str = "subject") -> str | None:
+    found = _targets(body, element, "Patient")
+    return found[0] if found else None
+
+
+async def categories_sent(repo: Repository, request: dict, patient: dict | None = None) -> set[str]:
+    """The data categories a referral discloses: the Patient's fields, the incident, the supporting documents."""
+    if patient is None:
+        pid = subject_id(request)
+        stored = await repo.read("Patient", pid) if pid else None
+        patient = stored.resource if stored and not stored.deleted else {}
+    found = profile.patient_categories(patient)
+    if request.get("reasonCode") or request.get("reasonReference"):
+        found.add(codes.INCIDENT)
+    for i, doc_id in enumerate(_targets(request, "supportingInfo", "DocumentReference")):
+        doc = await repo.read("DocumentReference", doc_id)
+        doc_categories = set(codes.codings_in(doc.resource.get("category"), codes.DATA_CATEGORY)) \
+            if doc and not doc.deleted else set()
+        if not doc_categories:
+            refuse("document-category", f"DocumentReference/{doc_id} needs a category from {codes.DATA_CATEGORY} "
+                                        "(what kind of data it discloses)", "ServiceRequest.supportingInfo")
+        found |= doc_categories
+    return found
+
+
+def _in_force(consent: dict, now: datetime) -> bool:
+    if consent.get("status") != "active":
+        return False
+    period = (consent.get("provision") or {}).get("period") or {}
+    try:
+        if period.get("start") and parse_fhir_date(period["start"])[0] > now:
+            return False
+        if period.get("end") and parse_fhir_date(period["end"])[1] <= now:
+            return False
+    except ValueError:
+        return False
+    return True
+
+
+async def permitted_categories(repo: Repository, consent: dict, organization_id: str,
+                               now: datetime | None = None) -> set[str]:
+    """The categories `consent` lets `organization_id` receive (empty when it is not in force or names others)."""
+    if not _in_force(consent, now or datetime.now(timezone.utc)):
+        return set()
+    permits: set[str] = set()
+    denies: set[str] = set()
+    for kind, actors, categories in profile.recipient_provisions(consent):
+        if organization_id in await organisations_of(repo, actors):
+            (denies if kind == "deny" else permits).update(categories)
+    return permits - denies
+
+
+async def referral_consents(repo: Repository, request: dict) -> list[dict]:
+    """The Consents a ServiceRequest names in supportingInfo that are about its own subject."""
+    patient = subject_id(request)
+    out = []
+    for consent_id in _targets(request, "supportingInfo", "Consent"):
+        stored = await repo.read("Consent", consent_id)
+        if stored and not stored.deleted and subject_id(stored.resource, "patient") == patient:
+            out.append(stored.resource)
+    return out
+
+
+async def uncovered(repo: Repository, request: dict, organization_id: str, needed: set[str]) -> set[str]:
+    """The categories of `needed` that no Consent of the referral lets `organization_id` receive."""
+    best: set[str] | None = None
+    for consent in await referral_consents(repo, request):
+        missing = needed - await permitted_categories(repo, consent, organization_id)
+        if best is None or len(missing) < len(best):
+            best = missing
+    return needed if best is None else best
+
+
+async def receivers(repo: Repository, request: dict) -> set[str]:
+    """The organisations a referral discloses to: its performers, other than the requester itself."""
+    return (await organisations_of(repo, references_in(request.get("performer")))
+            - await organisations_of(repo, references_in(request.get("requester"))))
+
+
+async def require_consent(repo: Repository, request: dict, patient: dict | None = None,
+                          expression: str = "ServiceRequest.supportingInfo") -> None:
+    """422 unless an active Consent of the referral names every receiver for every category it discloses."""
+    needed = await categories_sent(repo, request, patient)
+    if not await referral_consents(repo, request):
+        refuse("consent-required", "supportingInfo names no Consent of the referral's Patient", expression)
+    for org in sorted(await receivers(repo, request)):
+        missing = await uncovered(repo, request, org, needed)
+        if missing == needed:
+            refuse("consent-required", f"no active Consent of the Patient names Organization/{org} as a permitted "
+                                       "recipient (Consent.provision.actor, role IRCP)", expression)
+        if missing:
+            refuse("consent-coverage", f"the Consent does not let Organization/{org} receive: "
+                                       f"{', '.join(sorted(missing))}", expression)

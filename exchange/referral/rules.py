@@ -1,0 +1,124 @@
+"""The referral workflow as a WriteRule: every create, update and delete of a referral resource passes here.
+
+before_write refuses (422/409/428, nothing stored) what breaks a profile, the Task state machine, the consent rules
+or the directory; after_write shares an open Task with its candidate providers and applies consent withdrawal.
+"""
+from __future__ import annotations
+
+from exchange.auth.access import organisations_of, references_in, split_reference
+from exchange.referral import consent, profile, routing, task_rules, withdrawal
+from exchange.referral.refusal import raise_all, refuse
+from exchange.store.repository import StoredResource
+from exchange.unit import Unit
+
+NO_DELETE = frozenset({"ServiceRequest", "Task", "Consent"})
+CONSENT_ENDED = frozenset({"inactive", "rejected", "entered-in-error"})
+REQUEST_OPEN = frozenset({"draft", "active", "on-hold"})
+
+
+async def _orgs(unit: Unit, body: dict, element: str) -> set[str]:
+    return await organisations_of(unit.repo, references_in(body.get(element)))
+
+
+async def _visible(unit: Unit, body: dict, element: str, types: tuple[str, ...], where: str) -> None:
+    """What a referral points at must be visible to the caller (else the write would share what it cannot see)."""
+    for ref in references_in(body.get(element)):
+        split = split_reference(ref)
+        if split and split[0] in types:
+            found = await unit.repo.read(split[0], split[1], unit.access)
+            if found is None or found.deleted:
+                refuse("referral-reference", f"{split[0]}/{split[1]} is not known", where)
+
+
+def _frozen(current: StoredResource | None, body: dict, elements: tuple[str, ...], rule: str) -> None:
+    if current is None:
+        return
+    old = current.resource
+    for element in elements:
+        if old.get(element) != body.get(element):
+            refuse(rule, f"{current.resource_type}.{element} never changes after creation",
+                   f"{current.resource_type}.{element}")
+
+
+class ReferralRules:
+    async def before_write(self, unit: Unit, resource_type: str, body: dict, current: StoredResource | None,
+                           method: str) -> None:
+        if method == "DELETE":
+            if resource_type in NO_DELETE and not unit.ctx.is_system:
+                refuse("referral-no-delete", f"a {resource_type} of a referral is never deleted: set its status to "
+                                             "entered-in-error", resource_type)
+            return
+        check = getattr(self, f"_{resource_type}", None)
+        if check is not None:
+            await check(unit, body, current)
+
+    async def _ServiceRequest(self, unit: Unit, body: dict, current: StoredResource | None) -> None:  # noqa: N802
+        raise_all(profile.service_request(body))
+        if not unit.ctx.is_system:
+            org = unit.ctx.organization_id
+            if org not in await _orgs(unit, body, "requester") or (
+                    current is not None and org not in await _orgs(unit, current.resource, "requester")):
+                refuse("referral-party", "only the requester creates or changes a referral "
+                                         "(ServiceRequest.requester must be your organisation)",
+                       "ServiceRequest.requester")
+            await _visible(unit, body, "subject", ("Patient",), "ServiceRequest.subject")
+            await _visible(unit, body, "supportingInfo", ("Consent", "DocumentReference"),
+                           "ServiceRequest.supportingInfo")
+        _frozen(current, body, ("subject", "requester"), "referral-frozen-element")
+        if body.get("status") not in REQUEST_OPEN:
+            return
+        old = current.resource if current else {}
+        if current is None or old.get("performer") != body.get("performer") or old.get("code") != body.get("code"):
+            await routing.check_performers(unit.repo, body)
+        await consent.require_consent(unit.repo, body)
+
+    async def _Task(self, unit: Unit, body: dict, current: StoredResource | None) -> None:  # noqa: N802
+        raise_all(profile.task(body))
+        if current is None:
+            await task_rules.check_create(unit, body)
+        else:
+            await task_rules.check_update(unit, body, current)
+
+    async def _Patient(self, unit: Unit, body: dict, current: StoredResource | None) -> None:  # noqa: N802
+        raise_all(profile.patient(body))
+        if current is None:
+            return
+        ids = await unit.repo.referring_ids("ServiceRequest", "subject", [("Patient", current.id)])
+        for request in await unit.repo.read_many([("ServiceRequest", i) for i in ids]):
+            if request.resource.get("status") in REQUEST_OPEN:
+                await consent.require_consent(unit.repo, request.resource, patient=body, expression="Patient")
+
+    async def _Consent(self, unit: Unit, body: dict, current: StoredResource | None) -> None:  # noqa: N802
+        raise_all(profile.consent(body))
+        if not unit.ctx.is_system:
+            org = unit.ctx.organization_id
+            if org not in await _orgs(unit, body, "organization") or (
+                    current is not None and org not in await _orgs(unit, current.resource, "organization")):
+                refuse("consent-custodian", "a referral Consent is recorded and changed by the organisation that "
+                                            "holds it (Consent.organization)", "Consent.organization")
+            await _visible(unit, body, "patient", ("Patient",), "Consent.patient")
+        _frozen(current, body, ("patient",), "consent-frozen-element")
+        if current is not None and current.resource.get("status") in CONSENT_ENDED and body.get("status") == "active":
+            refuse("consent-reactivation", "a withdrawn or ended Consent is not reactivated: record a new Consent",
+                   "Consent.status", conflict=True)
+
+    async def _HealthcareService(self, unit: Unit, body: dict, current: StoredResource | None) -> None:  # noqa: N802
+        raise_all(profile.healthcare_service(body))
+
+    async def after_write(self, unit: Unit, stored: StoredResource, previous: StoredResource | None) -> None:
+        body = stored.resource
+        if stored.resource_type == "Task":
+            if not body.get("owner"):  # an open referral: every listed provider may see (and claim) it
+                request = await task_rules.focus_request(unit, body)
+                if request is not None:
+                    await unit.repo.add_parties("Task", stored.id, await consent.receivers(unit.repo,
+                                                                                          request.resource))
+            patient = consent.subject_id(body, "for")
+        elif stored.resource_type == "ServiceRequest" and previous is not None:
+            patient = consent.subject_id(body)
+        elif stored.resource_type == "Consent" and previous is not None:
+            patient = consent.subject_id(body, "patient")
+        else:
+            return
+        if patient:
+            await withdrawal.enforce(unit, patient)

@@ -1,0 +1,131 @@
+"""Enforces the Task state machine (`task_states`) and the Task's ties to its ServiceRequest on every write.
+
+Who is acting: the caller's organisation compared with the Organizations behind Task.requester and Task.owner
+(HealthcareService and PractitionerRole references resolve to their organisation). The exchange itself (system
+context: CLI, demo loader, sweeps) is no party; it may make any change the table allows, in any field.
+"""
+from __future__ import annotations
+
+from exchange.auth.access import organisations_of, references_in
+from exchange.errors import PreconditionRequired
+from exchange.referral import task_states as states
+from exchange.referral.consent import subject_id
+from exchange.referral.refusal import refuse
+from exchange.store.repository import StoredResource
+from exchange.unit import Unit
+
+
+async def _orgs(unit: Unit, body: dict, element: str) -> set[str]:
+    return await organisations_of(unit.repo, references_in(body.get(element)))
+
+
+async def focus_request(unit: Unit, body: dict) -> StoredResource | None:
+    for ref in references_in(body.get("focus")):
+        type_, _, rid = ref.rpartition("/")
+        if type_.endswith("ServiceRequest"):
+            found = await unit.repo.read("ServiceRequest", rid, unit.access)
+            return found if found and not found.deleted else None
+    return None
+
+
+async def check_links(unit: Unit, body: dict) -> StoredResource:
+    """The Task must belong to its ServiceRequest: same Patient, same requester, owner among the performers."""
+    request = await focus_request(unit, body)
+    if request is None:
+        refuse("task-focus", "focus must reference an existing ServiceRequest", "Task.focus")
+    sr = request.resource
+    if subject_id(body, "for") != subject_id(sr):
+        refuse("task-focus", "for must be the ServiceRequest's subject", "Task.for")
+    if await _orgs(unit, body, "requester") != await _orgs(unit, sr, "requester"):
+        refuse("task-focus", "requester must be the ServiceRequest's requester", "Task.requester")
+    owners = await _orgs(unit, body, "owner")
+    if owners and not owners <= await _orgs(unit, sr, "performer"):
+        refuse("task-focus", "owner must be one of the ServiceRequest's performers", "Task.owner")
+    return request
+
+
+def _reason_and_output(body: dict, old: str | None) -> None:
+    new = body.get("status")
+    if new == old:
+        return
+    if new in states.REASON_REQUIRED and not (body.get("statusReason") or {}).get("text"):
+        refuse("task-status-reason", f"a Task moving to '{new}' needs statusReason.text (why)",
+               "Task.statusReason.text")
+    if new == "completed" and not body.get("output"):
+        refuse("task-output", "a completed Task needs output (type resulting-activity: what was done)", "Task.output")
+
+
+async def check_create(unit: Unit, body: dict) -> None:
+    status = body.get("status")
+    if status not in states.CREATE_STATES:
+        refuse("task-transition", f"a referral Task is created as {' or '.join(sorted(states.CREATE_STATES))}, "
+                                  f"not '{status}'", "Task.status", conflict=True)
+    if not unit.ctx.is_system and unit.ctx.organization_id not in await _orgs(unit, body, "requester"):
+        refuse("task-party", "only the requester creates a referral Task (Task.requester must be your "
+                             "organisation)", "Task.requester")
+    await check_links(unit, body)
+
+
+def _changed(current: dict, body: dict, keys) -> list[str]:  # noqa: ANN001
+    return sorted(k for k in keys if current.get(k) != body.get(k))
+
+
+async def check_update(unit: Unit, body: dict, current: StoredResource) -> None:
+    old_body = current.resource
+    old, new = old_body.get("status"), body.get("status")
+    system = unit.ctx.is_system
+    org = unit.ctx.organization_id
+    roles: set[str] = set()
+    if org in await _orgs(unit, old_body, "requester"):
+        roles.add(states.REQUESTER)
+    if org in await _orgs(unit, old_body, "owner"):
+        roles.add(states.OWNER)
+    claim = not old_body.get("owner") and body.get("owner") is not None
+    if claim:
+        await _check_claim(unit, body, old_body, system)
+        roles.add(states.OWNER)
+    if not system:
+        frozen = [e for e in _changed(old_body, body, states.FROZEN_ELEMENTS) if not (claim and e == "owner")]
+        if frozen:
+            refuse("task-frozen-element", f"Task.{frozen[0]} never changes after creation", f"Task.{frozen[0]}")
+    if old == new:
+        if states.is_final(old) and not system:
+            refuse("task-final", f"the Task is {old}: a final Task does not change", "Task.status", conflict=True)
+    else:
+        parties = states.allowed_parties(old, new)
+        if not parties:
+            why = f"the Task is {old}, a final state" if states.is_final(old) else f"no transition from {old}"
+            refuse("task-transition", f"{why}: '{old}' -> '{new}' is not allowed", "Task.status", conflict=True)
+        if not system and not roles & parties:
+            refuse("task-party", f"only the {' or '.join(sorted(parties))} may move a Task from {old} to {new}",
+                   "Task.status")
+    if not system:
+        if not roles:
+            refuse("task-party", "only the Task's requester or owner may change it", "Task")
+        if roles == {states.OWNER}:
+            keys = (set(old_body) | set(body)) - {"resourceType", "id"} - ({"owner"} if claim else set())
+            other = [k for k in _changed(old_body, body, keys) if k not in states.OWNER_WRITABLE]
+            if other:
+                refuse("task-owner-fields", f"the owner may change only "
+                                            f"{', '.join(sorted(states.OWNER_WRITABLE - {'meta'}))}; not {other[0]}",
+                       f"Task.{other[0]}")
+    _reason_and_output(body, old)
+
+
+async def _check_claim(unit: Unit, body: dict, old_body: dict, system: bool) -> None:
+    """Claiming an open Task: owner and `accepted` in one update, guarded by If-Match, by a listed provider."""
+    if old_body.get("status") not in states.CLAIM_FROM or body.get("status") != states.CLAIM_TO:
+        refuse("task-claim", f"an open Task is claimed by setting owner and status '{states.CLAIM_TO}' together, "
+                             f"from {' or '.join(sorted(states.CLAIM_FROM))}", "Task.owner")
+    if unit.if_match is None:
+        raise PreconditionRequired("task-claim: claiming an open Task needs If-Match with the version you read, so "
+                                   "that of two concurrent claims exactly one wins", expression="If-Match")
+    if system:
+        return
+    new_owners = await _orgs(unit, body, "owner")
+    if new_owners != {unit.ctx.organization_id}:
+        refuse("task-claim", "a claim sets owner to your own organisation (or one of its services)", "Task.owner")
+    request = await focus_request(unit, old_body)
+    performers = await _orgs(unit, request.resource, "performer") if request else set()
+    if unit.ctx.organization_id not in performers:
+        refuse("task-claim", "only a provider listed in the ServiceRequest's performer may claim it", "Task.owner")
