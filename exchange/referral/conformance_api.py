@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from exchange.auth.bearer import request_context
 from exchange.errors import BadRequest, NotFound
 from exchange.fhir import http
+from exchange.fhir.rest import ERROR_RESPONSES
 from exchange.referral import codes
 
 KINDS = ("CodeSystem", "ValueSet", "StructureDefinition")
@@ -22,8 +23,9 @@ PROFILES = {"ServiceRequest": codes.PROFILE_SERVICE_REQUEST, "Task": codes.PROFI
             "Patient": codes.PROFILE_PATIENT, "Consent": codes.PROFILE_CONSENT,
             "HealthcareService": codes.PROFILE_SERVICE}
 
+_FHIR = {"application/fhir+json": {"schema": {"type": "object", "description": "A FHIR R4 conformance resource"}}}
 router = APIRouter(prefix="/fhir", dependencies=[Depends(http.negotiate), Depends(request_context)],
-                   tags=["conformance"])
+                   responses={k: v for k, v in ERROR_RESPONSES.items() if k in (400, 401, 404, 406, 422)})
 
 
 def resources(kind: str) -> list[dict]:
@@ -65,8 +67,10 @@ def _routes(kind: str) -> None:
     async def search(request: Request) -> Response:
         return _search(kind, request)
 
-    router.add_api_route(f"/{kind}/{{resource_id}}", read, methods=["GET"], summary=f"read {kind}")
-    router.add_api_route(f"/{kind}", search, methods=["GET"], summary=f"search {kind} (url, name, status, _id)")
+    router.add_api_route(f"/{kind}/{{resource_id}}", read, methods=["GET"], summary=f"read {kind}",
+                         responses={200: {"content": _FHIR}})
+    router.add_api_route(f"/{kind}", search, methods=["GET"], summary=f"search {kind} (url, name, status, _id)",
+                         responses={200: {"content": _FHIR}})
 
 
 for _kind in KINDS:

@@ -2,6 +2,10 @@
 
 before_write refuses (422/409/428, nothing stored) what breaks a profile, the Task state machine, the consent rules
 or the directory; after_write shares an open Task with its candidate providers and applies consent withdrawal.
+
+The exchange itself (system context: CLI, store tests, the withdrawal cascade, the overdue sweep) is not held to
+before_write: it may do anything. Partners always are; the demo and the conformance examples are written as
+partners, so they prove the rules. after_write runs for everyone, so a withdrawal always takes effect.
 """
 from __future__ import annotations
 
@@ -43,8 +47,10 @@ def _frozen(current: StoredResource | None, body: dict, elements: tuple[str, ...
 class ReferralRules:
     async def before_write(self, unit: Unit, resource_type: str, body: dict, current: StoredResource | None,
                            method: str) -> None:
+        if unit.ctx.is_system:
+            return
         if method == "DELETE":
-            if resource_type in NO_DELETE and not unit.ctx.is_system:
+            if resource_type in NO_DELETE:
                 refuse("referral-no-delete", f"a {resource_type} of a referral is never deleted: set its status to "
                                              "entered-in-error", resource_type)
             return
@@ -73,11 +79,12 @@ class ReferralRules:
         await consent.require_consent(unit.repo, body)
 
     async def _Task(self, unit: Unit, body: dict, current: StoredResource | None) -> None:  # noqa: N802
-        raise_all(profile.task(body))
         if current is None:
+            raise_all(profile.task(body))
             await task_rules.check_create(unit, body)
-        else:
+        else:  # the state machine first: a frozen element changed says more than the profile would
             await task_rules.check_update(unit, body, current)
+            raise_all(profile.task(body))
 
     async def _Patient(self, unit: Unit, body: dict, current: StoredResource | None) -> None:  # noqa: N802
         raise_all(profile.patient(body))

@@ -59,6 +59,8 @@ async def _enforce(unit: Unit, patient_id: str) -> None:
     allowed: dict[tuple[str, str], set[str]] = {}  # (type, id) of documents/consents -> orgs that keep them
     for request in requests:
         body = request.resource
+        if not await consent.referral_consents(repo, body):
+            continue  # not consent-governed: only the exchange itself can write a referral without a Consent
         requesters = await organisations_of(repo, references_in(body.get("requester")))
         keep = set(requesters)
         try:

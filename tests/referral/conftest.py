@@ -49,3 +49,31 @@ def as_() -> As:
 @pytest.fixture
 async def ids(http) -> dict[str, str]:
     return await world.directory(http)
+
+
+@pytest.fixture
+def make_referral(http, as_, ids):
+    """Post a referral transaction as the hotline to the given organisations; return {type: id}."""
+    async def make(to_keys=("shelter",), expect: int = 200, **kwargs):  # noqa: ANN001, ANN202
+        to = [k if "/" in k else f"Organization/{ids[k]}" for k in to_keys]
+        r = await http.post("", json=world.referral_bundle(ids, to, **kwargs), headers=as_(ids["hotline"]))
+        assert r.status_code == expect, r.text
+        return world.created_ids(r.json()) if expect == 200 else r
+    return make
+
+
+async def change_task(http, headers: dict, task_id: str, if_match: bool = False, **changes):  # noqa: ANN001
+    """Read the Task as the caller, apply `changes` (None removes an element), PUT it back."""
+    current = (await http.get(f"/Task/{task_id}", headers=headers)).json()
+    body = {k: v for k, v in {**current, **changes}.items() if v is not None}
+    extra = {"If-Match": f'W/"{current["meta"]["versionId"]}"'} if if_match else {}
+    return await http.put(f"/Task/{task_id}", json=body, headers={**headers, **extra})
+
+
+def rule_of(response) -> str:  # noqa: ANN001
+    body = response.json()
+    assert body["resourceType"] == "OperationOutcome"
+    diagnostics = body["issue"][0]["diagnostics"]
+    if diagnostics.startswith("Bundle.entry["):  # a transaction names the entry first
+        diagnostics = diagnostics.split(": ", 1)[1]
+    return diagnostics.split(":")[0]
