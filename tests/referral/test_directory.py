@@ -1,0 +1,75 @@
+"""The directory: services found by type, language, eligibility, area and availability; referrals routed only to
+services that offer the service and accept new referrals."""
+from __future__ import annotations
+
+from exchange.referral import codes
+
+from . import world
+from .conftest import rule_of
+
+TYPE = codes.SERVICE_TYPE
+
+
+async def _names(http, **params) -> list[str]:  # noqa: ANN001
+    r = await http.get("/HealthcareService", params=params)
+    assert r.status_code == 200, r.text
+    return sorted(e["resource"]["name"] for e in r.json().get("entry", []))
+
+
+async def test_search_services_by_type_and_language(http, ids):
+    assert await _names(http, **{"service-type": f"{TYPE}|safety-shelter"}) == ["Full shelter", "Shelter"]
+    assert await _names(http, **{"service-type": f"{TYPE}|safety-shelter",
+                                 "communication": f"{world.BCP47}|prs"}) == ["Full shelter", "Shelter"]
+    # a hotline looks for a shelter that has room and speaks Dari
+    assert await _names(http, **{"service-type": f"{TYPE}|safety-shelter", "communication": f"{world.BCP47}|prs",
+                                 "accepting-referrals": "true"}) == ["Shelter"]
+    assert await _names(http, **{"communication": f"{world.BCP47}|fr"}) == ["Legal aid"]
+    assert await _names(http, **{"accepting-referrals": "false"}) == ["Full shelter"]
+    assert await _names(http, **{"eligibility": f"{codes.ELIGIBILITY}|women-only",
+                                 "service-type": f"{TYPE}|legal-aid"}) == ["Legal aid"]
+    assert await _names(http, **{"service-type": f"{TYPE}|psychosocial-support"}) == []
+
+
+async def test_search_services_by_area(http, ids):
+    area = (await http.post("/Location", json={"resourceType": "Location", "name": "Zarqa governorate",
+                                               "mode": "kind"})).json()["id"]
+    body = world.service(ids["clinic"], ["psychosocial-support"], name="Counselling Zarqa")
+    body["coverageArea"] = [{"reference": f"Location/{area}"}]
+    assert (await http.post("/HealthcareService", json=body)).status_code == 201
+    assert await _names(http, **{"coverage-area": f"Location/{area}"}) == ["Counselling Zarqa"]
+
+
+async def test_referral_to_a_service_not_accepting_is_refused(http, ids, make_referral):
+    r = await make_referral(to_keys=(f"HealthcareService/{ids['svc-full']}",), expect=422)
+    assert rule_of(r) == "referral-routing"
+    assert "does not accept new referrals" in r.json()["issue"][0]["diagnostics"]
+    r = await make_referral(to_keys=("full",), expect=422)
+    assert "does not accept new referrals" in r.json()["issue"][0]["diagnostics"]
+    r = await make_referral(to_keys=(f"HealthcareService/{ids['svc-shelter']}",),
+                            recipients=[f"HealthcareService/{ids['svc-shelter']}"])
+    assert r["Task"]
+
+
+async def test_referral_to_a_service_of_another_type_is_refused(http, ids, make_referral):
+    r = await make_referral(to_keys=(f"HealthcareService/{ids['svc-legal']}",), expect=422)
+    assert rule_of(r) == "referral-routing" and "does not offer safety-shelter" in r.text
+    # a medical service offers clinical management of rape (a descendant of medical-care)
+    assert (await make_referral(to_keys=("clinic",), code="clinical-management-of-rape"))["Task"]
+
+
+async def test_service_request_codes_come_from_the_codesystem(http, ids, make_referral):
+    r = await make_referral(code="shopping", category="safety-shelter", expect=422)
+    assert rule_of(r) == "referral-servicerequest"
+    r = await make_referral(to_keys=("clinic",), code="clinical-management-of-rape", category="legal-aid",
+                            expect=422)
+    assert "descendants" in r.json()["issue"][0]["diagnostics"]
+
+
+async def test_directory_entry_profile(http, as_, ids):
+    body = world.service(ids["shelter"], ["safety-shelter"])
+    del body["extension"]
+    r = await http.post("/HealthcareService", json=body, headers=as_(ids["shelter"]))
+    assert r.status_code == 422 and rule_of(r) == "directory-service"
+    body = world.service(ids["shelter"], ["shopping"])
+    r = await http.post("/HealthcareService", json=body, headers=as_(ids["shelter"]))
+    assert r.status_code == 422 and r.json()["issue"][0]["expression"] == ["HealthcareService.type"]
