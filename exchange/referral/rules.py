@@ -60,13 +60,10 @@ class ReferralRules:
 
     async def _ServiceRequest(self, unit: Unit, body: dict, current: StoredResource | None) -> None:  # noqa: N802
         raise_all(profile.service_request(body))
-        if not unit.ctx.is_system:
-            org = unit.ctx.organization_id
-            if org not in await _orgs(unit, body, "requester") or (
-                    current is not None and org not in await _orgs(unit, current.resource, "requester")):
-                refuse("referral-party", "only the requester creates or changes a referral "
-                                         "(ServiceRequest.requester must be your organisation)",
-                       "ServiceRequest.requester")
+        if not unit.ctx.is_system:  # that a partner creates only its own referrals is AccessRule's (403)
+            if current is not None and unit.ctx.organization_id not in await _orgs(unit, current.resource,
+                                                                                     "requester"):
+                refuse("referral-party", "only the requester changes a referral", "ServiceRequest.requester")
             await _visible(unit, body, "subject", ("Patient",), "ServiceRequest.subject")
             await _visible(unit, body, "supportingInfo", ("Consent", "DocumentReference"),
                            "ServiceRequest.supportingInfo")

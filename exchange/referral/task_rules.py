@@ -60,9 +60,6 @@ async def check_create(unit: Unit, body: dict) -> None:
     if status not in states.CREATE_STATES:
         refuse("task-transition", f"a referral Task is created as {' or '.join(sorted(states.CREATE_STATES))}, "
                                   f"not '{status}'", "Task.status", conflict=True)
-    if not unit.ctx.is_system and unit.ctx.organization_id not in await _orgs(unit, body, "requester"):
-        refuse("task-party", "only the requester creates a referral Task (Task.requester must be your "
-                             "organisation)", "Task.requester")
     await check_links(unit, body)
 
 

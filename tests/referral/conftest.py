@@ -1,54 +1,45 @@
-"""Partner identities for referral tests.
-
-Each request says who is calling with the X-Test-Organization header (absent: the exchange itself). The override
-replaces only the bearer dependency; every rule, access filter and query below it runs for real.
-"""
+"""Partner identities for referral tests: every organisation of the test directory gets a real client with a real
+access token (`make_client`, OAuth client credentials); `as_(org_id)` gives the headers of its requests. Requests
+without them are made by the exchange itself (the system-context `client`)."""
 from __future__ import annotations
 
-import httpx
 import pytest
-from fastapi import Request
 
-from exchange.auth.bearer import request_context
-from exchange.context import RequestContext, system_context
-BASE = "http://127.0.0.1:8080/fhir"
+from tests.conftest import SYSTEM_HEADER
+
 from . import world
-
-PARTNER_SCOPES = frozenset({"system/*.cruds"})
-
-
-def _context(request: Request) -> RequestContext:
-    org = request.headers.get("X-Test-Organization")
-    if not org:
-        return system_context(remote_addr="127.0.0.1")
-    return RequestContext(client_id=f"client-{org}", organization_id=org, role="partner", scopes=PARTNER_SCOPES,
-                          remote_addr="127.0.0.1")
 
 
 @pytest.fixture
-async def http(app):
-    app.dependency_overrides[request_context] = _context
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
-    async with httpx.AsyncClient(transport=transport, base_url=BASE,
-                                 headers={"Content-Type": "application/fhir+json"}) as client:
-        yield client
+async def http(client):
+    return client
 
 
 class As:
-    """`as_(org_id)` -> headers for a request made by that organisation."""
+    """`as_(org_id)` -> the headers of a request by that organisation (its bearer token)."""
 
-    def __call__(self, org: str) -> dict[str, str]:
-        return {"X-Test-Organization": org}
+    def __init__(self, make_client) -> None:  # noqa: ANN001
+        self.make_client = make_client
+        self.tokens: dict[str, str] = {}
+
+    async def add(self, org_id: str) -> None:
+        self.tokens[org_id] = (await self.make_client(org_id)).access_token
+
+    def __call__(self, org_id: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[org_id]}", SYSTEM_HEADER: "0"}
 
 
 @pytest.fixture
-def as_() -> As:
-    return As()
+async def as_(make_client) -> As:
+    return As(make_client)
 
 
 @pytest.fixture
-async def ids(http) -> dict[str, str]:
-    return await world.directory(http)
+async def ids(http, as_) -> dict[str, str]:
+    found = await world.directory(http)
+    for key in world.ORG_KINDS:
+        await as_.add(found[key])
+    return found
 
 
 @pytest.fixture

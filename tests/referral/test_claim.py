@@ -6,17 +6,14 @@ import asyncio
 
 import pytest
 
+from . import world
 from .conftest import change_task, rule_of
 
 
 async def test_open_task_is_visible_to_listed_providers_only(http, as_, ids, make_referral):
     ref = await make_referral(to_keys=("shelter", "legal"), code="safety-shelter", owner=None, expect=422)
     assert rule_of(ref) == "referral-routing"  # the legal aid organisation offers no shelter
-    ids["shelter2"] = (await http.post("/Organization", json={"resourceType": "Organization",
-                                                               "name": "Second shelter"})).json()["id"]
-    from . import world
-    assert (await http.post("/HealthcareService", json=world.service(ids["shelter2"], ["safety-shelter"]))
-            ).status_code == 201
+    await _two_shelters(http, ids, as_)
     ref = await make_referral(to_keys=("shelter", "shelter2"), owner=None)
     for org in ("shelter", "shelter2", "hotline"):
         assert (await http.get(f"/Task/{ref['Task']}", headers=as_(ids[org]))).status_code == 200
@@ -25,12 +22,12 @@ async def test_open_task_is_visible_to_listed_providers_only(http, as_, ids, mak
     assert [e["resource"]["id"] for e in found.get("entry", [])] == [ref["Task"]]
 
 
-async def _two_shelters(http, ids) -> None:  # noqa: ANN001
-    from . import world
+async def _two_shelters(http, ids, as_) -> None:  # noqa: ANN001
     ids["shelter2"] = (await http.post("/Organization", json={"resourceType": "Organization",
                                                                "name": "Second shelter"})).json()["id"]
     r = await http.post("/HealthcareService", json=world.service(ids["shelter2"], ["safety-shelter"]))
     assert r.status_code == 201
+    await as_.add(ids["shelter2"])
 
 
 def _claim(ids, org: str) -> dict:  # noqa: ANN001
@@ -38,7 +35,7 @@ def _claim(ids, org: str) -> dict:  # noqa: ANN001
 
 
 async def test_claim_needs_if_match(http, as_, ids, make_referral):
-    await _two_shelters(http, ids)
+    await _two_shelters(http, ids, as_)
     ref = await make_referral(to_keys=("shelter", "shelter2"), owner=None)
     r = await change_task(http, as_(ids["shelter"]), ref["Task"], **_claim(ids, "shelter"))
     assert r.status_code == 428 and rule_of(r) == "task-claim"
@@ -46,7 +43,7 @@ async def test_claim_needs_if_match(http, as_, ids, make_referral):
 
 
 async def test_claim_rules(http, as_, ids, make_referral):
-    await _two_shelters(http, ids)
+    await _two_shelters(http, ids, as_)
     ref = await make_referral(to_keys=("shelter", "shelter2"), owner=None)
     shelter = as_(ids["shelter"])
     cases = [
@@ -70,7 +67,7 @@ async def test_claim_rules(http, as_, ids, make_referral):
 
 @pytest.mark.parametrize("round_", range(3))
 async def test_two_concurrent_claims_exactly_one_wins(http, as_, ids, make_referral, round_):
-    await _two_shelters(http, ids)
+    await _two_shelters(http, ids, as_)
     ref = await make_referral(to_keys=("shelter", "shelter2"), owner=None)
     task = (await http.get(f"/Task/{ref['Task']}")).json()
 

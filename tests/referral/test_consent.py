@@ -158,4 +158,8 @@ async def test_referral_cannot_point_at_what_the_sender_cannot_see(http, as_, id
     assert r.status_code == 422 and rule_of(r) == "referral-reference"
     body["requester"] = {"reference": f"Organization/{ids['hotline']}"}
     r = await http.post("/ServiceRequest", json=body, headers=as_(ids["clinic"]))
-    assert r.status_code == 422 and rule_of(r) == "referral-party"
+    assert r.status_code == 403  # a partner sends only its own referrals (exchange.auth.access.AccessRule)
+    request = (await http.get(f"/ServiceRequest/{ref['ServiceRequest']}")).json()
+    r = await http.put(f"/ServiceRequest/{ref['ServiceRequest']}", json={**request, "priority": "stat"},
+                       headers=as_(ids["shelter"]))
+    assert r.status_code == 422 and rule_of(r) == "referral-party"  # the receiver does not rewrite the referral

@@ -66,10 +66,21 @@ async def test_service_request_codes_come_from_the_codesystem(http, ids, make_re
 
 
 async def test_directory_entry_profile(http, as_, ids):
-    body = world.service(ids["shelter"], ["safety-shelter"])
-    del body["extension"]
-    r = await http.post("/HealthcareService", json=body, headers=as_(ids["shelter"]))
+    shelter = as_(ids["shelter"])
+    current = (await http.get(f"/HealthcareService/{ids['svc-shelter']}", headers=shelter)).json()
+    body = {k: v for k, v in current.items() if k != "extension"}
+    r = await http.put(f"/HealthcareService/{ids['svc-shelter']}", json=body, headers=shelter)
     assert r.status_code == 422 and rule_of(r) == "directory-service"
-    body = world.service(ids["shelter"], ["shopping"])
-    r = await http.post("/HealthcareService", json=body, headers=as_(ids["shelter"]))
+    r = await http.put(f"/HealthcareService/{ids['svc-shelter']}", headers=shelter,
+                       json={**current, "type": [world.coding(TYPE, "shopping")]})
     assert r.status_code == 422 and r.json()["issue"][0]["expression"] == ["HealthcareService.type"]
+    assert (await http.get(f"/HealthcareService/{ids['svc-shelter']}")).json() == current
+
+
+async def test_shelter_that_is_full_stops_new_referrals(http, as_, ids, make_referral):
+    shelter = as_(ids["shelter"])
+    current = (await http.get(f"/HealthcareService/{ids['svc-shelter']}", headers=shelter)).json()
+    full = {**current, "extension": [{"url": codes.EXT_ACCEPTING, "valueBoolean": False}]}
+    assert (await http.put(f"/HealthcareService/{ids['svc-shelter']}", json=full, headers=shelter)).status_code == 200
+    r = await make_referral(to_keys=("shelter",), expect=422)
+    assert "does not accept new referrals" in r.text
