@@ -187,13 +187,15 @@ def _is_recipient(actor) -> bool:  # noqa: ANN001
 def recipient_provisions(body: dict) -> list[tuple[str, list[str], set[str]]]:
     """(permit|deny, recipient references, data categories) of the Consent's provision and its nested ones.
 
-    A nested provision without actors or codes inherits those of the top-level provision.
+    A nested provision without actors or codes inherits those of the top-level provision; a top-level provision
+    without codes covers every category (FHIR: no code restriction).
     """
     top = body.get("provision")
     if not isinstance(top, dict):
         return []
     top_actors = [r for a in top.get("actor") or [] if _is_recipient(a) for r in references_in(a.get("reference"))]
-    top_codes = set(codes.codings_in(top.get("code"), codes.DATA_CATEGORY))
+    # FHIR: a provision without code applies to all data (the referral profile requires codes from partners)
+    top_codes = set(codes.codings_in(top.get("code"), codes.DATA_CATEGORY)) or set(codes.hierarchy("gbv-data-category"))
     out = [(top.get("type") or "permit", top_actors, top_codes)]
     for nested in top.get("provision") or []:
         if not isinstance(nested, dict):

@@ -11,6 +11,8 @@ from exchange.notify.dispatcher import Dispatcher
 from exchange.settings import Settings
 from tests.conftest import BASE
 
+from tests.referral.world import service
+
 PARTNER_SCOPES = ("system/Patient.cruds system/Consent.cruds system/ServiceRequest.cruds system/Task.cruds "
                   "system/Subscription.cruds system/Organization.rs")
 
@@ -70,6 +72,9 @@ async def orgs(system) -> dict[str, str]:
         r = await system.post("/Organization", json={"resourceType": "Organization", "name": name, "active": True})
         assert r.status_code == 201, r.text
         ids[key] = r.json()["id"]
+        # the directory entry a referral is routed to (exchange.referral.routing)
+        r = await system.post("/HealthcareService", json=service(ids[key], ["safety-shelter"]))
+        assert r.status_code == 201, r.text
     return ids
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import httpx
 
+from exchange.referral.codes import DATA_CATEGORY, SERVICE_TYPE
+
 SURVIVOR_NAME = "Amina Qadiri"
 SURVIVOR_PHONE = "+93 700 555 123"
 SAFE_WORD = "blue-lantern"
@@ -32,15 +34,17 @@ async def create_referral(client: httpx.AsyncClient, requester: str, receiver: s
         "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
         "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
         "patient": {"reference": f"Patient/{patient['id']}"},
-        "organization": [{"reference": f"Organization/{requester}"}],
+        "organization": [{"reference": f"Organization/{requester}"}], "dateTime": "2024-05-01T09:55:00Z",
         "provision": {"type": "permit", "actor": [{
             "role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
                                  "code": "IRCP"}]},
-            "reference": {"reference": f"Organization/{receiver}"}}]},
+            "reference": {"reference": f"Organization/{receiver}"}}],
+            "code": [{"coding": [{"system": DATA_CATEGORY, "code": c}]} for c in ("referral", "identity", "contact")]},
     })
     request = await _post(client, {
         "resourceType": "ServiceRequest", "status": "active", "intent": "order", "priority": "urgent",
-        "code": {"coding": [{"system": "urn:gbv:service-type", "code": "safe-shelter"}]},
+        "category": [{"coding": [{"system": SERVICE_TYPE, "code": "safety-shelter"}]}],
+        "code": {"coding": [{"system": SERVICE_TYPE, "code": "safety-shelter"}]},
         "subject": {"reference": f"Patient/{patient['id']}"},
         "requester": {"reference": f"Organization/{requester}"},
         "performer": [{"reference": f"Organization/{receiver}"}],
