@@ -9,9 +9,11 @@ import pytest
 
 from exchange.fhir.definitions import SEARCH_PARAMS
 from tests.fhir_checks import assert_outcome
+from tests.referral import world as referral_world
 
 CASE = "https://hotline.example.org/case"
-SVC = "https://gbv-exchange.org/fhir/CodeSystem/service-type"
+SVC = "https://gbv-exchange.org/fhir/CodeSystem/gbv-service-type"
+DATA = "https://gbv-exchange.org/fhir/CodeSystem/gbv-data-category"
 REFERRAL_TYPES = ("Patient", "Consent", "DocumentReference", "ServiceRequest", "Task")
 
 
@@ -24,19 +26,24 @@ def _resources(a: str, c: str) -> dict[str, dict]:
                     "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
                                           "code": "patient-privacy"}]},
                     "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-                    "organization": [{"reference": f"Organization/{a}"}],
+                    "organization": [{"reference": f"Organization/{a}"}], "dateTime": "2026-11-20T09:00:00Z",
+                    "provision": {"actor": [{"role": {"coding": [{
+                        "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
+                        "reference": {"reference": f"Organization/{c}"}}],
+                        "code": [{"coding": [{"system": DATA, "code": code}]} for code in ("referral", "incident")]},
                     "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
                                                "code": "OPTIN"}]}},
         "DocumentReference": {"resourceType": "DocumentReference", "status": "current",
                               "identifier": [{"system": CASE, "value": "D-7"}],
                               "type": {"coding": [{"system": "http://loinc.org", "code": "57133-1"}]},
+                              "category": [{"coding": [{"system": DATA, "code": "incident"}]}],
                               "author": [{"reference": f"Organization/{a}"}],
                               "content": [{"attachment": {"contentType": "text/plain",
                                                           "data": base64.b64encode(b"referral note").decode()}}]},
         "ServiceRequest": {"resourceType": "ServiceRequest", "status": "active", "intent": "order",
                            "priority": "urgent", "identifier": [{"system": CASE, "value": "SR-7"}],
-                           "category": [{"coding": [{"system": SVC, "code": "shelter"}]}],
-                           "code": {"coding": [{"system": SVC, "code": "safe-shelter"}]},
+                           "category": [{"coding": [{"system": SVC, "code": "safety-shelter"}]}],
+                           "code": {"coding": [{"system": SVC, "code": "safety-shelter"}]},
                            "requester": {"reference": f"Organization/{a}"},
                            "performer": [{"reference": f"Organization/{c}"}], "authoredOn": "2026-11-20T10:00:00Z"},
         "Task": {"resourceType": "Task", "status": "requested", "intent": "order",
@@ -49,11 +56,13 @@ def _resources(a: str, c: str) -> dict[str, dict]:
 
 
 @pytest.fixture
-async def world(make_org, make_client):
+async def world(make_org, make_client, client):
     """Organisation A refers a survivor to shelter C; organisation B is a stranger to the referral."""
     a, b, c = await make_org("Hotline A", "hotline"), await make_org("Clinic B", "clinic"), \
         await make_org("Shelter C", "shelter")
     sender, stranger, receiver = await make_client(a), await make_client(b), await make_client(c)
+    r = await client.post("/HealthcareService", json=referral_world.service(c, ["safety-shelter"]))
+    assert r.status_code == 201, r.text
     body = _resources(a, c)
     ids: dict[str, str] = {}
 
@@ -112,8 +121,8 @@ def _queries(world) -> list[tuple[str, str]]:
                  "focus": sr, "patient": p, "subject": p, "code": "fulfill", "business-status": "waiting",
                  "authored-on": "2026-11-20", "modified": "ge2026-11-01", "intent": "order",
                  "identifier": f"{CASE}|T-7", "based-on": sr},
-        "ServiceRequest": {"status": "active", "intent": "order", "category": f"{SVC}|shelter",
-                           "code": "safe-shelter", "priority": "urgent", "patient": p, "subject": p,
+        "ServiceRequest": {"status": "active", "intent": "order", "category": f"{SVC}|safety-shelter",
+                           "code": "safety-shelter", "priority": "urgent", "patient": p, "subject": p,
                            "requester": f"Organization/{orgs['a']}", "performer": f"Organization/{orgs['c']}",
                            "identifier": f"{CASE}|SR-7", "authored": "ge2026-11-01"},
         "Patient": {"identifier": f"{CASE}|HL-7", "gender": "female", "organization": f"Organization/{orgs['a']}"},
@@ -159,11 +168,13 @@ async def test_stranger_cannot_reach_the_referral_through_include_or_revinclude(
     for rtype in ("ServiceRequest", "Patient", "Consent", "DocumentReference"):
         assert_outcome(await stranger.get(f"/{rtype}/{ids[rtype]}"), 404)
     # the first organisation's Task pointing at the stranger's own survivor is not revincluded for the stranger
-    own_patient = (await stranger.post("/Patient", json={"resourceType": "Patient", "gender": "female"})).json()
+    own_patient = (await stranger.post("/Patient", json={"resourceType": "Patient", "gender": "female",
+                                                         "identifier": [{"value": "B-1"}]})).json()
     pointing = _resources(orgs["a"], orgs["c"])["Task"]
-    pointing["for"] = {"reference": f"Patient/{own_patient['id']}"}
+    pointing.update({"for": {"reference": f"Patient/{own_patient['id']}"},
+                     "focus": {"reference": f"ServiceRequest/{ids['ServiceRequest']}"}})
     other = await world["sender"].post("/Task", json=pointing)
-    assert other.status_code == 201, other.text
+    assert other.status_code == 422, other.text  # the referral rules refuse it outright (Task.for != subject)
     for query in (f"Patient?_id={own_patient['id']}&_revinclude=Task:patient",
                   f"Organization?_id={orgs['a']}&_revinclude=HealthcareService:organization"):
         bundle = (await stranger.get(f"/{query}")).json()
@@ -172,7 +183,7 @@ async def test_stranger_cannot_reach_the_referral_through_include_or_revinclude(
     # ... and pointing at it did not make the stranger's survivor visible to the first organisation
     assert_outcome(await world["sender"].get(f"/Patient/{own_patient['id']}"), 404)
     system = (await client.get(f"/Patient?_id={own_patient['id']}&_revinclude=Task:patient")).json()
-    assert {e["resource"]["resourceType"] for e in system["entry"]} == {"Patient", "Task"}
+    assert {e["resource"]["resourceType"] for e in system["entry"]} == {"Patient"}
 
 
 async def test_stranger_gets_404_inside_a_batch_and_a_transaction(world):

@@ -7,11 +7,11 @@ from exchange.auth.access import check_permission, require_role, role_allows
 from exchange.context import RequestContext, system_context
 from exchange.errors import Forbidden
 from tests.fhir_checks import assert_outcome, organization, patient, task
+from tests.referral import world
 
 
 def _service(org_id: str, name: str = "Shelter beds") -> dict:
-    return {"resourceType": "HealthcareService", "active": True, "name": name,
-            "providedBy": {"reference": f"Organization/{org_id}"}}
+    return world.service(org_id, ["safety-shelter"], name=name)
 
 
 async def test_auditor_reads_the_directory_and_nothing_clinical(make_org, make_client, client):
@@ -95,7 +95,7 @@ async def test_partner_updates_its_own_healthcare_service_only(make_org, make_cl
 
 
 @pytest.mark.parametrize("rtype", ["Task", "ServiceRequest"])
-async def test_partner_creates_only_referrals_it_requests(make_org, make_client, rtype):
+async def test_partner_creates_only_referrals_it_requests(make_org, make_client, client, rtype):
     mine, other = await make_org("Hotline", "hotline"), await make_org("Clinic", "clinic")
     partner = await make_client(mine)
     if rtype == "Task":
@@ -108,6 +108,11 @@ async def test_partner_creates_only_referrals_it_requests(make_org, make_client,
         r = await partner.post(f"/{rtype}", json=payload)
         assert_outcome(r, 403, expression=f"{rtype}.requester")
         assert (await partner.get(f"/{rtype}")).json().get("total", 0) == 0
+    started = await world.referral_via_api(partner, client, mine, other, upto="Consent" if rtype == "ServiceRequest"
+                                           else "ServiceRequest")
+    body = world.task_for(started, mine, other) if rtype == "Task" else world.service_request(
+        f"Patient/{started['Patient']}", mine, [f"Organization/{other}"], "safety-shelter", "safety-shelter",
+        f"Consent/{started['Consent']}")
     ok = await partner.post(f"/{rtype}", json=dict(body, requester={"reference": f"Organization/{mine}"}))
     assert ok.status_code == 201, ok.text
     stolen = dict(ok.json(), requester={"reference": f"Organization/{other}"})
@@ -120,8 +125,9 @@ async def test_requester_may_be_a_practitioner_role_of_the_own_organisation(make
     role = (await client.post("/PractitionerRole", json={
         "resourceType": "PractitionerRole", "organization": {"reference": f"Organization/{mine}"}})).json()["id"]
     partner = await make_client(mine)
-    r = await partner.post("/Task", json=task(requester={"reference": f"PractitionerRole/{role}"}))
-    assert r.status_code == 201, r.text
+    other = await make_org("Shelter", "shelter")
+    ids = await world.referral_via_api(partner, client, mine, other, requester_ref=f"PractitionerRole/{role}")
+    assert (await partner.get(f"/Task/{ids['Task']}")).json()["requester"]["reference"] == f"PractitionerRole/{role}"
 
 
 async def test_transaction_with_a_forbidden_entry_changes_nothing(make_org, make_client, client):
@@ -149,12 +155,10 @@ async def test_each_interaction_checks_its_scope(make_org, make_client, client):
     assert_outcome(await reader.get("/Organization"), 403)
 
 
-async def test_include_drops_what_the_scopes_do_not_cover(make_org, make_client):
+async def test_include_drops_what_the_scopes_do_not_cover(make_org, make_client, client):
     mine = await make_org("Hotline", "hotline")
     writer = await make_client(mine)
-    pid = (await writer.post("/Patient", json=patient())).json()["id"]
-    tid = (await writer.post("/Task", json=task(requester={"reference": f"Organization/{mine}"},
-                                                **{"for": {"reference": f"Patient/{pid}"}}))).json()["id"]
+    tid = (await world.referral_via_api(writer, client, mine, await make_org("Shelter", "shelter")))["Task"]
     tasks_only = await make_client(mine, scopes="system/Task.rs")
     bundle = (await tasks_only.get(f"/Task?_id={tid}&_include=Task:patient")).json()
     assert [e["resource"]["resourceType"] for e in bundle["entry"]] == ["Task"]

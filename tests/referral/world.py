@@ -136,3 +136,35 @@ def created_ids(response_body: dict) -> dict[str, str]:
         rtype, rid = entry["response"]["location"].split("/")[:2]
         out[rtype] = rid
     return out
+
+
+async def referral_via_api(partner, system, requester: str, receiver: str, requester_ref: str | None = None,  # noqa: ANN001
+                           upto: str = "Task") -> dict[str, str]:
+    """A complete referral posted by `partner` (a client of `requester`) one resource at a time, for tests of other
+    packages: the receiver gets a directory entry first (by the exchange itself). Stops after `upto`."""
+    r = await system.post("/HealthcareService", json=service(receiver, ["safety-shelter"], name="Shelter beds"))
+    assert r.status_code == 201, r.text
+    ids: dict[str, str] = {}
+    requester_ref = requester_ref or f"Organization/{requester}"
+    steps = [
+        ("Patient", lambda: patient()),
+        ("Consent", lambda: consent(f"Patient/{ids['Patient']}", requester, [f"Organization/{receiver}"])),
+        ("ServiceRequest", lambda: dict(service_request(
+            f"Patient/{ids['Patient']}", requester, [f"Organization/{receiver}"], "safety-shelter",
+            "safety-shelter", f"Consent/{ids['Consent']}"), requester={"reference": requester_ref})),
+        ("Task", lambda: dict(task(f"Patient/{ids['Patient']}", f"ServiceRequest/{ids['ServiceRequest']}",
+                                   requester, f"Organization/{receiver}"), requester={"reference": requester_ref})),
+    ]
+    for rtype, body in steps:
+        r = await partner.post(f"/{rtype}", json=body())
+        assert r.status_code == 201, r.text
+        ids[rtype] = r.json()["id"]
+        if rtype == upto:
+            break
+    return ids
+
+
+def task_for(ids: dict[str, str], requester: str, receiver: str) -> dict:
+    """The Task of a referral started with `referral_via_api(..., upto="ServiceRequest")`."""
+    return task(f"Patient/{ids['Patient']}", f"ServiceRequest/{ids['ServiceRequest']}", requester,
+                f"Organization/{receiver}")
