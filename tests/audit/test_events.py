@@ -9,7 +9,10 @@ from joserfc.jwk import ECKey
 
 from tests.audit.conftest import audit_rows, query_of, references, subtypes, whole_log_text
 from tests.conftest import make_assertion
+from exchange.context import system_context
+from exchange.fhir.interactions import create
 from tests.fhir_checks import assert_valid, patient
+from tests.referral import world as referral_world
 
 NAME, FAMILY = "Amira", "Haddad"
 PHONE = "+961 70 123 456"
@@ -17,12 +20,10 @@ SAFE_CONTACT = "Call only after 18:00; code word BLUE-HERON"
 CASE_CODE = "HL-2026-0042"
 
 
-def _service_request(patient_id: str, requester: str, performer: str) -> dict:
-    return {"resourceType": "ServiceRequest", "status": "active", "intent": "order",
-            "subject": {"reference": f"Patient/{patient_id}"},
-            "requester": {"reference": f"Organization/{requester}"},
-            "performer": [{"reference": f"Organization/{performer}"}],
-            "note": [{"text": SAFE_CONTACT}]}
+def _service_request(patient_id: str, requester: str, performer: str, consent_id: str) -> dict:
+    return referral_world.service_request(f"Patient/{patient_id}", requester, [f"Organization/{performer}"],
+                                          "safety-shelter", "safety-shelter", f"Consent/{consent_id}",
+                                          safe_contact=False, note=[{"text": SAFE_CONTACT}])
 
 
 async def refuse_a_token(app) -> None:
@@ -46,26 +47,27 @@ async def _referral_story(app, make_org, make_client) -> dict:
                                               telecom=[{"system": "phone", "value": PHONE}]))
     assert r.status_code == 201, r.text
     patient_id = r.json()["id"]
-    r = await a.post("/ServiceRequest", json=_service_request(patient_id, hotline, shelter))
+    # the shelter's directory entry (the exchange's own write) and the survivor's consent come first
+    await create.create(app.state.exchange, system_context(), "HealthcareService",
+                        referral_world.service(shelter, ["safety-shelter"]))
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:5b1f0ad2-0c5e-4a4e-9d1e-1f9f6f0a0001",
+         "resource": referral_world.consent(f"Patient/{patient_id}", hotline, [f"Organization/{shelter}"],
+                                            ("referral", "identity", "contact")),
+         "request": {"method": "POST", "url": "Consent"}}]}
+    r = await a.post("", json=bundle)
+    assert r.status_code == 200, r.text
+    consent_id = r.json()["entry"][0]["response"]["location"].split("/")[1]
+    r = await a.post("/ServiceRequest", json=_service_request(patient_id, hotline, shelter, consent_id))
     assert r.status_code == 201, r.text
     sr_id = r.json()["id"]
     assert (await a.get(f"/ServiceRequest/{sr_id}", headers={"X-Request-ID": f"{NAME} {FAMILY}"})).status_code == 200
-    updated = _service_request(patient_id, hotline, shelter) | {"id": sr_id, "priority": "urgent"}
+    updated = _service_request(patient_id, hotline, shelter, consent_id) | {"id": sr_id, "priority": "stat"}
     assert (await a.put(f"/ServiceRequest/{sr_id}", json=updated)).status_code == 200
     assert (await a.get(f"/ServiceRequest/{sr_id}/_history/1")).status_code == 200
     assert (await a.get(f"/ServiceRequest/{sr_id}/_history")).status_code == 200
     r = await a.get("/Patient", params={"name": NAME, "identifier": CASE_CODE, "_id": patient_id})
     assert r.status_code == 200 and r.json()["total"] == 1, r.text
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"fullUrl": "urn:uuid:5b1f0ad2-0c5e-4a4e-9d1e-1f9f6f0a0001",
-         "resource": {"resourceType": "Consent", "status": "active", "scope": {"coding": [
-             {"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
-             "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-             "patient": {"reference": f"Patient/{patient_id}"}},
-         "request": {"method": "POST", "url": "Consent"}}]}
-    r = await a.post("", json=bundle)
-    assert r.status_code == 200, r.text
-    consent_id = r.json()["entry"][0]["response"]["location"].split("/")[1]
     r = await a.post("/DocumentReference", json={"resourceType": "DocumentReference", "status": "current",
                                                  "content": [{"attachment": {"contentType": "text/plain"}}]})
     assert r.status_code == 201, r.text

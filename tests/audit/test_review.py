@@ -88,7 +88,8 @@ async def test_a_partner_sees_only_its_referrals_events(app, make_org, make_clie
     shelter = await make_client(ids["shelter"], scopes=AUDIT)
     seen = (await shelter.get("/AuditEvent", params={"_count": "200"})).json()
     assert seen["total"] > 0
-    visible_refs = {f"ServiceRequest/{ids['sr']}", f"Patient/{ids['patient']}"}
+    visible_refs = {f"ServiceRequest/{ids['sr']}", f"Patient/{ids['patient']}",
+                    f"Consent/{ids['consent']}"}  # the referral's supportingInfo: shared with the shelter
     for entry in seen["entry"]:
         event = entry["resource"]
         refs = {"/".join(e["what"]["reference"].split("/")[:2]) for e in event.get("entity", [])
