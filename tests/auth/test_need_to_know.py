@@ -214,18 +214,17 @@ async def test_stranger_conditional_create_does_not_find_the_referral(world):
     assert (await world["sender"].get(f"/Patient/{r.json()['id']}")).status_code == 404
 
 
-async def test_an_open_referral_reaches_the_performers_named_on_its_request(make_org, make_client):
+async def test_an_open_referral_reaches_the_performers_named_on_its_request(make_org, make_client, client):
     a, c, d, b = (await make_org("Hotline A", "hotline"), await make_org("Shelter C", "shelter"),
                   await make_org("Shelter D", "shelter"), await make_org("Clinic B", "clinic"))
     sender = await make_client(a)
-    request = _resources(a, c)["ServiceRequest"]
-    request["performer"] = [{"reference": f"Organization/{c}"}, {"reference": f"Organization/{d}"}]
-    request["subject"] = {"reference": f"Patient/{(await sender.post('/Patient', json={'resourceType': 'Patient'})).json()['id']}"}
-    sr = (await sender.post("/ServiceRequest", json=request)).json()["id"]
-    task = _resources(a, c)["Task"]
-    del task["owner"]
-    task["focus"] = {"reference": f"ServiceRequest/{sr}"}
-    tid = (await sender.post("/Task", json=task)).json()["id"]
+    for org in (c, d):
+        assert (await client.post("/HealthcareService", json=referral_world.service(org, ["safety-shelter"]))
+                ).status_code == 201
+    bundle = referral_world.referral_bundle({"hotline": a}, [f"Organization/{c}", f"Organization/{d}"], owner=None)
+    r = await sender.post("", json=bundle)
+    assert r.status_code == 200, r.text
+    tid = referral_world.created_ids(r.json())["Task"]
     for org in (c, d):
         provider = await make_client(org)
         assert (await provider.get(f"/Task/{tid}")).status_code == 200
