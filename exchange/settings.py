@@ -7,7 +7,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -86,6 +86,14 @@ class Settings(BaseSettings):
         default=False, description="Allow `full-resource` payloads (survivor data in notifications). Off by default: "
                                    "receivers fetch with their own token.")
     notify_events_max: int = Field(default=100, description="Most events one $events call returns.")
+
+    @field_validator("assertion_algorithms")
+    @classmethod
+    def _asymmetric_only(cls, algorithms: list[str]) -> list[str]:
+        refused = [a for a in algorithms if a.lower() == "none" or a.upper().startswith("HS")]
+        if refused:
+            raise ValueError(f"client assertions must be signed asymmetrically; refused: {', '.join(refused)}")
+        return algorithms
 
     @property
     def base_url(self) -> str:

@@ -69,5 +69,8 @@ def allows(scopes: frozenset[str], resource_type: str, operation: str) -> bool:
 
 def require_scope(ctx: RequestContext, resource_type: str, operation: str) -> None:
     if not allows(ctx.scopes, resource_type, operation):
+        needed = f"system/{resource_type}.{operation}"
         raise Forbidden(f"The access token has no scope that permits '{operation}' on {resource_type} "
-                        f"(needs e.g. system/{resource_type}.{operation})", code="forbidden")
+                        f"(needs e.g. {needed})", code="forbidden",
+                        headers={"WWW-Authenticate": f'Bearer realm="exchange", error="insufficient_scope", '
+                                                     f'scope="{needed}"'})  # RFC 6750 §3.1

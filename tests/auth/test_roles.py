@@ -147,7 +147,9 @@ async def test_each_interaction_checks_its_scope(make_org, make_client, client):
     reader = await make_client(mine, scopes="system/Patient.r system/Task.rs")
     pid = (await (await make_client(mine)).post("/Patient", json=patient())).json()["id"]
     assert (await reader.get(f"/Patient/{pid}")).status_code == 200
-    assert_outcome(await reader.get("/Patient"), 403, text="system/Patient.s")
+    searched = await reader.get("/Patient")
+    assert_outcome(searched, 403, text="system/Patient.s")
+    assert 'error="insufficient_scope"' in searched.headers["www-authenticate"]
     assert_outcome(await reader.post("/Patient", json=patient("X-2")), 403, text="system/Patient.c")
     current = (await reader.get(f"/Patient/{pid}")).json()
     assert_outcome(await reader.put(f"/Patient/{pid}", json=current), 403)

@@ -302,3 +302,13 @@ async def test_a_jku_other_than_the_registered_url_is_refused_and_never_fetched(
     form = token_form(assertion(client_id, key, headers={"jku": "https://attacker.example/jwks.json"}))
     body = _oauth_error(await root.post("/auth/token", data=form), 401, "invalid_client")
     assert "jku" in body["error_description"]
+
+
+def test_settings_refuse_symmetric_or_unsigned_assertion_algorithms():
+    from pydantic import ValidationError
+
+    from exchange.settings import Settings
+
+    for bad in (["RS384", "HS256"], ["none"]):
+        with pytest.raises(ValidationError):
+            Settings(assertion_algorithms=bad)
