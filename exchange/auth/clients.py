@@ -213,9 +213,14 @@ class ClientRegistry:
     async def token_state(self, client_id: str, jti: str) -> tuple[ClientRecord | None, bool]:
         """The client behind a token and whether the token was revoked: one statement per request."""
         revoked = exists().where(auth_revoked_token.c.jti == jti).label("revoked")
-        async with self.db.transaction() as conn:  # on SQLite: queue with the writers, never spin
-            row = (await conn.execute(select(auth_client, revoked)
-                                      .where(auth_client.c.client_id == client_id))).first()
+        query = select(auth_client, revoked).where(auth_client.c.client_id == client_id)
+        if self.db.is_sqlite:
+            async with self.db.transaction() as conn:  # queue with the writers, never spin on the file lock
+                row = (await conn.execute(query)).first()
+        else:
+            async with self.db.engine.connect() as conn:  # one read, no BEGIN/COMMIT round trips
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                row = (await conn.execute(query)).first()
         if row is None:
             return None, False
         return _record(row), bool(row.revoked)

@@ -55,6 +55,19 @@ def issue(signing: SigningKey, settings: Settings, client_id: str, organization_
     return jwt.encode(header, payload, signing.key, algorithms=[signing.alg]), claims
 
 
+_KEY_SETS: dict[int, tuple[dict, KeySet]] = {}
+
+
+def _key_set(public_jwks: dict) -> KeySet:
+    """The imported KeySet of the exchange's (cached) JWKS dict: imported once per dict, not per request."""
+    cached = _KEY_SETS.get(id(public_jwks))
+    if cached is None or cached[0] is not public_jwks:
+        _KEY_SETS.clear()
+        cached = (public_jwks, KeySet.import_key_set(public_jwks))
+        _KEY_SETS[id(public_jwks)] = cached
+    return cached[1]
+
+
 def verify(token: str, public_jwks: dict, settings: Settings, now: int | None = None) -> AccessClaims:
     """Check signature, type, issuer, audience and expiry; raise InvalidToken with a reason otherwise."""
     if token.count(".") != 2 or len(token) > 8192:
@@ -66,7 +79,7 @@ def verify(token: str, public_jwks: dict, settings: Settings, now: int | None = 
     if kid not in {key.get("kid") for key in public_jwks.get("keys", [])}:
         raise UnknownKey("The access token is not signed by a key of this exchange")
     try:
-        decoded = jwt.decode(token, KeySet.import_key_set(public_jwks), algorithms=[SIGNING_ALG])
+        decoded = jwt.decode(token, _key_set(public_jwks), algorithms=[SIGNING_ALG])
     except (JoseError, ValueError, TypeError):
         raise InvalidToken("The access token is malformed or its signature is not the exchange's") from None
     if decoded.header.get("typ") != TOKEN_TYPE:
