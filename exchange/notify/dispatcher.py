@@ -239,10 +239,12 @@ class Dispatcher:
                 await conn.execute(update(outbox).where(outbox.c.id.in_(ids), outbox.c.state == "pending")
                                    .values(state="delivered", delivered_at=to_db(now),
                                            attempts=outbox.c.attempts + 1, last_error=None))
-                heartbeat = (to_db(now + timedelta(seconds=step.spec.heartbeat)) if step.spec.heartbeat else None)
-                await conn.execute(update(state).where(state.c.subscription_id == subscription_id)
-                                   .values(retry_at=None, failing_since=None, last_error=None,
-                                           next_heartbeat=heartbeat))
+                row = step.row
+                if step.spec.heartbeat or row.retry_at or row.failing_since or row.last_error or row.next_heartbeat:
+                    heartbeat = to_db(now + timedelta(seconds=step.spec.heartbeat)) if step.spec.heartbeat else None
+                    await conn.execute(update(state).where(state.c.subscription_id == subscription_id)
+                                       .values(retry_at=None, failing_since=None, last_error=None,
+                                               next_heartbeat=heartbeat))
             if kind == "handshake":
                 await set_status(self.exchange, subscription_id, "active", expected=("requested",))
             return

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from exchange.notify import queue
 from exchange.notify.spec import SubscriptionSpec
 from exchange.notify.topics import TOPIC_TYPES, filter_matches, topics_for
-from exchange.store.repository import utcnow
+from exchange.store.repository import to_db, utcnow
 from exchange.unit import Failure, Unit
 
 _TRIGGERS = {"create": "C", "update": "U"}
@@ -38,14 +38,16 @@ class OutboxHook:
                         if row.organization_id not in parties:
                             continue
                     matched.setdefault(row.subscription_id, []).append(event)
-        now = utcnow()
-        for subscription_id in sorted(matched):  # one lock order for every transaction: no deadlocks
-            for event in matched[subscription_id]:
-                number = await queue.take_event_number(unit.conn, subscription_id)
-                await queue.enqueue(unit.conn, subscription_id, "event-notification", now, event_number=number,
-                                    focus_type=event.resource_type, focus_id=event.resource_id,
-                                    focus_version=event.version_id,
-                                    method="POST" if event.interaction == "create" else "PUT")
+        if not matched:
+            return
+        now = to_db(utcnow())
+        first = await queue.take_event_numbers(unit.conn, {sid: len(events) for sid, events in matched.items()},
+                                               lock_rows=unit.dialect != "sqlite")
+        await queue.enqueue_events(unit.conn, [
+            {"subscription_id": sid, "event_number": first[sid] + i, "focus_type": event.resource_type,
+             "focus_id": event.resource_id, "focus_version": event.version_id,
+             "method": "POST" if event.interaction == "create" else "PUT", "occurred": now}
+            for sid in sorted(matched) for i, event in enumerate(matched[sid])])
 
     async def on_failure(self, conn: AsyncConnection, failure: Failure) -> None:
         return None  # a failed change has no events: its transaction (and its outbox rows) rolled back

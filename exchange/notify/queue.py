@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.notify.bundle import NotificationEvent
@@ -39,13 +39,28 @@ async def states_for_topic(conn: AsyncConnection, topic: str) -> list:
                                     .order_by(state.c.subscription_id))).all())
 
 
-async def take_event_number(conn: AsyncConnection, subscription_id: str) -> int:
-    """The next event number of a subscription. The UPDATE locks the counter row until the transaction ends, so
-    numbers are gap-free and concurrent changes get them in commit order."""
-    result = await conn.execute(update(state).where(state.c.subscription_id == subscription_id)
-                                .values(events_counter=state.c.events_counter + 1)
-                                .returning(state.c.events_counter))
-    return int(result.scalar_one())
+async def take_event_numbers(conn: AsyncConnection, counts: dict[str, int], lock_rows: bool) -> dict[str, int]:
+    """Reserve `counts[id]` event numbers for each subscription; returns the first number of each range.
+
+    The counter rows stay locked until the transaction ends, so numbers are gap-free and concurrent changes get them
+    in commit order. Rows are locked in id order first (`lock_rows`, PostgreSQL) so two transactions never wait on
+    each other in opposite orders; SQLite has one writer at a time anyway."""
+    ids = sorted(counts)
+    if lock_rows:
+        await conn.execute(select(state.c.subscription_id).where(state.c.subscription_id.in_(ids))
+                           .order_by(state.c.subscription_id).with_for_update())
+    step = 1 if set(counts.values()) == {1} else case(counts, value=state.c.subscription_id, else_=0)
+    result = await conn.execute(update(state).where(state.c.subscription_id.in_(ids))
+                                .values(events_counter=state.c.events_counter + step)
+                                .returning(state.c.subscription_id, state.c.events_counter))
+    return {row.subscription_id: int(row.events_counter) - counts[row.subscription_id] + 1 for row in result}
+
+
+async def enqueue_events(conn: AsyncConnection, rows: list[dict]) -> None:
+    """Insert event rows (subscription_id, event_number, focus_type, focus_id, focus_version, method, occurred)."""
+    if rows:
+        await conn.execute(insert(outbox), [dict(row, kind="event-notification", state="pending", attempts=0)
+                                            for row in rows])
 
 
 async def enqueue(conn: AsyncConnection, subscription_id: str, kind: str, now: datetime, *,

@@ -235,3 +235,21 @@ async def test_heartbeat_is_sent_when_nothing_happens(system, orgs, exchange, di
     [heartbeat] = shelter.bundles("heartbeat")
     status = status_of(heartbeat)
     assert status["status"] == "active" and status["events"] == [] and len(heartbeat["entry"]) == 1
+
+
+async def test_one_transaction_with_two_tasks_gives_two_consecutive_events(system, orgs, dispatcher, httpx_mock):
+    shelter = Receiver(httpx_mock, SHELTER_HOOK)
+    await _subscribe(system, SHELTER_HOOK, orgs["shelter"])
+    referral = await create_referral(system, orgs["hotline"], orgs["shelter"])  # event 1
+    task = {k: v for k, v in referral["task"].items() if k not in ("id", "meta")}
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": f"urn:uuid:00000000-0000-4000-8000-00000000000{i}", "resource": task,
+         "request": {"method": "POST", "url": "Task"}} for i in (1, 2)]}
+    r = await system.post("", json=bundle)
+    assert r.status_code == 200, r.text
+    created = [e["response"]["location"].split("/")[1] for e in r.json()["entry"]]
+    await dispatcher.run_until_idle()
+    assert shelter.event_numbers() == [1, 2, 3]
+    focus = [status_of(b)["events"][0]["focus"]["reference"].rsplit("/", 1)[-1]
+             for b in shelter.bundles("event-notification")]
+    assert focus[1:] == created
