@@ -253,3 +253,31 @@ async def test_one_transaction_with_two_tasks_gives_two_consecutive_events(syste
     focus = [status_of(b)["events"][0]["focus"]["reference"].rsplit("/", 1)[-1]
              for b in shelter.bundles("event-notification")]
     assert focus[1:] == created
+
+
+async def test_consent_withdrawn_before_sending_withholds_the_request_but_tells_the_task(partner, orgs, dispatcher,
+                                                                                          httpx_mock):
+    """Authorisation at send time, through the real withdrawal path: the shelter loses the ServiceRequest (its
+    queued event is withheld, and not replayed) but still learns that its Task was cancelled."""
+    from tests.notify.referrals import SR_TOPIC
+
+    shelter_hook = Receiver(httpx_mock, SHELTER_HOOK)
+    shelter = await partner(orgs["shelter"])
+    hotline = await partner(orgs["hotline"])
+    task_sid = await _subscribe(shelter, SHELTER_HOOK, orgs["shelter"])
+    r = await shelter.post("/Subscription", json=subscription(
+        SHELTER_HOOK, [f"ServiceRequest?performer=Organization/{orgs['shelter']}"], topic=SR_TOPIC))
+    request_sid = r.json()["id"]
+    await dispatcher.run_until_idle()  # handshakes
+    referral = await create_referral(hotline, orgs["hotline"], orgs["shelter"])
+    consent = (await hotline.get(f"/Consent/{referral['consent']['id']}")).json()
+    r = await hotline.put(f"/Consent/{consent['id']}", json={**consent, "status": "inactive"})
+    assert r.status_code == 200, r.text
+    await dispatcher.run_until_idle()
+    by_subscription: dict[str, list[str]] = {}
+    for bundle in shelter_hook.bundles("event-notification"):
+        sid = status_of(bundle)["subscription"]["reference"].rsplit("/", 1)[-1]
+        by_subscription.setdefault(sid, []).extend(e["request"]["method"] for e in bundle["entry"][1:])
+    assert by_subscription == {task_sid: ["POST", "PUT"]}  # created, then cancelled on withdrawal
+    replay = (await shelter.get(f"/Subscription/{request_sid}/$events")).json()
+    assert status_of(replay)["events"] == [] and status_of(replay)["events-since-subscription-start"] == "1"
