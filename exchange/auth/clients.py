@@ -7,6 +7,7 @@ tokens at once: the bearer check reads the client's state on every request.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from exchange.services import Exchange
 
 ROLES = ("partner", "auditor", "admin")
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "k")
 
 
@@ -125,6 +127,10 @@ class ClientRegistry:
         jwks = check_public_jwks(jwks) if jwks is not None else None
         jwks_url = check_jwks_url(jwks_url) if jwks_url is not None else None
         client_id = client_id or uuid.uuid4().hex
+        if not _CLIENT_ID.match(client_id):
+            raise ClientError("a client id is 1 to 64 letters, digits, '.', '_' or '-'")
+        if label is not None and len(label) > 200:
+            raise ClientError("a label is at most 200 characters")
         now = to_db(utcnow())
         async with self._tx(conn) as conn:
             org = await Repository(conn).read("Organization", organization_id)

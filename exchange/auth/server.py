@@ -222,6 +222,15 @@ class _TokenLookup:
         service = self.server.service
         try:
             claims = tokens.verify(token_string, self.server.public_jwks, service.settings)
+        except tokens.UnknownKey:
+            if not service.may_reload_keys():  # the exchange's keys may have been rotated by another process
+                return None
+            keys = service.exchange.keys
+            from_thread.run(keys.refresh)
+            try:
+                claims = tokens.verify(token_string, from_thread.run(keys.public_jwks), service.settings)
+            except tokens.InvalidToken:
+                return None
         except tokens.InvalidToken:
             return None
         client, revoked = from_thread.run(service.registry.token_state, claims.client_id, claims.jti)

@@ -110,7 +110,8 @@ async def test_the_system_context_is_not_reachable_over_http(anonymous):
         _assert_401(await anonymous.get("/Task", headers=headers), error=None)
 
 
-async def test_a_token_signed_after_another_process_rotated_the_key_is_accepted(settings, make_org, make_client):
+async def test_a_token_signed_after_another_process_rotated_the_key_is_accepted(settings, make_org, make_client,
+                                                                                 root):
     """Worker 2 rotates the exchange's key and issues a token with it; worker 1 picks the new key up."""
     from exchange.app import create_app
     from exchange.wiring import build
@@ -133,6 +134,10 @@ async def test_a_token_signed_after_another_process_rotated_the_key_is_accepted(
         assert r.status_code == 200, r.text
         new_token = r.json()["access_token"]
     assert pyjwt.get_unverified_header(new_token)["kid"] != pyjwt.get_unverified_header(partner.access_token)["kid"]
+    introspected = await root.post("/auth/introspect", data={
+        "token": new_token, "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": make_assertion(partner.client_id, partner.key, "http://127.0.0.1:8080/auth/token")})
+    assert introspected.json()["active"] is True
     r = await partner.get("/Organization", headers={"Authorization": f"Bearer {new_token}"})
     assert r.status_code == 200, r.text
     assert (await partner.get("/Organization")).status_code == 200  # the old key is still published

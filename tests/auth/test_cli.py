@@ -71,6 +71,8 @@ def test_add_list_disable_enable_rotate(db_url, tmp_path):
     ({"organization": "no-such-org"}, "not in the directory"),
     ({"private": True}, "private material"),
     ({"jwks": None}, "either as a JWK Set"),
+    ({"client_id": "x" * 65}, "1 to 64"),
+    ({"client_id": "has space"}, "1 to 64"),
 ])
 def test_add_refuses_bad_registrations(db_url, tmp_path, change, message):
     org = _org(db_url)
@@ -89,6 +91,8 @@ def test_add_refuses_bad_registrations(db_url, tmp_path, change, message):
             args["scope"], "--database-url", db_url]
     if change.get("jwks", True) is not None:
         argv += ["--jwks", str(jwks)]
+    if change.get("client_id"):
+        argv += ["--client-id", change["client_id"]]
     result = runner.invoke(app, argv)
     assert result.exit_code == 2
     assert message in result.output
