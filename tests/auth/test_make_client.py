@@ -1,4 +1,4 @@
-"""The bearer path end to end: a real token from the token endpoint opens the FHIR API; no token, no access."""
+"""The make_client fixture end to end: a real token from the token endpoint opens the FHIR API; no token, no access."""
 
 
 async def test_partner_with_token_reads_directory(app, make_org, make_client):
