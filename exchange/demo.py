@@ -39,11 +39,15 @@ def organization_resource(name: str, kind: str, identifier: str | None = None, a
 
 
 async def load_demo(exchange: Exchange) -> dict[str, str]:
-    """Create the demo organisations once; return {demo key: Organization id}."""
+    """Create the demo organisations, their services and the referral story once; return {demo key: Organization
+    id}."""
     ctx = system_context()
     loaded: dict[str, str] = {}
     for kind, key, name, alias in DEMO_ORGS:
         body = organization_resource(name, kind, f"{DEMO_ID_SYSTEM}|{key}", alias)
         result = await create.create(exchange, ctx, "Organization", body, f"identifier={DEMO_ID_SYSTEM}|{key}")
         loaded[key] = result.stored.id
+    from exchange.referral.demo import load_story
+
+    await load_story(exchange, loaded)  # directory entries and the referral story (idempotent)
     return loaded
