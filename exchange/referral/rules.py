@@ -1,7 +1,7 @@
 """The referral workflow as a WriteRule: every create, update and delete of a referral resource passes here.
 
 before_write refuses (422/409/428, nothing stored) what breaks a profile, the Task state machine, the consent rules
-or the directory; after_write shares an open Task with its candidate providers and applies consent withdrawal.
+or the directory; after_write applies consent withdrawal (`withdrawal.enforce`).
 
 The exchange itself (system context: CLI, store tests, the withdrawal cascade, the overdue sweep) is not held to
 before_write: it may do anything. Partners always are; the demo and the conformance examples are written as
@@ -111,12 +111,7 @@ class ReferralRules:
 
     async def after_write(self, unit: Unit, stored: StoredResource, previous: StoredResource | None) -> None:
         body = stored.resource
-        if stored.resource_type == "Task":
-            if not body.get("owner"):  # an open referral: every listed provider may see (and claim) it
-                request = await task_rules.focus_request(unit, body)
-                if request is not None:
-                    await unit.repo.add_parties("Task", stored.id, await consent.receivers(unit.repo,
-                                                                                          request.resource))
+        if stored.resource_type == "Task":  # (its request's performers are its parties: exchange.auth.access)
             patient = consent.subject_id(body, "for")
         elif stored.resource_type == "ServiceRequest" and previous is not None:
             patient = consent.subject_id(body)
