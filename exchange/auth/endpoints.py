@@ -100,44 +100,34 @@ def _client_context(request: Request, server: ExchangeAuthServer) -> RequestCont
                           token_id=issued.jti if issued else None)
 
 
+async def _oauth_endpoint(request: Request, endpoint: str, url: str, interaction: str) -> Response:
+    """Run one authlib endpoint and record its outcome in the exchange log (never the assertion or token)."""
+    exchange = request.app.state.exchange
+    server, status, body, headers = await _run(request, endpoint, url)
+    ctx = _client_context(request, server)
+    if status != 200:
+        await record_failure(exchange, Failure(ctx, interaction, None, None, _refusal(body)))
+    elif interaction != "revoke" or server.attempt.notes.get("revoked"):  # revoking an unknown token is a no-op
+        async with open_unit(exchange, ctx, interaction) as unit:
+            unit.record(Event(interaction, "E"))
+    return _respond(status, body, headers)
+
+
 @router.post(TOKEN_PATH, summary="OAuth 2 token endpoint (client_credentials + private_key_jwt)", tags=["auth"])
 async def token(request: Request) -> Response:
-    exchange = request.app.state.exchange
-    server, status, body, headers = await _run(request, "token", auth_service(exchange).urls.token)
-    ctx = _client_context(request, server)
-    if status == 200:
-        async with open_unit(exchange, ctx, "token") as unit:
-            unit.record(Event("token", "E"))
-    else:
-        await record_failure(exchange, Failure(ctx, "token", None, None, _refusal(body)))
-    return _respond(status, body, headers)
+    return await _oauth_endpoint(request, "token", auth_service(request.app.state.exchange).urls.token, "token")
 
 
 @router.post(INTROSPECT_PATH, summary="OAuth 2 token introspection (RFC 7662)", tags=["auth"])
 async def introspect(request: Request) -> Response:
-    exchange = request.app.state.exchange
-    server, status, body, headers = await _run(request, "introspection", auth_service(exchange).urls.introspection)
-    ctx = _client_context(request, server)
-    if status == 200:
-        async with open_unit(exchange, ctx, "introspect") as unit:
-            unit.record(Event("introspect", "E"))
-    else:
-        await record_failure(exchange, Failure(ctx, "introspect", None, None, _refusal(body)))
-    return _respond(status, body, headers)
+    url = auth_service(request.app.state.exchange).urls.introspection
+    return await _oauth_endpoint(request, "introspection", url, "introspect")
 
 
 @router.post(REVOKE_PATH, summary="OAuth 2 token revocation (RFC 7009)", tags=["auth"])
 async def revoke(request: Request) -> Response:
-    exchange = request.app.state.exchange
-    server, status, body, headers = await _run(request, "revocation", auth_service(exchange).urls.revocation)
-    ctx = _client_context(request, server)
-    if status == 200:
-        if server.attempt.notes.get("revoked"):
-            async with open_unit(exchange, ctx, "revoke") as unit:
-                unit.record(Event("revoke", "E"))
-    else:
-        await record_failure(exchange, Failure(ctx, "revoke", None, None, _refusal(body)))
-    return _respond(status, body, headers)
+    url = auth_service(request.app.state.exchange).urls.revocation
+    return await _oauth_endpoint(request, "revocation", url, "revoke")
 
 
 @router.get(SMART_CONFIG_PATH, summary="SMART configuration (discovery)", tags=["auth"])
