@@ -91,7 +91,8 @@ def date_value(name: str, raw: str) -> DateValue:
     try:
         start, end = parse_fhir_date(text)
     except ValueError:
-        raise BadRequest(f"Search parameter '{name}': '{raw}' is not a valid date", expression=name) from None
+        raise BadRequest(f"Search parameter '{name}' needs a FHIR date such as ge2026-11-25 (the value is not repeated "
+                         "here: search values may identify a person)", expression=name) from None
     return DateValue(prefix, start, end)
 
 

@@ -150,3 +150,9 @@ async def test_internal_error_does_not_leak_a_stack_trace(app, client, monkeypat
 async def test_bundle_posted_to_base_must_be_transaction_or_batch(client):
     r = await client.post("", json={"resourceType": "Bundle", "type": "collection"})
     assert_outcome(r, 400, expression="Bundle.type")
+
+
+async def test_search_errors_do_not_repeat_the_searched_value(client):
+    r = await client.get("/Task?authored-on=Fatima-Yusuf-1990")
+    assert_outcome(r, 400, expression="authored-on")
+    assert "Fatima" not in r.text
