@@ -31,7 +31,8 @@ class _Cached:
     fetched: float
 
 
-def _address_allowed(address: str, allow_loopback: bool) -> bool:
+def address_allowed(address: str, allow_loopback: bool) -> bool:
+    """Whether the exchange may call `address` (a URL a partner chose: JWKS, notification endpoint)."""
     ip = ipaddress.ip_address(address)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
@@ -69,7 +70,7 @@ async def check_url(url: str, settings: Settings) -> None:
     elif parts.scheme != "https":
         raise JwksFetchError("the JWKS URL must use https")
     for address in addresses:
-        if not _address_allowed(address, settings.jwks_allow_loopback):
+        if not address_allowed(address, settings.jwks_allow_loopback):
             raise JwksFetchError(f"the JWKS host '{host}' resolves to an address the exchange does not call")
 
 

@@ -22,6 +22,8 @@ async def _count(client) -> int:
     (lambda b: b["channel"].update(type="email"), "Subscription.channel.type"),
     (lambda b: b["channel"].update(endpoint="http://receiver.example.org/hook"), "Subscription.channel.endpoint"),
     (lambda b: b["channel"].update(endpoint="https://169.254.169.254/latest"), "Subscription.channel.endpoint"),
+    (lambda b: b["channel"].update(endpoint="https://10.0.0.7/hook"), "Subscription.channel.endpoint"),
+    (lambda b: b["channel"].update(endpoint="https://[fe80::1]/hook"), "Subscription.channel.endpoint"),
     (lambda b: b["channel"].update(payload="application/fhir+xml"), "Subscription.channel.payload"),
     (lambda b: b["channel"]["_payload"]["extension"][0].update(valueCode="full-resource"),
      "Subscription.channel.payload.extension"),
@@ -102,3 +104,16 @@ async def test_topics_are_listed_and_advertised(system):
     assert canonicals == {TASK_TOPIC, SR_TOPIC}
     assert {o["name"] for o in entry["operation"]} >= {"status", "events"}
     assert "SubscriptionTopic" not in {e["type"] for e in statement["rest"][0]["resource"]}
+
+
+@pytest.mark.parametrize("url, allowed", [
+    ("https://shelter.example.org/hook", True), ("https://93.184.216.34/hook", True),
+    ("http://shelter.example.org/hook", False), ("https://localhost/hook", False), ("http://127.0.0.1:9/h", False),
+    ("https://[::1]/hook", False), ("https://192.168.1.4/hook", False), ("https://169.254.169.254/", False),
+    ("https://user:pw@shelter.example.org/", False), ("ftp://shelter.example.org/", False), ("not a url", False),
+])
+def test_endpoint_policy_of_a_production_deployment(url, allowed):
+    from exchange.notify.endpoints import endpoint_problem
+    from exchange.settings import Settings
+
+    assert (endpoint_problem(url, Settings()) is None) is allowed
