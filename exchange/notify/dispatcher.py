@@ -179,8 +179,8 @@ class Dispatcher:
             await self._release(subscription_id)
 
     async def _next(self, subscription_id: str) -> Step | None:
-        """Renew the lease and take the queue head (up to max-count consecutive events), withholding events the
-        subscriber may no longer see. None when the lease is lost or nothing is due."""
+        """Renew the lease and take the queue head. None when the lease is lost, nothing is due, or the
+        subscription reached its `end` (it is turned off)."""
         now = to_db(utcnow())
         async with self.exchange.db.transaction() as conn:
             renewed = await conn.execute(
@@ -192,31 +192,39 @@ class Dispatcher:
                 return None
             row = await queue.get_state(conn, subscription_id)
             spec = SubscriptionSpec.loads(row.spec)
-            head = await queue.pending_rows(conn, subscription_id, max(1, spec.max_count))
-            if not head:
-                return None
-            if head[0].kind != "event-notification":
-                return Step(row, spec, head[:1], [])
-            if row.status != "active":
-                return None  # events wait for the handshake
-            rows = []
-            for item in head:
-                if item.kind != "event-notification":
-                    break
-                rows.append(item)
-            repo = Repository(conn)
-            allowed, withheld = [], []
-            for item in rows:
-                if row.organization_id is None or row.organization_id in await repo.parties(item.focus_type,
-                                                                                            item.focus_id):
-                    allowed.append(item)
-                else:
-                    withheld.append(item.id)
-            if withheld:
-                await conn.execute(update(outbox).where(outbox.c.id.in_(withheld), outbox.c.state == "pending")
-                                   .values(state="withheld", last_error="receiver no longer a party"))
-            events = await queue.load_events(repo, allowed, spec.payload)
-        return Step(row, spec, allowed, events)
+            ended = spec.ended(now)
+            step = None if ended else await self._head(conn, row, spec)
+        if ended:
+            await set_status(self.exchange, subscription_id, "off", next_heartbeat=None)
+        return step
+
+    async def _head(self, conn, row, spec: SubscriptionSpec) -> Step | None:  # noqa: ANN001
+        """The queue head: a handshake or heartbeat alone, or up to max-count consecutive events, withholding
+        events whose focus the subscriber's organisation is no longer a party of."""
+        head = await queue.pending_rows(conn, row.subscription_id, max(1, spec.max_count))
+        if not head:
+            return None
+        if head[0].kind != "event-notification":
+            return Step(row, spec, head[:1], [])
+        if row.status != "active":
+            return None  # events wait for the handshake
+        rows = []
+        for item in head:
+            if item.kind != "event-notification":
+                break
+            rows.append(item)
+        repo = Repository(conn)
+        allowed, withheld = [], []
+        for item in rows:
+            if row.organization_id is None or row.organization_id in await repo.parties(item.focus_type,
+                                                                                        item.focus_id):
+                allowed.append(item)
+            else:
+                withheld.append(item.id)
+        if withheld:
+            await conn.execute(update(outbox).where(outbox.c.id.in_(withheld), outbox.c.state == "pending")
+                               .values(state="withheld", last_error="receiver no longer a party"))
+        return Step(row, spec, allowed, await queue.load_events(repo, allowed, spec.payload))
 
     async def _send(self, subscription_id: str, step: Step) -> Outcome:
         kind = step.rows[0].kind

@@ -20,6 +20,7 @@ class OutboxHook:
                    and _TRIGGERS.get(e.interaction) == e.action]
         if not changes:
             return
+        now = to_db(utcnow())
         by_topic: dict[str, list] = {}
         matched: dict[str, list] = {}  # subscription id -> events, in the unit's order
         for event in changes:
@@ -30,6 +31,8 @@ class OutboxHook:
                     by_topic[topic.canonical] = await queue.states_for_topic(unit.conn, topic.canonical)
                 for row in by_topic[topic.canonical]:
                     spec = SubscriptionSpec.loads(row.spec)
+                    if spec.ended(now):
+                        continue
                     if not await filter_matches(unit.repo, topic, spec.filters, event.resource_id, body):
                         continue
                     if row.organization_id is not None:  # only what the subscriber may see
@@ -40,7 +43,6 @@ class OutboxHook:
                     matched.setdefault(row.subscription_id, []).append(event)
         if not matched:
             return
-        now = to_db(utcnow())
         first = await queue.take_event_numbers(unit.conn, {sid: len(events) for sid, events in matched.items()},
                                                lock_rows=unit.dialect != "sqlite")
         await queue.enqueue_events(unit.conn, [

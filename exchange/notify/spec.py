@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from urllib.parse import parse_qsl
 
 import orjson
@@ -46,6 +47,10 @@ class SubscriptionSpec:
     heartbeat: int | None = None
     timeout: float = 10.0
     max_count: int = 1
+    end: str | None = None  # Subscription.end (ISO instant, UTC): no events after it; the dispatcher turns it off
+
+    def ended(self, now: datetime) -> bool:
+        return self.end is not None and now >= datetime.fromisoformat(self.end)
 
     @property
     def topic_definition(self) -> Topic:
@@ -170,8 +175,16 @@ def parse_subscription(body: dict, settings: Settings) -> SubscriptionSpec:
     if max_count is not None and (not isinstance(max_count, int) or not 1 <= max_count <= settings.notify_max_count):
         issues.append(Issue("error", "business-rule", f"backport-max-count must be 1 to {settings.notify_max_count}",
                             ["Subscription.channel.extension"]))
+    end = None
+    if isinstance(body.get("end"), str):
+        from exchange.fhir.dates import parse_fhir_date
+
+        try:
+            end = parse_fhir_date(body["end"])[0].astimezone(timezone.utc).replace(tzinfo=None).isoformat()
+        except ValueError:
+            issues.append(Issue("error", "value", "end must be an instant", ["Subscription.end"]))
     if issues:
         raise Unprocessable(issues[0].diagnostics, issues=issues)
-    return SubscriptionSpec(topic=topic.canonical, filters=filters, endpoint=endpoint, headers=headers,
+    return SubscriptionSpec(end=end, topic=topic.canonical, filters=filters, endpoint=endpoint, headers=headers,
                             payload=payload, content_type=content_type, heartbeat=heartbeat,
                             timeout=float(timeout or settings.notify_default_timeout), max_count=max_count or 1)

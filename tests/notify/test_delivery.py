@@ -281,3 +281,30 @@ async def test_consent_withdrawn_before_sending_withholds_the_request_but_tells_
     assert by_subscription == {task_sid: ["POST", "PUT"]}  # created, then cancelled on withdrawal
     replay = (await shelter.get(f"/Subscription/{request_sid}/$events")).json()
     assert status_of(replay)["events"] == [] and status_of(replay)["events-since-subscription-start"] == "1"
+
+
+async def test_subscription_past_its_end_gets_nothing_and_is_turned_off(system, orgs, dispatcher, httpx_mock):
+    shelter = Receiver(httpx_mock, SHELTER_HOOK)
+    sid = await _subscribe(system, SHELTER_HOOK, orgs["shelter"])
+    await dispatcher.run_until_idle()
+    current = (await system.get(f"/Subscription/{sid}")).json()
+    r = await system.put(f"/Subscription/{sid}", json={**current, "end": "2020-01-01T00:00:00Z"})
+    assert r.status_code == 200, r.text
+    await create_referral(system, orgs["hotline"], orgs["shelter"])
+    await dispatcher.run_until_idle()
+    assert shelter.bundles("event-notification") == []
+    assert status_of((await system.get(f"/Subscription/{sid}/$status")).json())["events-since-subscription-start"] \
+        == "0"
+    r = await system.post("/Subscription", json={**subscription(SHELTER_HOOK, [
+        f"Task?owner=Organization/{orgs['shelter']}"]), "end": "yesterday"})
+    assert r.status_code in (400, 422)
+
+
+async def test_pending_handshake_after_end_turns_the_subscription_off(system, orgs, dispatcher, httpx_mock):
+    shelter = Receiver(httpx_mock, SHELTER_HOOK)
+    r = await system.post("/Subscription", json={**subscription(SHELTER_HOOK, [
+        f"Task?owner=Organization/{orgs['shelter']}"]), "end": "2020-01-01T00:00:00Z"})
+    sid = r.json()["id"]
+    await dispatcher.run_until_idle()
+    assert shelter.received == []
+    assert (await system.get(f"/Subscription/{sid}")).json()["status"] == "off"
