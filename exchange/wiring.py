@@ -9,13 +9,11 @@ from exchange.settings import Settings
 
 
 def build(settings: Settings) -> Exchange:
-    exchange = Exchange.from_settings(settings)
-    from exchange import auth, notify, referral
+    from exchange import audit, auth, notify, referral
 
+    exchange = Exchange.from_settings(settings)
     auth.install(exchange)
     notify.install(exchange)
     referral.install(exchange)
-    from exchange.audit.wiring import register as register_audit
-
-    register_audit(exchange)  # keep last: the audit hook locks the chain head and should run just before commit
+    audit.install(exchange)  # keep last: the audit hook locks the chain head and should run just before commit
     return exchange

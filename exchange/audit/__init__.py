@@ -3,5 +3,21 @@
 Modules: `tables` (storage), `builder` (Event/Failure -> AuditEvent), `chain` (canonical form and hashes),
 `hook` (the UnitHook that appends to the chain inside the request's transaction), `checkpoint` (signed heads),
 `verify` (database and exported segments), `review` (auditor search and export), `rest` (HTTP), `retention`
-(purge of closed referrals' content), `cli` (`exchange audit ...`), `wiring` (registration in the Exchange).
+(purge of closed referrals' content), `cli` (`exchange audit ...`); `install` registers it all in an Exchange.
 """
+from __future__ import annotations
+
+from exchange.services import Exchange
+
+
+def install(exchange: Exchange) -> None:
+    """Register the exchange log: its hook, routes, capability entry and periodic checkpoints."""
+    from exchange.audit.capability import contribute
+    from exchange.audit.checkpoint import install_periodic
+    from exchange.audit.hook import AuditLog
+    from exchange.audit.rest import router
+
+    exchange.hooks.append(AuditLog(exchange.settings.base_url))
+    exchange.routers.append(router)
+    exchange.capability.append(contribute)
+    install_periodic(exchange)

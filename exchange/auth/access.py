@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterable
 
 from exchange.context import RequestContext
+from exchange.fhir.references import references_in, split_reference
 from exchange.errors import Forbidden
 from exchange.store.repository import AccessFilter, Repository, StoredResource, UNRESTRICTED
 
@@ -71,27 +72,11 @@ def access_filter(ctx: RequestContext) -> AccessFilter:
     return AccessFilter(organization_id=ctx.organization_id or "", types_without_filter=DIRECTORY_TYPES)
 
 
-def _references(value) -> Iterable[str]:  # noqa: ANN001
-    items = value if isinstance(value, list) else [value]
-    for item in items:
-        if isinstance(item, dict) and isinstance(item.get("reference"), str):
-            yield item["reference"]
-
-
-def _split(reference: str) -> tuple[str, str] | None:
-    parts = reference.split("/")
-    if len(parts) < 2 or reference.startswith(("#", "urn:")):
-        return None
-    if len(parts) >= 4 and parts[-2] == "_history":
-        parts = parts[:-2]
-    return parts[-2], parts[-1]
-
-
 async def organisations_of(repo: Repository, references: Iterable[str]) -> set[str]:
     """Organisation ids behind references to an Organization, HealthcareService or PractitionerRole."""
     orgs: set[str] = set()
     for reference in references:
-        target = _split(reference)
+        target = split_reference(reference)
         if target is None:
             continue
         rtype, rid = target
@@ -102,8 +87,8 @@ async def organisations_of(repo: Repository, references: Iterable[str]) -> set[s
             if found and not found.deleted:
                 body = found.resource
                 owner = body.get("providedBy") if rtype == "HealthcareService" else body.get("organization")
-                for ref in _references(owner):
-                    split = _split(ref)
+                for ref in references_in(owner):
+                    split = split_reference(ref)
                     if split and split[0] == "Organization":
                         orgs.add(split[1])
     return orgs
@@ -132,30 +117,30 @@ async def assign_parties(repo: Repository, ctx: RequestContext, resource_type: s
         return
     parties: set[str] = {ctx.organization_id} if ctx.organization_id else set()
     for element in _PARTY_ELEMENTS.get(resource_type, ()):
-        parties |= await organisations_of(repo, _references(body.get(element)))
+        parties |= await organisations_of(repo, references_in(body.get(element)))
     access = access_filter(ctx)
     if resource_type == "Task":  # the request's performers are party to its Task (an open referral: no owner yet)
-        for reference in _references(body.get("focus")):
-            target = _split(reference)
+        for reference in references_in(body.get("focus")):
+            target = split_reference(reference)
             if target and target[0] == "ServiceRequest" and await _may_share(repo, access, *target):
                 request = await repo.read(*target)
                 if request is not None and not request.deleted:
-                    parties |= await organisations_of(repo, _references(request.resource.get("performer")))
+                    parties |= await organisations_of(repo, references_in(request.resource.get("performer")))
     await repo.add_parties(resource_type, resource_id, parties)
     if resource_type not in _SHARED_ELEMENTS:
         return
     all_parties = await repo.parties(resource_type, resource_id)
     for element in _SHARED_ELEMENTS[resource_type]:
-        for reference in _references(body.get(element)):
-            target = _split(reference)
+        for reference in references_in(body.get(element)):
+            target = split_reference(reference)
             if not target or target[0] not in _SHAREABLE or not await _may_share(repo, access, *target):
                 continue
             await repo.add_parties(target[0], target[1], all_parties)
             if target[0] == "ServiceRequest":  # a Task's parties reach the survivor behind its request too
                 request = await repo.read(*target)
                 if request and not request.deleted:
-                    for ref in _references(request.resource.get("subject")):
-                        subject = _split(ref)
+                    for ref in references_in(request.resource.get("subject")):
+                        subject = split_reference(ref)
                         if subject and await _may_share(repo, access, *subject):
                             await repo.add_parties(subject[0], subject[1], all_parties)
 
@@ -184,7 +169,7 @@ def may(ctx: RequestContext, resource_type: str, operation: str) -> bool:
 
 
 def _reference_key(value) -> list[str]:  # noqa: ANN001
-    return sorted(_references(value))
+    return sorted(references_in(value))
 
 
 class AccessRule:
@@ -201,7 +186,7 @@ class AccessRule:
                 await self._own_requester(unit, resource_type, body)
         elif resource_type == "HealthcareService" and current is not None:
             for version, where in ((current.resource, "the current entry"), (body, "the new entry")):
-                orgs = await organisations_of(unit.repo, _references(version.get("providedBy")))
+                orgs = await organisations_of(unit.repo, references_in(version.get("providedBy")))
                 if orgs != {ctx.organization_id}:
                     raise Forbidden(f"A partner updates only its own organisation's HealthcareService entries "
                                     f"({where} is not provided by {ctx.organization_reference})",
@@ -209,7 +194,7 @@ class AccessRule:
 
     async def _own_requester(self, unit: "Unit", resource_type: str, body: dict) -> None:
         ctx = unit.ctx
-        refs = list(_references(body.get("requester")))
+        refs = list(references_in(body.get("requester")))
         orgs = await organisations_of(unit.repo, refs)
         if not refs or orgs != {ctx.organization_id}:
             raise Forbidden(f"A partner creates only referrals whose requester is its own organisation "
@@ -218,7 +203,3 @@ class AccessRule:
     async def after_write(self, unit: "Unit", stored: StoredResource, previous: StoredResource | None) -> None:
         return None
 
-
-# Public names for the reference helpers (the referral rules read the same references the access rules do).
-references_in = _references
-split_reference = _split

@@ -6,6 +6,7 @@ from typing import Any, Iterator
 
 from exchange.fhir.dates import parse_fhir_date
 from exchange.fhir.definitions import SEARCH_PARAMS, SearchParam
+from exchange.fhir.references import references_in, split_reference
 from exchange.store.repository import IndexRow
 
 
@@ -46,13 +47,10 @@ def _token_rows(name: str, value: Any) -> Iterator[IndexRow]:
 
 
 def _reference_rows(name: str, value: Any) -> Iterator[IndexRow]:
-    if isinstance(value, dict) and isinstance(value.get("reference"), str):
-        ref = value["reference"]
-        parts = ref.split("/")
-        if len(parts) >= 2 and not ref.startswith(("#", "urn:")):
-            if len(parts) >= 4 and parts[-2] == "_history":
-                parts = parts[:-2]
-            yield IndexRow(name, system=parts[-2], value=parts[-1])
+    for reference in references_in(value):
+        target = split_reference(reference)
+        if target:
+            yield IndexRow(name, system=target[0], value=target[1])
 
 
 def _string_rows(name: str, value: Any) -> Iterator[IndexRow]:

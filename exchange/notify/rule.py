@@ -10,7 +10,7 @@ from exchange.auth.access import may
 from exchange.errors import Forbidden, Unprocessable
 from exchange.notify import queue
 from exchange.notify.spec import SubscriptionSpec, parse_subscription
-from exchange.notify.topics import split_reference
+from exchange.fhir.references import split_reference
 from exchange.store.repository import StoredResource, utcnow
 from exchange.unit import Unit
 

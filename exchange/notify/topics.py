@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from exchange.auth.access import organisations_of
 from exchange.fhir.indexing import index_rows
+from exchange.fhir.references import split_reference
 from exchange.store.repository import Repository
 
 TOPIC_BASE = "http://gbv-exchange.org/fhir/SubscriptionTopic"
@@ -71,14 +72,6 @@ TOPIC_TYPES = frozenset(t.resource_type for t in TOPICS.values())
 
 def topics_for(resource_type: str, interaction: str) -> list[Topic]:
     return [t for t in TOPICS.values() if t.resource_type == resource_type and interaction in t.triggers]
-
-
-def split_reference(value: str) -> tuple[str, str] | None:
-    """'Organization/1' or 'https://x/fhir/Organization/1' -> ('Organization', '1')."""
-    parts = value.rstrip("/").split("/")
-    if len(parts) < 2 or not parts[-1] or not parts[-2]:
-        return None
-    return parts[-2], parts[-1]
 
 
 async def filter_matches(repo: Repository, topic: Topic, filters: dict[str, list[str]], resource_id: str,

@@ -6,7 +6,7 @@ Messages name elements and codes, never the values a partner sent (they may be s
 """
 from __future__ import annotations
 
-from exchange.auth.access import references_in, split_reference
+from exchange.fhir.references import references_in, split_reference
 from exchange.errors import Issue
 from exchange.referral import codes
 from exchange.referral.refusal import issue

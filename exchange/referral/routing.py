@@ -6,7 +6,7 @@ one such service of the requested type.
 """
 from __future__ import annotations
 
-from exchange.auth.access import references_in, split_reference
+from exchange.fhir.references import references_in, split_reference
 from exchange.referral import codes, profile
 from exchange.referral.refusal import refuse
 from exchange.store.repository import Repository

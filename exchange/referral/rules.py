@@ -9,7 +9,8 @@ partners, so they prove the rules. after_write runs for everyone, so a withdrawa
 """
 from __future__ import annotations
 
-from exchange.auth.access import organisations_of, references_in, split_reference
+from exchange.auth.access import organisations_of
+from exchange.fhir.references import references_in, split_reference
 from exchange.referral import consent, profile, routing, task_rules, withdrawal
 from exchange.referral.refusal import raise_all, refuse
 from exchange.store.repository import StoredResource

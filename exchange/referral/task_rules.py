@@ -6,7 +6,8 @@ context: CLI, demo loader, sweeps) is no party; it may make any change the table
 """
 from __future__ import annotations
 
-from exchange.auth.access import organisations_of, references_in
+from exchange.auth.access import organisations_of
+from exchange.fhir.references import references_in
 from exchange.errors import PreconditionRequired
 from exchange.referral import task_states as states
 from exchange.referral.consent import subject_id

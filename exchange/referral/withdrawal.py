@@ -14,7 +14,8 @@ from __future__ import annotations
 import dataclasses
 from contextvars import ContextVar
 
-from exchange.auth.access import organisations_of, references_in, split_reference
+from exchange.auth.access import organisations_of
+from exchange.fhir.references import references_in, split_reference
 from exchange.context import system_context
 from exchange.errors import FhirError
 from exchange.fhir.interactions.write import replace

@@ -1,0 +1,26 @@
+"""FHIR references: the (type, id) a reference string points at, and the references an element holds."""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+
+def split_reference(reference: str) -> tuple[str, str] | None:
+    """'Organization/1', '.../fhir/Organization/1' or 'Organization/1/_history/2' -> ('Organization', '1').
+
+    None for contained ('#x') and placeholder ('urn:uuid:...') references and for anything without a type.
+    """
+    if reference.startswith(("#", "urn:")):
+        return None
+    parts = reference.rstrip("/").split("/")
+    if len(parts) >= 4 and parts[-2] == "_history":
+        parts = parts[:-2]
+    if len(parts) < 2 or not parts[-1] or not parts[-2]:
+        return None
+    return parts[-2], parts[-1]
+
+
+def references_in(value: Any) -> Iterator[str]:
+    """The reference strings of a Reference element or a list of them."""
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, dict) and isinstance(item.get("reference"), str):
+            yield item["reference"]
