@@ -16,7 +16,8 @@ Three layers, all here:
   stored: the sender and the receiver of a Task or ServiceRequest become parties of it and of what it points at (the
   Patient, the ServiceRequest, the Consent and documents in `supportingInfo`) - but only of what the writer may see
   itself, so pointing a new Task at someone else's ServiceRequest shares nothing. The performers named on a Task's
-  ServiceRequest are parties of the Task too, so an open referral (no owner yet) reaches the providers it names.
+  ServiceRequest are parties of an open Task (no owner yet) too, so it reaches the providers it names; once one claims
+  it, `exchange.referral.need_to_know` removes the others (parties follow the current performer and owner lists).
 - **Write rules** (`AccessRule`, a WriteRule): a partner creates only referrals whose requester is its own
   organisation (403 `Task.requester` / `ServiceRequest.requester` otherwise: the caller is refused an action, nothing
   about another organisation's data is revealed), and updates only its own organisation's HealthcareService.
@@ -119,7 +120,7 @@ async def assign_parties(repo: Repository, ctx: RequestContext, resource_type: s
     for element in _PARTY_ELEMENTS.get(resource_type, ()):
         parties |= await organisations_of(repo, references_in(body.get(element)))
     access = access_filter(ctx)
-    if resource_type == "Task":  # the request's performers are party to its Task (an open referral: no owner yet)
+    if resource_type == "Task" and not body.get("owner"):  # an open referral: its request's performers may claim it
         for reference in references_in(body.get("focus")):
             target = split_reference(reference)
             if target and target[0] == "ServiceRequest" and await _may_share(repo, access, *target):

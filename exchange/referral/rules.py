@@ -1,7 +1,8 @@
 """The referral workflow as a WriteRule: every create, update and delete of a referral resource passes here.
 
 before_write refuses (422/409/428, nothing stored) what breaks a profile, the Task state machine, the consent rules
-or the directory; after_write applies consent withdrawal (`withdrawal.enforce`).
+or the directory; after_write narrows a claimed or changed referral to its current parties (`need_to_know`) and
+applies consent withdrawal (`withdrawal.enforce`).
 
 The exchange itself (system context: CLI, store tests, the withdrawal cascade, the overdue sweep) is not held to
 before_write: it may do anything. Partners always are; the demo and the conformance examples are written as
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from exchange.auth.access import organisations_of
 from exchange.fhir.references import references_in, split_reference
-from exchange.referral import consent, profile, routing, task_rules, withdrawal
+from exchange.referral import consent, need_to_know, profile, routing, task_rules, withdrawal
 from exchange.referral.refusal import raise_all, refuse
 from exchange.store.repository import StoredResource
 from exchange.unit import Unit
@@ -112,7 +113,11 @@ class ReferralRules:
 
     async def after_write(self, unit: Unit, stored: StoredResource, previous: StoredResource | None) -> None:
         body = stored.resource
-        if stored.resource_type == "Task":  # (its request's performers are its parties: exchange.auth.access)
+        if stored.resource_type == "Task" and previous is not None:
+            await need_to_know.narrow_on_claim(unit, stored, previous)
+        elif stored.resource_type == "ServiceRequest" and previous is not None:
+            await need_to_know.follow_performers(unit, stored.id)
+        if stored.resource_type == "Task":  # (an open Task's parties include its request's performers: access)
             patient = consent.subject_id(body, "for")
         elif stored.resource_type == "ServiceRequest" and previous is not None:
             patient = consent.subject_id(body)

@@ -20,6 +20,7 @@ from exchange.context import system_context
 from exchange.errors import FhirError
 from exchange.fhir.interactions.write import replace
 from exchange.referral import codes, consent, task_states
+from exchange.referral.need_to_know import pointed_at
 from exchange.store.repository import StoredResource
 from exchange.unit import Unit
 
@@ -30,15 +31,6 @@ _running: ContextVar[bool] = ContextVar("referral_withdrawal_running", default=F
 def withdrawn_status() -> dict:
     return {"coding": [{"system": codes.REFERRAL_CODES, "code": codes.CONSENT_WITHDRAWN,
                         "display": "Consent withdrawn"}], "text": "Consent withdrawn"}
-
-
-def _pointed_at(body: dict, resource_type: str) -> list[str]:
-    out = []
-    for ref in references_in(body.get("supportingInfo")):
-        split = split_reference(ref)
-        if split and split[0] == resource_type:
-            out.append(split[1])
-    return out
 
 
 async def enforce(unit: Unit, patient_id: str) -> None:
@@ -75,7 +67,7 @@ async def _enforce(unit: Unit, patient_id: str) -> None:
                 keep.add(org)
         kept |= keep
         for rtype in ("DocumentReference", "Consent"):
-            for rid in _pointed_at(body, rtype):
+            for rid in pointed_at(body, rtype):
                 allowed.setdefault((rtype, rid), set()).update(keep)
     if not cut:
         return
@@ -95,7 +87,7 @@ async def _enforce(unit: Unit, patient_id: str) -> None:
             continue
         await repo.remove_parties("ServiceRequest", request.id, orgs)
         for rtype in ("DocumentReference", "Consent"):
-            for rid in _pointed_at(request.resource, rtype):
+            for rid in pointed_at(request.resource, rtype):
                 await repo.remove_parties(rtype, rid, orgs - allowed.get((rtype, rid), set()))
     for task_id, orgs in task_removals:
         await repo.remove_parties("Task", task_id, orgs)

@@ -1,0 +1,125 @@
+"""Need to know after a claim or a performer change: a referral's parties follow its current performer and owner lists.
+
+An open referral (Task without owner) is shared with every provider its ServiceRequest names, so that one of them can
+claim it. Once one has:
+- `narrow_on_claim` rewrites the request's `performer` to the claimant's own entries (its Organization or its
+  HealthcareService, as the requester wrote them), as the exchange itself through the normal write path
+  (versioned, audited, notified);
+- `follow_performers` (after every ServiceRequest update, that narrowing included) removes the `resource_party` rows
+  of every organisation that is no longer the request's requester, a performer or the owner of one of its Tasks:
+  from the request and its Tasks (an owned Task: requester and owner only), and from the Patient and the Consents and
+  documents in `supportingInfo` unless another referral of the same Patient still shares them with it
+  (`shared_elsewhere`). An organisation that owns a claimed Task of the request keeps that Task and the request even
+  when the requester drops it from `performer`: it is working on the referral and must still read and close it.
+`exchange.auth.access.assign_parties` computes parties from the current lists (performers reach only an open Task),
+so later writes never bring a removed provider back.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from exchange.auth.access import organisations_of
+from exchange.context import system_context
+from exchange.fhir.interactions.write import replace
+from exchange.fhir.references import references_in, split_reference
+from exchange.store.repository import Repository, StoredResource
+from exchange.unit import Unit
+
+
+def pointed_at(body: dict, resource_type: str) -> list[str]:
+    """Ids of the `resource_type` resources a ServiceRequest's supportingInfo names."""
+    out = []
+    for ref in references_in(body.get("supportingInfo")):
+        split = split_reference(ref)
+        if split and split[0] == resource_type:
+            out.append(split[1])
+    return out
+
+
+async def _orgs(repo: Repository, value) -> set[str]:  # noqa: ANN001
+    return await organisations_of(repo, references_in(value))
+
+
+async def shared_elsewhere(repo: Repository, patient_id: str, request_id: str, orgs: set[str]
+                           ) -> dict[tuple[str, str], set[str]]:
+    """Which of `orgs` still hold, through another ServiceRequest of the Patient, the Patient itself
+    (key ("Patient", id)) and each Consent or DocumentReference that request points at."""
+    out: dict[tuple[str, str], set[str]] = {}
+    ids = [i for i in await repo.referring_ids("ServiceRequest", "subject", [("Patient", patient_id)])
+           if i != request_id]
+    for other in await repo.read_many([("ServiceRequest", i) for i in ids]):
+        holders = await repo.parties("ServiceRequest", other.id) & orgs
+        if not holders:
+            continue
+        out.setdefault(("Patient", patient_id), set()).update(holders)
+        for rtype in ("Consent", "DocumentReference"):
+            for rid in pointed_at(other.resource, rtype):
+                out.setdefault((rtype, rid), set()).update(holders)
+    return out
+
+
+async def narrow_on_claim(unit: Unit, task: StoredResource, previous: StoredResource) -> None:
+    """After an open Task is claimed: the request names only the claimant, the others lose the referral."""
+    if previous.resource.get("owner") or not task.resource.get("owner"):
+        return
+    repo = unit.repo
+    owners = await _orgs(repo, task.resource.get("owner"))
+    for ref in references_in(task.resource.get("focus")):
+        split = split_reference(ref)
+        if not split or split[0] != "ServiceRequest":
+            continue
+        request = await repo.read(*split)
+        if request is None or request.deleted:
+            continue
+        performers = request.resource.get("performer") or []
+        kept = [p for p in performers if await _orgs(repo, p) & owners]
+        if kept and kept != performers:  # the request's own after_write runs follow_performers
+            await replace(dataclasses.replace(unit, ctx=system_context(), if_match=None), request,
+                          dict(request.resource, performer=kept), None)
+        else:
+            await follow_performers(unit, request.id)
+
+
+async def follow_performers(unit: Unit, request_id: str) -> None:
+    """Remove the parties of a ServiceRequest (and of what it shares) that its current lists no longer name."""
+    repo = unit.repo
+    request = await repo.read("ServiceRequest", request_id)
+    if request is None or request.deleted:
+        return
+    body = request.resource
+    requesters = await _orgs(repo, body.get("requester"))
+    performers = await _orgs(repo, body.get("performer"))
+    task_ids = await repo.referring_ids("Task", "focus", [("ServiceRequest", request_id)])
+    owners_of_any: set[str] = set()
+    task_cuts: list[tuple[str, set[str]]] = []
+    for task in await repo.read_many([("Task", i) for i in task_ids]):
+        owners = await _orgs(repo, task.resource.get("owner"))
+        owners_of_any |= owners
+        keep_task = requesters | owners | (set() if owners else performers)
+        task_cuts.append((task.id, await repo.parties("Task", task.id) - keep_task))
+    keep = requesters | performers | owners_of_any
+    lost = await repo.parties("ServiceRequest", request_id) - keep
+    gone = (lost | set().union(*(cut for _, cut in task_cuts))) - keep
+    for task_id, cut in task_cuts:
+        await repo.remove_parties("Task", task_id, cut)
+    await repo.remove_parties("ServiceRequest", request_id, lost)
+    if not gone:
+        return
+    for ref in references_in(body.get("subject")):
+        split = split_reference(ref)
+        if not split or split[0] != "Patient":
+            continue
+        elsewhere = await shared_elsewhere(repo, split[1], request_id, gone)
+        await repo.remove_parties("Patient", split[1], gone - elsewhere.get(("Patient", split[1]), set()))
+        for rtype in ("Consent", "DocumentReference"):
+            for rid in pointed_at(body, rtype):
+                await repo.remove_parties(rtype, rid, gone - elsewhere.get((rtype, rid), set())
+                                          - await _custodians(repo, rtype, rid))
+
+
+async def _custodians(repo: Repository, resource_type: str, resource_id: str) -> set[str]:
+    """The organisation holding a Consent (Consent.organization) never loses it."""
+    if resource_type != "Consent":
+        return set()
+    found = await repo.read(resource_type, resource_id)
+    return await _orgs(repo, found.resource.get("organization")) if found and not found.deleted else set()
