@@ -8,8 +8,8 @@ from sqlalchemy import delete
 
 from exchange.notify.signing import SIGNATURE_HEADER, verify
 from exchange.store.tables import resource_party
-from tests.notify.referrals import (SAFE_WORD, SURVIVOR_NAME, SURVIVOR_PHONE, create_referral, create_task,
-                                    status_of, subscription)
+from tests.notify.referrals import (SAFE_WORD, SR_TOPIC, SURVIVOR_NAME, SURVIVOR_PHONE, create_referral,
+                                    create_task, status_of, subscription)
 
 SHELTER_HOOK = "https://shelter.example.org/fhir-hook"
 CLINIC_HOOK = "https://clinic.example.org/hook"
@@ -308,3 +308,42 @@ async def test_pending_handshake_after_end_turns_the_subscription_off(system, or
     await dispatcher.run_until_idle()
     assert shelter.received == []
     assert (await system.get(f"/Subscription/{sid}")).json()["status"] == "off"
+
+
+async def test_a_provider_that_lost_an_open_referral_to_a_claim_hears_no_more(system, partner, orgs, dispatcher,
+                                                                              httpx_mock):
+    """Two shelters are offered an open referral; once one claims it, the other's subscription gets nothing more."""
+    clinic = Receiver(httpx_mock, CLINIC_HOOK)
+    referral = await create_referral(system, orgs["hotline"], orgs["shelter"])
+    consent = dict(referral["consent"])
+    consent["provision"]["actor"].append({**consent["provision"]["actor"][0],
+                                          "reference": {"reference": f"Organization/{orgs['clinic']}"}})
+    assert (await system.put(f"/Consent/{consent['id']}", json=consent)).status_code == 200
+    request = dict(referral["request"], performer=[{"reference": f"Organization/{orgs['shelter']}"},
+                                                   {"reference": f"Organization/{orgs['clinic']}"}])
+    r = await system.put(f"/ServiceRequest/{request['id']}", json=request)
+    assert r.status_code == 200, r.text
+    task = {k: v for k, v in referral["task"].items() if k not in ("id", "meta", "owner")}
+    r = await system.post("/Task", json=task)
+    assert r.status_code == 201, r.text
+    open_task = r.json()
+    clinic_client = await partner(orgs["clinic"])
+    r = await clinic_client.post("/Subscription", json=subscription(
+        CLINIC_HOOK, [f"ServiceRequest?performer=Organization/{orgs['clinic']}"], topic=SR_TOPIC))
+    assert r.status_code == 201, r.text
+
+    async def change_request(**changes) -> None:  # noqa: ANN003
+        current = (await system.get(f"/ServiceRequest/{request['id']}")).json()
+        assert (await system.put(f"/ServiceRequest/{request['id']}", json={**current, **changes})).status_code == 200
+
+    await dispatcher.run_until_idle()
+    await change_request(priority="asap")  # while the referral is open the clinic hears of it
+    await dispatcher.run_until_idle()
+    assert len(clinic.bundles("event-notification")) == 1
+    shelter_client = await partner(orgs["shelter"])
+    claim = {**open_task, "owner": {"reference": f"Organization/{orgs['shelter']}"}, "status": "accepted"}
+    r = await shelter_client.put(f"/Task/{open_task['id']}", json=claim, headers={"If-Match": 'W/"1"'})
+    assert r.status_code == 200, r.text
+    await change_request(priority="stat")
+    await dispatcher.run_until_idle()
+    assert len(clinic.bundles("event-notification")) == 1
