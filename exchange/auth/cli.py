@@ -88,20 +88,21 @@ def list_clients(database_url: Optional[str] = DatabaseOption) -> None:
 def disable(client_id: str = typer.Argument(..., help="The client to disable"),
             database_url: Optional[str] = DatabaseOption) -> None:
     """Disable a client: it gets no new tokens and its current tokens stop working at once."""
-    async def work(exchange):  # noqa: ANN001, ANN202
-        return await _change(exchange, "client-update",
-                             lambda conn: _registry(exchange).set_active(client_id, False, conn=conn))
-
-    _print(_run(database_url, work).as_json())
+    _set_active(client_id, False, database_url)
 
 
 @clients_app.command("enable")
 def enable(client_id: str = typer.Argument(..., help="The client to enable again"),
            database_url: Optional[str] = DatabaseOption) -> None:
     """Enable a disabled client."""
+    _set_active(client_id, True, database_url)
+
+
+def _set_active(client_id: str, active: bool, database_url: Optional[str]) -> None:
+    """Change a client's state in the same transaction as its audit record, and print the client."""
     async def work(exchange):  # noqa: ANN001, ANN202
         return await _change(exchange, "client-update",
-                             lambda conn: _registry(exchange).set_active(client_id, True, conn=conn))
+                             lambda conn: _registry(exchange).set_active(client_id, active, conn=conn))
 
     _print(_run(database_url, work).as_json())
 

@@ -15,7 +15,7 @@ import dataclasses
 from contextvars import ContextVar
 
 from exchange.auth.access import organisations_of
-from exchange.fhir.references import references_in, split_reference
+from exchange.fhir.references import references_in
 from exchange.context import system_context
 from exchange.errors import FhirError
 from exchange.fhir.interactions.write import replace

@@ -228,6 +228,6 @@ async def test_an_open_referral_reaches_the_performers_named_on_its_request(make
     for org in (c, d):
         provider = await make_client(org)
         assert (await provider.get(f"/Task/{tid}")).status_code == 200
-        assert (await provider.get(f"/Task?status=requested")).json()["entry"][0]["resource"]["id"] == tid
+        assert (await provider.get("/Task?status=requested")).json()["entry"][0]["resource"]["id"] == tid
     stranger = await make_client(b)
     assert_outcome(await stranger.get(f"/Task/{tid}"), 404)

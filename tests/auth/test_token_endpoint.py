@@ -11,7 +11,7 @@ import jwt as pyjwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from tests.auth.keys import ASSERTION_TYPE, TOKEN_URL, assertion, ec_key, rsa_key, token_form
+from tests.auth.keys import TOKEN_URL, assertion, ec_key, rsa_key, token_form
 
 
 @pytest.fixture
