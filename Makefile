@@ -19,9 +19,15 @@ $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
+# The tests' independent R4 validator (Node.js packages from the npm registry; the exchange never runs them).
+R4_VALIDATOR := tests/r4_validator
+$(R4_VALIDATOR)/node_modules/.installed: $(R4_VALIDATOR)/package.json $(R4_VALIDATOR)/package-lock.json
+	npm ci --prefix $(R4_VALIDATOR) --no-audit --no-fund --loglevel=error
+	touch $@
+
 install: $(VENV)/.installed
 
-dev: $(VENV)/.installed-dev
+dev: $(VENV)/.installed-dev $(R4_VALIDATOR)/node_modules/.installed
 
 ## make run: the exchange on an embedded SQLite database (./exchange.db) with demo organisations and clients
 run: install

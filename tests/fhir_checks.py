@@ -1,11 +1,15 @@
-"""Assertions shared by the FHIR tests: what the server returns must be valid R4 (checked with fhir.resources)."""
+"""Assertions shared by the FHIR tests: what the server returns must be valid R4 (fhir.resources' models, and no
+element or resource type that R4 itself lacks)."""
 from __future__ import annotations
 
 from fhir.resources.R4B import get_fhir_model_class
 
+from exchange.fhir import r4
+
 
 def assert_valid(resource: dict) -> dict:
     get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+    assert r4.issues(resource, resource["resourceType"]) == []
     return resource
 
 

@@ -1,5 +1,7 @@
 """Validation of incoming resources: fhir.resources (R4B models, R4 on the wire) plus what it does not check.
 
+Every element must exist in R4 itself (`exchange.fhir.r4`): the R4B models accept R4B-only elements and types.
+
 fhir.resources checks structure and primitive types. It does not enforce required code bindings, FHIRPath
 invariants, id syntax or length, empty strings, or `Extension.url`; those are checked here. The caller keeps the
 client's own JSON (not a re-dump of the model) so what is stored is what was sent.
@@ -13,6 +15,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from exchange.errors import BadRequest, Issue, NotFound
+from exchange.fhir import r4
 from exchange.fhir.definitions import RESOURCE_TYPES
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -165,7 +168,7 @@ def validate_resource(body: Any, expected_type: str | None = None) -> dict:
         raise BadRequest(f"resourceType '{resource_type}' does not match the endpoint's type '{expected_type}'",
                          expression="resourceType")
     check_resource_type(resource_type)
-    issues = _rule_issues(resource_type, body)
+    issues = r4.issues(body, resource_type) + _rule_issues(resource_type, body)
     try:
         get_fhir_model_class(resource_type).model_validate(body)
     except ValidationError as exc:

@@ -1,0 +1,77 @@
+"""FHIR R4 (4.0.1) element names: refuse what R4 does not define, though the R4B models accept it.
+
+Validation parses with fhir.resources' R4B models, which also accept R4B-only content (`Extension.valueCodeable
+Reference`, `valueRatioRange`, resource types such as SubscriptionStatus); strict R4 clients cannot parse a page
+that holds it. `r4_elements.json` lists every element R4 defines (made by scripts/r4_elements.py from R4's own
+definitions); every key of an incoming resource, at any depth, contained resources included, must be one of them.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator
+
+import orjson
+
+from exchange.errors import Issue
+
+RULE = "r4-element"
+
+
+@lru_cache(maxsize=1)
+def definitions() -> dict:
+    return orjson.loads((Path(__file__).with_name("r4_elements.json")).read_bytes())
+
+
+def is_resource_type(name: str) -> bool:
+    return name in _resource_types()
+
+
+@lru_cache(maxsize=1)
+def _resource_types() -> frozenset[str]:
+    return frozenset(definitions()["resources"])
+
+
+@lru_cache(maxsize=1)
+def _primitives() -> frozenset[str]:
+    return frozenset(definitions()["primitives"])
+
+
+def issues(body: dict, resource_type: str) -> list[Issue]:
+    """Every element of `body` (a resource of `resource_type`) that FHIR R4 does not define."""
+    return list(_resource(body, resource_type))
+
+
+def _resource(node: dict, expr: str) -> Iterator[Issue]:
+    resource_type = node.get("resourceType")
+    if not isinstance(resource_type, str) or resource_type not in _resource_types():
+        yield Issue("error", "structure", f"{RULE}: {expr}.resourceType is not a FHIR R4 (4.0.1) resource type",
+                    [f"{expr}.resourceType"])
+        return
+    yield from _object(node, resource_type, expr, is_resource=True)
+
+
+def _object(node: dict, type_: str, expr: str, is_resource: bool = False) -> Iterator[Issue]:
+    table = definitions()["types"].get(type_)
+    if table is None:
+        return
+    for key, value in node.items():
+        if is_resource and key == "resourceType":
+            continue
+        child = table.get(key)
+        if child is None:
+            yield Issue("error", "structure", f"{RULE}: {expr}.{key} is not an element of {type_} in FHIR R4 "
+                                              "(4.0.1)", [f"{expr}.{key}"])
+            continue
+        yield from _value(value, child, f"{expr}.{key}")
+
+
+def _value(value: Any, type_: str, expr: str) -> Iterator[Issue]:
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _value(item, type_, f"{expr}[{i}]")
+    elif isinstance(value, dict) and type_ not in _primitives():
+        if type_ == "Resource":
+            yield from _resource(value, expr)
+        else:
+            yield from _object(value, type_, expr)
