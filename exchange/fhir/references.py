@@ -24,3 +24,18 @@ def references_in(value: Any) -> Iterator[str]:
     for item in value if isinstance(value, list) else [value]:
         if isinstance(item, dict) and isinstance(item.get("reference"), str):
             yield item["reference"]
+
+
+def all_references(node: Any) -> set[str]:
+    """Every reference string anywhere in a resource or element."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "reference" and isinstance(value, str):
+                found.add(value)
+            else:
+                found |= all_references(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= all_references(item)
+    return found

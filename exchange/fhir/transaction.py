@@ -18,6 +18,7 @@ from exchange.fhir.interactions import read as read_interaction
 from exchange.fhir.interactions import search_type
 from exchange.fhir.interactions.result import Result
 from exchange.fhir.interactions.write import current_for_write, insert_new, new_id, parse_etag, remove, replace
+from exchange.fhir.references import all_references
 from exchange.fhir.search import parse_search
 from exchange.fhir.validate import check_resource_type, validate_resource
 from exchange.services import Exchange
@@ -97,18 +98,6 @@ def _rewrite(node: Any, mapping: dict[str, str]) -> Any:
     return node
 
 
-def _references(node: Any) -> set[str]:
-    found: set[str] = set()
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "reference" and isinstance(value, str):
-                found.add(value)
-            else:
-                found |= _references(value)
-    elif isinstance(node, list):
-        for item in node:
-            found |= _references(item)
-    return found
 
 
 def _post_order(posts: list[Entry]) -> list[Entry]:
@@ -121,7 +110,7 @@ def _post_order(posts: list[Entry]) -> list[Entry]:
         if entry in done or entry.index in visiting:
             return
         visiting.add(entry.index)
-        for ref in sorted(_references(entry.resource)):
+        for ref in sorted(all_references(entry.resource)):
             if ref in by_url:
                 visit(by_url[ref])
         visiting.discard(entry.index)

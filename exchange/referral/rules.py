@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from exchange.auth.access import organisations_of
 from exchange.fhir.references import references_in, split_reference
-from exchange.referral import consent, need_to_know, profile, routing, task_rules, withdrawal
+from exchange.referral import authority, consent, need_to_know, profile, routing, task_rules, withdrawal
 from exchange.referral.refusal import raise_all, refuse
 from exchange.store.repository import StoredResource
 from exchange.unit import Unit
 
-NO_DELETE = frozenset({"ServiceRequest", "Task", "Consent"})
 CONSENT_ENDED = frozenset({"inactive", "rejected", "entered-in-error"})
 REQUEST_OPEN = frozenset({"draft", "active", "on-hold"})
 
@@ -51,10 +50,7 @@ class ReferralRules:
                            method: str) -> None:
         if unit.ctx.is_system:
             return
-        if method == "DELETE":
-            if resource_type in NO_DELETE:
-                refuse("referral-no-delete", f"a {resource_type} of a referral is never deleted: set its status to "
-                                             "entered-in-error", resource_type)
+        if method == "DELETE":  # who may delete, and whether anything still needs it: `authority_rule`
             return
         check = getattr(self, f"_{resource_type}", None)
         if check is not None:
@@ -62,14 +58,11 @@ class ReferralRules:
 
     async def _ServiceRequest(self, unit: Unit, body: dict, current: StoredResource | None) -> None:  # noqa: N802
         raise_all(profile.service_request(body))
-        if not unit.ctx.is_system:  # that a partner creates only its own referrals is AccessRule's (403)
-            if current is not None and unit.ctx.organization_id not in await _orgs(unit, current.resource,
-                                                                                     "requester"):
-                refuse("referral-party", "only the requester changes a referral", "ServiceRequest.requester")
+        if not unit.ctx.is_system:  # who may write it at all is `authority`'s (403)
             await _visible(unit, body, "subject", ("Patient",), "ServiceRequest.subject")
             await _visible(unit, body, "supportingInfo", ("Consent", "DocumentReference"),
                            "ServiceRequest.supportingInfo")
-        _frozen(current, body, ("subject", "requester"), "referral-frozen-element")
+        _frozen(current, body, authority.TABLE["ServiceRequest"].frozen, "referral-frozen-element")
         if body.get("status") not in REQUEST_OPEN:
             return
         old = current.resource if current else {}
@@ -97,16 +90,20 @@ class ReferralRules:
     async def _Consent(self, unit: Unit, body: dict, current: StoredResource | None) -> None:  # noqa: N802
         raise_all(profile.consent(body))
         if not unit.ctx.is_system:
-            org = unit.ctx.organization_id
-            if org not in await _orgs(unit, body, "organization") or (
-                    current is not None and org not in await _orgs(unit, current.resource, "organization")):
+            if unit.ctx.organization_id not in await _orgs(unit, body, "organization"):  # who changes it: authority
                 refuse("consent-custodian", "a referral Consent is recorded and changed by the organisation that "
                                             "holds it (Consent.organization)", "Consent.organization")
             await _visible(unit, body, "patient", ("Patient",), "Consent.patient")
-        _frozen(current, body, ("patient",), "consent-frozen-element")
+        _frozen(current, body, authority.TABLE["Consent"].frozen, "consent-frozen-element")
         if current is not None and current.resource.get("status") in CONSENT_ENDED and body.get("status") == "active":
             refuse("consent-reactivation", "a withdrawn or ended Consent is not reactivated: record a new Consent",
                    "Consent.status", conflict=True)
+
+    async def _DocumentReference(self, unit: Unit, body: dict, current: StoredResource | None) -> None:  # noqa: N802
+        _frozen(current, body, authority.TABLE["DocumentReference"].frozen, "document-frozen-element")
+
+    async def _Procedure(self, unit: Unit, body: dict, current: StoredResource | None) -> None:  # noqa: N802
+        _frozen(current, body, authority.TABLE["Procedure"].frozen, "procedure-frozen-element")
 
     async def _HealthcareService(self, unit: Unit, body: dict, current: StoredResource | None) -> None:  # noqa: N802
         raise_all(profile.healthcare_service(body))

@@ -97,16 +97,7 @@ async def check_update(unit: Unit, body: dict, current: StoredResource) -> None:
         if not system and not roles & parties:
             refuse("task-party", f"only the {' or '.join(sorted(parties))} may move a Task from {old} to {new}",
                    "Task.status")
-    if not system:
-        if not roles:
-            refuse("task-party", "only the Task's requester or owner may change it", "Task")
-        if roles == {states.OWNER}:
-            keys = (set(old_body) | set(body)) - {"resourceType", "id"} - ({"owner"} if claim else set())
-            other = [k for k in _changed(old_body, body, keys) if k not in states.OWNER_WRITABLE]
-            if other:
-                refuse("task-owner-fields", f"the owner may change only "
-                                            f"{', '.join(sorted(states.OWNER_WRITABLE - {'meta'}))}; not {other[0]}",
-                       f"Task.{other[0]}")
+    # which elements each party may change at all is the write-authority table's (`authority`, checked before)
     _reason_and_output(body, old)
 
 

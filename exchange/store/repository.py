@@ -14,7 +14,8 @@ import orjson
 from sqlalchemy import and_, delete, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exchange.store.tables import condition_lock, resource, resource_party, resource_version, search_index
+from exchange.store.tables import (condition_lock, resource, resource_party, resource_recorder, resource_version,
+                                   search_index)
 
 
 _TICK = timedelta(microseconds=1)
@@ -213,6 +214,12 @@ class Repository:
             resource_party.c.resource_type == resource_type, resource_party.c.resource_id == resource_id))).all()
         return {r.organization_id for r in rows}
 
+    async def recorder(self, resource_type: str, resource_id: str) -> str | None:
+        """The organisation that created the resource (None: the exchange itself did, or it is not a referral's)."""
+        return (await self.conn.execute(select(resource_recorder.c.organization_id).where(
+            resource_recorder.c.resource_type == resource_type, resource_recorder.c.resource_id == resource_id))
+        ).scalar()
+
     # --- writes ------------------------------------------------------------------------------------------------
     async def create(self, resource_type: str, resource_id: str, body: dict, index_rows: Iterable[IndexRow],
                      parties: Iterable[str] = (), now: datetime | None = None) -> StoredResource:
@@ -270,6 +277,10 @@ class Repository:
             resource_type=current.resource_type, id=current.id, version_id=version_id, last_updated=to_db(now),
             deleted=deleted, content=content, method=method))
         return True
+
+    async def set_recorder(self, resource_type: str, resource_id: str, organization_id: str) -> None:
+        await self.conn.execute(insert(resource_recorder).values(resource_type=resource_type, resource_id=resource_id,
+                                                                 organization_id=organization_id))
 
     async def add_parties(self, resource_type: str, resource_id: str, organization_ids: Iterable[str]) -> None:
         missing = set(organization_ids) - await self.parties(resource_type, resource_id)

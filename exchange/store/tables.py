@@ -73,3 +73,13 @@ condition_lock = Table(
     Column("counter", Integer, nullable=False, default=0),
     PrimaryKeyConstraint("resource_type", "condition"),
 )
+
+# The organisation that created each referral resource (its recorder): only it may change or delete the survivor's
+# Patient, Consent and documents (`exchange.referral.authority`). Resources the exchange itself created have no row.
+resource_recorder = Table(
+    "resource_recorder", metadata,
+    Column("resource_type", String(64), nullable=False),
+    Column("resource_id", String(64), nullable=False),
+    Column("organization_id", String(64), nullable=False),
+    PrimaryKeyConstraint("resource_type", "resource_id"),
+)

@@ -125,7 +125,7 @@ async def test_only_the_custodian_changes_a_consent(http, as_, ids, make_referra
     consent = (await http.get(f"/Consent/{ref['Consent']}")).json()
     r = await http.put(f"/Consent/{ref['Consent']}", json={**consent, "status": "inactive"},
                        headers=as_(ids["shelter"]))
-    assert r.status_code == 422 and rule_of(r) == "consent-custodian"
+    assert r.status_code == 403 and rule_of(r) == "consent-custodian"  # a party that sees it may not change it
     assert (await http.get(f"/Consent/{ref['Consent']}")).json()["meta"]["versionId"] == "1"
 
 
@@ -162,4 +162,4 @@ async def test_referral_cannot_point_at_what_the_sender_cannot_see(http, as_, id
     request = (await http.get(f"/ServiceRequest/{ref['ServiceRequest']}")).json()
     r = await http.put(f"/ServiceRequest/{ref['ServiceRequest']}", json={**request, "priority": "stat"},
                        headers=as_(ids["shelter"]))
-    assert r.status_code == 422 and rule_of(r) == "referral-party"  # the receiver does not rewrite the referral
+    assert r.status_code == 403 and rule_of(r) == "referral-party"  # the receiver does not rewrite the referral

@@ -84,8 +84,8 @@ ILLEGAL = [
     ("shelter", {"intent": "plan"}, 422, "task-frozen-element", "Task.intent"),
     ("hotline", {"requester": {"reference": "Organization/x"}}, 403, None, "Task.requester"),  # AccessRule
     ("hotline", {"owner": {"reference": "Organization/x"}}, 422, "task-frozen-element", "Task.owner"),
-    ("shelter", {"priority": "stat"}, 422, "task-owner-fields", "Task.priority"),
-    ("shelter", {"description": "changed"}, 422, "task-owner-fields", "Task.description"),
+    ("shelter", {"priority": "stat"}, 403, "task-owner-fields", "Task.priority"),  # authority: sees, may not change
+    ("shelter", {"description": "changed"}, 403, "task-owner-fields", "Task.description"),
     ("shelter", {"status": "rejected"}, 422, "task-status-reason", "Task.statusReason.text"),
     ("hotline", {"status": "cancelled"}, 422, "task-status-reason", "Task.statusReason.text"),
 ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 
-from exchange.auth.access import assign_parties, check_permission
+from exchange.auth.access import REFERRAL_TYPES, assign_parties, check_permission
 from exchange.errors import Conflict, NotFound, PreconditionFailed
 from exchange.fhir.indexing import index_rows
 from exchange.store.repository import StoredResource
@@ -40,6 +40,8 @@ async def insert_new(unit: Unit, resource_type: str, body: dict, resource_id: st
         await rule.before_write(unit, resource_type, body, None, "POST")
     resource_id = resource_id or new_id()
     stored = await unit.repo.create(resource_type, resource_id, body, index_rows(resource_type, body))
+    if unit.ctx.organization_id and resource_type in REFERRAL_TYPES:
+        await unit.repo.set_recorder(resource_type, resource_id, unit.ctx.organization_id)
     await assign_parties(unit.repo, unit.ctx, resource_type, resource_id, body)
     for rule in unit.exchange.rules:
         await rule.after_write(unit, stored, None)

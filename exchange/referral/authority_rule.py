@@ -1,0 +1,85 @@
+"""The write-authority table (`authority.TABLE`) applied on the write path: works out the writer's roles towards the
+resource and asks `authority.check`; refuses deleting what an open referral points at.
+
+Registered before the referral rules, so a party that may not change a resource learns nothing about its content
+rules. The exchange itself (system context) is not held to the table.
+"""
+from __future__ import annotations
+
+from exchange.auth.access import organisations_of
+from exchange.fhir.references import all_references, references_in, split_reference
+from exchange.referral import authority, task_states
+from exchange.referral.consent import subject_id
+from exchange.referral.rules import REQUEST_OPEN
+from exchange.store.repository import Repository, StoredResource
+from exchange.unit import Unit
+
+async def _orgs(repo: Repository, value) -> set[str]:  # noqa: ANN001
+    return await organisations_of(repo, references_in(value))
+
+
+async def roles_of(repo: Repository, org: str | None, resource_type: str, resource_id: str | None,
+                   body: dict) -> set[str]:
+    """The roles of `org` towards a resource (`body` its current version; on a create, the new one)."""
+    if not org:
+        return set()
+    roles: set[str] = set()
+    if resource_id is None or await repo.recorder(resource_type, resource_id) == org:
+        roles.add(authority.RECORDER)
+    if resource_type in ("ServiceRequest", "Task") and org in await _orgs(repo, body.get("requester")):
+        roles.add(authority.REQUESTER)
+    if resource_type == "Task":
+        if org in await _orgs(repo, body.get("owner")):
+            roles.add(authority.OWNER)
+        elif not body.get("owner") and org in await _task_performers(repo, body):
+            roles.add(authority.PERFORMER)
+    elif resource_type == "ServiceRequest" and org in await _orgs(repo, body.get("performer")):
+        roles.add(authority.PERFORMER)
+    return roles
+
+
+async def _task_performers(repo: Repository, task: dict) -> set[str]:
+    for ref in references_in(task.get("focus")):
+        split = split_reference(ref)
+        if split and split[0] == "ServiceRequest":
+            request = await repo.read(*split)
+            if request is not None and not request.deleted:
+                return await _orgs(repo, request.resource.get("performer"))
+    return set()
+
+
+async def pointed_at_by_open_referral(repo: Repository, current: StoredResource) -> bool:
+    """Whether an open referral of her (a ServiceRequest draft/active/on-hold, or an open Task) references it."""
+    patient = current.id if current.resource_type == "Patient" else subject_id(current.resource)
+    if not patient:
+        return False
+    target = current.reference
+    requests = await repo.read_many([("ServiceRequest", i) for i in await repo.referring_ids(
+        "ServiceRequest", "subject", [("Patient", patient)])])
+    tasks = await repo.read_many([("Task", i) for i in await repo.referring_ids("Task", "patient", [("Patient", patient)])])
+    for stored, open_states in [(r, REQUEST_OPEN) for r in requests] + [(t, task_states.OPEN_STATES) for t in tasks]:
+        if stored.resource.get("status") in open_states and target in _normalised(all_references(stored.resource)):
+            return True
+    return False
+
+
+def _normalised(references: set[str]) -> set[str]:
+    return {"/".join(split) for split in map(split_reference, references) if split}
+
+
+class AuthorityRule:
+    async def before_write(self, unit: Unit, resource_type: str, body: dict, current: StoredResource | None,
+                           method: str) -> None:
+        if unit.ctx.is_system or resource_type not in authority.TABLE:
+            return
+        repo = unit.repo
+        before = current.resource if current is not None else None
+        after = None if method == "DELETE" else body
+        roles = await roles_of(repo, unit.ctx.organization_id, resource_type,
+                               current.id if current is not None else None, before if before is not None else body)
+        authority.check(resource_type, roles, before, after)
+        if method == "DELETE" and await pointed_at_by_open_referral(repo, current):
+            raise authority.in_use(resource_type)
+
+    async def after_write(self, unit: Unit, stored: StoredResource, previous: StoredResource | None) -> None:
+        return None
