@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     notify_min_heartbeat: int = Field(default=10, description="Smallest backport-heartbeat-period in seconds.")
     notify_allow_loopback: bool = Field(
         default=False, description="Accept channel endpoints on loopback (also over http): development and tests "
-                                   "only. Otherwise endpoints must be https and not loopback or link-local.")
+                                   "only. Otherwise the egress policy (exchange.egress) applies in full.")
     notify_allow_full_resource: bool = Field(
         default=False, description="Allow `full-resource` payloads (survivor data in notifications). Off by default: "
                                    "receivers fetch with their own token.")

@@ -85,8 +85,20 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def exchange(settings: Settings):
-    return build(settings)
+def dns():
+    """The exchange's DNS in this test (tests/dns.py): `dns.set(name, [addresses], ...)`, `dns.calls`."""
+    from tests.dns import FakeDns
+
+    return FakeDns()
+
+
+@pytest.fixture
+async def exchange(settings: Settings, dns):
+    from exchange.egress import egress
+
+    built = build(settings)
+    egress(built).resolver = dns.resolve
+    return built
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from exchange.auth.access import require_role
 from exchange.auth.scopes import permissions
 from exchange.context import RequestContext
+from exchange.egress import EgressPolicy, EgressRefused
 from exchange.errors import NotFound, Unprocessable
 from exchange.auth.tables import auth_client, auth_revoked_token, auth_used_jti
 from exchange.store.engine import Database
@@ -97,9 +98,16 @@ def check_scopes(scopes: str) -> tuple[str, ...]:
     return items
 
 
-def check_jwks_url(url: str) -> str:
-    if not url.startswith(("https://", "http://")):
-        raise ClientError("a JWKS URL is an https:// URL")
+async def check_jwks_url(url: object, policy: EgressPolicy | None) -> str:
+    """The egress policy at registration: the URL's name is resolved and every address checked (each fetch checks
+    again)."""
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        raise ClientError("jwks_url: a JWKS URL is an https:// URL")
+    if policy is not None:
+        try:
+            await policy.check(url)
+        except EgressRefused as exc:
+            raise ClientError(f"jwks_url: the exchange does not call this JWKS URL: it {exc}") from None
     return url
 
 
@@ -110,8 +118,9 @@ class ClientRegistry:
     change in the audit log).
     """
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, jwks_policy: EgressPolicy | None = None):
         self.db = db
+        self.jwks_policy = jwks_policy
 
     def _tx(self, conn: AsyncConnection | None):  # noqa: ANN202
         return nullcontext(conn) if conn is not None else self.db.transaction()
@@ -125,7 +134,7 @@ class ClientRegistry:
             raise ClientError("give the client's keys either as a JWK Set (--jwks) or as a URL (--jwks-url)")
         items = check_scopes(scopes)
         jwks = check_public_jwks(jwks) if jwks is not None else None
-        jwks_url = check_jwks_url(jwks_url) if jwks_url is not None else None
+        jwks_url = await check_jwks_url(jwks_url, self.jwks_policy) if jwks_url is not None else None
         client_id = client_id or uuid.uuid4().hex
         if not _CLIENT_ID.match(client_id):
             raise ClientError("a client id is 1 to 64 letters, digits, '.', '_' or '-'")
@@ -176,7 +185,7 @@ class ClientRegistry:
         if (jwks is None) == (jwks_url is None):
             raise ClientError("give the new keys either as a JWK Set (--jwks) or as a URL (--jwks-url)")
         jwks = check_public_jwks(jwks) if jwks is not None else None
-        jwks_url = check_jwks_url(jwks_url) if jwks_url is not None else None
+        jwks_url = await check_jwks_url(jwks_url, self.jwks_policy) if jwks_url is not None else None
         async with self._tx(conn) as conn:
             result = await conn.execute(update(auth_client).where(auth_client.c.client_id == client_id).values(
                 jwks=json.dumps(jwks) if jwks else None, jwks_url=jwks_url, updated=to_db(utcnow())))

@@ -12,6 +12,7 @@ from joserfc.jwk import KeySet
 
 from exchange.auth.clients import ClientRecord, ClientRegistry
 from exchange.auth.jwks import JwksFetcher
+from exchange.egress import egress
 from exchange.settings import Settings
 
 if TYPE_CHECKING:
@@ -41,8 +42,8 @@ class AuthService:
     def __init__(self, exchange: "Exchange"):
         self.exchange = exchange
         self.settings = exchange.settings
-        self.registry = ClientRegistry(exchange.db)
-        self.fetcher = JwksFetcher(exchange.settings)
+        self.registry = ClientRegistry(exchange.db, egress(exchange).jwks)
+        self.fetcher = JwksFetcher(exchange.settings, egress(exchange).jwks)
         self.urls = Urls.of(exchange.settings)
         self._keys_reloaded = 0.0
 

@@ -69,7 +69,7 @@ class Dispatcher:
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = new_client()
+            self._client = new_client(self.exchange)
         return self._client
 
     # --- running ----------------------------------------------------------------------------------------------
@@ -235,7 +235,7 @@ class Dispatcher:
         body = notification.dumps(notification.notification_bundle(base, parameters, step.events,
                                                                    step.spec.payload))
         signature = await sign(self.exchange.keys, body)
-        return await post(self.client, step.spec, body, signature, self.settings)
+        return await post(self.client, step.spec, body, signature)
 
     async def _record(self, subscription_id: str, step: Step, outcome: Outcome) -> None:
         now = utcnow()

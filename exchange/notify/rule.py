@@ -7,6 +7,7 @@ after the handshake. A subscriber may set `requested` (re-activate, e.g. after a
 from __future__ import annotations
 
 from exchange.auth.access import may
+from exchange.egress import EgressRefused, egress
 from exchange.errors import Forbidden, Unprocessable
 from exchange.notify import queue
 from exchange.notify.spec import SubscriptionSpec, parse_subscription
@@ -45,6 +46,15 @@ async def check_entitled(unit: Unit, spec: SubscriptionSpec) -> None:
                             f"{topic.resource_type}?{party}", expression="Subscription.criteria.extension")
 
 
+async def check_endpoint(unit: Unit, spec: SubscriptionSpec) -> None:
+    """The egress policy at registration: the endpoint's name is resolved and every address checked (the
+    dispatcher checks again at every delivery)."""
+    try:
+        await egress(unit.exchange).notify.check(spec.endpoint)
+    except EgressRefused as exc:
+        raise Unprocessable(f"channel.endpoint {exc}", expression="Subscription.channel.endpoint") from None
+
+
 class SubscriptionRule:
     """Registered in `exchange.rules`; ignores every other resource type."""
 
@@ -58,6 +68,7 @@ class SubscriptionRule:
             return
         spec = parse_subscription(body, unit.exchange.settings)
         await check_entitled(unit, spec)
+        await check_endpoint(unit, spec)
         if current is None:
             body["status"] = "requested"
             body.pop("error", None)

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from exchange.errors import Issue, Unprocessable
-from exchange.notify.endpoints import endpoint_problem
+from exchange.egress import url_problem
 from exchange.notify.topics import TOPICS, Topic
 from exchange.settings import Settings
 
@@ -132,7 +132,7 @@ def parse_subscription(body: dict, settings: Settings) -> SubscriptionSpec:
         issues.append(Issue("error", "required", "channel.endpoint is required for rest-hook",
                             ["Subscription.channel.endpoint"]))
     else:
-        problem = endpoint_problem(endpoint, settings)
+        problem = url_problem(endpoint, settings.notify_allow_loopback)  # DNS is checked by the rule
         if problem:
             issues.append(Issue("error", "business-rule", f"channel.endpoint {problem}",
                                 ["Subscription.channel.endpoint"]))

@@ -58,23 +58,48 @@ async def test_a_kid_still_unknown_after_the_refetch_is_refused(root, registry, 
     assert r.status_code == 401 and "No key with kid" in r.json()["error_description"]
 
 
-@pytest.mark.parametrize("url,reason", [
-    ("http://93.184.215.14/jwks.json", "https"),
-    ("https://10.1.2.3/jwks.json", "does not call"),
-    ("https://192.168.0.10/jwks.json", "does not call"),
-    ("https://169.254.169.254/latest/meta-data/jwks", "does not call"),
-    ("https://[fd00:ec2::254]/jwks", "does not call"),
-    ("https://127.0.0.1/jwks.json", "does not call"),
-    ("https://[::ffff:10.0.0.1]/jwks.json", "does not call"),
-    ("https://0.0.0.0/jwks.json", "does not call"),
-])
-async def test_urls_the_exchange_must_not_fetch_are_refused_without_a_request(root, registry, org, httpx_mock, url,
-                                                                              reason):
-    key = ec_key()
+INWARD_URLS = ["http://93.184.215.14/jwks.json", "https://10.1.2.3/jwks.json", "https://192.168.0.10/jwks.json",
+               "https://169.254.169.254/latest/meta-data/jwks", "https://[fd00:ec2::254]/jwks",
+               "https://127.0.0.1/jwks.json", "https://[::ffff:10.0.0.1]/jwks.json", "https://0.0.0.0/jwks.json",
+               "https://127.1/jwks", "https://0x7f000001/jwks", "https://2130706433/jwks", "https://017700000001/jwks",
+               "https://0/jwks", "https://localhost./jwks", "https://100.64.0.1/jwks", "https://168.63.129.16/jwks",
+               "https://[2002:a9fe:a9fe::1]/jwks", "https://[64:ff9b::a00:1]/jwks", "https://[2001::1]/jwks",
+               "https://keys.inward.example.org/jwks"]
+
+
+@pytest.mark.parametrize("url", INWARD_URLS)
+async def test_urls_the_exchange_must_not_fetch_are_refused_at_registration(registry, org, dns, httpx_mock, url):
+    from exchange.auth.clients import ClientError
+
+    dns.set("keys.inward.example.org", ["100.100.100.200"])
+    with pytest.raises(ClientError, match="JWKS URL"):
+        await registry.add(org, "partner", "system/*.rs", jwks_url=url)
+    assert [c.client_id for c in await registry.list()] == []
+    assert httpx_mock.get_requests() == []
+
+
+async def test_an_admin_registering_an_inward_jwks_url_gets_422(make_client, org, dns, httpx_mock):
+    admin = await make_client(org, role="admin", scopes="system/Organization.cruds")
+    for url in ("https://127.1/jwks", "https://keys.inward.example.org/jwks"):
+        dns.set("keys.inward.example.org", ["10.0.0.5"])
+        r = await admin.post("http://127.0.0.1:8080/auth/clients", json={
+            "organization": f"Organization/{org}", "role": "partner", "scope": "system/*.rs", "jwks_url": url})
+        assert r.status_code == 422, r.text
+        assert "jwks_url" in r.text and url not in r.text
+        r = await admin.patch(f"http://127.0.0.1:8080/auth/clients/{admin.client_id}", json={"jwks_url": url})
+        assert r.status_code == 422, r.text
+    assert httpx_mock.get_requests() == []
+
+
+async def test_a_jwks_name_that_rebinds_inward_after_registration_is_never_fetched(root, registry, org, dns,
+                                                                                    httpx_mock):
+    url = "https://keys.partner.example.org/jwks.json"
+    dns.set("keys.partner.example.org", ["93.184.215.14"], ["169.254.169.254"])
+    httpx_mock.add_response(url=url, json=ec_key().jwks, is_optional=True)
     client_id = (await registry.add(org, "partner", "system/*.rs", jwks_url=url)).client_id
-    r = await _token(root, client_id, key)
+    r = await _token(root, client_id, ec_key())
     assert r.status_code == 401, r.text
-    assert reason in r.json()["error_description"]
+    assert "does not call" in r.json()["error_description"] and "169.254" not in r.text
     assert httpx_mock.get_requests() == []
 
 
@@ -139,6 +164,9 @@ class TestLoopbackInDevelopment:
         client_id = (await registry.add(org, "partner", "system/*.rs", jwks_url=url)).client_id
         assert (await _token(root, client_id, key)).status_code == 200
 
-    async def test_private_addresses_stay_refused(self, root, registry, org, httpx_mock):
-        client_id = (await registry.add(org, "partner", "system/*.rs", jwks_url="http://10.0.0.1/j")).client_id
-        assert (await _token(root, client_id, ec_key())).status_code == 401
+    async def test_private_addresses_stay_refused(self, registry, org, httpx_mock):
+        from exchange.auth.clients import ClientError
+
+        for url in ("http://10.0.0.1/j", "https://10.0.0.1/j", "http://127.1/j"):
+            with pytest.raises(ClientError, match="JWKS URL"):
+                await registry.add(org, "partner", "system/*.rs", jwks_url=url)
