@@ -100,6 +100,10 @@ def create_app(settings: Settings | None = None, exchange: Exchange | None = Non
     app.state.exchange = exchange
     _install_error_handlers(app)
     _install_access_log(app)
+    if "web" in exchange.extensions:  # the web inbox (exchange.web), before the generic routes
+        from exchange.web import mount
+
+        mount(app)
     for router in exchange.routers:  # specific routes first: they must win over /fhir/{type}/{id}
         app.include_router(router)
     app.include_router(fhir_router)

@@ -21,6 +21,9 @@ from exchange.auth.cli import clients_app  # noqa: E402  (the auth package's own
 
 app.add_typer(clients_app, name="clients")
 app.add_typer(audit_app, name="audit")
+from exchange.web.cli import staff_app  # noqa: E402  (the web inbox's own sub-commands)
+
+app.add_typer(staff_app, name="staff")
 
 from exchange.notify.cli import worker as _worker  # noqa: E402
 

@@ -16,6 +16,7 @@ class RequestContext:
     remote_addr: str | None = None
     request_id: str | None = None
     token_id: str | None = None
+    user_id: str | None = None  # a person signed in to the web inbox (exchange.web): the log names them
 
     @property
     def organization_reference(self) -> str | None:

@@ -87,6 +87,32 @@ class Settings(BaseSettings):
                                    "receivers fetch with their own token.")
     notify_events_max: int = Field(default=100, description="Most events one $events call returns.")
 
+    # The web inbox and the auditor's view (exchange.web): staff accounts, sessions, alerts.
+    web_session_idle_seconds: int = Field(default=900, description="A web session ends after this long unused.")
+    web_session_absolute_seconds: int = Field(
+        default=8 * 3600, description="A web session ends this long after sign-in, however busy.")
+    web_lockout_failures: int = Field(
+        default=5, description="Failed sign-ins in a row after which a staff account is locked.")
+    web_lockout_seconds: int = Field(default=900, description="How long a locked staff account stays locked.")
+    web_failure_delay_seconds: float = Field(
+        default=1.0, description="Delay before answering a failed sign-in, times the failures so far (max 5).")
+    web_argon2_time_cost: int = Field(default=3, description="argon2id passes for staff passwords.")
+    web_argon2_memory_kib: int = Field(default=65536, description="argon2id memory for staff passwords (KiB).")
+    web_exit_url: str = Field(
+        default="https://www.google.com/",
+        description="Where the quick-exit button leaves to (a neutral page; the session is cleared first).")
+    web_default_locale: str = Field(default="en", description="Language of the web pages before one is chosen.")
+    web_timezone: str = Field(default="UTC", description="Time zone in which the web pages show dates.")
+    smtp_host: str | None = Field(default=None, description="SMTP relay for alert e-mails (unset: no e-mail).")
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = Field(default=True, description="Use STARTTLS with the relay.")
+    smtp_timeout_seconds: float = 10.0
+    mail_from: str = Field(default="exchange@localhost", description="Sender address of alert e-mails.")
+    web_alert_poll_seconds: float = Field(
+        default=30.0, description="How often the server sends pending alert e-mails (0: never).")
+
     @field_validator("assertion_algorithms")
     @classmethod
     def _asymmetric_only(cls, algorithms: list[str]) -> list[str]:

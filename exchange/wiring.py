@@ -9,11 +9,12 @@ from exchange.settings import Settings
 
 
 def build(settings: Settings) -> Exchange:
-    from exchange import audit, auth, notify, referral
+    from exchange import audit, auth, notify, referral, web
 
     exchange = Exchange.from_settings(settings)
     auth.install(exchange)
     notify.install(exchange)
     referral.install(exchange)
+    web.install(exchange)
     audit.install(exchange)  # keep last: the audit hook locks the chain head and should run just before commit
     return exchange

@@ -38,10 +38,12 @@ RESTFUL_INTERACTIONS = frozenset({"read", "vread", "update", "patch", "delete", 
                                   "transaction", "batch", "operation"})
 AUTHENTICATION = {"token": {"system": DICOM, "code": "110122", "display": "Login"},
                   "revoke": {"system": DICOM, "code": "110123", "display": "Logout"},
-                  "introspect": {"system": EXCHANGE_EVENTS, "code": "introspect"}}
+                  "introspect": {"system": EXCHANGE_EVENTS, "code": "introspect"},
+                  "login": {"system": DICOM, "code": "110122", "display": "Login"},
+                  "logout": {"system": DICOM, "code": "110123", "display": "Logout"}}
 ACTION_OF = {"create": "C", "read": "R", "vread": "R", "update": "U", "delete": "D", "search-type": "E",
              "history-instance": "R", "transaction": "E", "batch": "E", "token": "E", "revoke": "E",
-             "introspect": "E", "purge": "D"}
+             "introspect": "E", "purge": "D", "login": "E", "logout": "E"}
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 OUTCOME_TEXT = {"0": "Success", "4": "Minor failure", "8": "Serious failure", "12": "Major failure"}
 
@@ -88,6 +90,8 @@ def _agents(ctx: RequestContext, action: str, base_url: str) -> list[dict]:
                   "requestor": True}
     if ctx.token_id:
         user["policy"] = [f"urn:gbv-exchange:token:{ctx.token_id}"]
+    if ctx.user_id:  # a person signed in to the web inbox, for their organisation (an id, never a name)
+        user["altId"] = ctx.user_id
     source: dict = {"type": {"coding": [_coding(DICOM, "110153", "Source Role ID")]}, "who": dict(client),
                     "requestor": False}
     if ctx.remote_addr:

@@ -35,13 +35,8 @@ def _params(request: Request) -> list[tuple[str, str]]:
 
 async def _search(request: Request, ctx: RequestContext, params: list[tuple[str, str]]) -> Response:
     exchange = request.app.state.exchange
-    viewer = review.viewer_of(ctx, "s")
-    query = review.parse_query(params, exchange.settings)
     base = exchange.settings.fhir_base_url
-    async with open_unit(exchange, ctx, "search-type", "AuditEvent") as unit:
-        rows, total = await review.run_query(unit.conn, query, viewer)
-        matches = await review.render(unit.conn, rows, viewer)
-        unit.record(Event("search-type", "E", "AuditEvent", query=list(query.plan.echo)))
+    matches, total, query = await review.search(exchange, ctx, params)
     links = page_links(base, query.plan, total, len(matches))
     return http.render(Result(200, body=bundles.searchset(base, matches, [], total, links)), request, base)
 

@@ -215,4 +215,18 @@ async def render(conn: AsyncConnection, rows: list, viewer: Viewer) -> list[Stor
     return out
 
 
-__all__ = ["CLIENT_SYSTEM", "Viewer", "viewer_of", "parse_query", "run_query", "read_row", "render"]
+async def search(exchange, ctx: RequestContext, params: list[tuple[str, str]]  # noqa: ANN001
+                 ) -> tuple[list[StoredResource], int, AuditQuery]:
+    """An audited review of the log as `ctx` sees it: the page of AuditEvents, the total, and the query used."""
+    from exchange.unit import Event, open_unit
+
+    viewer = viewer_of(ctx, "s")
+    query = parse_query(params, exchange.settings)
+    async with open_unit(exchange, ctx, "search-type", "AuditEvent") as unit:
+        rows, total = await run_query(unit.conn, query, viewer)
+        matches = await render(unit.conn, rows, viewer)
+        unit.record(Event("search-type", "E", "AuditEvent", query=list(query.plan.echo)))
+    return matches, total, query
+
+
+__all__ = ["search", "CLIENT_SYSTEM", "Viewer", "viewer_of", "parse_query", "run_query", "read_row", "render"]

@@ -1,0 +1,71 @@
+"""What a person may do to a referral Task from the web, as data read with the Task state table.
+
+Each action is a status change of `exchange.referral.task_states` (or a note); the page offers only those the table
+allows this person's organisation (requester or owner) from the Task's current status, and the update still goes
+through the same interaction and rules as the API, which decide.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from exchange.referral import codes, task_states as states
+from exchange.store.repository import fhir_instant
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    to: str | None  # the new status (None: a note, no status change)
+    needs: str | None  # "reason" (statusReason.text), "outcome" (output), "note" (note.text) or nothing
+
+
+ACTIONS: tuple[Action, ...] = (
+    Action("accept", "accepted", None),
+    Action("decline", "rejected", "reason"),
+    Action("start", "in-progress", None),
+    Action("hold", "on-hold", None),
+    Action("complete", "completed", "outcome"),
+    Action("fail", "failed", "reason"),
+    Action("cancel", "cancelled", "reason"),
+    Action("note", None, "note"),
+)
+BY_NAME = {a.name: a for a in ACTIONS}
+MAX_TEXT = 2000
+
+
+def allowed(status: str, roles: set[str], claimable: bool) -> list[Action]:
+    """The actions the state table allows `roles` (requester, owner) from `status`; `claimable`: the caller is a
+    listed provider of an open Task and may claim it (owner and accepted in one change)."""
+    out = []
+    for action in ACTIONS:
+        if action.to is None:
+            if roles and status in states.OPEN_STATES:
+                out.append(action)
+        elif claimable and action.to == states.CLAIM_TO and status in states.CLAIM_FROM:
+            out.append(action)
+        elif roles & states.allowed_parties(status, action.to):
+            out.append(action)
+    return out
+
+
+def apply(task: dict, action: Action, text: str, claim_by: str | None, now: datetime) -> dict:
+    """The Task after `action` (text: the reason, outcome or note). `claim_by`: the Organization reference that
+    claims an open Task."""
+    body = dict(task)
+    text = text.strip()[:MAX_TEXT]
+    if action.to is not None:
+        body["status"] = action.to
+    if claim_by is not None:
+        body["owner"] = {"reference": claim_by}
+    if action.needs == "reason":
+        body["statusReason"] = {"text": text}
+    elif action.needs == "outcome":
+        body["output"] = list(body.get("output") or []) + [{
+            "type": {"coding": [{"system": codes.REFERRAL_CODES, "code": codes.RESULTING_ACTIVITY}]},
+            "valueString": text}]
+    elif action.needs == "note":
+        body["note"] = list(body.get("note") or []) + [{"text": text, "time": fhir_instant(now)}]
+    body["lastModified"] = fhir_instant(now)
+    body.pop("meta", None)
+    return body

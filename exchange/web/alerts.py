@@ -1,0 +1,167 @@
+"""Alert e-mails without survivor data: "you have a new referral; sign in", to the organisation's referral address.
+
+When a referral Task arrives (created, or addressed to providers who may claim it), is answered by its owner (any
+status change the owner makes) or falls overdue (the sweep marks it), a row goes into `web_alert` in the same
+transaction as the change (a rolled-back change alerts nobody; a committed one is never forgotten). A loop in the
+server sends pending rows through the configured SMTP relay (aiosmtplib). The message names no referral, survivor,
+service or organisation: only that there is something to look at, and where to sign in. The address is the
+Organization's `telecom` e-mail in the directory, read when sending.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from email.message import EmailMessage
+
+import aiosmtplib
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from exchange.auth.access import organisations_of
+from exchange.fhir.references import references_in
+from exchange.referral import codes
+from exchange.services import Exchange
+from exchange.store.repository import Repository, to_db, utcnow
+from exchange.unit import Failure, Unit
+from exchange.web.tables import web_alert
+
+log = logging.getLogger("exchange.web.alerts")
+MAX_ATTEMPTS = 10
+BATCH = 50
+SUBJECTS = {"new": "New referral", "answered": "A referral was answered", "overdue": "A referral is overdue"}
+BODIES = {"new": "You have a new referral.", "answered": "One of your referrals has an answer.",
+          "overdue": "A referral is overdue."}
+
+
+def _overdue(task: dict) -> bool:
+    return codes.OVERDUE in codes.codes_in(task.get("businessStatus"), codes.REFERRAL_CODES)
+
+
+async def _receivers(repo: Repository, task: dict) -> set[str]:
+    """The owner's organisation, or (an open referral) the providers its request names."""
+    owners = await organisations_of(repo, references_in(task.get("owner")))
+    if owners:
+        return owners
+    for reference in references_in(task.get("focus")):
+        kind, _, rid = reference.rpartition("/")
+        if kind.endswith("ServiceRequest"):
+            request = await repo.read("ServiceRequest", rid)
+            if request is not None and not request.deleted:
+                return await organisations_of(repo, references_in(request.resource.get("performer")))
+    return set()
+
+
+async def alerts_for(unit: Unit) -> list[tuple[str, str]]:
+    """(organisation id, kind) for each Task change of the unit that someone should hear about."""
+    out: list[tuple[str, str]] = []
+    for event in unit.events:
+        if event.resource_type != "Task" or event.stored is None or event.action not in ("C", "U"):
+            continue
+        task = event.stored.resource
+        before = event.previous.resource if event.previous is not None else None
+        status = task.get("status")
+        if before is None:
+            if status == "requested":
+                out += [(org, "new") for org in await _receivers(unit.repo, task)]
+        elif before.get("status") == "draft" and status == "requested":
+            out += [(org, "new") for org in await _receivers(unit.repo, task)]
+        elif before.get("status") != status and unit.ctx.organization_id and \
+                unit.ctx.organization_id in await organisations_of(unit.repo, references_in(task.get("owner"))):
+            out += [(org, "answered") for org in await organisations_of(unit.repo, references_in(
+                task.get("requester")))]
+        elif _overdue(task) and not _overdue(before):
+            out += [(org, "overdue") for org in await _receivers(unit.repo, task)]
+    return list(dict.fromkeys(out))
+
+
+class AlertHook:
+    """A UnitHook: queue the unit's alerts in its own transaction."""
+
+    async def before_commit(self, unit: Unit) -> None:
+        found = await alerts_for(unit)
+        if found:
+            now = to_db(utcnow())
+            await unit.conn.execute(insert(web_alert), [
+                {"organization_id": org, "kind": kind, "created": now, "attempts": 0} for org, kind in found])
+
+    async def on_failure(self, conn: AsyncConnection, failure: Failure) -> None:
+        return None
+
+
+def _address(organization: dict) -> str | None:
+    for telecom in organization.get("telecom") or []:
+        if telecom.get("system") == "email" and telecom.get("value"):
+            return telecom["value"]
+    return None
+
+
+def message(exchange: Exchange, kind: str, to: str) -> EmailMessage:
+    settings = exchange.settings
+    mail = EmailMessage()
+    mail["From"] = settings.mail_from
+    mail["To"] = to
+    mail["Subject"] = SUBJECTS[kind]
+    mail.set_content(f"{BODIES[kind]}\nSign in to see it: {settings.base_url}/web/\n\n"
+                     "This message holds no details on purpose.\n")
+    return mail
+
+
+async def send_pending(exchange: Exchange) -> int:
+    """Send what is queued (one pass); returns how many e-mails went out. Without a relay, nothing is sent."""
+    settings = exchange.settings
+    if not settings.smtp_host:
+        return 0
+    async with exchange.db.engine.connect() as conn:
+        rows = (await conn.execute(select(web_alert).where(web_alert.c.sent.is_(None),
+                                                           web_alert.c.attempts < MAX_ATTEMPTS)
+                                   .order_by(web_alert.c.id).limit(BATCH))).all()
+        addresses: dict[str, str | None] = {}
+        for org in {r.organization_id for r in rows}:
+            found = await Repository(conn).read("Organization", org)
+            addresses[org] = _address(found.resource) if found and not found.deleted else None
+    sent = 0
+    for row in rows:
+        to = addresses.get(row.organization_id)
+        values: dict = {"sent": to_db(utcnow())}
+        if to is not None:
+            try:
+                await aiosmtplib.send(message(exchange, row.kind, to), hostname=settings.smtp_host,
+                                      port=settings.smtp_port, username=settings.smtp_username,
+                                      password=settings.smtp_password, start_tls=settings.smtp_starttls,
+                                      timeout=settings.smtp_timeout_seconds)
+                sent += 1
+            except (aiosmtplib.SMTPException, OSError) as error:
+                log.warning("alert e-mail %s not sent: %s", row.id, type(error).__name__)
+                values = {"attempts": row.attempts + 1}
+        async with exchange.db.transaction() as conn:
+            await conn.execute(update(web_alert).where(web_alert.c.id == row.id).values(**values))
+    return sent
+
+
+def install(exchange: Exchange) -> None:
+    tasks: list[asyncio.Task] = []
+
+    async def loop(ex: Exchange, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await send_pending(ex)
+            except Exception as error:  # noqa: BLE001 - keep sending on the next tick; the failure is logged
+                log.error("alert e-mails failed: %s", type(error).__name__)
+
+    async def start(ex: Exchange) -> None:
+        if ex.settings.smtp_host and ex.settings.web_alert_poll_seconds > 0:
+            tasks.append(asyncio.create_task(loop(ex, ex.settings.web_alert_poll_seconds), name="web-alerts"))
+
+    async def stop(_ex: Exchange) -> None:
+        for task in tasks:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        tasks.clear()
+
+    exchange.hooks.append(AlertHook())
+    exchange.on_start.append(start)
+    exchange.on_stop.append(stop)

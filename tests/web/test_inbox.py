@@ -1,0 +1,149 @@
+"""The caseworker's inbox and referral page: what she chose comes first, only what her consent allows, only the
+actions the Task state table allows, and all of it through the interactions (audited as the person)."""
+from __future__ import annotations
+
+import logging
+import re
+
+from exchange.referral import codes
+from tests.referral import world
+from tests.web.conftest import send_referral
+
+_TASK_LINK = re.compile(r'href="/web/referral/([0-9a-f-]{36})"')
+
+
+def _action_ids(html: str) -> list[str]:
+    return re.findall(r'id="action-([a-z]+)"', html)
+
+
+async def test_the_inbox_lists_overdue_and_urgent_referrals_first(web_world, browser, make_client, clock):
+    ids = web_world.ids
+    partner = await make_client(ids["hotline"])
+    later = "2026-12-30T10:00:00Z"  # due in the future: not overdue
+    routine = await send_referral(partner, ids, request_extra={"priority": "routine"})
+    urgent = await send_referral(partner, ids, request_extra={"priority": "urgent"})
+    for created in (routine, urgent):  # give both a deadline far ahead
+        task = (await partner.get(f"/Task/{created['Task']}")).json()
+        task["restriction"] = {"period": {"end": later}}
+        task["priority"] = "routine" if created is routine else "urgent"
+        assert (await partner.put(f"/Task/{task['id']}", json=task)).status_code == 200
+    overdue = await send_referral(partner, ids, request_extra={"priority": "routine"})  # authored long ago
+    page = browser()
+    await page.sign_in(web_world.people["shelter"])
+    html = (await page.get("/web/inbox")).text
+    assert _TASK_LINK.findall(html) == [overdue["Task"], urgent["Task"], routine["Task"]]
+    assert html.count('class="badge late"') == 1 and "Amal Hotline" in html and "Safety and shelter" in html
+    sent = browser()
+    await sent.sign_in(web_world.people["hotline"])
+    assert 'id="sent"' in (hotline := (await sent.get("/web/inbox")).text) and "Safe Haven Shelter" in hotline
+
+
+async def test_the_referral_page_puts_her_contact_choices_first_and_shows_only_consented_data(
+        web_world, browser, make_client):
+    ids = web_world.ids
+    partner = await make_client(ids["hotline"])
+    created = await send_referral(partner, ids, patient_extra={"name": [{"text": "Nadia K."}],
+                                                               "birthDate": "1994-03-02"},
+                                  categories=("referral", "identity"))
+    page = browser()
+    await page.sign_in(web_world.people["shelter"])
+    html = (await page.get(f"/web/referral/{created['Task']}")).text
+    main = html[html.index("<main>"):]
+    assert main.index('id="contact"') < main.index('id="status"') < main.index('id="survivor"')
+    assert 'id="do-not-contact"' in main and world.CODE_WORD in main and world.SAFE_PHONE in main
+    assert "Nadia K." in main and "1994-03-02" in main  # identity: consented
+    narrow = await send_referral(partner, ids)  # consent to the core referral only
+    main = (await page.get(f"/web/referral/{narrow['Task']}")).text
+    assert "HTL-" in main and "Nadia" not in main
+    assert "<title>Referral</title>" in html and world.CODE_WORD not in html[:html.index("<main>")]
+
+
+async def test_a_hidden_referral_and_a_missing_one_give_the_same_page(web_world, browser, send_referral_ids):
+    page = browser()
+    await page.sign_in(web_world.people["other"])
+    hidden = await page.get(f"/web/referral/{send_referral_ids['Task']}")
+    missing = await page.get("/web/referral/00000000-0000-4000-8000-000000000000")
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.text == missing.text and 'id="not-found"' in hidden.text
+    refused = await page.post(f"/web/referral/{send_referral_ids['Task']}", {"action": "accept", "version": "1"})
+    assert refused.status_code == 404 and refused.text == missing.text
+    assert 'id="inbox-empty"' in (await page.get("/web/inbox")).text
+
+
+async def test_only_the_state_tables_actions_are_offered_and_each_goes_through_the_rules(
+        web_world, browser, send_referral_ids, client):
+    task_id = send_referral_ids["Task"]
+    path = f"/web/referral/{task_id}"
+    shelter = browser()
+    await shelter.sign_in(web_world.people["shelter"])
+    assert _action_ids((await shelter.get(path)).text) == ["accept", "decline", "cancel", "note"]
+    stale_form = shelter.csrf
+    assert (await shelter.post(path, {"action": "decline", "version": "1"})).status_code == 422  # needs a reason
+    assert (await shelter.post(path, {"action": "complete", "version": "1", "text": "x"})).status_code == 409
+    for action, text, status in (("accept", "", "Accepted"), ("start", "", "In progress"), ("hold", "", "On hold"),
+                                 ("note", "Waiting for a bed", "On hold"), ("start", "", "In progress"),
+                                 ("complete", "Given a room; counselling booked", "Completed")):
+        version = re.search(r'name="version" value="(\d+)"', (await shelter.get(path)).text).group(1)
+        done = await shelter.post(path, {"action": action, "version": version, "text": text})
+        assert done.status_code == 303, (action, done.text[-600:])
+        assert f'id="task-status">{status}<' in (await shelter.get(path)).text
+    final = (await shelter.get(path)).text
+    assert _action_ids(final) == [] and "Given a room; counselling booked" in final and "Waiting for a bed" in final
+    stale = await shelter.post(path, {"action": "note", "version": "1", "text": "late", "csrf": stale_form})
+    assert stale.status_code == 412 and 'id="message"' in stale.text
+    hotline = browser()
+    await hotline.sign_in(web_world.people["hotline"])
+    assert _action_ids((await hotline.get(path)).text) == []  # the requester cannot complete, and it is final
+    events = (await client.get("/AuditEvent", params={"entity": f"Task/{task_id}", "action": "U",
+                                                      "_sort": "date"})).json()["entry"]
+    agents = {(e["resource"]["agent"][0]["who"]["reference"], e["resource"]["agent"][0]["altId"]) for e in events}
+    assert agents == {(f"Organization/{web_world.ids['shelter']}", f"staff/{web_world.people['shelter'].id}")}
+    assert len(events) == 6
+
+
+async def test_a_stale_page_is_refused_and_shows_the_referral_as_it_is_now(web_world, browser, send_referral_ids):
+    path = f"/web/referral/{send_referral_ids['Task']}"
+    one, two = browser(), browser()
+    await one.sign_in(web_world.people["shelter"])
+    await two.sign_in(web_world.people["shelter"])
+    await one.get(path)
+    await two.get(path)
+    assert (await one.post(path, {"action": "accept", "version": "1"})).status_code == 303
+    late = await two.post(path, {"action": "decline", "version": "1", "text": "no beds"})
+    assert late.status_code == 412 and 'id="message"' in late.text and 'id="task-status">Accepted<' in late.text
+
+
+async def test_a_listed_provider_claims_an_open_referral(web_world, browser, make_client, client):
+    ids = web_world.ids
+    second = (await client.post("/Organization", json={"resourceType": "Organization", "name": "Second"})).json()
+    assert (await client.post("/HealthcareService", json=world.service(second["id"], ["safety-shelter"]))
+            ).status_code == 201
+    partner = await make_client(ids["hotline"])
+    r = await partner.post("", json=world.referral_bundle(
+        ids, [f"Organization/{ids['shelter']}", f"Organization/{second['id']}"], owner=None))
+    assert r.status_code == 200, r.text
+    task_id = world.created_ids(r.json())["Task"]
+    page = browser()
+    await page.sign_in(web_world.people["shelter"])
+    inbox = (await page.get("/web/inbox")).text
+    assert 'id="open"' in inbox and task_id in inbox
+    path = f"/web/referral/{task_id}"
+    assert _action_ids((await page.get(path)).text) == ["accept"]
+    assert (await page.post(path, {"action": "accept", "version": "1"})).status_code == 303
+    task = (await partner.get(f"/Task/{task_id}")).json()
+    assert task["owner"] == {"reference": f"Organization/{ids['shelter']}"} and task["status"] == "accepted"
+
+
+async def test_nothing_about_her_reaches_a_url_a_title_or_a_log(web_world, browser, send_referral_ids, caplog):
+    caplog.set_level(logging.INFO)  # the level `exchange serve` logs at
+    page = browser()
+    await page.sign_in(web_world.people["shelter"])
+    path = f"/web/referral/{send_referral_ids['Task']}"
+    html = (await page.get(path)).text
+    case_code = re.search(r"HTL-[0-9a-f]{6}", html).group(0)
+    done = await page.post(path, {"action": "decline", "version": "1", "text": f"{world.CODE_WORD} moved away"})
+    secrets_ = (case_code, world.CODE_WORD, world.SAFE_PHONE)
+    for text in [f"{r.name} {r.getMessage()}" for r in caplog.records] + [done.headers.get("location", "")]:
+        assert not any(s in text for s in secrets_), text
+    assert all(s not in re.search(r"<title>(.*?)</title>", html).group(1) for s in secrets_)
+    assert codes.EXT_SAFE_CONTACT not in path
