@@ -5,14 +5,15 @@ import asyncio
 import logging
 from typing import Optional
 
-import orjson
 import typer
 
 from exchange.audit.cli import app as audit_app
-from exchange.settings import Settings, get_settings
+from exchange.console import ExchangeGroup
+from exchange.demo import ORG_KINDS
+from exchange.settings import Settings, get_settings, usable_database_url
 
-app = typer.Typer(help="GBV referral exchange: a FHIR R4 gateway for referrals between organisations.",
-                  no_args_is_help=True)
+app = typer.Typer(cls=ExchangeGroup, no_args_is_help=True,
+                  help="GBV referral exchange: a FHIR R4 gateway for referrals between organisations.")
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 orgs_app = typer.Typer(help="The directory of organisations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -26,14 +27,23 @@ from exchange.web.cli import staff_app  # noqa: E402  (the web inbox's own sub-c
 app.add_typer(staff_app, name="staff")
 
 from exchange.notify.cli import worker as _worker  # noqa: E402
+from exchange.notify.cli import dev_app  # noqa: E402
+from exchange.demo_cli import demo_app  # noqa: E402
 
 app.command("worker")(_worker)
+app.add_typer(demo_app, name="demo")
+app.add_typer(dev_app, name="dev")
 
 DatabaseOption = typer.Option(None, "--database-url", help="SQLAlchemy async URL (env EXCHANGE_DATABASE_URL)")
 
 
 def settings_with(database_url: Optional[str] = None, **overrides) -> Settings:
     base = get_settings()
+    if database_url is not None:
+        try:
+            usable_database_url(database_url)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--database-url") from None
     values = {k: v for k, v in {"database_url": database_url, **overrides}.items() if v is not None}
     return base.model_copy(update=values) if values else base
 
@@ -72,13 +82,17 @@ def serve(host: Optional[str] = typer.Option(None, help="Interface to listen on 
 
     settings = settings_with(database_url, host=host, port=port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    if demo:
+
+    async def _prepare(exchange):  # noqa: ANN001, ANN202  (the database answers and is migrated before serving)
+        if not demo:
+            return None
         from exchange.auth.demo import instructions, register_demo_clients
 
-        async def _demo(exchange):  # noqa: ANN001, ANN202
-            return instructions(exchange, await register_demo_clients(exchange))
+        return instructions(exchange, await register_demo_clients(exchange))
 
-        typer.echo(asyncio.run(_with_exchange(settings, _demo)))
+    said = asyncio.run(_with_exchange(settings, _prepare))
+    if said:
+        typer.echo(said)
     application = create_app(settings, build_exchange(settings))
     typer.echo(f"FHIR base: {settings.fhir_base_url}   (GET {settings.fhir_base_url}/metadata)")
     uvicorn.run(application, host=settings.host, port=settings.port, access_log=False, log_level="info")
@@ -86,18 +100,33 @@ def serve(host: Optional[str] = typer.Option(None, help="Interface to listen on 
 
 @db_app.command("upgrade")
 def db_upgrade(database_url: Optional[str] = DatabaseOption) -> None:
-    """Apply all migrations."""
-    async def _noop(_exchange) -> None:  # noqa: ANN001
-        return None
+    """Apply the migrations the database lacks (the server does the same on start)."""
+    from exchange.store.migrate import upgrade
 
-    asyncio.run(_with_exchange(settings_with(database_url), _noop))
-    typer.echo("database is up to date")
+    async def _upgrade() -> list[str]:
+        exchange = build_exchange(settings_with(database_url))
+        try:
+            return await upgrade(exchange.db)
+        finally:
+            await exchange.db.dispose()
+
+    applied = asyncio.run(_upgrade())
+    if applied:
+        typer.echo(f"applied {len(applied)} migration(s): {', '.join(applied)}; the database is up to date")
+    else:
+        typer.echo("the database was already up to date: nothing to apply")
+
+
+def _known_kind(kind: str) -> str:
+    if kind not in ORG_KINDS:
+        raise typer.BadParameter(f"'{kind}' is not a kind of organisation; use one of {', '.join(ORG_KINDS)}")
+    return kind
 
 
 @orgs_app.command("add")
 def orgs_add(name: str = typer.Option(..., help="The organisation's name"),
-             kind: str = typer.Option("other", "--type", help="hotline, shelter, clinic, legal-aid, counselling, "
-                                                              "livelihood, police, social-services, ngo, other"),
+             kind: str = typer.Option("other", "--type", callback=_known_kind,
+                                      help=f"The kind of organisation: {', '.join(ORG_KINDS)}"),
              identifier: Optional[str] = typer.Option(None, help="system|value identifier"),
              database_url: Optional[str] = DatabaseOption) -> None:
     """Create an Organization in the directory and print its id."""
@@ -108,15 +137,6 @@ def orgs_add(name: str = typer.Option(..., help="The organisation's name"),
     org_id = asyncio.run(_with_exchange(settings_with(database_url),
                                         lambda exchange: add_organization(exchange, body)))
     typer.echo(org_id)
-
-
-@app.command()
-def demo(database_url: Optional[str] = DatabaseOption) -> None:
-    """Load the demo organisations (idempotent) and print them as JSON."""
-    from exchange.demo import load_demo
-
-    loaded = asyncio.run(_with_exchange(settings_with(database_url), load_demo))
-    typer.echo(orjson.dumps(loaded, option=orjson.OPT_INDENT_2).decode())
 
 
 @app.command()

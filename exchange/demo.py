@@ -40,12 +40,14 @@ def organization_resource(name: str, kind: str, identifier: str | None = None, a
 
 async def load_demo(exchange: Exchange) -> dict[str, str]:
     """Create the demo organisations, their services and the referral story once; return {demo key: Organization
-    id}."""
+    id}. On a new database each organisation's id is its demo key (`Organization/shelter-1`), so commands and
+    examples can name it; a database from before stable ids keeps the ids it has."""
     ctx = system_context()
     loaded: dict[str, str] = {}
     for kind, key, name, alias in DEMO_ORGS:
         body = organization_resource(name, kind, f"{DEMO_ID_SYSTEM}|{key}", alias)
-        result = await create.create(exchange, ctx, "Organization", body, f"identifier={DEMO_ID_SYSTEM}|{key}")
+        result = await create.create(exchange, ctx, "Organization", body, f"identifier={DEMO_ID_SYSTEM}|{key}",
+                                     resource_id=key)
         loaded[key] = result.stored.id
     from exchange.referral.demo import load_story
 

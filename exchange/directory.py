@@ -6,11 +6,11 @@ from exchange.fhir.interactions import create
 from exchange.services import Exchange
 
 
-async def add_organization(exchange: Exchange, body: dict) -> str:
-    """Create (or find, by identifier) an Organization and return its id."""
+async def add_organization(exchange: Exchange, body: dict, resource_id: str | None = None) -> str:
+    """Create (or find, by identifier) an Organization and return its id (`resource_id`: a stable id of its own)."""
     condition = None
     for ident in body.get("identifier") or []:
         condition = f"identifier={ident.get('system', '')}|{ident['value']}"
         break
-    result = await create.create(exchange, system_context(), "Organization", body, condition)
+    result = await create.create(exchange, system_context(), "Organization", body, condition, resource_id)
     return result.stored.id

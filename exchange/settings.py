@@ -112,6 +112,14 @@ class Settings(BaseSettings):
     mail_from: str = Field(default="exchange@localhost", description="Sender address of alert e-mails.")
     web_alert_poll_seconds: float = Field(
         default=30.0, description="How often the server sends pending alert e-mails (0: never).")
+    cli_traceback: bool = Field(
+        default=False, description="Show the traceback of an unexpected failure of an `exchange` command (for "
+                                   "developers; otherwise one `error:` line).")
+
+    @field_validator("database_url")
+    @classmethod
+    def _usable_database(cls, url: str) -> str:
+        return usable_database_url(url)
 
     @field_validator("assertion_algorithms")
     @classmethod
@@ -134,6 +142,26 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+DATABASE_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+def usable_database_url(url: str) -> str:
+    """The URL if the exchange can open it (an async driver it ships with); the message never repeats the URL, which
+    may hold a password."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        driver = make_url(url).drivername
+    except ArgumentError:
+        raise ValueError("not a database URL; give sqlite+aiosqlite:///FILE.db or "
+                         "postgresql+asyncpg://USER@HOST/DB") from None
+    if driver not in DATABASE_DRIVERS:
+        raise ValueError(f"the exchange opens {' or '.join(d + '://' for d in DATABASE_DRIVERS)} URLs, not "
+                         f"{driver}:// (e.g. postgresql+asyncpg://USER@HOST/DB)")
+    return url
 
 
 @lru_cache(maxsize=1)

@@ -22,11 +22,13 @@ def db_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
 
 
-def test_db_upgrade_is_idempotent(db_url):
-    for _ in range(2):
-        result = runner.invoke(app, ["db", "upgrade", "--database-url", db_url])
-        assert result.exit_code == 0, result.output
-        assert "up to date" in result.output
+def test_db_upgrade_says_what_it_applied_and_then_that_nothing_was_left(db_url):
+    first = runner.invoke(app, ["db", "upgrade", "--database-url", db_url])
+    assert first.exit_code == 0, first.output
+    assert first.output.startswith("applied ") and "0001_core" in first.output
+    again = runner.invoke(app, ["db", "upgrade", "--database-url", db_url])
+    assert again.exit_code == 0, again.output
+    assert again.output == "the database was already up to date: nothing to apply\n"
 
 
 def test_orgs_add_prints_the_new_id_and_reuses_it_for_the_same_identifier(db_url):
@@ -45,12 +47,12 @@ def test_orgs_add_refuses_an_unknown_type(db_url):
 
 
 def test_demo_loads_each_kind_of_organisation_once(db_url):
-    first = runner.invoke(app, ["demo", "--database-url", db_url])
+    first = runner.invoke(app, ["demo", "--json", "--database-url", db_url])
     assert first.exit_code == 0, first.output
     loaded = json.loads(first.output[first.output.index("{"):])
     for key in ("hotline-1", "shelter-1", "clinic-1", "legal-1", "counselling-1", "livelihood-1"):
         assert key in loaded
-    second = json.loads(runner.invoke(app, ["demo", "--database-url", db_url]).output[first.output.index("{"):])
+    second = json.loads(runner.invoke(app, ["demo", "--json", "--database-url", db_url]).output[first.output.index("{"):])
     assert second == loaded
 
 

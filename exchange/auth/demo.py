@@ -49,7 +49,8 @@ async def register_demo_clients(exchange: Exchange) -> list[dict]:
     """Load the demo directory, then make sure each demo client exists with the key on disk. Returns them."""
     orgs = await load_demo(exchange)
     kind, key, name, alias = COORDINATION
-    orgs[key] = await add_organization(exchange, organization_resource(name, kind, f"{DEMO_ID_SYSTEM}|{key}", alias))
+    orgs[key] = await add_organization(exchange, organization_resource(name, kind, f"{DEMO_ID_SYSTEM}|{key}", alias),
+                                       resource_id=key)
     wanted = [(f"demo-{k}", org_id, "partner", PARTNER_SCOPES) for k, org_id in orgs.items() if k != key]
     wanted += [("demo-auditor", orgs[key], "auditor", AUDITOR_SCOPES), ("demo-admin", orgs[key], "admin", ADMIN_SCOPES)]
     registry = auth_service(exchange).registry
@@ -69,12 +70,19 @@ async def register_demo_clients(exchange: Exchange) -> list[dict]:
 
 
 def instructions(exchange: Exchange, clients: list[dict]) -> str:
+    """What `make run` says once the demo is ready: what was loaded, who can connect, what writes need, what next."""
     base = exchange.settings.base_url
-    first = next(c for c in clients if c["role"] == "partner")
-    lines = ["Demo clients (keys under %s):" % key_dir(exchange)]
-    lines += [f"  {c['client_id']:<22} {c['role']:<8} {c['organization']}" for c in clients]
-    lines += ["Get a token and read the directory:",
-              f"  TOKEN=$(.venv/bin/python scripts/get_token.py --base-url {base} --client-id {first['client_id']} "
-              f"--key {first['key']})",
-              f"  curl -s -H \"Authorization: Bearer $TOKEN\" {base}/fhir/Organization"]
+    port = "" if exchange.settings.port == 8080 else f"EXCHANGE_PORT={exchange.settings.port} "
+    orgs = ", ".join(c["organization"] for c in clients if c["role"] == "partner")
+    lines = [f"Demo loaded: the directory ({orgs}, each with its HealthcareService) and the referral story (the "
+             "hotline referred a survivor to the shelter, the clinic and legal aid).",
+             f"Demo clients, keys in {_shown(key_dir(exchange))}/:"]
+    lines += [f"  {c['client_id']:<20} {c['role']:<8} {c['organization']:<28} {c['scope']}" for c in clients]
+    lines += ["Scopes: reads and searches need r and s (system/*.rs); creating and changing referrals needs c and u "
+              f"({PARTNER_SCOPES}); ask for what you need when getting a token.",
+              "Next, in a second terminal (the quickstart in README.md):",
+              "  source .venv/bin/activate     # puts `exchange` on your PATH (or type .venv/bin/exchange)",
+              f"  {port}exchange demo referral --post",
+              f"  .venv/bin/python scripts/get_token.py --base-url {base} --client-id demo-hotline-1 "
+              f"--key {clients[0]['key']} --get Organization"]
     return "\n".join(lines)

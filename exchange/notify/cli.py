@@ -47,3 +47,35 @@ def worker(database_url: Optional[str] = typer.Option(None, "--database-url",
             await exchange.db.dispose()
 
     asyncio.run(_run())
+
+
+dev_app = typer.Typer(help="Tools for trying the exchange on one machine.", no_args_is_help=True)
+
+
+@dev_app.command("receiver")
+def receiver(port: int = typer.Option(9000, help="Port to listen on"),
+             host: str = typer.Option("127.0.0.1", help="Interface to listen on"),
+             exchange_url: Optional[str] = typer.Option(
+                 None, "--exchange", help="The exchange whose JWKS verifies signatures (default: EXCHANGE_PORT's)"),
+             count: Optional[int] = typer.Option(None, help="Stop after this many notifications")) -> None:
+    """A local notification endpoint: print each delivery and verify its signature (Ctrl-C stops it)."""
+    from exchange.cli import settings_with
+    from exchange.notify.receiver import Receiver
+
+    base = (exchange_url or settings_with().base_url).rstrip("/")
+    try:
+        server = Receiver(base, host, port, on_line=lambda line: typer.echo(line))
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port",
+                                 param_hint="--port") from None
+    typer.echo(f"listening on {server.url} for notifications from {base} (signatures checked against "
+               f"{base}/.well-known/jwks.json); Ctrl-C stops", err=True)
+    server.start()
+    try:
+        while count is None or server.count < count:
+            server.done.wait(0.5)
+            server.done.clear()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()

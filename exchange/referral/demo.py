@@ -128,7 +128,7 @@ async def load_story(exchange: Exchange, orgs: dict[str, str]) -> None:
     """The directory entries (by the exchange) and the referral story (by the organisations themselves)."""
     for key in SERVICES:
         await create.create(exchange, system_context(), "HealthcareService", service_resource(orgs[key], key),
-                            f"identifier={SERVICE_SID}|{key}")
+                            f"identifier={SERVICE_SID}|{key}", resource_id=key)  # HealthcareService/shelter-1
     if await _story_exists(exchange):
         return
     result = await process_bundle(exchange, _partner(orgs["hotline-1"]), _bundle(orgs))

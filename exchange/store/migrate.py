@@ -1,6 +1,7 @@
 """Apply the Alembic migrations (all heads) on the exchange's own engine."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -17,9 +18,16 @@ def alembic_config() -> Config:
     return cfg
 
 
-async def upgrade(db: Database) -> None:
-    """Bring the schema to the newest revision of every branch (packages add their own branches)."""
+log = logging.getLogger("exchange.store")
+
+
+async def upgrade(db: Database) -> list[str]:
+    """Bring the schema to the newest revision of every branch (packages add their own branches). Returns the
+    revisions applied, none when the schema was up to date; only then is anything logged."""
     cfg = alembic_config()
+    applied: list[str] = []
+    cfg.attributes["on_version_apply"] = [lambda step, **_: applied.append(step.up_revision_id)]
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its per-run "Context impl" lines say nothing
 
     def _run(sync_conn) -> None:  # noqa: ANN001
         cfg.attributes["connection"] = sync_conn
@@ -27,3 +35,6 @@ async def upgrade(db: Database) -> None:
 
     async with db.engine.begin() as conn:
         await conn.run_sync(_run)
+    if applied:
+        log.info("database migrated: %s", ", ".join(applied))
+    return applied

@@ -9,6 +9,9 @@ from exchange.referral.demo import STORY_SID
 async def test_demo_story(http, exchange, make_client):
     orgs = await load_demo(exchange)
     assert await load_demo(exchange) == orgs  # idempotent
+    assert orgs == {key: key for key in orgs} and "shelter-1" in orgs  # stable ids: Organization/shelter-1
+    assert (await http.get("/HealthcareService/shelter-1")).json()["providedBy"] == {
+        "reference": "Organization/shelter-1"}
     for rtype, total in (("Patient", 1), ("ServiceRequest", 3), ("Task", 3), ("Consent", 3),
                          ("HealthcareService", 6)):
         assert (await http.get(f"/{rtype}")).json()["total"] == total, rtype

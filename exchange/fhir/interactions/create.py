@@ -41,7 +41,8 @@ async def find_existing(unit: Unit, plan: SearchPlan) -> list:
 
 
 async def create(exchange: Exchange, ctx: RequestContext, resource_type: str, body: object,
-                 if_none_exist: str | None = None) -> Result:
+                 if_none_exist: str | None = None, resource_id: str | None = None) -> Result:
+    """`resource_id` is for the exchange's own entries only (the demo's stable ids); partners' ids are assigned."""
     body = validate_resource(body, resource_type)
     plan = condition_plan(exchange, resource_type, if_none_exist) if if_none_exist else None
     async with open_unit(exchange, ctx, "create", resource_type) as unit:
@@ -53,5 +54,5 @@ async def create(exchange: Exchange, ctx: RequestContext, resource_type: str, bo
                 unit.record(Event("create", "R", resource_type, matches[0].id, matches[0].version_id,
                                   stored=matches[0]))
                 return Result(200, stored=matches[0])
-        stored = await insert_new(unit, resource_type, body)
+        stored = await insert_new(unit, resource_type, body, resource_id)
     return Result(201, stored=stored, location=True)

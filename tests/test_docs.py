@@ -1,0 +1,146 @@
+"""The README's quickstart and the docs' recipes, run exactly as written against a real `exchange serve --demo`.
+
+A recipe is a ```sh block; the ```text block right after it is its expected output. Every expected line must match
+an output line, in order (output lines in between are allowed): `…` stands for anything, runs of spaces and of the
+table rule `━` for runs of any length. The blocks of one page run in one bash session (variables carry over) in a
+folder that looks like a checkout after `make run` (`.venv` and `scripts` linked, `var/` and `exchange.db` the
+server's), with `PATH` free of the virtual environment, so the page's own `source .venv/bin/activate` must work.
+The only change made to a recipe is the port: `8080` becomes the test server's.
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """`make run` in a fresh checkout-like folder: `exchange serve --demo` on a free port."""
+    home = tmp_path_factory.mktemp("checkout")
+    for name in (".venv", "scripts"):
+        (home / name).symlink_to(ROOT / name)
+    port = _free_port()
+    env = {**os.environ, "EXCHANGE_PORT": str(port), "EXCHANGE_NOTIFY_ALLOW_LOOPBACK": "true",
+           "EXCHANGE_NOTIFY_POLL_INTERVAL": "0.2"}
+    env.pop("EXCHANGE_DATABASE_URL", None)
+    log = (home / "server.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "exchange.cli", "serve", "--demo"], cwd=home, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/fhir/metadata", timeout=1)
+            break
+        except httpx.TransportError:
+            assert proc.poll() is None, (home / "server.log").read_text()
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.2)
+    yield home, port
+    proc.terminate()
+    proc.wait(timeout=10)
+    log.close()
+
+
+def recipes(markdown: str) -> list[tuple[str, str | None]]:
+    """(commands, expected output or None) for each ```sh block, in page order."""
+    blocks = [(m.group(1), m.group(2), m.start(), m.end()) for m in BLOCK.finditer(markdown)]
+    out = []
+    for i, (lang, body, _, end) in enumerate(blocks):
+        if lang != "sh":
+            continue
+        following = blocks[i + 1] if i + 1 < len(blocks) else None
+        adjacent = following is not None and following[0] == "text" and not markdown[end:following[2]].strip()
+        out.append((body, following[1] if adjacent else None))
+    return out
+
+
+def section(markdown: str, heading: str) -> str:
+    start = markdown.index(f"\n## {heading}\n")
+    end = markdown.find("\n## ", start + 1)
+    return markdown[start:end if end != -1 else None]
+
+
+def _pattern(line: str) -> re.Pattern:
+    parts = []
+    for token in re.split(r"(…|\s+|━+)", line.strip()):
+        if token == "…":
+            parts.append(".*?")
+        elif token and token.isspace():
+            parts.append(r"\s+")
+        elif token and set(token) == {"━"}:
+            parts.append("━+")
+        else:
+            parts.append(re.escape(token))
+    return re.compile("".join(parts))
+
+
+def unmatched(expected: str, actual: str) -> str | None:
+    """The first expected line not found (in order) in the actual output, or None when all are."""
+    lines = [a.strip() for a in actual.splitlines()]
+    at = 0
+    for want in (w for w in expected.splitlines() if w.strip()):
+        pattern = _pattern(want)
+        while at < len(lines) and not pattern.fullmatch(lines[at]):
+            at += 1
+        if at == len(lines):
+            return want
+        at += 1
+    return None
+
+
+def run_session(served, blocks: list[tuple[str, str | None]]) -> list[str]:
+    """Run the blocks in one bash session; return each block's output (stdout and stderr)."""
+    home, port = served
+    marker = "<<<recipe-output>>>"
+    script = "".join(f"echo '{marker}'\n{body.replace('8080', str(port))}\n" for body, _ in blocks)
+    venv_bin = str(ROOT / ".venv" / "bin")
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p not in (venv_bin,
+                                                                                       str(Path(sys.executable).parent)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_") and k != "VIRTUAL_ENV"}
+    env.update(PATH=path, EXCHANGE_PORT=str(port))
+    done = subprocess.run(["bash", "-c", script], cwd=home, env=env, capture_output=True, text=True, timeout=120)
+    outputs = (done.stdout + done.stderr).split(marker + "\n")[1:]
+    assert len(outputs) == len(blocks), done.stdout + done.stderr
+    return outputs
+
+
+def check_page(served, blocks: list[tuple[str, str | None]]) -> None:
+    outputs = run_session(served, blocks)
+    for (body, expected), actual in zip(blocks, outputs):
+        assert "Traceback" not in actual, f"{body}\n{actual}"
+        if expected is not None:
+            missing = unmatched(expected, actual)
+            assert missing is None, f"$ {body.strip()}\nexpected line not found: {missing}\n--- got ---\n{actual}"
+
+
+def test_the_matcher_checks_lines_in_order_and_treats_ellipsis_as_anything():
+    assert unmatched("a Task/… b\nc", "x\na Task/12 b\nc") is None
+    assert unmatched("c\na Task/… b", "a Task/12 b\nc") == "a Task/… b"
+    assert unmatched("Id ┃ Name\n━━╇━━", "Id   ┃ Name\n━━━━━╇━━━━━") is None
+    assert unmatched("ok: 3 records", "ok: 4 records") == "ok: 3 records"
+
+
+def test_the_readme_quickstart_makes_the_round_trip_when_pasted(served):
+    readme = (ROOT / "README.md").read_text()
+    blocks = recipes(section(readme, "Quickstart"))
+    checked = [b for b in blocks if b[1] is not None]
+    assert len(checked) >= 5  # five commands, each with its expected output
+    assert blocks[0][0].strip().startswith("source .venv/bin/activate")
+    check_page(served, blocks)
