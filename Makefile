@@ -9,6 +9,8 @@ UV_VERSION := 0.13.9
 # Every package comes from the lock files, each checked against its hash; the project itself is installed
 # without dependencies, and `pip check` fails when pyproject.toml asks for something the lock lacks.
 LOCKED_INSTALL = $(BIN)/pip install --quiet --require-hashes --no-deps -r
+# setuptools prints a boxed note on every editable install (a UserWarning that tells us nothing): silenced.
+EDITABLE_INSTALL = PYTHONWARNINGS=ignore::UserWarning $(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 STALE_LOCK = { echo "requirements/*.txt do not satisfy pyproject.toml: run make lock" >&2; exit 1; }
 LOCK = $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 --no-header
 
@@ -19,13 +21,13 @@ $(BIN)/python:
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml requirements/runtime.txt
 	$(LOCKED_INSTALL) requirements/runtime.txt
-	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(EDITABLE_INSTALL)
 	$(BIN)/pip check >/dev/null || $(STALE_LOCK)
 	touch $@
 
 $(VENV)/.installed-dev: $(BIN)/python pyproject.toml requirements/dev.txt
 	$(LOCKED_INSTALL) requirements/dev.txt
-	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(EDITABLE_INSTALL)
 	$(BIN)/pip check >/dev/null || $(STALE_LOCK)
 	touch $@ $(VENV)/.installed
 
@@ -66,4 +68,4 @@ bench: dev
 	$(BIN)/python bench/load.py
 
 clean:
-	rm -rf $(VENV) exchange.db exchange.db-wal exchange.db-shm var
+	rm -rf $(VENV) exchange.db exchange.db-wal exchange.db-shm var *.egg-info
