@@ -89,6 +89,24 @@ async def referral_consents(repo: Repository, request: dict) -> list[dict]:
     return out
 
 
+async def same_patient(repo: Repository, request: dict) -> None:
+    """422 unless every Consent and document in supportingInfo is about the referral's own Patient (one about
+    another survivor would be shared with the receiver, and would never withdraw anything for her)."""
+    patient = subject_id(request)
+    for i, item in enumerate(request.get("supportingInfo") or []):
+        split = split_reference(item.get("reference") or "") if isinstance(item, dict) else None
+        if not split or split[0] not in ("Consent", "DocumentReference"):
+            continue
+        stored = await repo.read(*split)
+        if stored is None or stored.deleted:
+            continue  # an unknown target is refused as referral-reference
+        element = "patient" if split[0] == "Consent" else "subject"
+        if subject_id(stored.resource, element) != patient:
+            rule = "consent-patient" if split[0] == "Consent" else "document-patient"
+            refuse(rule, f"the {split[0]} is about another Patient than the referral's subject",
+                   f"ServiceRequest.supportingInfo[{i}]")
+
+
 async def uncovered(repo: Repository, request: dict, organization_id: str, needed: set[str]) -> set[str]:
     """The categories of `needed` that no Consent of the referral lets `organization_id` receive."""
     best: set[str] | None = None

@@ -19,6 +19,8 @@ from exchange.unit import Unit
 
 CONSENT_ENDED = frozenset({"inactive", "rejected", "entered-in-error"})
 REQUEST_OPEN = frozenset({"draft", "active", "on-hold"})
+# ServiceRequest elements whose change shares more of her data, or with someone new
+DISCLOSING = ("performer", "subject", "supportingInfo", "reasonCode", "reasonReference")
 
 
 async def _orgs(unit: Unit, body: dict, element: str) -> set[str]:
@@ -63,17 +65,23 @@ class ReferralRules:
             await _visible(unit, body, "supportingInfo", ("Consent", "DocumentReference"),
                            "ServiceRequest.supportingInfo")
         _frozen(current, body, authority.TABLE["ServiceRequest"].frozen, "referral-frozen-element")
-        if body.get("status") not in REQUEST_OPEN:
-            return
+        if current is None and body.get("status") not in REQUEST_OPEN:
+            refuse("referral-created-closed", f"a referral is created {', '.join(sorted(REQUEST_OPEN))}: one created "
+                                              "closed would share her data with no consent or routing check",
+                   "ServiceRequest.status")
+        await consent.same_patient(unit.repo, body)
         old = current.resource if current else {}
-        if current is None or old.get("performer") != body.get("performer") or old.get("code") != body.get("code"):
+        if current is None or any(old.get(e) != body.get(e) for e in ("performer", "code")):
             await routing.check_performers(unit.repo, body)
-        await consent.require_consent(unit.repo, body)
+        # whatever the status: a write that names another receiver or sends more data passes the consent check
+        if body.get("status") in REQUEST_OPEN or any(old.get(e) != body.get(e) for e in DISCLOSING):
+            await consent.require_consent(unit.repo, body)
 
     async def _Task(self, unit: Unit, body: dict, current: StoredResource | None) -> None:  # noqa: N802
-        if current is None:
+        if current is None:  # a new Task shares her referral with its owner: her consent must cover it
             raise_all(profile.task(body))
-            await task_rules.check_create(unit, body)
+            request = await task_rules.check_create(unit, body)
+            await consent.require_consent(unit.repo, request.resource, expression="Task.focus")
         else:  # the state machine first: a frozen element changed says more than the profile would
             await task_rules.check_update(unit, body, current)
             raise_all(profile.task(body))

@@ -56,12 +56,13 @@ def _reason_and_output(body: dict, old: str | None) -> None:
         refuse("task-output", "a completed Task needs output (type resulting-activity: what was done)", "Task.output")
 
 
-async def check_create(unit: Unit, body: dict) -> None:
+async def check_create(unit: Unit, body: dict) -> StoredResource:
+    """The new Task's state and links; returns its ServiceRequest."""
     status = body.get("status")
     if status not in states.CREATE_STATES:
         refuse("task-transition", f"a referral Task is created as {' or '.join(sorted(states.CREATE_STATES))}, "
                                   f"not '{status}'", "Task.status", conflict=True)
-    await check_links(unit, body)
+    return await check_links(unit, body)
 
 
 def _changed(current: dict, body: dict, keys) -> list[str]:  # noqa: ANN001
