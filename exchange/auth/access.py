@@ -6,7 +6,8 @@ Three layers, all here:
   its own referrals (the audit log filters them, `exchange.audit.review`); an `auditor` reads
   AuditEvents and the directory, nothing clinical; an `admin` manages the directory (Organization,
   HealthcareService, Location, Practitioner, PractitionerRole) and no referral content. Clients themselves are
-  managed with the CLI (`exchange clients`). The system context (CLI, demo loader, dispatcher) is unrestricted and
+  managed with the CLI (`exchange clients`) or by an admin over HTTP, where a registration or re-key waits for a
+  second admin or the CLI (`exchange.auth.clients`), so no admin can hand itself a partner's credentials. The system context (CLI, demo loader, dispatcher) is unrestricted and
   never reachable over HTTP.
 - **Scopes** (`exchange.auth.scopes`): each interaction needs the matching SMART v2 permission (c r u d s).
   `check_permission` applies both and answers 403 with an OperationOutcome.

@@ -4,11 +4,16 @@
     POST  /auth/clients            register: {"organization", "role", "scope", "jwks" | "jwks_url", "label"?}
     GET   /auth/clients/{id}       one client
     PATCH /auth/clients/{id}       change any of {"active", "scope", "jwks" | "jwks_url"}
+    POST  /auth/clients/{id}/confirm   confirm another admin's registration or re-key
 
-Each change commits together with its audit record (an exchange event `client-register` / `client-update` on the
-client's Organization); a refused change is recorded too. Errors are
-OperationOutcomes: 403 for a caller without the admin role, 404 for an unknown client, 422 for a registration
-that cannot be accepted.
+Separation of duties: a client registered or re-keyed here waits (`pending_confirmation`) until a second admin
+client confirms it, or the operator does on the server's CLI (`exchange clients confirm`): an admin holding a key
+cannot on its own turn it into a partner's credentials and read that partner's referrals.
+
+Each change commits together with its audit record (an exchange event `client-register` / `client-update` /
+`client-confirm` on the client's Organization); a refused change is recorded too. Errors are
+OperationOutcomes: 403 for a caller without the admin role or confirming its own change, 404 for an unknown client,
+409 for a client with nothing to confirm, 422 for a registration that cannot be accepted.
 """
 from __future__ import annotations
 
@@ -69,7 +74,7 @@ async def register_client(request: Request, ctx: RequestContext = Ctx) -> Respon
     registry = _registry(request)
     record = await _audited(request, ctx, "client-register", lambda conn: registry.add(
         organization, str(body.get("role") or ""), str(body.get("scope") or ""), jwks=body.get("jwks"),
-        jwks_url=body.get("jwks_url"), label=body.get("label"), conn=conn))
+        jwks_url=body.get("jwks_url"), label=body.get("label"), conn=conn, pending_by=ctx.client_id))
     return JSONResponse(record.as_json(), status_code=201)
 
 
@@ -88,7 +93,7 @@ async def change_client(client_id: str, request: Request, ctx: RequestContext = 
         record = None
         if "jwks" in body or "jwks_url" in body:
             record = await registry.set_keys(client_id, jwks=body.get("jwks"), jwks_url=body.get("jwks_url"),
-                                             conn=conn)
+                                             conn=conn, pending_by=ctx.client_id)
         if "scope" in body:
             record = await registry.set_scopes(client_id, str(body["scope"]), conn=conn)
         if "active" in body:
@@ -96,4 +101,12 @@ async def change_client(client_id: str, request: Request, ctx: RequestContext = 
         return record
 
     record = await _audited(request, ctx, "client-update", work)
+    return JSONResponse(record.as_json())
+
+
+@router.post("/{client_id}/confirm", summary="Confirm another admin's registration or re-key of a client (admin)")
+async def confirm_client(client_id: str, request: Request, ctx: RequestContext = Ctx) -> Response:
+    registry = _registry(request)
+    record = await _audited(request, ctx, "client-confirm",
+                            lambda conn: registry.confirm(client_id, by=ctx.client_id, conn=conn))
     return JSONResponse(record.as_json())

@@ -58,7 +58,7 @@ async def request_context(request: Request) -> RequestContext:
     except tokens.InvalidToken as exc:
         raise _refuse(str(exc)) from None
     client, revoked = await service.registry.token_state(claims.client_id, claims.jti)
-    if client is None or not client.active:
+    if client is None or not client.usable:
         raise _refuse("The client of this access token is disabled")
     if revoked:
         raise _refuse("The access token was revoked")

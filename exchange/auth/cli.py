@@ -122,6 +122,17 @@ def rotate_keys(client_id: str = typer.Argument(..., help="The client whose keys
     _print(_run(database_url, work).as_json())
 
 
+@clients_app.command("confirm")
+def confirm(client_id: str = typer.Argument(..., help="The client registered or re-keyed over HTTP"),
+            database_url: Optional[str] = DatabaseOption) -> None:
+    """Confirm a client an admin registered or re-keyed over HTTP: until then it gets no token."""
+    async def work(exchange):  # noqa: ANN001, ANN202
+        return await _change(exchange, "client-confirm",
+                             lambda conn: _registry(exchange).confirm(client_id, by=None, conn=conn))
+
+    _print(_run(database_url, work).as_json())
+
+
 @clients_app.command("set-scope")
 def set_scope(client_id: str = typer.Argument(..., help="The client whose registered scopes change"),
               scope: str = typer.Option(..., help="The new registered scopes"),

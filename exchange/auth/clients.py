@@ -3,6 +3,10 @@
 A client is registered by the exchange's operator (CLI `exchange clients ...`, or `make run` for the demo). Its keys
 are a public JWK Set given by value or a JWKS URL (fetched by `exchange.auth.jwks`). Disabling a client stops its
 tokens at once: the bearer check reads the client's state on every request.
+
+Separation of duties: no single role both manages credentials and reads referral content. An admin client may
+register or re-key clients over HTTP, but such a client is `pending_by` that admin and unusable (no token; its live
+tokens stop) until confirmed by a different admin client or on the server's CLI (`exchange clients confirm`).
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ from exchange.auth.access import require_role
 from exchange.auth.scopes import permissions
 from exchange.context import RequestContext
 from exchange.egress import EgressPolicy, EgressRefused
-from exchange.errors import NotFound, Unprocessable
+from exchange.errors import Conflict, Forbidden, NotFound, Unprocessable
 from exchange.auth.tables import auth_client, auth_revoked_token, auth_used_jti
 from exchange.store.engine import Database
 from exchange.store.repository import Repository, to_db, utcnow
@@ -41,6 +45,14 @@ class ClientError(ValueError):
     """A registration that cannot be accepted (the CLI prints it)."""
 
 
+class SecondPersonRequired(ClientError):
+    """The admin that asked for a change cannot confirm it itself (403)."""
+
+
+class NothingToConfirm(ClientError):
+    """The client is not waiting for a confirmation (409)."""
+
+
 @dataclass(frozen=True)
 class ClientRecord:
     client_id: str
@@ -52,10 +64,17 @@ class ClientRecord:
     label: str | None
     active: bool
     created: datetime
+    pending_by: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        """Whether the client may get and use tokens: enabled, and not waiting for a confirmation."""
+        return self.active and self.pending_by is None
 
     def as_json(self) -> dict:
         return {"client_id": self.client_id, "organization": f"Organization/{self.organization_id}",
                 "role": self.role, "scope": " ".join(self.scopes), "scopes": list(self.scopes), "active": self.active,
+                "pending_confirmation": self.pending_by is not None, "requested_by": self.pending_by,
                 "jwks_url": self.jwks_url, "kids": [k.get("kid") for k in (self.jwks or {}).get("keys", [])],
                 "label": self.label, "created": self.created.isoformat()}
 
@@ -63,7 +82,7 @@ class ClientRecord:
 def _record(row) -> ClientRecord:  # noqa: ANN001
     return ClientRecord(row.client_id, row.organization_id, row.role, tuple(row.scopes.split()),
                         json.loads(row.jwks) if row.jwks else None, row.jwks_url, row.label, row.active,
-                        row.created)
+                        row.created, row.pending_by)
 
 
 def check_public_jwks(jwks: object) -> dict:
@@ -127,7 +146,8 @@ class ClientRegistry:
 
     async def add(self, organization_id: str, role: str, scopes: str, jwks: dict | None = None,
                   jwks_url: str | None = None, client_id: str | None = None, label: str | None = None,
-                  conn: AsyncConnection | None = None) -> ClientRecord:
+                  conn: AsyncConnection | None = None, pending_by: str | None = None) -> ClientRecord:
+        """Register a client; `pending_by` (an admin client over HTTP) leaves it waiting for a confirmation."""
         if role not in ROLES:
             raise ClientError(f"role must be one of {', '.join(ROLES)}")
         if (jwks is None) == (jwks_url is None):
@@ -149,7 +169,7 @@ class ClientRegistry:
                 await conn.execute(insert(auth_client).values(
                     client_id=client_id, organization_id=organization_id, role=role, scopes=" ".join(items),
                     jwks=json.dumps(jwks) if jwks else None, jwks_url=jwks_url, label=label, active=True,
-                    created=now, updated=now))
+                    pending_by=pending_by, created=now, updated=now))
             except IntegrityError:
                 raise ClientError(f"client '{client_id}' already exists") from None
             return await self._read(conn, client_id)
@@ -181,16 +201,32 @@ class ClientRegistry:
             return await self._read(conn, client_id)
 
     async def set_keys(self, client_id: str, jwks: dict | None = None, jwks_url: str | None = None,
-                       conn: AsyncConnection | None = None) -> ClientRecord:
+                       conn: AsyncConnection | None = None, pending_by: str | None = None) -> ClientRecord:
+        """Replace the keys; `pending_by` (an admin client over HTTP) suspends the client until confirmed."""
         if (jwks is None) == (jwks_url is None):
             raise ClientError("give the new keys either as a JWK Set (--jwks) or as a URL (--jwks-url)")
         jwks = check_public_jwks(jwks) if jwks is not None else None
         jwks_url = await check_jwks_url(jwks_url, self.jwks_policy) if jwks_url is not None else None
         async with self._tx(conn) as conn:
             result = await conn.execute(update(auth_client).where(auth_client.c.client_id == client_id).values(
-                jwks=json.dumps(jwks) if jwks else None, jwks_url=jwks_url, updated=to_db(utcnow())))
+                jwks=json.dumps(jwks) if jwks else None, jwks_url=jwks_url, pending_by=pending_by,
+                updated=to_db(utcnow())))
             if result.rowcount != 1:
                 raise ClientError(f"no client '{client_id}'")
+            return await self._read(conn, client_id)
+
+    async def confirm(self, client_id: str, by: str | None, conn: AsyncConnection | None = None) -> ClientRecord:
+        """Confirm a pending registration or re-key: by a different admin client (`by`), or the CLI (None)."""
+        async with self._tx(conn) as conn:
+            record = await self._read(conn, client_id)
+            if record.pending_by is None:
+                raise NothingToConfirm(f"client '{client_id}' is not waiting for a confirmation")
+            if by is not None and by == record.pending_by:
+                raise SecondPersonRequired("a change made over HTTP is confirmed by a second admin client or on the "
+                                           "server's CLI (exchange clients confirm), not by the admin that made it")
+            await conn.execute(update(auth_client).where(auth_client.c.client_id == client_id,
+                                                         auth_client.c.pending_by == record.pending_by)
+                               .values(pending_by=None, updated=to_db(utcnow())))
             return await self._read(conn, client_id)
 
     async def set_scopes(self, client_id: str, scopes: str, conn: AsyncConnection | None = None) -> ClientRecord:
@@ -252,6 +288,10 @@ async def audited_change(exchange: "Exchange", ctx: RequestContext, interaction:
         require_role(ctx, "admin")
         try:
             record = await work(unit.conn)
+        except SecondPersonRequired as exc:
+            raise Forbidden(str(exc), code="forbidden") from None
+        except NothingToConfirm as exc:
+            raise Conflict(str(exc)) from None
         except ClientError as exc:
             message = str(exc)
             raise (NotFound if message.startswith("no client") else Unprocessable)(message) from None

@@ -234,7 +234,7 @@ class _TokenLookup:
         except tokens.InvalidToken:
             return None
         client, revoked = from_thread.run(service.registry.token_state, claims.client_id, claims.jti)
-        return KnownToken(claims, revoked or client is None or not client.active)
+        return KnownToken(claims, revoked or client is None or not client.usable)
 
 
 class Introspection(_TokenLookup, IntrospectionEndpoint):
@@ -282,7 +282,7 @@ class ExchangeAuthServer(AuthorizationServer):
         if record is None:
             return None
         self.attempt.client = record
-        if not record.active:
+        if not record.usable:
             raise InvalidClientError(description="The client is disabled")
         return OAuthClient(record)
 

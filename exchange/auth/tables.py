@@ -19,6 +19,9 @@ auth_client = Table(
     Column("jwks_url", Text),
     Column("label", String(200)),
     Column("active", Boolean, nullable=False),
+    # the admin client whose HTTP registration or re-key awaits confirmation (a second admin, or the CLI);
+    # NULL once confirmed. A pending client gets no token and its tokens do not work (migration 0101).
+    Column("pending_by", String(64)),
     Column("created", DateTime(timezone=False), nullable=False),
     Column("updated", DateTime(timezone=False), nullable=False),
     Index("ix_auth_client_org", "organization_id"),

@@ -15,7 +15,8 @@ async def admin(make_org, make_client):
                              scopes="system/Organization.cruds")
 
 
-async def test_admin_registers_a_partner_that_then_gets_a_token(admin, make_org, root):
+async def test_admin_registers_a_partner_that_gets_a_token_once_a_second_admin_confirms(admin, make_org, make_client,
+                                                                                         root):
     org = await make_org("New shelter", "shelter")
     key = ec_key()
     r = await admin.post(ADMIN_BASE, json={"organization": f"Organization/{org}", "role": "partner",
@@ -23,6 +24,9 @@ async def test_admin_registers_a_partner_that_then_gets_a_token(admin, make_org,
     assert r.status_code == 201, r.text
     client = r.json()
     assert client["organization"] == f"Organization/{org}" and client["kids"] == [key.kid]
+    assert (await root.post("/auth/token", data=token_form(assertion(client["client_id"], key)))).status_code == 401
+    second = await make_client(admin.organization_id, role="admin", scopes="system/Organization.cruds")
+    assert (await second.post(f"{ADMIN_BASE}/{client['client_id']}/confirm")).status_code == 200
     assert (await root.post("/auth/token", data=token_form(assertion(client["client_id"], key)))).status_code == 200
     listed = (await admin.get(ADMIN_BASE)).json()
     assert client["client_id"] in {c["client_id"] for c in listed}
