@@ -14,7 +14,7 @@ EDITABLE_INSTALL = PYTHONWARNINGS=ignore::UserWarning $(BIN)/pip install --quiet
 STALE_LOCK = { echo "requirements/*.txt do not satisfy pyproject.toml: run make lock" >&2; exit 1; }
 LOCK = $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 --no-header
 
-.PHONY: run test install dev lock lock-upgrade openapi bench clean
+.PHONY: run test install dev lock lock-upgrade openapi bench clean catalogues screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,14 @@ test: dev
 
 openapi: install
 	$(BIN)/exchange openapi --output openapi.yaml
+
+## make catalogues: re-extract the web pages' messages and rebuild the en/ar gettext catalogues (.po and .mo)
+catalogues: dev
+	$(BIN)/python scripts/catalogues.py
+
+## make screenshots: run the browser tests and write the README's pictures to docs/img/
+screenshots: dev
+	EXCHANGE_WRITE_SCREENSHOTS=1 $(BIN)/python -m pytest tests/web/test_browser.py
 
 bench: dev
 	$(BIN)/python bench/load.py

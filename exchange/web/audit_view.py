@@ -15,7 +15,7 @@ from datetime import date, datetime
 
 from exchange.audit import review
 from exchange.audit.chain import split_chain
-from exchange.audit.checkpoint import Checkpoint, stored_checkpoint
+from exchange.audit.checkpoint import Checkpoint, sign_checkpoint, stored_checkpoint
 from exchange.audit.verify import Verdict, verify_database
 from exchange.context import RequestContext
 from exchange.fhir.dates import parse_fhir_date
@@ -142,12 +142,13 @@ async def export_rows(exchange: Exchange, ctx: RequestContext, filters: Filters)
 
 
 async def verify(exchange: Exchange, ctx: RequestContext) -> tuple[Verdict, Checkpoint | None]:
-    """`exchange audit verify` for the auditor (recorded as an operation on the log) and the newest checkpoint."""
+    """`exchange audit verify` for the auditor (recorded as an operation on the log) and the newest checkpoint
+    (signed now if there is none yet, as `/.well-known/audit-checkpoint` does)."""
     review.viewer_of(ctx, "r")
     verdict = await verify_database(exchange)
     async with open_unit(exchange, ctx, "operation", "AuditEvent") as unit:
         unit.record(Event("operation", "E", "AuditEvent"))
-    return verdict, await stored_checkpoint(exchange)
+    return verdict, await stored_checkpoint(exchange) or await sign_checkpoint(exchange)
 
 
 COLUMNS = ("sequence", "recorded", "action", "subtype", "outcome", "outcome_desc", "organization", "person",

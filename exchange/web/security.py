@@ -5,7 +5,7 @@
 - The session cookie is HttpOnly, SameSite=Strict and Secure, except on plain http to a loopback host (development
   and tests), where browsers would drop a Secure cookie; then it loses the `__Host-` prefix, which needs Secure.
 - Every form carries the session's CSRF token; sign-in (no session yet) uses a double-submit cookie. A POST whose
-  Origin names another site is refused as well.
+  Origin names another site is refused as well (`null`, which no-referrer pages send, says nothing).
 """
 from __future__ import annotations
 
@@ -51,8 +51,9 @@ def cookie_flags(settings: Settings) -> dict:
 
 
 def same_origin(settings: Settings, origin: str | None) -> bool:
-    """A POST from this site (or one whose browser sent no Origin): anything else is a cross-site request."""
-    if not origin:
+    """A POST from this site, or one whose browser sent no usable Origin: with `Referrer-Policy: no-referrer`
+    browsers send `Origin: null` on form posts, so then the CSRF token and the SameSite cookie decide alone."""
+    if not origin or origin == "null":
         return True
     mine, theirs = urlsplit(settings.base_url), urlsplit(origin)
     return (mine.scheme, mine.netloc) == (theirs.scheme, theirs.netloc)

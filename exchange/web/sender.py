@@ -131,10 +131,10 @@ def bundle(ctx: RequestContext, fields: dict, services: dict[str, Service], now:
         if not (year.isdigit() and len(year) == 4 and 1900 <= int(year) <= now.year):
             raise FormError("birth_year")
         patient["birthDate"] = year
-    language = fields.get("language")
+    language = fields.get("pref_language")
     if language:
         if language not in LANGUAGES:
-            raise FormError("language")
+            raise FormError("pref_language")
         patient["communication"] = [{"language": _cc(BCP47, language), "preferred": True}]
     extensions = []
     if fields.get("interpreter") == "yes":
