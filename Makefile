@@ -72,8 +72,10 @@ catalogues: dev
 screenshots: dev
 	EXCHANGE_WRITE_SCREENSHOTS=1 $(BIN)/python -m pytest tests/web/test_browser.py
 
+## make bench: referral lifecycles over HTTP against the local PostgreSQL, and the asyncpg floor (BENCH_ARGS=--help)
+BENCH_ARGS ?=
 bench: dev
-	$(BIN)/python bench/load.py
+	$(BIN)/python bench/load.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) exchange.db exchange.db-wal exchange.db-shm var *.egg-info

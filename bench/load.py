@@ -1,140 +1,326 @@
-"""Load generator: creates/s and reads/s over real HTTP with N concurrent clients, on SQLite or PostgreSQL.
+"""`make bench`: referral lifecycles over real HTTP with real tokens, against the floor the database itself sets.
 
-Starts `exchange serve` on a free port against the given database, registers a partner client when the server
-requires OAuth (SMART Backend Services: `exchange clients add` + a signed assertion), then runs a create phase
-(POST Patient) and a read phase (GET Patient/{id}) for a fixed time each and prints the rates and latencies.
+Creates a database of its own (PostgreSQL by default: `<url>` and `<url>_floor`, both dropped and created anew),
+builds a directory of hotlines and shelters with one registered client each plus an auditor, starts
+`exchange serve`, and with `--clients` concurrent clients plays a fixed number of lifecycles (bench/lifecycle.py:
+transaction Bundle -> inbox search -> accept -> complete with If-Match -> the auditor's log search), then reads by
+id and creates. Then the floor (bench/floor.py): the same rows by the same transactions with asyncpg alone.
+Prints a table and writes JSON: requests/s, lifecycles/s, p50/p95/p99 per step and over all, errors, the peak
+memory of each server process, the floor and the ratio; then checks the audit chain (`exchange audit verify`).
 
-    .venv/bin/python bench/load.py --database-url sqlite+aiosqlite:///bench.db
-    .venv/bin/python bench/load.py --database-url postgresql+asyncpg://postgres@127.0.0.1/bench_db
+    .venv/bin/python bench/load.py                                   # PostgreSQL on 127.0.0.1:5432
+    .venv/bin/python bench/load.py --lifecycles 500 --workers 2 --json bench/results/latest.json
+    .venv/bin/python bench/load.py --profile profile.txt             # py-spy samples of the lifecycle phase
+    .venv/bin/python bench/load.py --database-url sqlite+aiosqlite:////tmp/bench.db
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
-import random
-import socket
-import statistics
+import os
+import platform
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-import uuid
 from pathlib import Path
 
 import httpx
+import psutil
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from floor import Floor  # noqa: E402
+from lifecycle import STEPS, Load, Samples  # noqa: E402
+from world import ROOT, build_world, recreate_database  # noqa: E402
+
+DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/exchange_bench"
+console = Console()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered))) - 1))] * 1000
 
 
-def cli(*args: str, database_url: str, cwd: Path) -> str:
-    out = subprocess.run([sys.executable, "-m", "exchange.cli", *args, "--database-url", database_url], cwd=cwd,
-                         check=True, capture_output=True, text=True)
-    return out.stdout
+def summary(samples: Samples, units: str | None = None) -> dict:
+    """Rates and latency percentiles (ms) per step and over all requests of a phase."""
+    every = [v for values in samples.latencies.values() for v in values]
+    out = {"elapsed_s": round(samples.elapsed, 2), "requests": len(every),
+           "requests_per_s": round(len(every) / samples.elapsed, 1) if samples.elapsed else 0,
+           "errors": sum(samples.errors.values()), "error_examples": samples.error_examples, "steps": {}}
+    if units:
+        out[f"{units}_per_s"] = round(samples.completed / samples.elapsed, 1) if samples.elapsed else 0
+        out[units] = samples.completed
+    for step, values in [*samples.latencies.items(), ("all", every)]:
+        out["steps"][step] = {"count": len(values), "errors": samples.errors.get(step, 0),
+                              "per_s": round(len(values) / samples.elapsed, 1) if samples.elapsed else 0,
+                              **{f"p{int(q * 100)}_ms": round(percentile(values, q), 1) for q in (0.5, 0.95, 0.99)}}
+    return out
 
 
-def provision_token(base: str, database_url: str, cwd: Path) -> str | None:
-    """A partner token, or None when the server does not require OAuth."""
-    discovery = httpx.get(f"{base}/.well-known/smart-configuration", timeout=5)
-    if discovery.status_code != 200:
-        return None
-    from joserfc import jwt
-    from joserfc.jwk import RSAKey
+class MemoryWatch:
+    """Samples the resident memory of the server and its children; keeps each process's peak."""
 
-    org_id = cli("orgs", "add", "--name", f"Bench {uuid.uuid4().hex[:6]}", "--type", "hotline",
-                 database_url=database_url, cwd=cwd).strip()
-    key = RSAKey.generate_key(2048, parameters={"kid": "bench"}, private=True)
-    jwks_file = cwd / "bench-jwks.json"
-    jwks_file.write_text(json.dumps({"keys": [key.as_dict(private=False)]}))
-    client = json.loads(cli("clients", "add", "--organization", org_id, "--role", "partner", "--jwks",
-                            str(jwks_file), "--scope", "system/Patient.cruds", database_url=database_url, cwd=cwd))
-    token_url = discovery.json()["token_endpoint"]
-    now = int(time.time())
-    assertion = jwt.encode({"alg": "RS384", "kid": "bench", "typ": "JWT"},
-                           {"iss": client["client_id"], "sub": client["client_id"], "aud": token_url,
-                            "exp": now + 240, "iat": now, "jti": uuid.uuid4().hex}, key, algorithms=["RS384"])
-    r = httpx.post(token_url, data={
-        "grant_type": "client_credentials", "scope": "system/Patient.cruds",
-        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        "client_assertion": assertion}, timeout=10)
-    r.raise_for_status()
-    return r.json()["access_token"]
+    def __init__(self, pid: int) -> None:
+        self.root = psutil.Process(pid)
+        self.peaks: dict[int, int] = {}
+        self.names: dict[int, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
 
+    def pids(self) -> list[int]:
+        try:
+            return [self.root.pid, *(c.pid for c in self.root.children(recursive=True))]
+        except psutil.NoSuchProcess:
+            return []
 
-async def phase(name: str, base: str, headers: dict, clients: int, seconds: float, work) -> list[float]:
-    latencies: list[float] = []
-    deadline = time.perf_counter() + seconds
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            for pid in self.pids():
+                try:
+                    process = psutil.Process(pid)
+                    rss = process.memory_info().rss
+                    self.peaks[pid] = max(self.peaks.get(pid, 0), rss)
+                    self.names.setdefault(pid, "main" if pid == self.root.pid else "worker")
+                except psutil.NoSuchProcess:
+                    pass
+            self._stop.wait(0.25)
 
-    async def worker(http: httpx.AsyncClient) -> None:
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            await work(http)
-            latencies.append(time.perf_counter() - started)
+    def start(self) -> None:
+        self._thread.start()
 
-    limits = httpx.Limits(max_connections=clients)
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as http:
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(http) for _ in range(clients)))
-        elapsed = time.perf_counter() - started
-    latencies.sort()
-    p50 = statistics.median(latencies) * 1000
-    p95 = latencies[int(len(latencies) * 0.95) - 1] * 1000
-    print(f"{name:7s} {len(latencies) / elapsed:8.1f}/s  p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  "
-          f"({len(latencies)} requests, {clients} clients, {elapsed:.1f} s)")
-    return latencies
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join()
+        return {f"{self.names[p]} {p}": round(v / 2**20, 1) for p, v in sorted(self.peaks.items())}
 
 
-async def run(base: str, token: str | None, clients: int, seconds: float) -> None:
-    headers = {"Content-Type": "application/fhir+json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    created: list[str] = []
+def start_server(database_url: str, port: int, workers: int, workdir: Path) -> subprocess.Popen:
+    command = [sys.executable, "-m", "exchange.cli", "serve", "--port", str(port), "--database-url", database_url]
+    if workers > 1:
+        command += ["--workers", str(workers)]
+    env = dict(os.environ, EXCHANGE_STATE_DIR=str(workdir / "var"), EXCHANGE_MIGRATE_ON_START="false")
+    log = (workdir / "server.log").open("wb")
+    server = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env=env)
+    for _ in range(150):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/fhir/metadata", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        if server.poll() is not None:
+            break
+        time.sleep(0.2)
+    server.terminate()
+    raise SystemExit(f"the server did not start; see {workdir / 'server.log'}")
 
-    async def create(http: httpx.AsyncClient) -> None:
-        body = {"resourceType": "Patient", "gender": "female",
-                "identifier": [{"system": "https://bench.example.org/case", "value": uuid.uuid4().hex}]}
-        r = await http.post("/Patient", json=body)
-        assert r.status_code == 201, r.text
-        created.append(r.json()["id"])
 
-    async def read(http: httpx.AsyncClient) -> None:
-        r = await http.get(f"/Patient/{random.choice(created)}")
-        assert r.status_code == 200, r.text
+def start_profile(pids: list[int], output: Path) -> list[subprocess.Popen]:
+    """py-spy, one recorder per server process, writing collapsed stacks (`<output>.<pid>`)."""
+    py_spy = str(Path(sys.executable).parent / "py-spy")
+    return [subprocess.Popen([py_spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200", "--nonblocking",
+                              "--output", f"{output}.{pid}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for pid in pids]
 
-    await phase("create", base, headers, clients, seconds, create)
-    await phase("read", base, headers, clients, seconds, read)
+
+def top_of_profile(output: Path, pids: list[int], limit: int = 25) -> dict:
+    """Own and inclusive samples per function over every recorded process (the note's profile table)."""
+    own: collections.Counter = collections.Counter()
+    inclusive: collections.Counter = collections.Counter()
+    total = 0
+    for pid in pids:
+        path = Path(f"{output}.{pid}")
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not count.isdigit():
+                continue
+            n = int(count)
+            frames = [f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0].rsplit("/", 2)[-1] + ")"
+                      if " (" in f else f for f in stack.split(";")]
+            total += n
+            own[frames[-1]] += n
+            for frame in set(frames):
+                inclusive[frame] += n
+    return {"samples": total,
+            "own": [(f, round(100 * n / total, 1)) for f, n in own.most_common(limit)] if total else [],
+            "inclusive": [(f, round(100 * n / total, 1)) for f, n in inclusive.most_common(limit * 2)] if total else []}
+
+
+async def audit_samples(database_url: str) -> dict[str, str]:
+    """One stored AuditEvent per subtype from the exchange's log: the floor writes records of the same size."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(database_url)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT subtype, max(content) FROM audit_event GROUP BY subtype"))).all()
+    await engine.dispose()
+    return {r[0]: r[1] for r in rows}
+
+
+async def row_counts(database_url: str) -> dict[str, int]:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(database_url)
+    out = {}
+    async with engine.connect() as conn:
+        for table in ("resource_version", "search_index", "resource_party", "audit_event"):
+            out[table] = int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar())
+    await engine.dispose()
+    return out
+
+
+def verify_chain(database_url: str, workdir: Path) -> dict:
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "exchange.cli", "audit", "verify", "--database-url", database_url],
+                         cwd=workdir, capture_output=True, text=True,
+                         env=dict(os.environ, EXCHANGE_STATE_DIR=str(workdir / "var")))
+    return {"ok": out.returncode == 0, "output": (out.stdout or out.stderr).strip().splitlines()[-1:],
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+def render(report: dict) -> None:
+    table = Table(title=f"exchange vs floor - {report['machine']['cpus']} cores, {report['database']}, "
+                        f"{report['clients']} clients, {report['server_workers']} server process(es)")
+    for column in ("phase", "step", "count", "per s", "p50 ms", "p95 ms", "p99 ms", "errors"):
+        table.add_column(column, justify="left" if column in ("phase", "step") else "right")
+    for phase in ("lifecycle", "read", "create", "floor"):
+        data = report.get(phase)
+        if not data:
+            continue
+        for step, row in data["steps"].items():
+            table.add_row(phase, step, str(row["count"]), f"{row['per_s']:.1f}", f"{row['p50_ms']:.1f}",
+                          f"{row['p95_ms']:.1f}", f"{row['p99_ms']:.1f}", str(row["errors"]))
+    console.print(table)
+    life = report["lifecycle"]
+    console.print(f"lifecycles/s {life['lifecycles_per_s']}  requests/s {life['requests_per_s']}  "
+                  f"errors {life['errors']}")
+    if report.get("floor"):
+        console.print(f"floor lifecycles/s {report['floor']['lifecycles_per_s']}  "
+                      f"ratio floor/exchange {report['floor_ratio']}")
+    console.print(f"peak memory (MB): {report['server_peak_memory_mb']}")
+    console.print(f"rows per lifecycle: exchange {report['rows_per_lifecycle']}  floor "
+                  f"{report.get('floor_rows_per_lifecycle')}")
+    console.print(f"audit verify: {report['audit_verify']}")
+    for phase in ("lifecycle", "read", "create"):
+        for step, example in (report.get(phase) or {}).get("error_examples", {}).items():
+            console.print(f"[red]{phase}/{step} error example:[/red] {example}")
+
+
+async def run(args: argparse.Namespace, workdir: Path) -> dict:
+    from exchange.settings import Settings
+
+    database_url = args.database_url
+    is_postgres = database_url.startswith("postgresql")
+    await recreate_database(database_url)
+    settings = Settings(database_url=database_url, state_dir=workdir / "var", port=args.port)
+    world = await build_world(settings, args.hotlines, args.shelters)
+    server = start_server(database_url, args.port, args.workers, workdir)
+    memory = MemoryWatch(server.pid)
+    memory.start()
+    report: dict = {"database": database_url.split("://")[0], "clients": args.clients,
+                    "server_workers": args.workers,
+                    "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                "platform": platform.platform()},
+                    "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    recorders: list[subprocess.Popen] = []
+    try:
+        with Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console) as progress:
+            load = Load(f"http://127.0.0.1:{args.port}", world, args.clients, progress)
+            await load.authorise()
+            if args.profile:
+                recorders = start_profile(memory.pids(), args.profile)
+            cpu_before = psutil.Process().cpu_times()
+            lifecycles = await load.run("lifecycles", args.lifecycles, load.lifecycle)
+            cpu_after = psutil.Process().cpu_times()
+            for recorder in recorders:
+                recorder.send_signal(signal.SIGINT)  # py-spy writes its samples when interrupted
+            for recorder in recorders:
+                recorder.wait(timeout=30)
+            report["lifecycle"] = summary(lifecycles, "lifecycles")
+            report["load_generator_cpu_s"] = round((cpu_after.user + cpu_after.system)
+                                                   - (cpu_before.user + cpu_before.system), 1)
+            await load.authorise()
+            if load.tasks and args.reads:
+                report["read"] = summary(await load.run("reads by id", args.reads, load.read))
+            if args.creates:
+                report["create"] = summary(await load.run("creates", args.creates, load.create))
+            await load.close()
+        report["server_peak_memory_mb"] = memory.stop()
+        if args.profile:
+            report["profile"] = top_of_profile(args.profile, list(memory.peaks))
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    counts = await row_counts(database_url)
+    done = max(lifecycles.completed, 1)
+    report["rows_per_lifecycle"] = {t: round(n / done, 1) for t, n in counts.items()} if not (
+        args.reads or args.creates) else "(read and create phases included: run with --reads 0 --creates 0)"
+    if is_postgres and args.floor:
+        floor_url = f"{database_url}_floor"
+        await recreate_database(floor_url)
+        from exchange.store.engine import Database
+        from exchange.store.migrate import upgrade
+
+        db = Database(floor_url)
+        await upgrade(db)
+        await db.dispose()
+        with Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console) as progress:
+            floor = Floor(floor_url, world, args.clients, progress, await audit_samples(database_url))
+            await floor.open()
+            try:
+                samples = await floor.run(args.lifecycles)
+            finally:
+                await floor.close()
+        report["floor"] = summary(samples, "lifecycles")
+        floor_counts = await row_counts(floor_url)
+        report["floor_rows_per_lifecycle"] = {t: round(n / max(samples.completed, 1), 1)
+                                              for t, n in floor_counts.items()}
+        exchange_rate = report["lifecycle"]["lifecycles_per_s"] or 1
+        report["floor_ratio"] = round(report["floor"]["lifecycles_per_s"] / exchange_rate, 1)
+    report["audit_verify"] = verify_chain(database_url, workdir)
+    return report
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", default=None, help="default: a new SQLite file in a temporary folder")
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--database-url", default=DEFAULT_URL,
+                        help="the benchmark's own database: dropped and created anew (default %(default)s)")
+    parser.add_argument("--lifecycles", type=int, default=1500)
+    parser.add_argument("--reads", type=int, default=4000)
+    parser.add_argument("--creates", type=int, default=2000)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--hotlines", type=int, default=4)
+    parser.add_argument("--shelters", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1, help="server processes (exchange serve --workers)")
+    parser.add_argument("--port", type=int, default=8102)
+    parser.add_argument("--no-floor", dest="floor", action="store_false")
+    parser.add_argument("--profile", type=Path, default=None, help="record the lifecycle phase with py-spy")
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="exchange-bench-"))
-    database_url = args.database_url or f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-    port = free_port()
-    base = f"http://127.0.0.1:{port}/fhir"
-    cli("db", "upgrade", database_url=database_url, cwd=workdir)
-    server = subprocess.Popen([sys.executable, "-m", "exchange.cli", "serve", "--port", str(port), "--database-url",
-                               database_url], cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                httpx.get(f"{base}/metadata", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        token = provision_token(base, database_url, workdir)
-        print(f"database: {database_url.split('://')[0]}  auth: {'bearer token' if token else 'none'}")
-        asyncio.run(run(base, token, args.clients, args.seconds))
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    report = asyncio.run(run(args, workdir))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2))
+    render(report)
+    console.print(f"JSON: {args.json}   server log: {workdir / 'server.log'}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,176 @@
+"""The load itself: referral lifecycles over real HTTP with real tokens, then reads by id and creates.
+
+A lifecycle is what a hotline, a shelter and the coordinating body's auditor do with one referral:
+transaction (the hotline posts Patient, Consent, ServiceRequest and Task in one Bundle) -> inbox (the shelter
+searches its open Tasks) -> accept (PUT with If-Match) -> complete (PUT with If-Match and an output) -> audit (the
+auditor searches the log for the Task). Each request's latency is kept per step; an unexpected status is an error
+and ends that lifecycle.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import httpx
+import orjson
+
+from world import SCOPES, Party, Referrals, World  # noqa: I001  (bench/ is the script's folder)
+
+FHIR_JSON = "application/fhir+json"
+STEPS = ("transaction", "inbox", "accept", "complete", "audit")
+OUTPUT = [{"type": {"coding": [{"system": "https://gbv-exchange.org/fhir/CodeSystem/gbv-referral-codes",
+                                "code": "resulting-activity"}]},
+           "valueString": "Admitted; safety plan made with her"}]
+
+
+@dataclass
+class Samples:
+    """Latencies (seconds) per step, errors per step, and the wall time of the phase."""
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+    error_examples: dict[str, str] = field(default_factory=dict)
+    completed: int = 0
+    elapsed: float = 0.0
+
+    def add(self, step: str, seconds: float) -> None:
+        self.latencies.setdefault(step, []).append(seconds)
+
+    def fail(self, step: str, detail: str) -> None:
+        self.errors[step] = self.errors.get(step, 0) + 1
+        self.error_examples.setdefault(step, detail[:300])
+
+
+class Refused(Exception):
+    pass
+
+
+def assertion(client_id: str, key, token_url: str) -> str:  # noqa: ANN001
+    from joserfc import jwt
+
+    now = int(time.time())
+    return jwt.encode({"alg": "ES256", "kid": key.kid, "typ": "JWT"},
+                      {"iss": client_id, "sub": client_id, "aud": token_url, "exp": now + 240, "iat": now,
+                       "jti": uuid.uuid4().hex}, key, algorithms=["ES256"])
+
+
+async def token(http: httpx.AsyncClient, party: Party, token_url: str, scope: str) -> str:
+    r = await http.post(token_url, data={
+        "grant_type": "client_credentials", "scope": scope,
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": assertion(party.client_id, party.key, token_url)})
+    r.raise_for_status()
+    return r.json()["access_token"]
+
+
+class Load:
+    """Holds the HTTP client and one bearer token per organisation."""
+
+    def __init__(self, base: str, world: World, clients: int, progress) -> None:  # noqa: ANN001
+        self.base = base.rstrip("/")
+        self.world = world
+        self.clients = clients
+        self.progress = progress
+        self.headers: dict[str, dict] = {}
+        self.referrals = Referrals()
+        self.tasks: list[tuple[Party, str]] = []  # (shelter, task id): read phase targets
+        self.http = httpx.AsyncClient(limits=httpx.Limits(max_connections=clients, max_keepalive_connections=clients),
+                                      timeout=60)
+
+    async def authorise(self) -> None:
+        """Fresh tokens for every organisation (a phase starts with 240 s of token life at least)."""
+        discovery = (await self.http.get(f"{self.base}/fhir/.well-known/smart-configuration")).json()
+        token_url = discovery["token_endpoint"]
+
+        for party in [*self.world.hotlines, *self.world.shelters]:
+            bearer = await token(self.http, party, token_url, SCOPES["partner"])
+            self.headers[party.client_id] = {"Authorization": f"Bearer {bearer}", "Content-Type": FHIR_JSON,
+                                             "Accept": FHIR_JSON}
+        auditor = self.world.auditor
+        self.headers[auditor.client_id] = {
+            "Authorization": f"Bearer {await token(self.http, auditor, token_url, SCOPES['auditor'])}",
+            "Accept": FHIR_JSON}
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def _call(self, samples: Samples, step: str, party: Party, method: str, path: str, expect: int,
+                    body: dict | None = None, headers: dict | None = None) -> httpx.Response:
+        sent = dict(self.headers[party.client_id], **(headers or {}))
+        started = time.perf_counter()
+        try:
+            r = await self.http.request(method, f"{self.base}/fhir{path}", headers=sent,
+                                        content=orjson.dumps(body) if body is not None else None)
+        except httpx.HTTPError as exc:
+            samples.fail(step, f"{type(exc).__name__}")
+            raise Refused from None
+        samples.add(step, time.perf_counter() - started)
+        if r.status_code != expect:
+            samples.fail(step, f"{r.status_code} {r.text}")
+            raise Refused
+        return r
+
+    async def lifecycle(self, samples: Samples, number: int) -> None:
+        world = self.world
+        hotline = world.hotlines[number % len(world.hotlines)]
+        shelter = world.shelters[number % len(world.shelters)]
+        r = await self._call(samples, "transaction", hotline, "POST", "", 200,
+                             self.referrals.bundle(hotline, shelter, number))
+        task_id = next(e["response"]["location"].split("/")[1] for e in r.json()["entry"]
+                       if e["response"]["location"].startswith("Task/"))
+        r = await self._call(samples, "inbox", shelter, "GET",
+                             f"/Task?owner=HealthcareService/{shelter.service_id}&status=requested"
+                             f"&_sort=-_lastUpdated&_count=50", 200)
+        task = next((e["resource"] for e in r.json().get("entry", []) if e["resource"].get("id") == task_id), None)
+        if task is None:  # more open referrals than one page: read it by id
+            task = (await self._call(samples, "inbox", shelter, "GET", f"/Task/{task_id}", 200)).json()
+        accepted = dict(task, status="accepted", businessStatus={"text": "Bed reserved"})
+        r = await self._call(samples, "accept", shelter, "PUT", f"/Task/{task_id}", 200, accepted,
+                             {"If-Match": 'W/"1"'})
+        completed = dict(r.json(), status="completed", output=OUTPUT)
+        await self._call(samples, "complete", shelter, "PUT", f"/Task/{task_id}", 200, completed,
+                         {"If-Match": r.headers["ETag"]})
+        await self._call(samples, "audit", world.auditor, "GET", f"/AuditEvent?entity=Task/{task_id}&_count=20",
+                         200)
+        self.tasks.append((shelter, task_id))
+
+    async def run(self, name: str, count: int, work) -> Samples:  # noqa: ANN001
+        """`count` units of `work(samples, n)` by `self.clients` concurrent workers, with a progress bar."""
+        samples = Samples()
+        numbers = iter(range(count))
+        bar = self.progress.add_task(name, total=count)
+
+        async def worker() -> None:
+            for number in numbers:
+                try:
+                    await work(samples, number)
+                    samples.completed += 1
+                except Refused:
+                    pass
+                self.progress.advance(bar)
+
+        async def refresh() -> None:  # tokens live 300 s: a long phase gets new ones in time
+            while True:
+                await asyncio.sleep(180)
+                await self.authorise()
+
+        refresher = asyncio.create_task(refresh())
+        started = time.perf_counter()
+        try:
+            await asyncio.gather(*(worker() for _ in range(self.clients)))
+        finally:
+            refresher.cancel()
+        samples.elapsed = time.perf_counter() - started
+        return samples
+
+    async def read(self, samples: Samples, number: int) -> None:
+        shelter, task_id = self.tasks[number % len(self.tasks)]
+        await self._call(samples, "read", shelter, "GET", f"/Task/{task_id}", 200)
+
+    async def create(self, samples: Samples, number: int) -> None:
+        hotline = self.world.hotlines[number % len(self.world.hotlines)]
+        patient = dict(self.referrals.entries[0]["resource"])
+        patient["identifier"] = [{"system": "https://amal-hotline.example.org/case",
+                                  "value": f"HTL-C{number:07d}-{uuid.uuid4().hex[:6]}"}]
+        await self._call(samples, "create", hotline, "POST", "/Patient", 201, patient)

@@ -1,0 +1,150 @@
+"""The benchmark's world: its own PostgreSQL (or SQLite) database, a directory of hotlines and shelters, clients.
+
+Everything here is set up the way an operator would (the exchange itself creates the directory and registers the
+clients, as `exchange orgs add` and `exchange clients add` do), before any timing starts. The referral Bundles
+are the published example (`conformance/examples/Bundle-example-referral-shelter.json`) with its directory entries
+replaced by references to the organisations and services registered here.
+"""
+from __future__ import annotations
+
+import copy
+import uuid
+from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "conformance" / "examples" / "Bundle-example-referral-shelter.json"
+SCOPES = {"partner": "system/*.cruds", "auditor": "system/AuditEvent.rs"}
+
+
+@dataclass
+class Party:
+    """One organisation in the benchmark with the registered client its systems use."""
+    organization_id: str
+    client_id: str
+    key: object  # a joserfc private key
+    service_id: str | None = None  # its HealthcareService (receivers)
+
+
+@dataclass
+class World:
+    hotlines: list[Party] = field(default_factory=list)
+    shelters: list[Party] = field(default_factory=list)
+    auditor: Party | None = None
+
+
+async def recreate_database(url: str) -> None:
+    """Drop and create the database `url` names (PostgreSQL), or remove the SQLite file."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = Path(parsed.database or "")
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return
+    admin = create_async_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+        await conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+    await admin.dispose()
+
+
+def _organisation(name: str, kind: str, key: str) -> dict:
+    return {"resourceType": "Organization", "active": True, "name": name,
+            "identifier": [{"system": "https://gbv-exchange.org/fhir/sid/organization", "value": key}],
+            "type": [{"coding": [{"system": "https://gbv-exchange.org/fhir/CodeSystem/organization-kind",
+                                  "code": kind}]}]}
+
+
+def _shelter_service(example: dict, org_id: str, key: str) -> dict:
+    """The example's shelter HealthcareService, provided by `org_id`, without its coverage area."""
+    service = next(e["resource"] for e in example["entry"] if e["resource"]["resourceType"] == "HealthcareService")
+    body = copy.deepcopy(service)
+    body["identifier"] = [{"system": "https://gbv-exchange.org/fhir/sid/service", "value": key}]
+    body["providedBy"] = {"reference": f"Organization/{org_id}"}
+    body.pop("coverageArea", None)
+    return body
+
+
+async def _client(exchange, org_id: str, role: str) -> tuple[str, object]:  # noqa: ANN001
+    from joserfc.jwk import ECKey
+
+    from exchange.auth.service import auth_service
+
+    key = ECKey.generate_key("P-256", parameters={"kid": uuid.uuid4().hex}, private=True)
+    record = await auth_service(exchange).registry.add(org_id, role, SCOPES[role],
+                                                       jwks={"keys": [key.as_dict(private=False)]})
+    return record.client_id, key
+
+
+async def build_world(settings, hotlines: int, shelters: int) -> World:  # noqa: ANN001
+    """Migrate the schema, create the directory and register one client per organisation and an auditor."""
+    from exchange.context import system_context
+    from exchange.fhir.interactions import create
+    from exchange.store.migrate import upgrade
+    from exchange.wiring import build
+
+    exchange = build(settings)
+    example = orjson.loads(EXAMPLE.read_bytes())
+    world = World()
+    try:
+        await upgrade(exchange.db)
+        system = system_context()
+        for i in range(hotlines):
+            org = await create.create(exchange, system, "Organization",
+                                      _organisation(f"Bench hotline {i}", "hotline", f"bench-hotline-{i}"))
+            world.hotlines.append(Party(org.stored.id, *await _client(exchange, org.stored.id, "partner")))
+        for i in range(shelters):
+            org = await create.create(exchange, system, "Organization",
+                                      _organisation(f"Bench shelter {i}", "shelter", f"bench-shelter-{i}"))
+            svc = await create.create(exchange, system, "HealthcareService",
+                                      _shelter_service(example, org.stored.id, f"bench-svc-shelter-{i}"))
+            world.shelters.append(Party(org.stored.id, *await _client(exchange, org.stored.id, "partner"),
+                                        service_id=svc.stored.id))
+        coordinator = await create.create(exchange, system, "Organization",
+                                          _organisation("Bench coordinating body", "other", "bench-coordinator"))
+        world.auditor = Party(coordinator.stored.id, *await _client(exchange, coordinator.stored.id, "auditor"))
+    finally:
+        await exchange.db.dispose()
+    return world
+
+
+class Referrals:
+    """Referral transaction Bundles shaped as the published example, one new survivor each."""
+
+    def __init__(self) -> None:
+        example = orjson.loads(EXAMPLE.read_bytes())
+        self.entries = [e for e in example["entry"]
+                        if e["resource"]["resourceType"] in ("Patient", "Consent", "ServiceRequest", "Task")]
+
+    def bundle(self, hotline: Party, shelter: Party, number: int) -> dict:
+        """The example referral from `hotline` to `shelter`'s service, with a case code of its own."""
+        mapping = {"urn:uuid:example-hotline": f"Organization/{hotline.organization_id}",
+                   "urn:uuid:example-shelter": f"Organization/{shelter.organization_id}",
+                   "urn:uuid:example-svc-shelter": f"HealthcareService/{shelter.service_id}"}
+        fresh = {e["fullUrl"]: f"urn:uuid:{uuid.uuid4()}" for e in self.entries}
+        mapping.update(fresh)
+        entries = []
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")  # not overdue: the sweep leaves it alone
+        for entry in self.entries:
+            resource = _rewrite(entry["resource"], mapping)
+            if "authoredOn" in resource:
+                resource["authoredOn"] = now
+            if resource["resourceType"] == "Patient":
+                resource["identifier"][0]["value"] = f"HTL-{number:07d}-{uuid.uuid4().hex[:6]}"
+            entries.append({"fullUrl": fresh[entry["fullUrl"]], "resource": resource, "request": entry["request"]})
+        return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def _rewrite(node, mapping: dict[str, str]):  # noqa: ANN001, ANN202
+    if isinstance(node, dict):
+        return {k: (mapping.get(v, v) if k == "reference" and isinstance(v, str) else _rewrite(v, mapping))
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_rewrite(v, mapping) for v in node]
+    return node
