@@ -182,6 +182,31 @@ async def row_counts(database_url: str) -> dict[str, int]:
     return out
 
 
+async def link_window(database_url: str) -> dict | None:
+    """Between a record's commit and its linking into the chain (recorded -> linked, so an upper bound), in ms."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    if not database_url.startswith("postgresql"):
+        return None
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            row = (await conn.execute(text(
+                "SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY w), max(w), count(*) FROM "
+                "(SELECT extract(epoch FROM linked - recorded) * 1000 AS w FROM audit_event "
+                "WHERE linked IS NOT NULL) x"))).first()
+    except Exception:  # noqa: BLE001 - a log without the linker's column: nothing to measure
+        return None
+    finally:
+        await engine.dispose()
+    if row is None or row[2] == 0:
+        return None
+    p50, p95, p99 = row[0]
+    return {"p50_ms": round(p50, 1), "p95_ms": round(p95, 1), "p99_ms": round(p99, 1), "max_ms": round(row[1], 1),
+            "records": row[2]}
+
+
 def verify_chain(database_url: str, workdir: Path) -> dict:
     started = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "exchange.cli", "audit", "verify", "--database-url", database_url],
@@ -214,6 +239,7 @@ def render(report: dict) -> None:
     console.print(f"rows per lifecycle: exchange {report['rows_per_lifecycle']}  floor "
                   f"{report.get('floor_rows_per_lifecycle')}")
     console.print(f"audit verify: {report['audit_verify']}")
+    console.print(f"commit -> linked window: {report.get('audit_link_window_ms')}")
     for phase in ("lifecycle", "read", "create"):
         for step, example in (report.get(phase) or {}).get("error_examples", {}).items():
             console.print(f"[red]{phase}/{step} error example:[/red] {example}")
@@ -268,6 +294,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
+    report["audit_link_window_ms"] = await link_window(database_url)
     counts = await row_counts(database_url)
     done = max(lifecycles.completed, 1)
     report["rows_per_lifecycle"] = {t: round(n / done, 1) for t, n in counts.items()} if not (

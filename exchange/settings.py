@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     )
     audit_checkpoint_interval: float = Field(
         default=3600, description="Seconds between signed checkpoints of the exchange log while serving (0: off).")
+    audit_link_interval: float = Field(
+        default=1.0, description="Seconds between the server's passes that link AuditEvents other processes left "
+                                 "queued (a request links its own before it answers); 0: off.")
     retention_days: int | None = Field(
         default=None, description="Days after a referral closes before its survivor data is purged "
                                   "(`exchange audit purge`); None keeps it. The audit log is never purged.")

@@ -72,6 +72,8 @@ class Failure:
 
 
 class UnitHook(Protocol):
+    """`after_commit(unit)` and `after_failure(failure)` are optional: work that follows the commit (linking)."""
+
     async def before_commit(self, unit: Unit) -> None: ...
 
     async def on_failure(self, conn: AsyncConnection, failure: Failure) -> None: ...
@@ -89,6 +91,10 @@ async def open_unit(exchange: "Exchange", ctx: RequestContext, interaction: str,
     except FhirError as error:
         await record_failure(exchange, Failure(ctx, interaction, resource_type, resource_id, error))
         raise
+    for hook in exchange.hooks:
+        after = getattr(hook, "after_commit", None)
+        if after is not None:
+            await after(unit)
 
 
 async def record_failure(exchange: "Exchange", failure: Failure) -> None:
@@ -97,3 +103,7 @@ async def record_failure(exchange: "Exchange", failure: Failure) -> None:
     async with exchange.db.transaction() as conn:
         for hook in exchange.hooks:
             await hook.on_failure(conn, failure)
+    for hook in exchange.hooks:
+        after = getattr(hook, "after_failure", None)
+        if after is not None:
+            await after(failure)

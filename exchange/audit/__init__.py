@@ -1,7 +1,8 @@
 """The exchange log: one BALP-shaped AuditEvent per interaction, hash-chained, signed checkpoints, review.
 
 Modules: `tables` (storage), `builder` (Event/Failure -> AuditEvent), `chain` (canonical form and hashes),
-`hook` (the UnitHook that appends to the chain inside the request's transaction), `checkpoint` (signed heads),
+`hook` (the UnitHook that queues records inside the request's transaction), `linker` (links the queue into the
+chain), `checkpoint` (signed heads),
 `verify` (database and exported segments), `review` (auditor search and export), `rest` (HTTP), `retention`
 (purge of closed referrals' content), `cli` (`exchange audit ...`); `install` registers it all in an Exchange.
 """
@@ -15,9 +16,13 @@ def install(exchange: Exchange) -> None:
     from exchange.audit.capability import contribute
     from exchange.audit.checkpoint import install_periodic
     from exchange.audit.hook import AuditLog
+    from exchange.audit.linker import Linker, install_periodic as install_linker
     from exchange.audit.rest import router
 
-    exchange.hooks.append(AuditLog(exchange.settings.base_url))
+    linker = Linker(exchange)
+    exchange.extensions["audit.linker"] = linker
+    exchange.hooks.append(AuditLog(exchange.settings.base_url, linker))
     exchange.routers.append(router)
     exchange.capability.append(contribute)
     install_periodic(exchange)
+    install_linker(exchange, linker)

@@ -25,9 +25,12 @@ def link(previous_hash: str, seq: int, canonical_content: bytes) -> str:
     return digest.hexdigest()
 
 
-def with_chain(content: str | bytes, seq: int, hash_: str) -> dict:
-    """The AuditEvent as served and exported: its stored content plus its place in the chain (an extension)."""
+def with_chain(content: str | bytes, seq: int | None, hash_: str | None) -> dict:
+    """The AuditEvent as served and exported: its stored content plus its place in the chain (an extension), which a
+    record still queued for the linker does not have yet."""
     resource = orjson.loads(content)
+    if seq is None:
+        return resource
     resource["extension"] = [{"url": CHAIN_EXTENSION, "extension": [
         {"url": "sequence", "valueInteger": seq}, {"url": "hash", "valueString": hash_}]}]
     return resource

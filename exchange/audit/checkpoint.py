@@ -2,6 +2,8 @@
 
 A checkpoint is a compact JWS (header alg, kid, typ). Anyone holding the published JWKS can verify it with any JOSE
 library; two checkpoints and the records between them prove that nothing in between was removed or altered.
+Only linked records are signed: the queue is linked first. What is read back (and published) is the signed
+statement itself, its values taken from the JWS payload, never from the columns stored beside it.
 """
 from __future__ import annotations
 
@@ -46,7 +48,10 @@ async def current_head(exchange) -> tuple[int, str]:  # noqa: ANN001
 
 
 async def sign_checkpoint(exchange) -> Checkpoint:  # noqa: ANN001
-    """Sign the chain's current head (or return the checkpoint already signed for this tree size)."""
+    """Link the queue, sign the chain's head (or return the checkpoint already signed for this tree size)."""
+    linker = exchange.extensions.get("audit.linker")
+    if linker is not None:
+        await linker.settle()
     size, head = await current_head(exchange)
     existing = await stored_checkpoint(exchange, size)
     if existing is not None:
@@ -64,8 +69,22 @@ async def sign_checkpoint(exchange) -> Checkpoint:  # noqa: ANN001
     return await stored_checkpoint(exchange, size)  # type: ignore[return-value]
 
 
+def signed_payload(token: str) -> dict:
+    """The payload of a checkpoint JWS as it was signed, without checking the signature (`verify_checkpoint` does)."""
+    try:
+        payload = orjson.loads(jws.extract_compact(token.strip().encode()).payload)
+    except (JoseError, ValueError, orjson.JSONDecodeError):
+        raise BadCheckpoint("the checkpoint is not a compact JWS with a JSON payload") from None
+    return payload if isinstance(payload, dict) else {}
+
+
 def _from_row(row) -> Checkpoint:  # noqa: ANN001
-    return Checkpoint(int(row.tree_size), row.head_hash, fhir_instant(row.created), row.jws)
+    """The checkpoint as signed: its values from the JWS (an edited column changes nothing that is served)."""
+    try:
+        payload = signed_payload(row.jws)
+    except BadCheckpoint:
+        payload = {}
+    return Checkpoint(payload.get("tree_size"), payload.get("head"), payload.get("time"), row.jws)
 
 
 async def stored_checkpoint(exchange, tree_size: int | None = None) -> Checkpoint | None:  # noqa: ANN001

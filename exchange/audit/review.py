@@ -148,7 +148,7 @@ def parse_query(params: list[tuple[str, str]], settings: Settings) -> AuditQuery
 async def run_query(conn: AsyncConnection, query: AuditQuery, viewer: Viewer) -> tuple[list, int]:
     where = query.conditions + visibility(viewer)
     total = int((await conn.execute(select(func.count()).select_from(audit_event).where(*where))).scalar() or 0)
-    order = audit_event.c.seq.desc() if query.descending else audit_event.c.seq
+    order = audit_event.c.entry.desc() if query.descending else audit_event.c.entry
     rows = []
     if query.plan.count:
         rows = (await conn.execute(select(audit_event).where(*where).order_by(order).limit(query.plan.count)

@@ -2,16 +2,24 @@
 
 `audit_event.content` holds the AuditEvent in canonical JSON exactly as it was hashed; the other columns are
 search keys derived from it (`exchange audit verify` checks they still agree with the content).
+
+A record is appended in two steps (as a transparency log queues entries and integrates them later): the request's
+own transaction inserts it with its `entry` number (a database sequence: no lock shared between requests) and no
+chain position; the linker (`exchange.audit.linker`) then gives the queued records, in entry order, their `seq`
+(1, 2, 3 ... without gaps), their `hash` and the time they were `linked`, and advances `audit_head`.
 """
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Index, Integer, String, Table, Text
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, String, Table, Text, text
 
 from exchange.store.tables import metadata
 
+ENTRY_TYPE = BigInteger().with_variant(Integer(), "sqlite")  # SQLite: INTEGER PRIMARY KEY, its rowid
+
 audit_event = Table(
     "audit_event", metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("entry", ENTRY_TYPE, primary_key=True, autoincrement=True),
+    Column("seq", Integer, nullable=True, unique=True),  # the chain position; NULL until linked
     Column("id", String(64), nullable=False, unique=True),
     Column("recorded", DateTime(timezone=False), nullable=False),
     Column("subtype", String(32), nullable=False),
@@ -22,11 +30,14 @@ audit_event = Table(
     Column("entity_type", String(64)),  # the first resource the event is about (most events have just one)
     Column("entity_id", String(64)),
     Column("content", Text, nullable=False),
-    Column("hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=True),  # NULL until linked
+    Column("linked", DateTime(timezone=False), nullable=True),
     Index("ix_audit_recorded", "recorded"),
     Index("ix_audit_org", "organization_id", "recorded"),
     Index("ix_audit_client", "client_id", "recorded"),
     Index("ix_audit_event_entity", "entity_type", "entity_id"),
+    Index("ix_audit_unlinked", "entry", postgresql_where=text("seq IS NULL"),
+          sqlite_where=text("seq IS NULL")),
 )
 
 # The further resources an AuditEvent is about (entity.what after the first, e.g. what a search returned), for
@@ -40,7 +51,7 @@ audit_entity = Table(
     Index("ix_audit_entity_event", "event_id"),
 )
 
-# One row: the newest sequence number and hash. Writers lock it (PostgreSQL) to extend the chain one at a time.
+# One row: the newest linked sequence number and hash. Only the linker writes it (one pass at a time).
 audit_head = Table(
     "audit_head", metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),

@@ -1,17 +1,23 @@
 """Checking the chain: the whole log in the database, or an exported segment against two signed checkpoints.
 
 Both report the first record that does not match (by sequence number), so an auditor knows where to look.
+The database check trusts nothing stored beside the log: it recomputes every link, and then checks each signed
+checkpoint itself (its signature against the published keys, its tree size and head against the recomputed
+chain), the stored ones and any an auditor kept from earlier. An insider who rewrites records with recomputed
+hashes, or cuts the tail, and edits or deletes the unsigned head and checkpoint columns, is caught by a signed
+checkpoint that covers the change. Records still queued for the linker are reported, not judged.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from exchange.audit.chain import GENESIS, canonical, link, split_chain
 from exchange.audit.checkpoint import BadCheckpoint, all_checkpoints, verify_checkpoint
+from exchange.audit.linker import unlinked_count
 from exchange.audit.tables import audit_event, audit_head
 from exchange.store.repository import fhir_instant
 
@@ -24,10 +30,17 @@ class Verdict:
     checked: int
     bad_seq: int | None = None
     reason: str | None = None
+    unlinked: int = 0
+    checkpoints: int = 0
 
     def __str__(self) -> str:
         if self.ok:
-            return f"ok: {self.checked} records verified"
+            text = f"ok: {self.checked} records verified"
+            if self.checkpoints:
+                text += f" against {self.checkpoints} signed checkpoint{'s' if self.checkpoints > 1 else ''}"
+            if self.unlinked:
+                text += f"; {self.unlinked} record{'s' if self.unlinked > 1 else ''} queued, not yet linked"
+            return text
         where = f"record {self.bad_seq}" if self.bad_seq is not None else "the log"
         return f"FAILED at {where}: {self.reason} ({self.checked} records before it verified)"
 
@@ -53,16 +66,38 @@ def _columns_disagree(row, body: dict) -> str | None:  # noqa: ANN001
     return None
 
 
-async def verify_database(exchange) -> Verdict:  # noqa: ANN001
-    """Recompute every link from record 1, then check the head row and every stored checkpoint against it."""
+async def _signed_checkpoints(exchange, kept: Sequence[str], jwks: dict) -> list[dict] | Verdict:  # noqa: ANN001
+    """The payloads of every stored and kept checkpoint whose signature verifies; a failing Verdict otherwise."""
+    tokens = [("stored", c.jws) for c in await all_checkpoints(exchange)] + [("kept", k) for k in kept]
+    payloads = []
+    for origin, token in tokens:
+        try:
+            payloads.append(verify_checkpoint(token, jwks))
+        except BadCheckpoint as exc:
+            return Verdict(False, 0, None, f"a {origin} checkpoint does not verify with the published keys ({exc})")
+    return payloads
+
+
+async def verify_database(exchange, kept: Sequence[str] = (), jwks: dict | None = None) -> Verdict:  # noqa: ANN001
+    """Recompute every link from record 1 up to the head, then check every signed checkpoint against the chain.
+
+    `kept`: checkpoints (compact JWS) an auditor saved earlier; `jwks`: the published keys (default: the exchange's).
+    """
+    payloads = await _signed_checkpoints(exchange, kept, jwks or await exchange.keys.public_jwks())
+    if isinstance(payloads, Verdict):
+        return payloads
+    wanted = {p["tree_size"] for p in payloads}
     previous, expected_seq, checked = GENESIS, 1, 0
     hashes_at: dict[int, str] = {0: GENESIS}
-    wanted = {c.tree_size for c in await all_checkpoints(exchange)}
     async with exchange.db.engine.connect() as conn:
+        head = (await conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1))).first()
+        last = int(head.seq) if head is not None else None  # records linked after this read are not judged
         after = 0
         while True:
-            rows = (await conn.execute(select(audit_event).where(audit_event.c.seq > after)
-                                       .order_by(audit_event.c.seq).limit(BATCH))).all()
+            query = select(audit_event).where(audit_event.c.seq > after).order_by(audit_event.c.seq).limit(BATCH)
+            if last is not None:
+                query = query.where(audit_event.c.seq <= last)
+            rows = (await conn.execute(query)).all()
             if not rows:
                 break
             for row in rows:
@@ -86,18 +121,21 @@ async def verify_database(exchange) -> Verdict:  # noqa: ANN001
                 if row.seq in wanted:
                     hashes_at[row.seq] = digest
             after = rows[-1].seq
-        head = (await conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1))).first()
+        unlinked = await unlinked_count(conn)
+        newest = (await conn.execute(select(func.max(audit_event.c.seq)))).scalar()
+        now_head = (await conn.execute(select(audit_head.c.seq).where(audit_head.c.id == 1))).scalar()
+    if newest is not None and now_head is not None and newest > now_head:  # the linker moves both at once
+        return Verdict(False, checked, int(now_head) + 1, f"record {int(now_head) + 1} lies beyond the chain head")
     if head is not None and (int(head.seq), head.hash) != (checked, previous):
         return Verdict(False, checked, checked + 1 if head.seq > checked else head.seq,
                        f"the chain head says {head.seq} records but the log holds {checked}")
-    for checkpoint in await all_checkpoints(exchange):
-        if checkpoint.tree_size > checked:
-            return Verdict(False, checked, checked + 1,
-                           f"checkpoint of tree size {checkpoint.tree_size} is beyond the end of the log")
-        if hashes_at.get(checkpoint.tree_size) != checkpoint.head:
-            return Verdict(False, checked, checkpoint.tree_size,
-                           f"the log differs from checkpoint of tree size {checkpoint.tree_size}")
-    return Verdict(True, checked)
+    for payload in sorted(payloads, key=lambda p: p["tree_size"]):
+        size = payload["tree_size"]
+        if size > checked:
+            return Verdict(False, checked, checked + 1, f"checkpoint of tree size {size} is beyond the end of the log")
+        if hashes_at.get(size) != payload["head"]:
+            return Verdict(False, checked, size, f"the log differs from checkpoint of tree size {size}")
+    return Verdict(True, checked, unlinked=unlinked, checkpoints=len(payloads))
 
 
 def verify_segment(lines: Iterable[str | bytes], checkpoint_a: str, checkpoint_b: str, jwks: dict) -> Verdict:
