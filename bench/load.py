@@ -194,7 +194,7 @@ async def link_window(database_url: str) -> dict | None:
         async with engine.connect() as conn:
             row = (await conn.execute(text(
                 "SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY w), max(w), count(*) FROM "
-                "(SELECT extract(epoch FROM linked - recorded) * 1000 AS w FROM audit_event "
+                "(SELECT (extract(epoch FROM linked - recorded) * 1000)::float8 AS w FROM audit_event "
                 "WHERE linked IS NOT NULL) x"))).first()
     except Exception:  # noqa: BLE001 - a log without the linker's column: nothing to measure
         return None

@@ -26,9 +26,12 @@ BATCH = 500
 
 async def _head(conn: AsyncConnection) -> tuple[int, str]:
     row = (await conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1))).first()
-    if row is None:  # an emptied database (the migration seeds this row): start the chain again
-        await conn.execute(insert(audit_head).values(id=1, seq=0, hash=GENESIS))
-        return 0, GENESIS
+    if row is None:  # the migration seeds this row; without it, carry on from the newest linked record
+        newest = (await conn.execute(select(audit_event.c.seq, audit_event.c.hash).where(
+            audit_event.c.seq == select(func.max(audit_event.c.seq)).scalar_subquery()))).first()
+        seq, hash_ = (int(newest.seq), newest.hash) if newest is not None else (0, GENESIS)
+        await conn.execute(insert(audit_head).values(id=1, seq=seq, hash=hash_))
+        return seq, hash_
     return int(row.seq), row.hash
 
 

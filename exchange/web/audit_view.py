@@ -87,7 +87,7 @@ class Filters:
 
 @dataclass
 class Row:
-    seq: int
+    seq: int | None
     recorded: datetime
     action: str
     subtype: str
@@ -100,7 +100,10 @@ class Row:
 
 
 def _row(resource: dict) -> Row:
-    _content, seq, _hash = split_chain(resource)
+    try:
+        _content, seq, _hash = split_chain(resource)
+    except ValueError:  # committed a moment ago and still queued for the linker: no place in the chain yet
+        seq = None
     agents = resource.get("agent") or [{}]
     user = agents[0]
     client = ((agents[1] if len(agents) > 1 else {}).get("who") or {}).get("identifier", {}).get("value", "")
@@ -206,7 +209,8 @@ def to_pdf(rows: list[Row], filters: Filters) -> bytes:
     pdf.ln()
     pdf.set_font("Helvetica", size=7)
     for r in rows:
-        values = (str(r.seq), r.recorded.strftime("%Y-%m-%d %H:%M:%S"), r.action, r.subtype, r.outcome,
+        values = (str(r.seq) if r.seq is not None else "", r.recorded.strftime("%Y-%m-%d %H:%M:%S"), r.action,
+                  r.subtype, r.outcome,
                   r.outcome_desc, r.organization, r.person, r.entities[0] if r.entities else "")
         for w, v in zip(widths, values):
             pdf.cell(w, 5, v[:40], border=1)
