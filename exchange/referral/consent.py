@@ -124,16 +124,22 @@ async def receivers(repo: Repository, request: dict) -> set[str]:
 
 
 async def require_consent(repo: Repository, request: dict, patient: dict | None = None,
-                          expression: str = "ServiceRequest.supportingInfo") -> None:
-    """422 unless an active Consent of the referral names every receiver for every category it discloses."""
+                          expression: str = "ServiceRequest.supportingInfo", only: set[str] | None = None,
+                          name_receivers: bool = True) -> None:
+    """422 unless an active Consent of the referral names every receiver (of `only`, when given) for every category
+    it discloses. `name_receivers` False: the writer is not party to this referral, so the refusal names nobody."""
     needed = await categories_sent(repo, request, patient)
     if not await referral_consents(repo, request):
-        refuse("consent-required", "supportingInfo names no Consent of the referral's Patient", expression)
+        refuse("consent-required", "supportingInfo names no Consent of the referral's Patient" if name_receivers
+               else "not every organisation that holds her data has a Consent of hers", expression)
     for org in sorted(await receivers(repo, request)):
+        if only is not None and org not in only:
+            continue
         missing = await uncovered(repo, request, org, needed)
+        who = f"Organization/{org}" if name_receivers else "every organisation that holds her data"
         if missing == needed:
-            refuse("consent-required", f"no active Consent of the Patient names Organization/{org} as a permitted "
+            refuse("consent-required", f"no active Consent of the Patient names {who} as a permitted "
                                        "recipient (Consent.provision.actor, role IRCP)", expression)
         if missing:
-            refuse("consent-coverage", f"the Consent does not let Organization/{org} receive: "
-                                       f"{', '.join(sorted(missing))}", expression)
+            refuse("consent-coverage", f"the Consent does not let {who} receive: {', '.join(sorted(missing))}",
+                   expression)

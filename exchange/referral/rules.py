@@ -90,10 +90,15 @@ class ReferralRules:
         raise_all(profile.patient(body))
         if current is None:
             return
-        ids = await unit.repo.referring_ids("ServiceRequest", "subject", [("Patient", current.id)])
-        for request in await unit.repo.read_many([("ServiceRequest", i) for i in ids]):
-            if request.resource.get("status") in REQUEST_OPEN:
-                await consent.require_consent(unit.repo, request.resource, patient=body, expression="Patient")
+        repo = unit.repo
+        ids = await repo.referring_ids("ServiceRequest", "subject", [("Patient", current.id)])
+        for request in await repo.read_many([("ServiceRequest", i) for i in ids]):
+            holders = await repo.parties("ServiceRequest", request.id)  # whatever its status: who still holds her
+            if request.resource.get("status") not in REQUEST_OPEN and not await consent.receivers(
+                    repo, request.resource) & holders:
+                continue
+            await consent.require_consent(repo, request.resource, patient=body, expression="Patient", only=holders,
+                                          name_receivers=unit.ctx.organization_id in holders)
 
     async def _Consent(self, unit: Unit, body: dict, current: StoredResource | None) -> None:  # noqa: N802
         raise_all(profile.consent(body))
