@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -198,3 +199,46 @@ def _event_row(event: dict) -> dict:
     return {"recorded": event.get("recorded"), "who": who or "the exchange", "subtype": subtype,
             "what": (what or "").split("/_history")[0], "outcome": "ok" if event.get("outcome") == "0" else
             event.get("outcomeDesc", event.get("outcome"))}
+
+
+BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
+TASK_TOPIC = "http://gbv-exchange.org/fhir/SubscriptionTopic/referral-task"
+
+
+def subscription_resource(key: str, endpoint: str) -> dict:
+    """A rest-hook, id-only Subscription to the Tasks a demo organisation (or its service) owns."""
+    criteria = f"Task?owner=Organization/{key}"  # a HealthcareService owner stands for its organisation
+    return {"resourceType": "Subscription", "status": "requested", "reason": f"Referrals addressed to {key}",
+            "criteria": TASK_TOPIC,
+            "_criteria": {"extension": [{"url": f"{BACKPORT}/backport-filter-criteria", "valueString": criteria}]},
+            "channel": {"type": "rest-hook", "endpoint": endpoint, "payload": "application/fhir+json",
+                        "_payload": {"extension": [{"url": f"{BACKPORT}/backport-payload-content",
+                                                    "valueCode": "id-only"}]}}}
+
+
+def _wait_for(endpoint: str, seconds: float = 15) -> None:
+    """A receiver started a moment ago (`exchange dev receiver ... &`) gets time to listen before the handshake."""
+    url = httpx.URL(endpoint)
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with socket.create_connection((url.host, url.port or 80), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise fail(f"nothing listens at {endpoint}: start `exchange dev receiver` first") from None
+            time.sleep(0.2)
+
+
+@demo_app.command("subscribe")
+def subscribe(organization: str = typer.Argument("shelter-1", help="The demo organisation that subscribes"),
+              endpoint: str = typer.Option(..., help="Where notifications go (e.g. `exchange dev receiver`'s URL)"),
+              ) -> None:
+    """Subscribe a demo organisation to the referrals addressed to it (a rest-hook, id-only Subscription)."""
+    key = _key(organization)
+    body = subscription_resource(key, endpoint)
+    if httpx.URL(endpoint).host in ("127.0.0.1", "localhost", "::1"):
+        _wait_for(endpoint)
+    created = DemoClient(key).request("POST", "Subscription", body).json()
+    criteria = body["_criteria"]["extension"][0]["valueString"]
+    typer.echo(f"subscribed: Subscription/{created['id']} ({created['status']}) for {criteria} -> {endpoint}")

@@ -5,7 +5,8 @@ an output line, in order (output lines in between are allowed): `…` stands for
 table rule `━` for runs of any length. The blocks of one page run in one bash session (variables carry over) in a
 folder that looks like a checkout after `make run` (`.venv` and `scripts` linked, `var/` and `exchange.db` the
 server's), with `PATH` free of the virtual environment, so the page's own `source .venv/bin/activate` must work.
-The only change made to a recipe is the port: `8080` becomes the test server's.
+The only change made to a recipe is the ports: `8080` becomes the test server's, `9000` (the local notification
+receiver's) a free one.
 """
 from __future__ import annotations
 
@@ -72,9 +73,12 @@ def recipes(markdown: str) -> list[tuple[str, str | None]]:
 
 
 def section(markdown: str, heading: str) -> str:
-    start = markdown.index(f"\n## {heading}\n")
-    end = markdown.find("\n## ", start + 1)
-    return markdown[start:end if end != -1 else None]
+    """From a heading (any level) to the next heading of the same or a higher level."""
+    match = re.search(rf"^(#+) {re.escape(heading)}\n", markdown, re.M)
+    assert match, heading
+    level = len(match.group(1))
+    end = re.compile(rf"^#{{1,{level}}} ", re.M).search(markdown, match.end())
+    return markdown[match.start():end.start() if end else None]
 
 
 def _pattern(line: str) -> re.Pattern:
@@ -105,11 +109,11 @@ def unmatched(expected: str, actual: str) -> str | None:
     return None
 
 
-def run_session(served, blocks: list[tuple[str, str | None]]) -> list[str]:
+def run_session(served, blocks: list[tuple[str, str | None]], ports: dict[str, str]) -> list[str]:
     """Run the blocks in one bash session; return each block's output (stdout and stderr)."""
     home, port = served
     marker = "<<<recipe-output>>>"
-    script = "".join(f"echo '{marker}'\n{body.replace('8080', str(port))}\n" for body, _ in blocks)
+    script = "".join(f"echo '{marker}'\n{_ported(body, ports)}\n" for body, _ in blocks)
     venv_bin = str(ROOT / ".venv" / "bin")
     path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p not in (venv_bin,
                                                                                        str(Path(sys.executable).parent)))
@@ -121,12 +125,19 @@ def run_session(served, blocks: list[tuple[str, str | None]]) -> list[str]:
     return outputs
 
 
+def _ported(text: str, ports: dict[str, str]) -> str:
+    for written, used in ports.items():
+        text = text.replace(written, used)
+    return text
+
+
 def check_page(served, blocks: list[tuple[str, str | None]]) -> None:
-    outputs = run_session(served, blocks)
+    ports = {"8080": str(served[1]), "9000": str(_free_port())}
+    outputs = run_session(served, blocks, ports)
     for (body, expected), actual in zip(blocks, outputs):
         assert "Traceback" not in actual, f"{body}\n{actual}"
         if expected is not None:
-            missing = unmatched(expected, actual)
+            missing = unmatched(_ported(expected, ports), actual)
             assert missing is None, f"$ {body.strip()}\nexpected line not found: {missing}\n--- got ---\n{actual}"
 
 
@@ -144,3 +155,10 @@ def test_the_readme_quickstart_makes_the_round_trip_when_pasted(served):
     assert len(checked) >= 5  # five commands, each with its expected output
     assert blocks[0][0].strip().startswith("source .venv/bin/activate")
     check_page(served, blocks)
+
+
+def test_the_notification_round_trip_with_the_local_receiver(served):
+    partners = (ROOT / "docs" / "partners.md").read_text()
+    blocks = recipes(section(partners, "Trying notifications on your machine"))
+    assert blocks[0][0].strip().startswith("EXCHANGE_NOTIFY_ALLOW_LOOPBACK=true make run")
+    check_page(served, blocks[1:])  # the first block is `make run` itself: the served fixture runs it so
