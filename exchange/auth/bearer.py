@@ -1,9 +1,10 @@
 """The FastAPI dependency that says who is calling: a bearer access token of a registered, active client.
 
 Every FHIR route except `metadata` and the discovery document depends on it. A missing, malformed, expired or
-revoked token, or one of a disabled client, gets 401 with `WWW-Authenticate: Bearer` and an OperationOutcome.
+revoked token, or one of a disabled (or unconfirmed) client, gets 401 with `WWW-Authenticate: Bearer` and an OperationOutcome.
 The exchange's own system context (CLI, demo loader, dispatcher) is never produced here: it is not reachable over
-HTTP.
+HTTP. The token's scopes count only as far as the client's current registration allows (narrowing a client's
+scopes narrows its live tokens at once).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import uuid
 
 from fastapi import Request
 
-from exchange.auth import tokens
+from exchange.auth import scopes, tokens
 from exchange.auth.service import auth_service
 from exchange.context import RequestContext
 from exchange.errors import Unauthorized
@@ -63,7 +64,7 @@ async def request_context(request: Request) -> RequestContext:
     if revoked:
         raise _refuse("The access token was revoked")
     ctx = RequestContext(client_id=client.client_id, organization_id=client.organization_id, role=client.role,
-                         scopes=frozenset(claims.scope.split()),
+                         scopes=scopes.effective(claims.scope, client.scopes),
                          remote_addr=request.client.host if request.client else None,
                          request_id=getattr(request.state, "request_id", None) or str(uuid.uuid4()),
                          token_id=claims.jti)

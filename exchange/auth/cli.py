@@ -137,7 +137,7 @@ def confirm(client_id: str = typer.Argument(..., help="The client registered or 
 def set_scope(client_id: str = typer.Argument(..., help="The client whose registered scopes change"),
               scope: str = typer.Option(..., help="The new registered scopes"),
               database_url: Optional[str] = DatabaseOption) -> None:
-    """Replace a client's registered scopes (tokens already issued keep theirs until they expire)."""
+    """Replace a client's registered scopes (narrowing them narrows its live tokens at once)."""
     async def work(exchange):  # noqa: ANN001, ANN202
         return await _change(exchange, "client-update",
                              lambda conn: _registry(exchange).set_scopes(client_id, scope, conn=conn))

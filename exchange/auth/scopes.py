@@ -7,6 +7,7 @@ registered for `system/*.rs` is granted as `system/Task.rs`).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from exchange.context import RequestContext
 from exchange.errors import Forbidden
@@ -57,6 +58,13 @@ def grant(requested: str, registered: tuple[str, ...] | list[str]) -> list[str]:
             if not granted[rtype]:
                 del granted[rtype]
     return [f"system/{rtype}.{_letters(perms)}" for rtype, perms in granted.items()]
+
+
+@lru_cache(maxsize=4096)
+def effective(token_scope: str, registered: tuple[str, ...]) -> frozenset[str]:
+    """What a live token may do now: its scopes narrowed to the client's current registration, so narrowing a
+    client's scopes takes effect at once (as disabling it does); a token is never widened past its own scopes."""
+    return frozenset(grant(token_scope, registered))
 
 
 def allows(scopes: frozenset[str], resource_type: str, operation: str) -> bool:

@@ -12,7 +12,7 @@ the database under a unique key, 300 s tokens, granted scopes = requested ∩ re
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,9 @@ if TYPE_CHECKING:
     from exchange.auth.service import AuthService
 
 AUTH_METHOD = "client_assertion_jwt"  # authlib's name for what SMART and RFC 8414 call private_key_jwt
+# One answer for every failure that would otherwise tell an unauthenticated caller whether a client exists, is
+# enabled or confirmed, or has a key with that kid (issue 11): unknown, disabled, pending, unknown kid, bad signature.
+UNAUTHENTICATED = "The client assertion could not be verified for this client"
 SINGLE_PARAMETERS = ("grant_type", "scope", "client_assertion", "client_assertion_type", "client_id", "token",
                      "token_type_hint")
 
@@ -109,11 +112,49 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
         return self.audiences
 
     def __call__(self, query_client: Any, request: OAuth2Request) -> Any:
+        """authlib's RFC 7523 flow, reordered so that nothing an unauthenticated caller sees depends on the client:
+        form and header checks first (400 for a wrong assertion type or a malformed assertion, as the ONC kit
+        expects), then one answer (UNAUTHENTICATED) for an unknown, disabled or pending client, an unknown key
+        and a wrong signature."""
         form = request.form
-        if form.get("client_assertion_type") != self.CLIENT_ASSERTION_TYPE or not form.get("client_assertion"):
+        assertion_type, assertion = form.get("client_assertion_type"), form.get("client_assertion")
+        if assertion_type is None and not assertion:  # no client authentication at all: RFC 6749 invalid_client
             raise InvalidClientError(description="Authenticate with a signed client_assertion (private_key_jwt): "
                                                  f"client_assertion_type={self.CLIENT_ASSERTION_TYPE}")
-        return super().__call__(query_client, request)
+        if assertion_type != self.CLIENT_ASSERTION_TYPE:
+            raise InvalidRequestError(description=f"client_assertion_type must be {self.CLIENT_ASSERTION_TYPE}")
+        if not assertion:
+            raise InvalidRequestError(description="client_assertion is required")
+        try:
+            header, claims = self.extract_assertion(assertion)
+        except InvalidClientError:
+            self.server.attempt.notes["malformed"] = True
+            raise InvalidClientError(description="The client_assertion is not a signed JWT (a compact JWS whose "
+                                                 "payload is a JSON object)") from None
+        self._check_header(header)
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not sub:
+            raise InvalidClientError(description="The assertion needs a 'sub' claim: the client id")
+        given = form.get("client_id")
+        if given is not None and given != sub:
+            raise InvalidClientError(description="The client_id parameter differs from the assertion's 'sub'")
+        client = query_client(sub)
+        if not client:
+            raise InvalidClientError(description=UNAUTHENTICATED)
+        request.client = client
+        self.process_assertion_claims(assertion, self.resolve_client_public_key(client))
+        return self.authenticate_client(client)
+
+    def _check_header(self, header: dict) -> None:
+        """The assertion's algorithm and key id: checked before the client is looked up (same answer for all)."""
+        settings = self.server.service.settings
+        alg = header.get("alg")
+        if alg not in settings.assertion_algorithms:
+            raise InvalidClientError(description=f"The assertion's algorithm '{alg}' is not accepted; use one of "
+                                                 f"{', '.join(settings.assertion_algorithms)}")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise InvalidClientError(description="The assertion's header has no 'kid'")
 
     def resolve_client_public_key(self, client: OAuthClient) -> KeySet:
         self._client = client
@@ -127,30 +168,21 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
             raise InvalidClientError(description=f"The client's keys cannot be fetched: {exc}") from None
 
     def process_assertion_claims(self, assertion: str, resolve_key: Any) -> dict:
-        settings = self.server.service.settings
         header = jws.extract_compact(assertion.encode()).headers()
-        alg = header.get("alg")
-        if alg not in settings.assertion_algorithms:
-            raise InvalidClientError(description=f"The assertion's algorithm '{alg}' is not accepted; use one of "
-                                                 f"{', '.join(settings.assertion_algorithms)}")
-        kid = header.get("kid")
-        if not isinstance(kid, str) or not kid:
-            raise InvalidClientError(description="The assertion's header has no 'kid'")
+        alg, kid = header["alg"], header["kid"]  # checked by _check_header
         jku = header.get("jku")
         if jku is not None and (self._client is None or jku != self._client.record.jwks_url):
             # SMART: a jku must be the JWKS URL registered for the client; it is never fetched as given
-            raise InvalidClientError(description="The assertion's 'jku' is not the JWKS URL registered for this "
-                                                 "client")
+            raise InvalidClientError(description=UNAUTHENTICATED)
         key = self._key(kid, refresh=False)
         if key is None and self._client is not None and self._client.record.jwks_url:
             key = self._key(kid, refresh=True)
         if key is None:
-            raise InvalidClientError(description=f"No key with kid '{kid}' is registered for this client")
+            raise InvalidClientError(description=UNAUTHENTICATED)
         try:
             decoded = jwt.decode(assertion, key, algorithms=[alg])
         except JoseError:
-            raise InvalidClientError(description="The assertion's signature does not verify with the "
-                                                 f"registered key '{kid}'") from None
+            raise InvalidClientError(description=UNAUTHENTICATED) from None
         self.verify_claims(decoded.claims)
         return decoded.claims
 
@@ -234,6 +266,8 @@ class _TokenLookup:
         except tokens.InvalidToken:
             return None
         client, revoked = from_thread.run(service.registry.token_state, claims.client_id, claims.jti)
+        if client is not None:  # a narrowed registration narrows the live token
+            claims = replace(claims, scope=" ".join(sorted(scopes.effective(claims.scope, client.scopes))))
         return KnownToken(claims, revoked or client is None or not client.usable)
 
 
@@ -282,8 +316,8 @@ class ExchangeAuthServer(AuthorizationServer):
         if record is None:
             return None
         self.attempt.client = record
-        if not record.usable:
-            raise InvalidClientError(description="The client is disabled")
+        if not record.usable:  # disabled, or waiting for confirmation: the same answer as an unknown client
+            raise InvalidClientError(description=UNAUTHENTICATED)
         return OAuthClient(record)
 
     def _generate(self, grant_type: str, client: OAuthClient, user: Any = None, scope: str | None = None,

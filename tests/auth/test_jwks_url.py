@@ -55,7 +55,8 @@ async def test_a_kid_still_unknown_after_the_refetch_is_refused(root, registry, 
     httpx_mock.add_response(url=URL, json=key.jwks, is_reusable=True)
     client_id = (await registry.add(org, "partner", "system/*.rs", jwks_url=URL)).client_id
     r = await _token(root, client_id, ec_key())
-    assert r.status_code == 401 and "No key with kid" in r.json()["error_description"]
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+    assert len(httpx_mock.get_requests()) == 2  # fetched, then refetched once for the unknown kid
 
 
 INWARD_URLS = ["http://93.184.215.14/jwks.json", "https://10.1.2.3/jwks.json", "https://192.168.0.10/jwks.json",

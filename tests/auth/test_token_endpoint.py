@@ -80,7 +80,7 @@ async def test_unknown_kid_is_refused(root, registry, org):
     key = ec_key()
     stranger = ec_key()
     body = await _refused(root, registry, org, key=key, signer=stranger)
-    assert stranger.kid in body["error_description"]
+    assert stranger.kid not in body["error_description"]  # the same answer as an unknown client (test_token_refusals)
 
 
 async def test_signature_by_an_unregistered_key_with_a_registered_kid_is_refused(root, registry, org):
@@ -144,7 +144,7 @@ async def test_disabled_client_is_refused(root, registry, org):
     await registry.set_active(client_id, False)
     body = _oauth_error(await root.post("/auth/token", data=token_form(assertion(client_id, key))), 401,
                         "invalid_client")
-    assert "disabled" in body["error_description"]
+    assert "disabled" not in body["error_description"]  # the same answer as an unknown client
 
 
 async def test_reused_jti_is_refused(root, registry, org):
@@ -218,7 +218,7 @@ async def test_missing_or_foreign_assertion_type_is_refused(root, registry, org)
     key = ec_key()
     client_id = await _client(registry, org, key)
     form = token_form(assertion(client_id, key), client_assertion_type="urn:example:other")
-    _oauth_error(await root.post("/auth/token", data=form), 401, "invalid_client")
+    _oauth_error(await root.post("/auth/token", data=form), 400, "invalid_request")  # tests/auth/test_challenges.py
     _oauth_error(await root.post("/auth/token", data={"grant_type": "client_credentials", "scope": "system/*.rs"}),
                  401, "invalid_client")
 
@@ -300,8 +300,7 @@ async def test_a_jku_other_than_the_registered_url_is_refused_and_never_fetched(
     key = ec_key()
     client_id = await _client(registry, org, key)
     form = token_form(assertion(client_id, key, headers={"jku": "https://attacker.example/jwks.json"}))
-    body = _oauth_error(await root.post("/auth/token", data=form), 401, "invalid_client")
-    assert "jku" in body["error_description"]
+    _oauth_error(await root.post("/auth/token", data=form), 401, "invalid_client")
 
 
 def test_settings_refuse_symmetric_or_unsigned_assertion_algorithms():
