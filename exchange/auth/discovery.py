@@ -21,6 +21,7 @@ def scopes_supported() -> list[str]:
 
 
 def smart_configuration(service: "AuthService") -> dict:
+    """Only what the exchange serves: no authorization endpoint, so no `response_types_supported` either."""
     urls, settings = service.urls, service.settings
     return {
         "issuer": settings.base_url,
@@ -30,9 +31,8 @@ def smart_configuration(service: "AuthService") -> dict:
         "token_endpoint_auth_signing_alg_values_supported": list(settings.assertion_algorithms),
         "grant_types_supported": ["client_credentials"],
         "scopes_supported": scopes_supported(),
-        "response_types_supported": ["token"],
         "capabilities": ["client-confidential-asymmetric", "permission-v2", "permission-v1"],
-        "code_challenge_methods_supported": ["S256"],
+        "code_challenge_methods_supported": ["S256"],  # SMART 2.x: REQUIRED, S256 included, plain never
         "introspection_endpoint": urls.introspection,
         "introspection_endpoint_auth_methods_supported": ["private_key_jwt"],
         "revocation_endpoint": urls.revocation,

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from authlib.oauth2.rfc6749.errors import InsecureTransportError
 
 from exchange.auth import discovery
+from exchange.auth.bearer import REALM
 from exchange.auth.server import ExchangeAuthServer, FormRequest, duplicate_parameter, invalid_request
 from exchange.auth.service import (INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, SMART_CONFIG_PATH, TOKEN_PATH,
                                    auth_service)
@@ -48,18 +49,26 @@ async def _form(request: Request) -> list[tuple[str, str]] | tuple[int, dict, li
         return invalid_request("The request body is not UTF-8")
 
 
+def _status(status: int, body: dict, malformed: bool) -> int:
+    """A failed client authentication is a 401 (RFC 6749 §5.2 allows it), except a malformed assertion: a 400
+    invalid_client, which every version of the ONC test kit accepts."""
+    if status == 400 and body.get("error") == "invalid_client" and not malformed:
+        return 401
+    return status
+
+
 def _respond(status: int, body: dict, headers: list) -> JSONResponse:
     out = {k: v for k, v in headers if k.lower() != "content-type"}
     out.update(_NO_STORE)
-    if status == 400 and body.get("error") == "invalid_client":
-        status = 401  # RFC 6749 §5.2 allows 401; a failed client authentication is one
+    if status == 401:  # RFC 6749 §5.2, RFC 7235: every 401 carries a challenge
+        out["WWW-Authenticate"] = f'Bearer realm="{REALM}", error="invalid_client"'
     return JSONResponse(body, status_code=status, headers=out)
 
 
-def _refusal(body: dict) -> FhirError:
+def _refusal(body: dict, status: int) -> FhirError:
     """The refusal as the audit log sees it: the OAuth error code and description, never the assertion."""
     text = f"{body.get('error')}: {body.get('error_description') or ''}".strip()
-    if body.get("error") == "invalid_client":
+    if status == 401:
         return Unauthorized(text)
     if body.get("error") == "invalid_scope":
         return Forbidden(text)
@@ -104,9 +113,10 @@ async def _oauth_endpoint(request: Request, endpoint: str, url: str, interaction
     """Run one authlib endpoint and record its outcome in the exchange log (never the assertion or token)."""
     exchange = request.app.state.exchange
     server, status, body, headers = await _run(request, endpoint, url)
+    status = _status(status, body, bool(server.attempt.notes.get("malformed")))
     ctx = _client_context(request, server)
     if status != 200:
-        await record_failure(exchange, Failure(ctx, interaction, None, None, _refusal(body)))
+        await record_failure(exchange, Failure(ctx, interaction, None, None, _refusal(body, status)))
     elif interaction != "revoke" or server.attempt.notes.get("revoked"):  # revoking an unknown token is a no-op
         async with open_unit(exchange, ctx, interaction) as unit:
             unit.record(Event(interaction, "E"))

@@ -224,7 +224,7 @@ async def test_missing_or_foreign_assertion_type_is_refused(root, registry, org)
 
 
 async def test_garbage_assertion_is_refused(root):
-    _oauth_error(await root.post("/auth/token", data=token_form("not.a.jwt")), 401, "invalid_client")
+    _oauth_error(await root.post("/auth/token", data=token_form("not.a.jwt")), 400, "invalid_client")
 
 
 async def test_repeated_parameter_and_wrong_content_type_are_invalid_requests(root, registry, org):
