@@ -60,9 +60,14 @@ class EgressRefused(Exception):
     """The exchange will not send this request. The message names the rule, never the URL or an address."""
 
 
+def _is_loopback(ip: IPAddress) -> bool:
+    """127/8 or ::1 itself (a mapped or translated form of loopback is refused as such, never allowed)."""
+    return ip == _V6_LOOPBACK or (ip.version == 4 and ip.is_loopback)
+
+
 def address_problem(ip: IPAddress, allow_loopback: bool) -> str | None:
     """Why the exchange may not connect to `ip`, or None when it may (a public unicast address)."""
-    if ip == _V6_LOOPBACK or (ip.version == 4 and ip.is_loopback):
+    if _is_loopback(ip):
         return None if allow_loopback else "is a loopback address"
     for network, why in BLOCKED:
         if ip.version == network.version and ip in network:
@@ -169,7 +174,7 @@ class EgressPolicy:
             if problem:
                 raise EgressRefused(f"has a host that resolves to an address that {problem}")
             ips.append(ip)
-        loopback = all(ip == _V6_LOOPBACK or (ip.version == 4 and ip.is_loopback) for ip in ips)
+        loopback = all(_is_loopback(ip) for ip in ips)
         if _loopback_name(host.rstrip(".")) and not loopback:
             raise EgressRefused("names localhost but does not resolve to loopback")
         if parsed.scheme == "http" and not loopback:
