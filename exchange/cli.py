@@ -87,8 +87,11 @@ def serve(host: Optional[str] = typer.Option(None, help="Interface to listen on 
         if not demo:
             return None
         from exchange.auth.demo import instructions, register_demo_clients
+        from exchange.web.demo import register_demo_staff, staff_instructions
 
-        return instructions(exchange, await register_demo_clients(exchange))
+        clients = await register_demo_clients(exchange)
+        staff = await register_demo_staff(exchange, clients)
+        return instructions(exchange, clients) + "\n" + staff_instructions(exchange, staff)
 
     said = asyncio.run(_with_exchange(settings, _prepare))
     if said:

@@ -5,7 +5,8 @@ status change the owner makes) or falls overdue (the sweep marks it), a row goes
 transaction as the change (a rolled-back change alerts nobody; a committed one is never forgotten). A loop in the
 server sends pending rows through the configured SMTP relay (aiosmtplib). The message names no referral, survivor,
 service or organisation: only that there is something to look at, and where to sign in. The address is the
-Organization's `telecom` e-mail in the directory, read when sending.
+Organization's `telecom` e-mail in the directory, read when sending. Each server claims an alert (a conditional
+UPDATE) before sending it, so with several servers each alert goes out once (at most once if one dies mid-send).
 """
 from __future__ import annotations
 
@@ -121,20 +122,23 @@ async def send_pending(exchange: Exchange) -> int:
             addresses[org] = _address(found.resource) if found and not found.deleted else None
     sent = 0
     for row in rows:
+        async with exchange.db.transaction() as conn:  # claim it: of several servers, one sends each alert
+            claimed = await conn.execute(update(web_alert).where(web_alert.c.id == row.id, web_alert.c.sent.is_(None))
+                                         .values(sent=to_db(utcnow())))
         to = addresses.get(row.organization_id)
-        values: dict = {"sent": to_db(utcnow())}
-        if to is not None:
-            try:
-                await aiosmtplib.send(message(exchange, row.kind, to), hostname=settings.smtp_host,
-                                      port=settings.smtp_port, username=settings.smtp_username,
-                                      password=settings.smtp_password, start_tls=settings.smtp_starttls,
-                                      timeout=settings.smtp_timeout_seconds)
-                sent += 1
-            except (aiosmtplib.SMTPException, OSError) as error:
-                log.warning("alert e-mail %s not sent: %s", row.id, type(error).__name__)
-                values = {"attempts": row.attempts + 1}
-        async with exchange.db.transaction() as conn:
-            await conn.execute(update(web_alert).where(web_alert.c.id == row.id).values(**values))
+        if claimed.rowcount != 1 or to is None:
+            continue  # another server has it, or the organisation gives no address (nothing to send, ever)
+        try:
+            await aiosmtplib.send(message(exchange, row.kind, to), hostname=settings.smtp_host,
+                                  port=settings.smtp_port, username=settings.smtp_username,
+                                  password=settings.smtp_password, start_tls=settings.smtp_starttls,
+                                  timeout=settings.smtp_timeout_seconds)
+            sent += 1
+        except (aiosmtplib.SMTPException, OSError) as error:
+            log.warning("alert e-mail %s not sent: %s", row.id, type(error).__name__)
+            async with exchange.db.transaction() as conn:  # give it back, for a later pass
+                await conn.execute(update(web_alert).where(web_alert.c.id == row.id)
+                                   .values(sent=None, attempts=row.attempts + 1))
     return sent
 
 

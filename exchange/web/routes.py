@@ -276,37 +276,37 @@ async def referral_action(task_id: str, request: Request) -> Response:
 
 # --- the referral form (sender) ---------------------------------------------------------------------------------
 
+async def _send_page(request: Request, session: sessions.Session, fields: dict | None, error: str | None = None,
+                     status: int = 200) -> Response:
+    """The form: the search (with the directory's areas), and once searched, the matching services and the rest."""
+    exchange, ctx = request.app.state.exchange, context_of(request, session)
+    found = await sender.find_services(exchange, ctx, fields) if fields is not None else None
+    return render(request, "send.html", session, choices=sender.choices(), areas=await sender.areas(exchange, ctx),
+                  services=found, values=fields or {}, error=error, status=status)
+
+
 @router.get("/send")
 async def send_form(request: Request) -> Response:
-    session = await need(request, *STAFF_ROLES)
-    return render(request, "send.html", session, choices=sender.choices(), services=None, values={}, error=None)
+    return await _send_page(request, await need(request, *STAFF_ROLES), None)
 
 
 @router.post("/send/find")
 async def send_find(request: Request) -> Response:
     session = await need(request, *STAFF_ROLES)
-    fields = await form_of(request, session)
-    found = await sender.find_services(request.app.state.exchange, context_of(request, session), fields)
-    return render(request, "send.html", session, choices=sender.choices(), services=found, values=fields,
-                  error=None)
+    return await _send_page(request, session, await form_of(request, session))
 
 
 @router.post("/send")
 async def send(request: Request) -> Response:
     session = await need(request, *STAFF_ROLES)
     fields = await form_of(request, session)
-    exchange = request.app.state.exchange
-    ctx = context_of(request, session)
     try:
-        task_id = await sender.send(exchange, ctx, fields, web_of(request).clock())
+        task_id = await sender.send(request.app.state.exchange, context_of(request, session), fields,
+                                    web_of(request).clock())
     except sender.FormError as error:
-        found = await sender.find_services(exchange, ctx, fields)
-        return render(request, "send.html", session, choices=sender.choices(), services=found, values=fields,
-                      error=error.field, status=422)
+        return await _send_page(request, session, fields, error.field, 422)
     except FhirError as error:
-        found = await sender.find_services(exchange, ctx, fields)
-        return render(request, "send.html", session, choices=sender.choices(), services=found, values=fields,
-                      error="refused", status=error.status)
+        return await _send_page(request, session, fields, "refused", error.status)
     return see_other(f"/web/referral/{task_id}")
 
 

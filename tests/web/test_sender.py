@@ -13,13 +13,28 @@ FORM = {"service_type": "safety-shelter", "language": "", "eligibility": "", "ca
         "leave_message": "no"}
 
 
+async def _areas(client, service_id: str) -> tuple[str, str]:  # noqa: ANN001
+    """Two Locations of the directory; the service covers the first."""
+    north, south = [(await client.post("/Location", json={"resourceType": "Location", "name": n})).json()["id"]
+                    for n in ("Irbid", "Aqaba")]
+    service = (await client.get(f"/HealthcareService/{service_id}")).json()
+    service["coverageArea"] = [{"reference": f"Location/{north}"}]
+    assert (await client.put(f"/HealthcareService/{service_id}", json=service)).status_code == 200
+    return north, south
+
+
 async def test_a_hotline_caseworker_finds_a_service_and_sends_a_referral(web_world, browser, client):
+    north, south = await _areas(client, web_world.ids["svc-shelter"])
     page = browser()
     await page.sign_in(web_world.people["hotline"])
-    await page.get("/web/send")
-    found = await page.post("/web/send/find", {"service_type": "safety-shelter", "language": "prs"})
+    form = await page.get("/web/send")
+    assert f'<option value="Location/{south}">Aqaba</option>' in form.text
+    found = await page.post("/web/send/find", {"service_type": "safety-shelter", "language": "prs",
+                                               "area": f"Location/{north}"})
     services = re.findall(r'name="service" value="([^"]+)"', found.text)
     assert services == [web_world.ids["svc-shelter"]]  # the full shelter is not accepting; the others offer none
+    elsewhere = await page.post("/web/send/find", {"service_type": "safety-shelter", "area": f"Location/{south}"})
+    assert 'id="no-services"' in elsewhere.text
     sent = await page.post("/web/send", {**FORM, "service": services[0], "language": "prs"})
     assert sent.status_code == 303, sent.text[-800:]
     task_id = sent.headers["location"].rsplit("/", 1)[1]

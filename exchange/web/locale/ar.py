@@ -19,6 +19,7 @@ AR = {
     "Answer needed within (hours)": "الرد مطلوب خلال (ساعات)",
     "Any": "الكل",
     "Arabic": "العربية",
+    "Area": "المنطقة",
     "As soon as possible": "في أقرب وقت ممكن",
     "Bengali": "البنغالية",
     "Born": "سنة الميلاد",
