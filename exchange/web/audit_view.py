@@ -163,7 +163,7 @@ def to_csv(rows: list[Row]) -> bytes:
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
     for r in rows:
-        writer.writerow([r.seq, r.recorded.isoformat(), r.action, r.subtype, r.outcome, r.outcome_desc,
+        writer.writerow(["" if r.seq is None else r.seq, r.recorded.isoformat(), r.action, r.subtype, r.outcome, r.outcome_desc,
                          r.organization, r.person, r.client, " ".join(r.entities)])
     return out.getvalue().encode()
 

@@ -2,6 +2,7 @@
 (with the messages extracted from the templates) and compiles the .mo. A message missing here fails the tests."""
 AR = {
     "%(age)s ago": "منذ %(age)s",
+    "%(count)s newer records are queued, not yet linked.": "%(count)s سجلًا أحدث في الانتظار، لم تُربط بعد.",
     "%(count)s records": "%(count)s سجلًا",
     "1. Find a service": "١. ابحث عن خدمة",
     "2. Choose the service": "٢. اختر الخدمة",
