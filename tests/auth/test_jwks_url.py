@@ -68,13 +68,13 @@ INWARD_URLS = ["http://93.184.215.14/jwks.json", "https://10.1.2.3/jwks.json", "
                "https://keys.inward.example.org/jwks"]
 
 
-@pytest.mark.parametrize("url", INWARD_URLS)
-async def test_urls_the_exchange_must_not_fetch_are_refused_at_registration(registry, org, dns, httpx_mock, url):
+async def test_urls_the_exchange_must_not_fetch_are_refused_at_registration(registry, org, dns, httpx_mock):
     from exchange.auth.clients import ClientError
 
     dns.set("keys.inward.example.org", ["100.100.100.200"])
-    with pytest.raises(ClientError, match="JWKS URL"):
-        await registry.add(org, "partner", "system/*.rs", jwks_url=url)
+    for url in INWARD_URLS:
+        with pytest.raises(ClientError, match="JWKS URL"):
+            await registry.add(org, "partner", "system/*.rs", jwks_url=url)
     assert [c.client_id for c in await registry.list()] == []
     assert httpx_mock.get_requests() == []
 
