@@ -2,7 +2,9 @@
 lifespan (migrations on start, then whatever background work the exchange runs)."""
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -24,6 +26,7 @@ from exchange.store.migrate import upgrade
 
 log = logging.getLogger("exchange")
 access_log = logging.getLogger("exchange.access")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 def _outcome_response(status: int, issues: list[Issue], headers: dict | None = None) -> Response:
@@ -49,29 +52,63 @@ def _install_error_handlers(app: FastAPI) -> None:
                         [".".join(str(p) for p in e.get("loc", ()))]) for e in exc.errors()]
         return _outcome_response(400, issues or [Issue("error", "invalid", "Invalid request")])
 
-    @app.exception_handler(Exception)
-    async def _internal_error(request: Request, exc: Exception) -> Response:
-        incident = getattr(request.state, "request_id", None) or str(uuid.uuid4())
-        log.error("internal error %s on %s %s: %s", incident, request.method, request.scope.get("route").path
-                  if request.scope.get("route") else "?", type(exc).__name__)
-        return _outcome_response(500, [Issue("fatal", "exception",
-                                             f"Internal error (incident {incident}); nothing was changed")])
 
+class SafeEdge:
+    """The outermost layer: request id, `Cache-Control: no-store`, the safe access log, and the 500 of last resort.
 
-def _install_access_log(app: FastAPI) -> None:
-    """Log method, route template, status and duration: never a query string, a body, or a path's values."""
+    An unexpected exception becomes a 500 OperationOutcome here and is logged by incident id and class only: it is
+    never re-raised, so neither Starlette nor uvicorn logs its traceback (whose text can hold SQL parameters or a
+    database's DETAIL line with survivor data). The access line names the method, the route template and the
+    status, never a path's values or the query string.
+    """
 
-    @app.middleware("http")
-    async def _log(request: Request, call_next):  # noqa: ANN001, ANN202
-        request.state.request_id = request.headers.get("X-Request-ID") or str(uuid.uuid4())
+    def __init__(self, app) -> None:  # noqa: ANN001
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        given = headers.get("x-request-id")
+        scope.setdefault("state", {})["request_id"] = given or str(uuid.uuid4())
+        request_id = scope["state"]["request_id"]
+        if not _UUID.match(request_id):  # the caller's text may be anything: logged and echoed only as a hash
+            request_id = "sha256:" + hashlib.sha256(request_id.encode()).hexdigest()
         started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", None) or "(unmatched)"
-        access_log.info("%s %s %s %.1fms", request.method, template, response.status_code,
-                        (time.perf_counter() - started) * 1000)
-        response.headers["X-Request-ID"] = request.state.request_id
-        return response
+        status = {"code": 500, "sent": False}
+
+        async def send_safely(message) -> None:  # noqa: ANN001
+            if message["type"] == "http.response.start":
+                status["code"], status["sent"] = message["status"], True
+                extra = [(b"x-request-id", request_id.encode("latin-1"))]
+                if not any(k.lower() == b"cache-control" for k, _ in message.get("headers", [])):
+                    extra.append((b"cache-control", b"no-store"))
+                message = dict(message, headers=[*message.get("headers", []), *extra])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_safely)
+        except Exception as exc:  # noqa: BLE001 - the last resort: log the class, answer 500, never re-raise
+            route = scope.get("route")
+            log.error("internal error %s on %s %s: %s", request_id, scope.get("method"),
+                      getattr(route, "path", None) or "(unmatched)", type(exc).__name__)
+            if not status["sent"]:
+                response = _outcome_response(500, [Issue("fatal", "exception", f"Internal error (incident "
+                                                         f"{request_id}); nothing was changed")])
+                await response(scope, receive, send_safely)
+        finally:
+            route = scope.get("route")
+            access_log.info("%s %s %s %.1fms", scope.get("method"), getattr(route, "path", None) or "(unmatched)",
+                            status["code"], (time.perf_counter() - started) * 1000)
+
+
+def uvicorn_config(application: FastAPI, settings: Settings, port: int | None = None):  # noqa: ANN201
+    """How `exchange serve` runs uvicorn: its own access log off (it would print query strings)."""
+    import uvicorn
+
+    return uvicorn.Config(application, host=settings.host, port=settings.port if port is None else port,
+                          access_log=False, log_level="info")
 
 
 def create_app(settings: Settings | None = None, exchange: Exchange | None = None) -> FastAPI:
@@ -99,11 +136,11 @@ def create_app(settings: Settings | None = None, exchange: Exchange | None = Non
                               "violence. Resources are application/fhir+json; errors are OperationOutcomes.")
     app.state.exchange = exchange
     _install_error_handlers(app)
-    _install_access_log(app)
     if "web" in exchange.extensions:  # the web inbox (exchange.web), before the generic routes
         from exchange.web import mount
 
         mount(app)
+    app.add_middleware(SafeEdge)  # outermost: after every other middleware
     for router in exchange.routers:  # specific routes first: they must win over /fhir/{type}/{id}
         app.include_router(router)
     app.include_router(fhir_router)

@@ -78,7 +78,7 @@ def serve(host: Optional[str] = typer.Option(None, help="Interface to listen on 
     """Run the exchange's HTTP server."""
     import uvicorn
 
-    from exchange.app import create_app
+    from exchange.app import create_app, uvicorn_config
 
     settings = settings_with(database_url, host=host, port=port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -98,7 +98,7 @@ def serve(host: Optional[str] = typer.Option(None, help="Interface to listen on 
         typer.echo(said)
     application = create_app(settings, build_exchange(settings))
     typer.echo(f"FHIR base: {settings.fhir_base_url}   (GET {settings.fhir_base_url}/metadata)")
-    uvicorn.run(application, host=settings.host, port=settings.port, access_log=False, log_level="info")
+    uvicorn.Server(uvicorn_config(application, settings)).run()
 
 
 @db_app.command("upgrade")

@@ -27,6 +27,16 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, description="Requests with a larger body get 413.")
     default_page_size: int = 20
     max_page_size: int = 200
+    # Limits on what one request may ask of the exchange (bad or hostile input gets a 4xx, never a 5xx).
+    max_json_depth: int = Field(default=64, description="Deepest nesting of objects and arrays in a JSON body.")
+    bundle_max_entries: int = Field(default=100, description="Most entries in one batch or transaction Bundle.")
+    request_max_resources: int = Field(
+        default=1000, description="Most resources one request may return: a search's matches and included "
+                                  "resources, and all the searches and reads of one batch or transaction.")
+    search_max_or_values: int = Field(default=100, description="Most comma-separated values of one parameter.")
+    search_max_parameters: int = Field(default=30, description="Most parameters of one search.")
+    search_max_value_length: int = Field(default=255, description="Longest value of one search parameter.")
+    search_max_offset: int = Field(default=100_000, description="Largest _offset of a search.")
     migrate_on_start: bool = True
     database_pool_size: int = 10
     state_dir: Path = Field(
@@ -141,6 +151,13 @@ class Settings(BaseSettings):
     @property
     def fhir_base_url(self) -> str:
         return f"{self.base_url}/fhir"
+
+    @property
+    def search_limits(self):  # noqa: ANN201 - exchange.fhir.search.SearchLimits
+        from exchange.fhir.search import SearchLimits
+
+        return SearchLimits(self.search_max_or_values, self.search_max_parameters, self.search_max_value_length,
+                            self.search_max_offset)
 
     @property
     def is_sqlite(self) -> bool:

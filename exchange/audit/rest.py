@@ -8,7 +8,7 @@ from __future__ import annotations
 from urllib.parse import parse_qsl
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from exchange.audit import review
@@ -20,7 +20,7 @@ from exchange.errors import BadRequest, Forbidden, MethodNotAllowed, NotFound
 from exchange.fhir import bundles, http
 from exchange.fhir.dates import parse_fhir_date
 from exchange.fhir.interactions.result import Result
-from exchange.fhir.search import page_links
+from exchange.fhir.search import MAX_INT, page_links
 from exchange.unit import Event, open_unit
 
 router = APIRouter()
@@ -58,7 +58,7 @@ def _instant(name: str, raw: str | None):  # noqa: ANN202
     try:
         return parse_fhir_date(raw)[0]
     except ValueError:
-        raise BadRequest(f"{name} '{raw}' is not a FHIR date or instant", expression=name) from None
+        raise BadRequest(f"{name} must be a FHIR date or instant", expression=name) from None
 
 
 @fhir.get("/$export", summary="NDJSON export of a period of the log (auditors)")
@@ -70,8 +70,7 @@ async def export(request: Request, ctx: RequestContext = Ctx) -> Response:
     args = dict(_params(request))
     unknown = set(args) - {"_since", "_until", "_format", "_pretty"}
     if unknown:
-        raise BadRequest(f"Unknown parameter '{sorted(unknown)[0]}' for $export (use _since, _until)",
-                         expression=sorted(unknown)[0])
+        raise BadRequest("$export takes only _since and _until", code="not-supported")
     since, until = _instant("_since", args.get("_since")), _instant("_until", args.get("_until"))
     async with open_unit(exchange, ctx, "operation", "AuditEvent") as unit:
         unit.record(Event("operation", "E", "AuditEvent",
@@ -100,13 +99,13 @@ async def read_only(request: Request) -> Response:
 
 
 @router.get("/.well-known/audit-checkpoint", summary="The newest signed checkpoint of the exchange log")
-async def checkpoint(request: Request, tree_size: int | None = None) -> Response:
+async def checkpoint(request: Request, tree_size: int | None = Query(default=None, ge=1, le=MAX_INT)) -> Response:
     """Public, like a transparency log: it reveals only how many records the log holds and their hash."""
     exchange = request.app.state.exchange
     found = await stored_checkpoint(exchange, tree_size) if tree_size is not None else \
         (await stored_checkpoint(exchange) or await sign_checkpoint(exchange))
     if found is None:
-        raise NotFound(f"No checkpoint was signed at tree size {tree_size}", expression="tree_size")
+        raise NotFound("No checkpoint was signed at that tree size", expression="tree_size")
     body = found.as_json()
     body["jwks"] = await exchange.keys.public_jwks()
     auth = exchange.extensions.get("auth")  # the auth package publishes the same keys at its JWKS URL

@@ -21,13 +21,13 @@ def negotiate(request: Request) -> None:
     """Only JSON is served: `_format` or Accept asking for anything else gets 406."""
     fmt = request.query_params.get("_format")
     if fmt is not None and fmt.split(";")[0].strip() not in _FORMAT_ALIASES:
-        raise NotAcceptable(f"_format '{fmt}' is not supported; this server speaks application/fhir+json",
+        raise NotAcceptable("_format must be json or application/fhir+json: this server speaks only FHIR JSON",
                             expression="_format")
     accept = request.headers.get("accept")
     if fmt is None and accept:
         kinds = [part.split(";")[0].strip().lower() for part in accept.split(",")]
         if not any(k in _JSON_TYPES or k in ("*/*", "application/*") for k in kinds):
-            raise NotAcceptable(f"Accept '{accept}' cannot be met; this server speaks application/fhir+json",
+            raise NotAcceptable("Accept must allow application/fhir+json: this server speaks only FHIR JSON",
                                 expression="Accept")
 
 
@@ -44,18 +44,42 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
+def json_depth(value: object) -> int:
+    """How deeply objects and arrays nest in `value` (without recursion: the input may be hostile)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            node = node.values()
+        elif not isinstance(node, list):
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in node if isinstance(child, (dict, list)))
+    return deepest
+
+
 async def read_json(request: Request, max_bytes: int) -> object:
+    """The body as JSON: a FHIR media type, at most `max_bytes`, nested at most `Settings.max_json_depth` deep."""
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if content_type not in _JSON_TYPES:
-        raise UnsupportedMediaType(f"Content-Type '{content_type or '(none)'}' is not supported; send "
-                                   "application/fhir+json", expression="Content-Type")
+        raise UnsupportedMediaType("Content-Type must be application/fhir+json", expression="Content-Type")
     raw = await read_body(request, max_bytes)
     if not raw.strip():
         raise BadRequest("The request body is empty")
+    max_depth = request.app.state.exchange.settings.max_json_depth
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"The request body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+        if "depth limit" in str(exc):
+            raise _too_deep(max_depth) from None
+        raise BadRequest(f"The request body is not valid JSON (at position {exc.pos})") from None
+    if json_depth(body) > max_depth:
+        raise _too_deep(max_depth)
+    return body
+
+
+def _too_deep(max_depth: int) -> BadRequest:
+    return BadRequest(f"The request body is nested more than {max_depth} levels deep", code="too-costly")
 
 
 async def read_search_form(request: Request, max_bytes: int) -> list[tuple[str, str]]:

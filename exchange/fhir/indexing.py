@@ -4,7 +4,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any, Iterator
 
-from exchange.fhir.dates import parse_fhir_date
+from exchange.fhir.dates import EARLIEST, LATEST, parse_fhir_date
 from exchange.fhir.definitions import SEARCH_PARAMS, SearchParam
 from exchange.fhir.references import references_in, split_reference
 from exchange.store.repository import IndexRow
@@ -30,6 +30,11 @@ def _values_at(node: Any, parts: list[str]) -> Iterator[Any]:
         yield from _values_at(node.get(parts[0]), parts[1:])
 
 
+def _cut(system: Any) -> str | None:
+    """A system as the index column holds it (255 characters; a search value is never longer)."""
+    return system[:255] if isinstance(system, str) else None
+
+
 def _token_rows(name: str, value: Any) -> Iterator[IndexRow]:
     if isinstance(value, bool):
         yield IndexRow(name, value="true" if value else "false")
@@ -39,11 +44,11 @@ def _token_rows(name: str, value: Any) -> Iterator[IndexRow]:
         if "coding" in value:  # CodeableConcept
             for coding in value.get("coding") or []:
                 if isinstance(coding, dict) and coding.get("code"):
-                    yield IndexRow(name, system=coding.get("system"), value=str(coding["code"])[:255])
+                    yield IndexRow(name, system=_cut(coding.get("system")), value=str(coding["code"])[:255])
         elif "code" in value:  # Coding
-            yield IndexRow(name, system=value.get("system"), value=str(value["code"])[:255])
+            yield IndexRow(name, system=_cut(value.get("system")), value=str(value["code"])[:255])
         elif isinstance(value.get("value"), str):  # Identifier
-            yield IndexRow(name, system=value.get("system"), value=value["value"][:255])
+            yield IndexRow(name, system=_cut(value.get("system")), value=value["value"][:255])
 
 
 def _reference_rows(name: str, value: Any) -> Iterator[IndexRow]:
@@ -72,10 +77,11 @@ def _date_rows(name: str, value: Any) -> Iterator[IndexRow]:
             return
         yield IndexRow(name, date_start=start, date_end=end)
     elif isinstance(value, dict) and ("start" in value or "end" in value):  # Period
-        from datetime import datetime, timezone
-
-        start = parse_fhir_date(value["start"])[0] if value.get("start") else datetime(1, 1, 1, tzinfo=timezone.utc)
-        end = parse_fhir_date(value["end"])[1] if value.get("end") else datetime(9999, 1, 1, tzinfo=timezone.utc)
+        try:
+            start = parse_fhir_date(value["start"])[0] if value.get("start") else EARLIEST
+            end = parse_fhir_date(value["end"])[1] if value.get("end") else LATEST
+        except (TypeError, ValueError):
+            return
         yield IndexRow(name, date_start=start, date_end=end)
 
 

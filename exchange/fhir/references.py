@@ -1,20 +1,25 @@
 """FHIR references: the (type, id) a reference string points at, and the references an element holds."""
 from __future__ import annotations
 
+import re
 from typing import Any, Iterator
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")  # FHIR id: what every id column holds
+TYPE_PATTERN = re.compile(r"^[A-Z][A-Za-z]{0,63}$")
 
 
 def split_reference(reference: str) -> tuple[str, str] | None:
     """'Organization/1', '.../fhir/Organization/1' or 'Organization/1/_history/2' -> ('Organization', '1').
 
-    None for contained ('#x') and placeholder ('urn:uuid:...') references and for anything without a type.
+    None for contained ('#x') and placeholder ('urn:uuid:...') references, for anything without a type, and for
+    a type or id no resource can have (validation refuses those in resources).
     """
     if reference.startswith(("#", "urn:")):
         return None
     parts = reference.rstrip("/").split("/")
     if len(parts) >= 4 and parts[-2] == "_history":
         parts = parts[:-2]
-    if len(parts) < 2 or not parts[-1] or not parts[-2]:
+    if len(parts) < 2 or not TYPE_PATTERN.match(parts[-2]) or not ID_PATTERN.match(parts[-1]):
         return None
     return parts[-2], parts[-1]
 

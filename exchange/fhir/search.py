@@ -11,7 +11,9 @@ from urllib.parse import urlencode
 
 from exchange.errors import BadRequest
 from exchange.fhir.dates import parse_fhir_date
-from exchange.fhir.definitions import INCLUDES, REVINCLUDES, SearchParam, search_param
+from exchange.fhir.definitions import INCLUDES, RESOURCE_TYPES, REVINCLUDES, SearchParam, search_param
+from exchange.fhir.validate import ID_PATTERN
+from exchange.settings import Settings
 
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 RESULT_PARAMS = ("_count", "_offset", "_sort", "_include", "_revinclude", "_total", "_summary")
@@ -23,6 +25,15 @@ MODIFIERS = {
     "date": ("missing",),
 }
 SORTABLE = {"_lastUpdated": "last_updated", "_id": "id"}
+
+
+@dataclass(frozen=True)
+class SearchLimits:
+    """What one search may ask for (from `Settings.search_limits`): bounds the SQL a request can make."""
+    or_values: int
+    parameters: int
+    value_length: int  # at most the width of the index columns: a longer value could never match
+    offset: int
 
 
 @dataclass(frozen=True)
@@ -96,43 +107,60 @@ def date_value(name: str, raw: str) -> DateValue:
     return DateValue(prefix, start, end)
 
 
-def int_param(name: str, raw: str, minimum: int) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be an integer, got '{raw}'", expression=name) from None
-    if value < minimum:
-        raise BadRequest(f"{name} must be at least {minimum}", expression=name)
-    return value
+MAX_INT = 2 ** 63 - 1  # the largest integer either database stores or compares
+
+
+def int_param(name: str, raw: str, minimum: int, maximum: int = MAX_INT) -> int:
+    """A whole number in [minimum, maximum]; the message names the rule, never the value sent."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) > maximum or int(raw) < minimum:
+        raise BadRequest(f"{name} must be a whole number from {minimum} to {maximum}", expression=name)
+    return int(raw)
 
 
 def _parse_include(resource_type: str, raw: str, allowed: dict[str, tuple[str, ...]], rev: bool) -> Include:
     parts = raw.split(":")
     name = "_revinclude" if rev else "_include"
-    if len(parts) not in (2, 3) or f"{parts[0]}:{parts[1]}" not in allowed.get(resource_type, ()):
+    if len(parts) not in (2, 3) or f"{parts[0]}:{parts[1]}" not in allowed.get(resource_type, ()) or \
+            (len(parts) == 3 and parts[2] not in RESOURCE_TYPES):
         supported = ", ".join(allowed.get(resource_type, ())) or "none"
-        raise BadRequest(f"{name}={raw} is not supported for {resource_type} (supported: {supported})",
-                         expression=name)
+        raise BadRequest(f"{name} supports, for {resource_type}: {supported} (optionally :TargetType)",
+                         expression=name, code="not-supported")
     return Include(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
 
 
+def _check_text(name: str, raw: str, limits: SearchLimits) -> None:
+    if len(raw) > limits.value_length * max(1, limits.or_values):
+        raise BadRequest(f"Search parameter '{name}' is longer than this server accepts", expression=name,
+                         code="too-costly")
+    if any(ord(c) < 32 for c in raw):
+        raise BadRequest(f"Search parameter '{name}' must not contain control characters", expression=name)
+
+
 def parse_search(resource_type: str, params: Sequence[tuple[str, str]], *, strict: bool, default_count: int,
-                 max_count: int) -> SearchPlan:
-    """Build the plan. Unknown parameters: 400 when `strict` (Prefer: handling=strict), else ignored."""
+                 max_count: int, limits: SearchLimits | None = None) -> SearchPlan:
+    """Build the plan. Unknown parameters: 400 when `strict` (Prefer: handling=strict), else ignored.
+
+    Refusals name the parameter and the rule, never the value; an unknown parameter is named by its position
+    only (its name is the caller's text, and may be anything).
+    """
+    limits = limits or Settings.model_construct().search_limits
     plan = SearchPlan(resource_type, count=default_count)
-    for key, raw in params:
+    if len(params) > limits.parameters:
+        raise BadRequest(f"A search may have at most {limits.parameters} parameters", code="too-costly")
+    for position, (key, raw) in enumerate(params, start=1):
         name, _, modifier = key.partition(":")
         modifier = modifier or None
         if name in IGNORED_PARAMS:
             continue
         if name in RESULT_PARAMS:
-            _apply_result_param(plan, name, modifier, raw, max_count)
+            _check_text(name, raw, limits)
+            _apply_result_param(plan, name, modifier, raw, max_count, limits)
             continue
-        criterion = _criterion(resource_type, name, modifier, raw)
+        criterion = _criterion(resource_type, name, modifier, raw, limits)
         if criterion is None:
             if strict:
-                raise BadRequest(f"Unknown search parameter '{key}' for {resource_type}", expression=key,
-                                 code="not-supported")
+                raise BadRequest(f"Search parameter {position} is not a search parameter of {resource_type} "
+                                 "(the CapabilityStatement lists them)", code="not-supported")
             plan.ignored.append(key)
             continue
         plan.criteria.append(criterion)
@@ -140,13 +168,14 @@ def parse_search(resource_type: str, params: Sequence[tuple[str, str]], *, stric
     return plan
 
 
-def _apply_result_param(plan: SearchPlan, name: str, modifier: str | None, raw: str, max_count: int) -> None:
+def _apply_result_param(plan: SearchPlan, name: str, modifier: str | None, raw: str, max_count: int,
+                        limits: SearchLimits) -> None:
     if name == "_count":
         plan.count = min(int_param("_count", raw, 0), max_count)
         if plan.count == 0:
             plan.summary_count = True
     elif name == "_offset":
-        plan.offset = int_param("_offset", raw, 0)
+        plan.offset = int_param("_offset", raw, 0, limits.offset)
     elif name == "_summary":
         if raw != "count":
             raise BadRequest("Only _summary=count is supported", expression="_summary", code="not-supported")
@@ -162,7 +191,7 @@ def _apply_result_param(plan: SearchPlan, name: str, modifier: str | None, raw: 
             desc = item.startswith("-")
             column = SORTABLE.get(item.lstrip("-"))
             if column is None:
-                raise BadRequest(f"_sort by '{item}' is not supported (supported: _lastUpdated, _id)",
+                raise BadRequest("_sort supports _lastUpdated and _id (either with a leading - for descending)",
                                  expression="_sort", code="not-supported")
             plan.sort.append((column, desc))
         plan.echo.append((name, raw))
@@ -179,15 +208,27 @@ def _apply_result_param(plan: SearchPlan, name: str, modifier: str | None, raw: 
         plan.echo.append((name, raw))
 
 
-def _criterion(resource_type: str, name: str, modifier: str | None, raw: str) -> Criterion | None:
+def _criterion(resource_type: str, name: str, modifier: str | None, raw: str, limits: SearchLimits
+               ) -> Criterion | None:
+    if name not in ("_id", "_lastUpdated") and search_param(resource_type, name) is None:
+        return None
+    _check_text(name, raw, limits)
     values = split_values(raw)
+    if len(values) > limits.or_values:
+        raise BadRequest(f"Search parameter '{name}' may have at most {limits.or_values} values", expression=name,
+                         code="too-costly")
+    if any(len(v) > limits.value_length for v in values):
+        raise BadRequest(f"Search parameter '{name}' values may be at most {limits.value_length} characters",
+                         expression=name, code="too-costly")
     if name == "_id":
         if modifier:
-            raise BadRequest(f"Modifier ':{modifier}' is not supported on _id", expression=name)
+            raise BadRequest("_id takes no modifier", expression=name)
+        if not all(ID_PATTERN.match(v) for v in values):
+            raise BadRequest("_id values must be ids ([A-Za-z0-9-.]{1,64})", expression=name)
         return Criterion(name, "id", None, tuple(values))
     if name == "_lastUpdated":
         if modifier:
-            raise BadRequest(f"Modifier ':{modifier}' is not supported on _lastUpdated", expression=name)
+            raise BadRequest("_lastUpdated takes no modifier", expression=name)
         return Criterion(name, "lastUpdated", None, tuple(date_value(name, v) for v in values))
     param = search_param(resource_type, name)
     if param is None:
@@ -198,14 +239,18 @@ def _criterion(resource_type: str, name: str, modifier: str | None, raw: str) ->
         return Criterion(name, param.type, "missing", (raw == "true",), param)
     if modifier and modifier not in MODIFIERS[param.type]:
         if not (param.type == "reference" and modifier in param.targets):
-            raise BadRequest(f"Modifier ':{modifier}' is not supported on '{name}'", expression=f"{name}:{modifier}",
+            supported = ", ".join(MODIFIERS[param.type] + (param.targets if param.type == "reference" else ()))
+            raise BadRequest(f"Search parameter '{name}' supports the modifiers {supported}", expression=name,
                              code="not-supported")
     if any(v == "" for v in values):
         raise BadRequest(f"Search parameter '{name}' has an empty value", expression=name)
     if param.type == "date":
         return Criterion(name, "date", modifier, tuple(date_value(name, v) for v in values), param)
     if param.type == "reference":
-        return Criterion(name, "reference", modifier, tuple(_reference_value(v, modifier) for v in values), param)
+        references = tuple(_reference_value(v, modifier) for v in values)
+        if not all(ID_PATTERN.match(target_id) for _, target_id in references):
+            raise BadRequest(f"Search parameter '{name}' takes references such as Type/id", expression=name)
+        return Criterion(name, "reference", modifier, references, param)
     if param.type == "token":
         return Criterion(name, "token", modifier, tuple(_token_value(v) for v in values), param)
     return Criterion(name, param.type, modifier, tuple(values), param)

@@ -20,13 +20,12 @@ from exchange.fhir.interactions.result import Result
 from exchange.fhir.interactions.write import current_for_write, insert_new, new_id, parse_etag, remove, replace
 from exchange.fhir.references import all_references
 from exchange.fhir.search import parse_search
-from exchange.fhir.validate import check_resource_type, validate_resource
+from exchange.fhir.validate import ID_PATTERN, check_resource_type, validate_resource
 from exchange.services import Exchange
 from exchange.store.repository import StoredResource, fhir_instant
 from exchange.unit import Unit, open_unit
 
 METHOD_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
-MAX_ENTRIES = 500
 
 
 @dataclass
@@ -59,6 +58,9 @@ def _parse_entry(index: int, raw: Any, batch: bool) -> Entry:
     resource_type = parts[0]
     check_resource_type(resource_type)
     resource_id = parts[1] if len(parts) > 1 else None
+    if resource_id is not None and not ID_PATTERN.match(resource_id):
+        raise BadRequest(f"{where}.request.url: the id must match [A-Za-z0-9-.]{{1,64}}",
+                         expression=f"{where}.request.url")
     resource = raw.get("resource")
     if method in ("POST", "PUT"):
         if resource is None:
@@ -138,8 +140,27 @@ def _response(stored: StoredResource | None, status: str, base: str, location: b
     return entry
 
 
+class Budget:
+    """How many more resources this request may return (`Settings.request_max_resources` across all entries)."""
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+
+    def spend(self, entry: dict) -> dict:
+        bundle = entry.get("resource")
+        self.left -= len(bundle.get("entry", [])) if isinstance(bundle, dict) and bundle.get("type") == "searchset" \
+            else (1 if bundle is not None else 0)
+        return entry
+
+    def check(self, entry: Entry) -> None:
+        if entry.method == "GET" and self.left <= 0:
+            raise BadRequest("This request has returned the most resources one request may: send the remaining "
+                             "entries in another request", expression="Bundle.entry", code="too-costly")
+
+
 async def _run_entry(unit: Unit, entry: Entry, resource: dict | None, base: str, preassigned: dict[int, str],
-                     existing: dict[int, StoredResource]) -> dict:
+                     existing: dict[int, StoredResource], budget: Budget) -> dict:
+    budget.check(entry)
     if entry.method == "POST":
         if entry.index in existing:
             return _response(existing[entry.index], "200 OK", base, location=True)
@@ -147,7 +168,7 @@ async def _run_entry(unit: Unit, entry: Entry, resource: dict | None, base: str,
         return _response(stored, "201 Created", base, location=True)
     if entry.method == "PUT":
         if resource.get("id") != entry.resource_id:
-            raise BadRequest(f"The resource id differs from the url id '{entry.resource_id}'",
+            raise BadRequest("The resource id differs from the url id",
                              expression=f"{entry.resource_type}.id")
         expected = parse_etag(entry.if_match)
         current = await current_for_write(unit, entry.resource_type, entry.resource_id, expected)
@@ -159,16 +180,18 @@ async def _run_entry(unit: Unit, entry: Entry, resource: dict | None, base: str,
         return {"response": {"status": "204 No Content"}}
     if entry.resource_id:
         stored = await read_interaction.read_in(unit, entry.resource_type, entry.resource_id)
-        return _response(stored, "200 OK", base, resource=True)
+        return budget.spend(_response(stored, "200 OK", base, resource=True))
     settings = unit.exchange.settings
     plan = parse_search(entry.resource_type, parse_qsl(entry.query or "", keep_blank_values=True), strict=False,
-                        default_count=settings.default_page_size, max_count=settings.max_page_size)
-    bundle = await search_type.search_in(unit, plan)
-    return {"resource": bundle, "response": {"status": "200 OK"}}
+                        default_count=settings.default_page_size, max_count=settings.max_page_size,
+                        limits=settings.search_limits)
+    bundle = await search_type.search_in(unit, plan, budget.left)
+    return budget.spend({"resource": bundle, "response": {"status": "200 OK"}})
 
 
 async def transaction(exchange: Exchange, ctx: RequestContext, entries: list[Entry]) -> Result:
     base = exchange.settings.fhir_base_url
+    budget = Budget(exchange.settings.request_max_resources)
     results: dict[int, dict] = {}
     async with open_unit(exchange, ctx, "transaction") as unit:
         posts = [e for e in entries if e.method == "POST"]
@@ -196,7 +219,8 @@ async def transaction(exchange: Exchange, ctx: RequestContext, entries: list[Ent
         for entry in ordered:
             resource = _rewrite(entry.resource, mapping) if entry.resource is not None else None
             try:
-                results[entry.index] = await _run_entry(unit, entry, resource, base, preassigned, existing)
+                results[entry.index] = await _run_entry(unit, entry, resource, base, preassigned, existing,
+                                                        budget)
             except FhirError as exc:
                 raise _at(exc, f"Bundle.entry[{entry.index}]") from None
     return Result(200, body={"resourceType": "Bundle", "type": "transaction-response",
@@ -205,6 +229,7 @@ async def transaction(exchange: Exchange, ctx: RequestContext, entries: list[Ent
 
 async def batch(exchange: Exchange, ctx: RequestContext, entries: list[Entry]) -> Result:
     base = exchange.settings.fhir_base_url
+    budget = Budget(exchange.settings.request_max_resources)
     out = []
     for entry in entries:
         try:
@@ -218,7 +243,7 @@ async def batch(exchange: Exchange, ctx: RequestContext, entries: list[Entry]) -
                         raise PreconditionFailed("ifNoneExist matches more than one resource")
                     if matches:
                         existing[entry.index] = matches[0]
-                out.append(await _run_entry(unit, entry, entry.resource, base, preassigned, existing))
+                out.append(await _run_entry(unit, entry, entry.resource, base, preassigned, existing, budget))
         except FhirError as exc:
             out.append({"response": {"status": f"{exc.status} {_REASONS.get(exc.status, 'Error')}",
                                      "outcome": bundles.outcome_of(exc)}})
@@ -234,13 +259,13 @@ async def process_bundle(exchange: Exchange, ctx: RequestContext, body: Any) -> 
         raise BadRequest("POST to the base URL takes a Bundle of type transaction or batch", expression="Bundle")
     kind = body.get("type")
     if kind not in ("transaction", "batch"):
-        raise BadRequest(f"Bundle.type must be transaction or batch, not '{kind}'", expression="Bundle.type")
+        raise BadRequest("Bundle.type must be transaction or batch", expression="Bundle.type")
     raw_entries = body.get("entry") or []
     if not isinstance(raw_entries, list):
         raise BadRequest("Bundle.entry must be an array", expression="Bundle.entry")
-    if len(raw_entries) > MAX_ENTRIES:
-        raise BadRequest(f"A Bundle may hold at most {MAX_ENTRIES} entries", expression="Bundle.entry",
-                         code="too-costly")
+    if len(raw_entries) > exchange.settings.bundle_max_entries:
+        raise BadRequest(f"A Bundle may hold at most {exchange.settings.bundle_max_entries} entries",
+                         expression="Bundle.entry", code="too-costly")
     if kind == "batch":
         entries, errors = [], {}
         for i, raw in enumerate(raw_entries):

@@ -17,9 +17,9 @@ from pydantic import ValidationError
 from exchange.errors import BadRequest, Issue, NotFound
 from exchange.fhir import r4
 from exchange.fhir.definitions import RESOURCE_TYPES
+from exchange.fhir.references import ID_PATTERN, split_reference
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _REQUEST_PRIORITY = frozenset({"routine", "urgent", "asap", "stat"})
 
 # Required bindings, by element path without indices (contained resources are checked under their own type).
@@ -113,12 +113,20 @@ def _rule_issues(resource_type: str, body: dict) -> list[Issue]:
         if isinstance(value, str) and not value.strip():
             issues.append(Issue("error", "value", f"{expr} must not be empty or blank", [expr]))
             continue
+        if isinstance(value, str) and _CONTROL.search(value):
+            issues.append(Issue("error", "value", f"{expr}: FHIR strings must not contain control characters "
+                                                  "(other than tab, CR and LF)", [expr]))
+            continue
+        if path.endswith(".reference") and isinstance(value, str) and "/" in value \
+                and not value.startswith(("#", "urn:")) and split_reference(value) is None:
+            issues.append(Issue("error", "value", f"{expr} must be a reference such as Type/id (an id is at most "
+                                                  "64 of A-Z a-z 0-9 - .)", [expr]))
         allowed = REQUIRED_BINDINGS.get(path)
         if allowed is None:
             allowed = DATATYPE_BINDINGS.get(".".join(path.split(".")[-2:]))
         if allowed is not None and isinstance(value, str) and value not in allowed:
             issues.append(Issue("error", "code-invalid",
-                                f"{expr}: '{value}' is not in the required value set ({', '.join(sorted(allowed))})",
+                                f"{expr} must be one of the required value set ({', '.join(sorted(allowed))})",
                                 [expr]))
         if path.endswith(".id") and path.count(".") == 1 or path == f"{resource_type}.contained.id":
             if isinstance(value, str) and not ID_PATTERN.match(value):
@@ -152,9 +160,13 @@ def _task_inv_1(body: dict) -> list[Issue]:
     return []
 
 
-def check_resource_type(resource_type: str) -> None:
+def check_resource_type(resource_type: str, resource_id: str | None = None) -> None:
+    """A type this server has (404) and, when given, an id that could exist (400): checked before the database."""
     if resource_type not in RESOURCE_TYPES:
-        raise NotFound(f"Resource type '{resource_type}' is not supported by this server", code="not-supported")
+        raise NotFound("This resource type is not supported by this server (the CapabilityStatement lists them)",
+                       code="not-supported")
+    if resource_id is not None and not ID_PATTERN.match(resource_id):
+        raise BadRequest(f"{resource_type}.id must match [A-Za-z0-9-.]{{1,64}}", expression=f"{resource_type}.id")
 
 
 def validate_resource(body: Any, expected_type: str | None = None) -> dict:

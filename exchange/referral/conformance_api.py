@@ -47,12 +47,11 @@ def _search(kind: str, request: Request) -> Response:
     params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("_format", "_pretty")]
     unknown = [k for k, _ in params if k not in SEARCH_PARAMS]
     if unknown:
-        raise BadRequest(f"{kind} search supports {', '.join(SEARCH_PARAMS)}; not {unknown[0]}",
-                         expression=unknown[0])
+        raise BadRequest(f"{kind} search supports only {', '.join(SEARCH_PARAMS)}", code="not-supported")
     field = {"_id": "id"}
     matches = [r for r in resources(kind)
                if all(str(r.get(field.get(k, k))) in v.split(",") for k, v in params)]
-    base = str(request.base_url).rstrip("/") + "/fhir"
+    base = request.app.state.exchange.settings.fhir_base_url  # never the request's Host header
     bundle = {"resourceType": "Bundle", "type": "searchset", "total": len(matches),
               "link": [{"relation": "self", "url": f"{base}/{kind}" + (f"?{urlencode(params)}" if params else "")}],
               "entry": [{"fullUrl": f"{base}/{kind}/{r['id']}", "resource": r, "search": {"mode": "match"}}

@@ -3,6 +3,9 @@
 SQLite allows one writer at a time: every transaction starts with BEGIN IMMEDIATE and, inside one process, an
 asyncio lock queues writers so they never spin on the busy handler. PostgreSQL runs READ COMMITTED transactions and
 relies on row locks and constraints where order matters.
+
+Both engines hide SQL parameters in their errors (`hide_parameters`): a failed statement's message would otherwise
+carry case codes and names into whatever logs it.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 
 def _sqlite_engine(url: str) -> AsyncEngine:
-    engine = create_async_engine(url, connect_args={"timeout": 60})
+    engine = create_async_engine(url, connect_args={"timeout": 60}, hide_parameters=True)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection, _record):  # noqa: ANN001
@@ -46,7 +49,8 @@ class Database:
             self.engine = _sqlite_engine(url)
             self._write_lock: asyncio.Lock | None = asyncio.Lock()
         else:
-            self.engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            self.engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                                              hide_parameters=True)
             self._write_lock = None
 
     @asynccontextmanager

@@ -199,8 +199,9 @@ async def test_post_search_matches_get_search(client, referral):
 
 
 async def test_unknown_parameter_strict_is_400_lenient_is_ignored(client, referral):
-    assert_outcome(await client.get("/Task?colour=red", headers={"Prefer": "handling=strict"}), 400,
-                   expression="colour")
+    body = assert_outcome(await client.get("/Task?colour=red", headers={"Prefer": "handling=strict"}), 400,
+                          text="Search parameter 1 is not a search parameter of Task")
+    assert "colour" not in str(body)  # the caller's text is not repeated: it may be anything
     bundle = await _search(client, "/Task?colour=red", headers={"Prefer": "handling=lenient"})
     assert len(bundle["entry"]) == 2
 
@@ -209,7 +210,7 @@ async def test_unknown_parameter_strict_is_400_lenient_is_ignored(client, referr
     ("/Task?authored-on=yesterday", "authored-on"),
     ("/Task?_count=many", "_count"),
     ("/Task?owner:missing=maybe", "owner:missing"),
-    ("/Task?status:fuzzy=x", "status:fuzzy"),
+    ("/Task?status:fuzzy=x", "status"),
     ("/Task?_lastUpdated=ge2026-13-45", "_lastUpdated"),
 ])
 async def test_bad_search_values_are_400(client, query, expression):

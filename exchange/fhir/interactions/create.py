@@ -24,7 +24,8 @@ def condition_plan(exchange: Exchange, resource_type: str, if_none_exist: str) -
     if not params:
         raise BadRequest("If-None-Exist must hold search parameters, e.g. identifier=system|value",
                          expression="If-None-Exist")
-    plan = parse_search(resource_type, params, strict=True, default_count=2, max_count=2)
+    plan = parse_search(resource_type, params, strict=True, default_count=2, max_count=2,
+                        limits=exchange.settings.search_limits)
     if not plan.criteria:
         raise BadRequest("If-None-Exist must hold at least one search criterion", expression="If-None-Exist")
     plan.count, plan.offset = 2, 0

@@ -16,7 +16,7 @@ from exchange.unit import Event, open_unit
 
 async def history_instance(exchange: Exchange, ctx: RequestContext, resource_type: str, resource_id: str,
                            params: list[tuple[str, str]]) -> Result:
-    check_resource_type(resource_type)
+    check_resource_type(resource_type, resource_id)
     settings = exchange.settings
     args = dict(params)
     count = min(int_param("_count", args.get("_count", str(settings.default_page_size)), 1), settings.max_page_size)

@@ -24,7 +24,7 @@ async def read_in(unit: Unit, resource_type: str, resource_id: str) -> StoredRes
 
 
 async def read(exchange: Exchange, ctx: RequestContext, resource_type: str, resource_id: str) -> Result:
-    check_resource_type(resource_type)
+    check_resource_type(resource_type, resource_id)
     async with open_unit(exchange, ctx, "read", resource_type, resource_id) as unit:
         stored = await read_in(unit, resource_type, resource_id)
     return Result(200, stored=stored)
@@ -32,17 +32,17 @@ async def read(exchange: Exchange, ctx: RequestContext, resource_type: str, reso
 
 async def vread(exchange: Exchange, ctx: RequestContext, resource_type: str, resource_id: str, version: str
                 ) -> Result:
-    check_resource_type(resource_type)
+    check_resource_type(resource_type, resource_id)
     async with open_unit(exchange, ctx, "vread", resource_type, resource_id) as unit:
         check_permission(ctx, resource_type, "r")
         stored = None
-        if version.isdigit():
+        if version.isascii() and version.isdigit() and len(version) <= 9:
             stored = await unit.repo.vread(resource_type, resource_id, int(version), unit.access)
         if stored is None:
-            raise NotFound(f"{resource_type}/{resource_id}/_history/{version} is not known",
+            raise NotFound(f"{resource_type}/{resource_id} has no such version",
                            expression=f"{resource_type}.meta.versionId")
         if stored.deleted:
-            raise Gone(f"{resource_type}/{resource_id} version {version} is a deletion",
+            raise Gone(f"{resource_type}/{resource_id} version {stored.version_id} is a deletion",
                        expression=f"{resource_type}.meta.versionId")
         unit.record(Event("vread", "R", resource_type, resource_id, stored.version_id, stored=stored))
     return Result(200, stored=stored)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from exchange.auth.access import check_permission, may
 from exchange.context import RequestContext
+from exchange.errors import BadRequest
 from exchange.fhir import bundles
 from exchange.fhir.definitions import search_param
 from exchange.fhir.interactions.result import Result
@@ -14,7 +15,14 @@ from exchange.store.search_sql import plan_conditions, plan_order
 from exchange.unit import Event, Unit, open_unit
 
 
-async def _included(unit: Unit, plan: SearchPlan, matches: list[StoredResource]) -> list[StoredResource]:
+def _over_budget(name: str, budget: int) -> BadRequest:
+    return BadRequest(f"This search would return more than {budget} resources, the most one request may return: "
+                      f"lower _count or drop {name}", expression=name, code="too-costly")
+
+
+async def _included(unit: Unit, plan: SearchPlan, matches: list[StoredResource], budget: int
+                    ) -> list[StoredResource]:
+    """The resources _include and _revinclude add; refused (too-costly) beyond `budget` resources in all."""
     seen = {(m.resource_type, m.id) for m in matches}
     out: list[StoredResource] = []
     ids = [m.id for m in matches]
@@ -22,6 +30,8 @@ async def _included(unit: Unit, plan: SearchPlan, matches: list[StoredResource])
         targets = await unit.repo.references_from(plan.resource_type, ids, include.param)
         if include.target_type:
             targets = [t for t in targets if t[0] == include.target_type]
+        if len(seen | set(targets)) > budget:
+            raise _over_budget("_include", budget)
         for stored in await unit.repo.read_many(targets, unit.access):
             if (stored.resource_type, stored.id) not in seen and may(unit.ctx, stored.resource_type, "r"):
                 seen.add((stored.resource_type, stored.id))
@@ -32,6 +42,8 @@ async def _included(unit: Unit, plan: SearchPlan, matches: list[StoredResource])
             continue
         referring = await unit.repo.referring_ids(rev.source_type, rev.param,
                                                   [(m.resource_type, m.id) for m in matches])
+        if len(seen | {(rev.source_type, i) for i in referring}) > budget:
+            raise _over_budget("_revinclude", budget)
         for stored in await unit.repo.read_many([(rev.source_type, i) for i in referring], unit.access):
             if (stored.resource_type, stored.id) not in seen and may(unit.ctx, stored.resource_type, "r"):
                 seen.add((stored.resource_type, stored.id))
@@ -44,19 +56,22 @@ async def search(exchange: Exchange, ctx: RequestContext, resource_type: str, pa
     check_resource_type(resource_type)
     settings = exchange.settings
     plan = parse_search(resource_type, params, strict=strict, default_count=settings.default_page_size,
-                        max_count=settings.max_page_size)
+                        max_count=settings.max_page_size, limits=settings.search_limits)
     async with open_unit(exchange, ctx, "search-type", resource_type) as unit:
         bundle = await search_in(unit, plan)
     return Result(200, body=bundle)
 
 
-async def search_in(unit: Unit, plan: SearchPlan) -> dict:
-    """Run `plan` in `unit` and return the searchset Bundle."""
+async def search_in(unit: Unit, plan: SearchPlan, budget: int | None = None) -> dict:
+    """Run `plan` in `unit` and return the searchset Bundle of at most `budget` resources (default: the most one
+    request may return, `Settings.request_max_resources`)."""
     check_permission(unit.ctx, plan.resource_type, "s")
-    count = 0 if plan.summary_count else plan.count
+    limit = unit.exchange.settings.request_max_resources
+    budget = limit if budget is None else min(budget, limit)
+    count = 0 if plan.summary_count else min(plan.count, budget)
     matches, total = await unit.repo.search(plan.resource_type, plan_conditions(plan), plan_order(plan), count,
                                             plan.offset, unit.access, with_total=plan.total or plan.summary_count)
-    included = await _included(unit, plan, matches) if matches else []
+    included = await _included(unit, plan, matches, budget) if matches else []
     unit.record(Event("search-type", "E", plan.resource_type, query=list(plan.echo)))
     for stored in matches + included:
         unit.record(Event("search-type", "R", stored.resource_type, stored.id, stored.version_id, stored=stored))

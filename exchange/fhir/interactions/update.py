@@ -12,12 +12,13 @@ from exchange.unit import open_unit
 
 async def update(exchange: Exchange, ctx: RequestContext, resource_type: str, resource_id: str, body: object,
                  if_match: str | None = None) -> Result:
+    check_resource_type(resource_type, resource_id)
     body = validate_resource(body, resource_type)
     if body.get("id") is None:
         raise BadRequest("The resource in an update must carry its id", expression=f"{resource_type}.id",
                          code="required")
     if body["id"] != resource_id:
-        raise BadRequest(f"The body's id '{body['id']}' differs from the URL's id '{resource_id}'",
+        raise BadRequest("The body's id differs from the URL's id",
                          expression=f"{resource_type}.id")
     expected = parse_etag(if_match)
     async with open_unit(exchange, ctx, "update", resource_type, resource_id) as unit:
@@ -28,7 +29,7 @@ async def update(exchange: Exchange, ctx: RequestContext, resource_type: str, re
 
 async def delete(exchange: Exchange, ctx: RequestContext, resource_type: str, resource_id: str,
                  if_match: str | None = None) -> Result:
-    check_resource_type(resource_type)
+    check_resource_type(resource_type, resource_id)
     expected = parse_etag(if_match)
     async with open_unit(exchange, ctx, "delete", resource_type, resource_id) as unit:
         current = await current_for_write(unit, resource_type, resource_id, expected)

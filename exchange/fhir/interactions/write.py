@@ -22,12 +22,11 @@ def parse_etag(value: str | None) -> int | None:
     if text.startswith("W/"):
         text = text[2:]
     text = text.strip('"')
-    try:
-        return int(text)
-    except ValueError:
+    if not (text.isascii() and text.isdigit() and len(text) <= 9):
         from exchange.errors import BadRequest
 
-        raise BadRequest(f"If-Match '{value}' is not a version ETag such as W/\"1\"", expression="If-Match") from None
+        raise BadRequest("If-Match must be a version ETag such as W/\"1\"", expression="If-Match")
+    return int(text)
 
 
 def new_id() -> str:
