@@ -29,6 +29,7 @@ from exchange.auth.scopes import permissions
 from exchange.context import RequestContext
 from exchange.egress import EgressPolicy, EgressRefused
 from exchange.errors import Conflict, Forbidden, NotFound, Unprocessable
+from exchange.fhir.references import ID_PATTERN
 from exchange.auth.tables import auth_client, auth_revoked_token, auth_used_jti
 from exchange.store.engine import Database
 from exchange.store.repository import Repository, to_db, utcnow
@@ -175,6 +176,9 @@ class ClientRegistry:
             return await self._read(conn, client_id)
 
     async def get(self, client_id: str) -> ClientRecord | None:
+        """The client, or None; an id no client can have (a NUL, over 64 characters) never reaches the database."""
+        if not isinstance(client_id, str) or not ID_PATTERN.match(client_id):
+            return None
         async with self.db.transaction() as conn:  # on SQLite: queue with the writers, never spin
             row = (await conn.execute(select(auth_client).where(auth_client.c.client_id == client_id))).first()
         return _record(row) if row else None

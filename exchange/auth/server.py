@@ -201,8 +201,8 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
             raise InvalidClientError(description=f"The assertion's 'exp' is more than "
                                                  f"{settings.assertion_max_seconds} seconds ahead")
         jti = claims.get("jti")
-        if jti is not None and (not isinstance(jti, str) or not jti or len(jti) > 255):
-            raise InvalidClientError(description="The assertion's 'jti' must be a string of 1 to 255 characters")
+        if jti is not None and (not isinstance(jti, str) or not jti or len(jti) > 255 or not jti.isprintable()):
+            raise InvalidClientError(description="The assertion's 'jti' must be 1 to 255 printable characters")
         super().verify_claims(claims)
 
     def validate_jti(self, claims: Any, jti: str) -> bool:

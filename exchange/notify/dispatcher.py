@@ -134,7 +134,12 @@ class Dispatcher:
                 .where(state.c.status == "active", state.c.next_heartbeat.is_not(None),
                        state.c.next_heartbeat <= to_db(now), ~pending).limit(100)))).all()
             for row in rows:
-                spec = SubscriptionSpec.loads(row.spec)
+                try:
+                    spec = SubscriptionSpec.loads(row.spec)
+                except Exception as exc:  # noqa: BLE001 - a bad row is reported and put off, the others go on
+                    self._report(row.subscription_id, exc)
+                    await queue.set_state(conn, row.subscription_id, next_heartbeat=to_db(self._later(now)))
+                    continue
                 await queue.enqueue(conn, row.subscription_id, "heartbeat", now)
                 await queue.set_state(conn, row.subscription_id,
                                       next_heartbeat=to_db(now + timedelta(seconds=spec.heartbeat or 0))
@@ -163,7 +168,15 @@ class Dispatcher:
                                .values(lease_owner=None, lease_until=None))
 
     # --- delivering -------------------------------------------------------------------------------------------
+    def _later(self, now):  # noqa: ANN001, ANN202
+        return now + timedelta(seconds=max(self.settings.notify_retry_max_delay, 1.0))
+
+    def _report(self, subscription_id: str, exc: Exception) -> None:
+        log.warning("dispatcher %s skipped Subscription %s: %s", self.worker_id, subscription_id, type(exc).__name__)
+
     async def drain(self, subscription_id: str) -> None:
+        """Deliver to one subscription until its queue is empty or a delivery fails. A subscription whose rows
+        cannot be read is reported and put off (retry_at), so it never holds up the others."""
         try:
             while not self._stop.is_set():
                 step = await self._next(subscription_id)
@@ -175,6 +188,10 @@ class Dispatcher:
                 await self._record(subscription_id, step, outcome)
                 if not outcome.ok:
                     break
+        except Exception as exc:  # noqa: BLE001 - one bad subscription must not stop delivery to the others
+            self._report(subscription_id, exc)
+            async with self.exchange.db.transaction() as conn:
+                await queue.set_state(conn, subscription_id, retry_at=to_db(self._later(utcnow())))
         finally:
             await self._release(subscription_id)
 

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from exchange.auth.access import check_permission
 from exchange.context import RequestContext
 from exchange.errors import BadRequest, NotFound
+from exchange.fhir.search import int_param
 from exchange.notify import bundle as notification, queue
 from exchange.notify.spec import BACKPORT, SubscriptionSpec
 from exchange.notify.tables import subscription_state as state
@@ -75,9 +76,9 @@ def _number(params: list[tuple[str, str]], name: str) -> int | None:
     values = [v for k, v in params if k == name]
     if not values:
         return None
-    if len(values) > 1 or not values[0].isdigit() or int(values[0]) < 1:
-        raise BadRequest(f"{name} must be one positive integer", expression=name)
-    return int(values[0])
+    if len(values) > 1:
+        raise BadRequest(f"{name} must be given once", expression=name)
+    return int_param(name, values[0], 1)
 
 
 async def events(exchange: Exchange, ctx: RequestContext, subscription_id: str, params: list[tuple[str, str]]

@@ -3,6 +3,8 @@ numbered event row for every live subscription whose topic and filters match, in
 therefore never commits without its notifications, and a rolled-back change leaves none."""
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.notify import queue
@@ -12,6 +14,7 @@ from exchange.store.repository import to_db, utcnow
 from exchange.unit import Failure, Unit
 
 _TRIGGERS = {"create": "C", "update": "U"}
+log = logging.getLogger("exchange.notify")
 
 
 class OutboxHook:
@@ -30,10 +33,14 @@ class OutboxHook:
                 if topic.canonical not in by_topic:
                     by_topic[topic.canonical] = await queue.states_for_topic(unit.conn, topic.canonical)
                 for row in by_topic[topic.canonical]:
-                    spec = SubscriptionSpec.loads(row.spec)
-                    if spec.ended(now):
-                        continue
-                    if not await filter_matches(unit.repo, topic, spec.filters, event.resource_id, body):
+                    try:
+                        spec = SubscriptionSpec.loads(row.spec)
+                        if spec.ended(now):
+                            continue
+                        if not await filter_matches(unit.repo, topic, spec.filters, event.resource_id, body):
+                            continue
+                    except Exception as exc:  # noqa: BLE001 - an unreadable subscription must not block writes
+                        log.warning("outbox skipped Subscription %s: %s", row.subscription_id, type(exc).__name__)
                         continue
                     if row.organization_id is not None:  # only what the subscriber may see
                         if parties is None:

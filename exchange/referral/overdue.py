@@ -5,7 +5,8 @@ versioned, audited and notified like any other change; it writes through the nor
 itself. Due time: Task.restriction.period.end when the requester set one, else authoredOn plus
 `settings.referral_overdue_hours`. Drafts are not yet sent and are never overdue. The overdue coding is added to
 businessStatus (its other codings and text stay); if the owner drops it while the Task is still late, the next
-sweep adds it again.
+sweep adds it again. A Task the sweep cannot read or mark is skipped and reported (its id and the error class,
+nothing of its content): one bad row never stops the sweep for every other referral.
 """
 from __future__ import annotations
 
@@ -62,8 +63,13 @@ async def sweep_overdue(exchange: Exchange, now: datetime | None = None) -> int:
             page, _ = await unit.repo.search("Task", plan_conditions(plan), plan_order(plan), PAGE, offset,
                                              unit.access, with_total=False)
             for task in page:
-                due = due_at(task.resource, after)
-                marked = codes.OVERDUE in codes.codes_in(task.resource.get("businessStatus"), codes.REFERRAL_CODES)
+                try:
+                    due = due_at(task.resource, after)
+                    marked = codes.OVERDUE in codes.codes_in(task.resource.get("businessStatus"),
+                                                             codes.REFERRAL_CODES)
+                except Exception as error:  # noqa: BLE001 - a bad row is reported, the sweep goes on
+                    log.warning("overdue sweep skipped Task %s: %s", task.id, type(error).__name__)
+                    continue
                 if due is not None and due <= now and not marked:
                     late.append(task.id)
             if len(page) < PAGE:
@@ -80,6 +86,8 @@ async def sweep_overdue(exchange: Exchange, now: datetime | None = None) -> int:
                 marked_count += 1
         except FhirError as error:
             log.info("overdue sweep left Task %s for later: %s", task_id, type(error).__name__)
+        except Exception as error:  # noqa: BLE001 - a bad row is reported, the sweep goes on
+            log.warning("overdue sweep skipped Task %s: %s", task_id, type(error).__name__)
     return marked_count
 
 
@@ -110,5 +118,5 @@ class OverdueSweeper:
                 count = await sweep_overdue(exchange)
                 if count:
                     log.info("overdue sweep marked %d Task(s)", count)
-            except Exception:  # noqa: BLE001 - the loop must survive a failed sweep (e.g. the database restarting)
-                log.exception("overdue sweep failed")
+            except Exception as error:  # noqa: BLE001 - the loop survives a failed sweep (the database restarting)
+                log.error("overdue sweep failed: %s", type(error).__name__)  # no traceback: it may quote values

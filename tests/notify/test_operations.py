@@ -103,3 +103,25 @@ async def test_full_resource_when_the_deployment_allows_it(system, orgs, exchang
     await dispatcher.run_until_idle()
     entry = received[-1]["entry"][1]
     assert entry["resource"]["id"] == referral["task"]["id"] and entry["resource"]["meta"]["versionId"] == "1"
+
+
+async def test_event_numbers_beyond_64_bits_are_400(partner, orgs, dispatcher, httpx_mock):
+    shelter, sid, _ = await _setup(partner, orgs, dispatcher, httpx_mock)
+    for name in ("eventsSinceNumber", "eventsUntilNumber"):
+        r = await shelter.get(f"/Subscription/{sid}/$events", params={name: str(2 ** 63)})
+        assert r.status_code == 400, r.text
+        assert r.json()["issue"][0]["expression"] == [name]
+    r = await shelter.get(f"/Subscription/{sid}/$events", params={"eventsSinceNumber": str(2 ** 63 - 1)})
+    assert r.status_code == 200, r.text
+
+
+async def test_subscription_end_at_the_ends_of_the_calendar_is_accepted(partner, orgs, dispatcher, httpx_mock):
+    httpx_mock.add_response(url=HOOK, is_reusable=True, is_optional=True)
+    shelter = await partner(orgs["shelter"])
+    for end in ("0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "9999-12-31T23:59:59.999Z"):
+        body = subscription(HOOK, [f"Task?owner=Organization/{orgs['shelter']}"]) | {"end": end}
+        r = await shelter.post("/Subscription", json=body)
+        assert r.status_code == 201, r.text
+    await dispatcher.run_until_idle()
+    statuses = sorted(e["resource"]["status"] for e in (await shelter.get("/Subscription")).json()["entry"])
+    assert statuses == ["active", "active", "off"]

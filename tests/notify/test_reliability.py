@@ -112,3 +112,28 @@ async def test_deleted_subscription_gets_nothing_more(system, orgs, dispatcher, 
     await dispatcher.run_until_idle()
     assert receiver.received == []
     assert (await system.get(f"/Subscription/{sid}/$status")).status_code == 404
+
+
+async def test_a_subscription_the_dispatcher_cannot_read_is_skipped_and_reported(system, orgs, exchange, receiver,
+                                                                                 caplog):
+    from sqlalchemy import update
+
+    from exchange.notify.tables import subscription_state
+
+    owner = [f"Task?owner=Organization/{orgs['shelter']}"]
+    ids = []
+    for path in ("bad", "good"):
+        r = await system.post("/Subscription", json=subscription(receiver.url(path), owner, heartbeat=1))
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    async with exchange.db.engine.begin() as conn:  # a row no dispatcher can parse (written by an older version)
+        await conn.execute(update(subscription_state).where(subscription_state.c.subscription_id == ids[0])
+                           .values(spec='{"topic": 1}'))
+    referral = await create_referral(system, orgs["hotline"], orgs["shelter"])
+    await create_task(system, orgs["hotline"], orgs["shelter"], referral["request"]["id"], referral["patient"]["id"])
+    dispatcher = Dispatcher(exchange, worker_id="survivor")
+    with caplog.at_level("WARNING", logger="exchange.notify"):
+        await dispatcher.run_until_idle()
+    await dispatcher.stop()
+    assert receiver.events() == {"/good": [1, 2]}
+    assert f"skipped Subscription {ids[0]}" in caplog.text

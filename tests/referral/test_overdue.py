@@ -42,3 +42,35 @@ async def test_requesters_due_date_wins(http, as_, ids, make_referral, exchange)
     assert r.status_code == 200, r.text
     assert await sweep_overdue(exchange, now=due - timedelta(minutes=1)) == 0
     assert await sweep_overdue(exchange, now=due + timedelta(minutes=1)) == 1
+
+
+async def test_a_due_date_at_the_end_of_the_calendar_does_not_stop_the_sweep(http, as_, ids, make_referral, exchange):
+    far = await make_referral()
+    late = await make_referral()
+    r = await change_task(http, as_(ids["hotline"]), far["Task"], restriction={"period": {"end": "9999-12-31"}})
+    assert r.status_code == 200, r.text
+    hours = exchange.settings.referral_overdue_hours
+    assert await sweep_overdue(exchange, now=AUTHORED + timedelta(hours=hours + 1)) == 1
+    assert codes.OVERDUE in codes.codes_in((await http.get(f"/Task/{late['Task']}")).json().get("businessStatus"),
+                                           codes.REFERRAL_CODES)
+    assert "businessStatus" not in (await http.get(f"/Task/{far['Task']}")).json()
+
+
+async def test_a_stored_task_the_sweep_cannot_read_is_skipped_and_reported(http, make_referral, exchange, caplog):
+    import orjson
+    from sqlalchemy import update
+
+    from exchange.store.tables import resource
+
+    bad, late = await make_referral(), await make_referral()
+    async with exchange.db.engine.begin() as conn:  # a row written before today's validation rules
+        row = (await conn.execute(resource.select().where(resource.c.id == bad["Task"]))).first()
+        content = orjson.loads(row.content) | {"restriction": ["not", "a", "restriction"]}
+        await conn.execute(update(resource).where(resource.c.id == bad["Task"])
+                           .values(content=orjson.dumps(content).decode()))
+    hours = exchange.settings.referral_overdue_hours
+    with caplog.at_level("WARNING", logger="exchange.referral.overdue"):
+        assert await sweep_overdue(exchange, now=AUTHORED + timedelta(hours=hours + 1)) == 1
+    assert f"skipped Task {bad['Task']}" in caplog.text
+    assert codes.OVERDUE in codes.codes_in((await http.get(f"/Task/{late['Task']}")).json().get("businessStatus"),
+                                           codes.REFERRAL_CODES)
