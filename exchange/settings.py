@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     search_max_parameters: int = Field(default=30, description="Most parameters of one search.")
     search_max_value_length: int = Field(default=255, description="Longest value of one search parameter.")
     search_max_offset: int = Field(default=100_000, description="Largest _offset of a search.")
+    search_page_token_seconds: float = Field(
+        default=900, description="How long the page token in the links of a search on identifying parameters "
+                                 "(name, identifier, birthdate, ...) stays good.")
     migrate_on_start: bool = True
     database_pool_size: int = 10
     state_dir: Path = Field(

@@ -12,9 +12,16 @@ def build(settings: Settings) -> Exchange:
     from exchange import audit, auth, notify, referral, web
 
     exchange = Exchange.from_settings(settings)
+    exchange.on_start.append(_load_keys)
     auth.install(exchange)
     notify.install(exchange)
     referral.install(exchange)
     web.install(exchange)
     audit.install(exchange)  # keep last: the audit hook locks the chain head and should run just before commit
     return exchange
+
+
+async def _load_keys(exchange: Exchange) -> None:
+    """Load the signing keys before the first request: units of work use them (page tokens) and on SQLite must not
+    open a second write transaction to create them."""
+    await exchange.keys.current()

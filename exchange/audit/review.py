@@ -20,7 +20,8 @@ from exchange.audit.tables import audit_entity, audit_event
 from exchange.auth.access import check_permission
 from exchange.context import RequestContext
 from exchange.errors import BadRequest, Forbidden
-from exchange.fhir.search import SearchPlan, int_param, split_values, date_value
+from exchange.fhir.references import split_reference
+from exchange.fhir.search import SearchPlan, checked_values, date_value, int_param
 from exchange.settings import Settings
 from exchange.store.repository import StoredResource, from_db
 from exchange.store.search_sql import instant_condition
@@ -53,7 +54,7 @@ def viewer_of(ctx: RequestContext, operation: str) -> Viewer:
     if ctx.role == "admin":
         raise Forbidden("Administrators do not review the exchange log; an auditor client does")
     if ctx.role not in ("auditor", "partner"):
-        raise Forbidden(f"The role '{ctx.role}' may not review the exchange log")
+        raise Forbidden("This client's role may not review the exchange log")
     check_permission(ctx, "AuditEvent", operation)
     if ctx.role == "auditor":
         return Viewer(None)
@@ -103,12 +104,10 @@ def visibility(viewer: Viewer) -> list:
 
 
 def _reference(raw: str) -> tuple[str, str]:
-    parts = raw.split("/")
-    if len(parts) >= 4 and parts[-2] == "_history":
-        parts = parts[:-2]
-    if len(parts) < 2 or not parts[-2] or not parts[-1]:
-        raise BadRequest(f"entity '{raw}' is not a reference of the form Type/id", expression="entity")
-    return parts[-2], parts[-1]
+    target = split_reference(raw)
+    if target is None:
+        raise BadRequest("entity takes references of the form Type/id", expression="entity")
+    return target
 
 
 def _condition(name: str, values: list[str]):  # noqa: ANN202
@@ -151,22 +150,21 @@ def parse_query(params: list[tuple[str, str]], settings: Settings) -> AuditQuery
         if key == "_count":
             plan.count = min(int_param("_count", raw, 0), settings.max_page_size)
         elif key == "_offset":
-            plan.offset = int_param("_offset", raw, 0)
+            plan.offset = int_param("_offset", raw, 0, settings.search_max_offset)
         elif key == "_sort":
             if raw not in ("date", "-date"):
                 raise BadRequest("AuditEvent can be sorted by date or -date", expression="_sort")
             descending = raw == "-date"
             plan.echo.append((key, raw))
         elif key in SEARCH_PARAMS:
-            values = [v for v in split_values(raw) if v]
+            values = [v for v in checked_values(key, raw, settings.search_limits) if v]
             if not values:
                 raise BadRequest(f"Search parameter '{key}' needs a value", expression=key)
             conditions.append(_condition(key, values))
             plan.echo.append((key, raw))
         else:
-            raise BadRequest(f"Unknown search parameter '{key}' for AuditEvent (supported: "
-                             f"{', '.join(SEARCH_PARAMS)}, _count, _offset, _sort)", expression=key,
-                             code="not-supported")
+            raise BadRequest(f"AuditEvent search supports {', '.join(SEARCH_PARAMS)}, _count, _offset and _sort "
+                             "(the unknown parameter's name is not repeated)", code="not-supported")
     return AuditQuery(conditions, plan, descending)
 
 

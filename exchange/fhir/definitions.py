@@ -159,5 +159,15 @@ REVINCLUDES: dict[str, tuple[str, ...]] = {
 SENSITIVE_SEARCH_TYPES = frozenset({"Patient", "Consent", "DocumentReference", "Procedure"})
 
 
+# Search parameters whose values identify a person: searches using them get opaque page tokens in their links
+# (exchange.fhir.page_tokens), never the values. By name, whatever the resource type (an organisation's name too:
+# one rule is easier to trust than a list of exceptions).
+IDENTIFYING_SEARCH_PARAMS = frozenset({
+    "identifier", "name", "family", "given", "phonetic", "birthdate", "death-date", "telecom", "phone", "email",
+    "address", "address-city", "address-state", "address-country", "address-postalcode", "address-use",
+    "_content", "_text",
+})
+
+
 def search_param(resource_type: str, name: str) -> SearchParam | None:
     return SEARCH_PARAMS.get(resource_type, {}).get(name)

@@ -11,11 +11,25 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
+import re
+
 import orjson
 
 from exchange.errors import Issue
 
 RULE = "r4-element"
+_ELEMENT_LIKE = re.compile(r"_?[a-z][a-z0-9]*(?:[A-Z][a-z0-9]*)+")  # camelCase, as FHIR names its elements
+
+
+def nameable(key: str) -> bool:
+    """Whether an unknown key may be repeated in an error: only what reads as a FHIR element name (an R4 name, or
+    camelCase such as an R4B-only `valueCodeableReference`). Anything else is the sender's text, and may be hers."""
+    return len(key) <= 64 and (key.lstrip("_") in _names() or _ELEMENT_LIKE.fullmatch(key) is not None)
+
+
+@lru_cache(maxsize=1)
+def _names() -> frozenset[str]:
+    return frozenset(name for table in definitions()["types"].values() for name in table)
 
 
 @lru_cache(maxsize=1)
@@ -59,9 +73,13 @@ def _object(node: dict, type_: str, expr: str, is_resource: bool = False) -> Ite
         if is_resource and key == "resourceType":
             continue
         child = table.get(key)
-        if child is None:
+        if child is None and nameable(key):
             yield Issue("error", "structure", f"{RULE}: {expr}.{key} is not an element of {type_} in FHIR R4 "
                                               "(4.0.1)", [f"{expr}.{key}"])
+            continue
+        if child is None:
+            yield Issue("error", "structure", f"{RULE}: {expr} holds an element {type_} does not have in FHIR R4 "
+                                              "(4.0.1); its name is not repeated", [expr])
             continue
         yield from _value(value, child, f"{expr}.{key}")
 

@@ -11,7 +11,8 @@ from urllib.parse import urlencode
 
 from exchange.errors import BadRequest
 from exchange.fhir.dates import parse_fhir_date
-from exchange.fhir.definitions import INCLUDES, RESOURCE_TYPES, REVINCLUDES, SearchParam, search_param
+from exchange.fhir.definitions import (IDENTIFYING_SEARCH_PARAMS, INCLUDES, RESOURCE_TYPES, REVINCLUDES,
+                                       SearchParam, search_param)
 from exchange.fhir.validate import ID_PATTERN
 from exchange.settings import Settings
 
@@ -136,6 +137,19 @@ def _check_text(name: str, raw: str, limits: SearchLimits) -> None:
         raise BadRequest(f"Search parameter '{name}' must not contain control characters", expression=name)
 
 
+def checked_values(name: str, raw: str, limits: SearchLimits) -> list[str]:
+    """The comma-separated values of one parameter, within the limits and free of control characters."""
+    _check_text(name, raw, limits)
+    values = split_values(raw)
+    if len(values) > limits.or_values:
+        raise BadRequest(f"Search parameter '{name}' may have at most {limits.or_values} values", expression=name,
+                         code="too-costly")
+    if any(len(v) > limits.value_length for v in values):
+        raise BadRequest(f"Search parameter '{name}' values may be at most {limits.value_length} characters",
+                         expression=name, code="too-costly")
+    return values
+
+
 def parse_search(resource_type: str, params: Sequence[tuple[str, str]], *, strict: bool, default_count: int,
                  max_count: int, limits: SearchLimits | None = None) -> SearchPlan:
     """Build the plan. Unknown parameters: 400 when `strict` (Prefer: handling=strict), else ignored.
@@ -212,14 +226,7 @@ def _criterion(resource_type: str, name: str, modifier: str | None, raw: str, li
                ) -> Criterion | None:
     if name not in ("_id", "_lastUpdated") and search_param(resource_type, name) is None:
         return None
-    _check_text(name, raw, limits)
-    values = split_values(raw)
-    if len(values) > limits.or_values:
-        raise BadRequest(f"Search parameter '{name}' may have at most {limits.or_values} values", expression=name,
-                         code="too-costly")
-    if any(len(v) > limits.value_length for v in values):
-        raise BadRequest(f"Search parameter '{name}' values may be at most {limits.value_length} characters",
-                         expression=name, code="too-costly")
+    values = checked_values(name, raw, limits)
     if name == "_id":
         if modifier:
             raise BadRequest("_id takes no modifier", expression=name)
@@ -273,10 +280,17 @@ def _reference_value(raw: str, type_modifier: str | None) -> tuple[str | None, s
     return type_modifier if type_modifier and type_modifier != "missing" else None, parts[-1]
 
 
-def page_links(base: str, plan: SearchPlan, total: int | None, returned: int) -> list[dict]:
-    """self/first/next/prev links echoing only the parameters the server used."""
+def identifying(plan: SearchPlan) -> bool:
+    """Whether the plan searches on a value that identifies a person (its links must not carry it)."""
+    return any(key.partition(":")[0] in IDENTIFYING_SEARCH_PARAMS for key, _ in plan.echo)
+
+
+def page_links(base: str, plan: SearchPlan, total: int | None, returned: int, token: str | None = None
+               ) -> list[dict]:
+    """self/first/next/prev links echoing only the parameters the server used, or, given a page token
+    (`exchange.fhir.page_tokens`), that token in their place."""
     def link(relation: str, offset: int) -> dict:
-        query = list(plan.echo) + [("_count", str(plan.count))]
+        query = ([("_page_token", token)] if token else list(plan.echo)) + [("_count", str(plan.count))]
         if offset:
             query.append(("_offset", str(offset)))
         return {"relation": relation, "url": f"{base}/{plan.resource_type}?{urlencode(query)}"}

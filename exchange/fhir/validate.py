@@ -50,6 +50,8 @@ REQUIRED_BINDINGS: dict[str, frozenset[str]] = {
     "HealthcareService.availableTime.daysOfWeek": frozenset({"mon", "tue", "wed", "thu", "fri", "sat", "sun"}),
     "PractitionerRole.availableTime.daysOfWeek": frozenset({"mon", "tue", "wed", "thu", "fri", "sat", "sun"}),
     "Practitioner.gender": frozenset({"male", "female", "other", "unknown"}),
+    "Subscription.status": frozenset({"requested", "active", "error", "off"}),
+    "Subscription.channel.type": frozenset({"rest-hook", "websocket", "email", "sms", "message"}),
 }
 
 # Required bindings of data types, by the last two path segments (wherever the data type occurs).
@@ -98,6 +100,8 @@ def _pydantic_issues(resource_type: str, error: ValidationError) -> list[Issue]:
     issues = []
     for err in error.errors():
         parts = [p for p in err.get("loc", ()) if isinstance(p, (str, int)) and not str(p).startswith("function")]
+        if err.get("type") == "extra_forbidden" and parts and not r4.nameable(str(parts[-1])):
+            parts = parts[:-1]  # an unknown key that is not element-like is the sender's text: name its parent
         expr = resource_type
         for part in parts:
             expr += f"[{part}]" if isinstance(part, int) else f".{part}"
@@ -177,7 +181,7 @@ def validate_resource(body: Any, expected_type: str | None = None) -> dict:
     if not isinstance(resource_type, str):
         raise BadRequest("resourceType is missing", expression="resourceType", code="required")
     if expected_type is not None and resource_type != expected_type:
-        raise BadRequest(f"resourceType '{resource_type}' does not match the endpoint's type '{expected_type}'",
+        raise BadRequest(f"resourceType must be {expected_type}, the endpoint's type",
                          expression="resourceType")
     check_resource_type(resource_type)
     issues = r4.issues(body, resource_type) + _rule_issues(resource_type, body)

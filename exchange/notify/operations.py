@@ -57,7 +57,7 @@ async def status_type(exchange: Exchange, ctx: RequestContext, params: list[tupl
     statuses = [v for k, value in params if k == "status" for v in value.split(",") if v]
     unknown = [k for k, _ in params if k not in ("id", "status", "_format", "_pretty")]
     if unknown:
-        raise BadRequest(f"$status takes 'id' and 'status', not '{unknown[0]}'", expression=unknown[0])
+        raise BadRequest("$status takes only id and status", code="not-supported")
     async with open_unit(exchange, ctx, "operation", "Subscription") as unit:
         check_permission(ctx, "Subscription", "r")
         query = select(state).order_by(state.c.created).limit(exchange.settings.max_page_size)

@@ -79,8 +79,8 @@ class SubscriptionRule:
                                 expression="Subscription.criteria")
         present = row.status if row is not None else current.resource.get("status")
         if body.get("status") not in ("requested", "off", present):
-            raise Unprocessable(f"status may be set to 'requested' (to re-activate) or 'off', not "
-                                f"'{body.get('status')}'", expression="Subscription.status")
+            raise Unprocessable("status may be set to 'requested' (to re-activate) or 'off' only",
+                                expression="Subscription.status")
 
     async def after_write(self, unit: Unit, stored: StoredResource, previous: StoredResource | None) -> None:
         if stored.resource_type != "Subscription":

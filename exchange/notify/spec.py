@@ -95,14 +95,14 @@ def parse_filters(topic: Topic, texts: list[object], issues: list[Issue]) -> dic
         resource_type, _, query = text.partition("?")
         if resource_type != topic.resource_type:
             issues.append(Issue("error", "business-rule", f"The topic {topic.canonical} filters "
-                                                          f"{topic.resource_type}, not '{resource_type}'", [where]))
+                                                          f"{topic.resource_type} only", [where]))
             continue
         for name, value in parse_qsl(query, keep_blank_values=True):
             spec = topic.filters.get(name)
             if spec is None:
                 supported = ", ".join(topic.filters)
-                issues.append(Issue("error", "not-supported", f"Filter '{name}' is not supported by this topic "
-                                                              f"(supported: {supported})", [where]))
+                issues.append(Issue("error", "not-supported", f"This topic supports the filters {supported} "
+                                                              "(the unknown filter's name is not repeated)", [where]))
                 continue
             values = [v.strip() for v in value.split(",") if v.strip()]
             if not values:
@@ -125,8 +125,8 @@ def parse_subscription(body: dict, settings: Settings) -> SubscriptionSpec:
     filters = parse_filters(topic, texts, issues)
     channel = body.get("channel") or {}
     if channel.get("type") != "rest-hook":
-        issues.append(Issue("error", "not-supported", f"channel.type '{channel.get('type')}' is not supported; "
-                                                      "use rest-hook", ["Subscription.channel.type"]))
+        issues.append(Issue("error", "not-supported", "channel.type must be rest-hook",
+                            ["Subscription.channel.type"]))
     endpoint = channel.get("endpoint")
     if not isinstance(endpoint, str):
         issues.append(Issue("error", "required", "channel.endpoint is required for rest-hook",
@@ -138,12 +138,12 @@ def parse_subscription(body: dict, settings: Settings) -> SubscriptionSpec:
                                 ["Subscription.channel.endpoint"]))
     content_type = channel.get("payload") or "application/fhir+json"
     if content_type not in PAYLOAD_TYPES:
-        issues.append(Issue("error", "not-supported", f"channel.payload '{content_type}' is not supported; use "
-                                                      "application/fhir+json", ["Subscription.channel.payload"]))
+        issues.append(Issue("error", "not-supported", "channel.payload must be application/fhir+json",
+                            ["Subscription.channel.payload"]))
     payload = _one_value(channel.get("_payload"), PAYLOAD_CONTENT, "valueCode", "Subscription.channel.payload",
                          issues) or "id-only"
     if payload not in PAYLOAD_CONTENTS:
-        issues.append(Issue("error", "not-supported", f"backport-payload-content '{payload}' is not one of "
+        issues.append(Issue("error", "not-supported", f"backport-payload-content must be one of "
                                                       f"{', '.join(PAYLOAD_CONTENTS)}",
                             ["Subscription.channel.payload.extension"]))
     elif payload == "full-resource" and not settings.notify_allow_full_resource:

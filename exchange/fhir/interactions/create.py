@@ -19,7 +19,7 @@ def condition_plan(exchange: Exchange, resource_type: str, if_none_exist: str) -
     if "?" in query:
         prefix, _, query = query.partition("?")
         if prefix and prefix.rsplit("/", 1)[-1] != resource_type:
-            raise BadRequest(f"If-None-Exist names '{prefix}', not {resource_type}", expression="If-None-Exist")
+            raise BadRequest(f"If-None-Exist must search {resource_type}", expression="If-None-Exist")
     params = parse_qsl(query, keep_blank_values=True)
     if not params:
         raise BadRequest("If-None-Exist must hold search parameters, e.g. identifier=system|value",

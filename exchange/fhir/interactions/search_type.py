@@ -4,10 +4,10 @@ from __future__ import annotations
 from exchange.auth.access import check_permission, may
 from exchange.context import RequestContext
 from exchange.errors import BadRequest
-from exchange.fhir import bundles
+from exchange.fhir import bundles, page_tokens
 from exchange.fhir.definitions import search_param
 from exchange.fhir.interactions.result import Result
-from exchange.fhir.search import SearchPlan, page_links, parse_search
+from exchange.fhir.search import SearchPlan, identifying, page_links, parse_search
 from exchange.fhir.validate import check_resource_type
 from exchange.services import Exchange
 from exchange.store.repository import StoredResource
@@ -55,11 +55,24 @@ async def search(exchange: Exchange, ctx: RequestContext, resource_type: str, pa
                  strict: bool = False) -> Result:
     check_resource_type(resource_type)
     settings = exchange.settings
+    tokens = [v for k, v in params if k == page_tokens.PARAM]
+    if tokens:  # a page of an earlier search: its parameters come from the token, only paging from the URL
+        if len(tokens) > 1 or any(k not in _PAGING for k, _ in params):
+            raise BadRequest(f"{page_tokens.PARAM} takes only _count and _offset beside it",
+                             expression=page_tokens.PARAM)
+        stored = page_tokens.unseal(await page_tokens.page_key(exchange.keys), tokens[0], resource_type,
+                                    ctx.client_id)
+        params = stored + [(k, v) for k, v in params if k in ("_count", "_offset")]
     plan = parse_search(resource_type, params, strict=strict, default_count=settings.default_page_size,
                         max_count=settings.max_page_size, limits=settings.search_limits)
+    if identifying(plan):
+        await exchange.keys.current()  # loaded outside the unit (it may have to write the first key)
     async with open_unit(exchange, ctx, "search-type", resource_type) as unit:
         bundle = await search_in(unit, plan)
     return Result(200, body=bundle)
+
+
+_PAGING = (page_tokens.PARAM, "_count", "_offset", "_format", "_pretty")
 
 
 async def search_in(unit: Unit, plan: SearchPlan, budget: int | None = None) -> dict:
@@ -76,5 +89,9 @@ async def search_in(unit: Unit, plan: SearchPlan, budget: int | None = None) -> 
     for stored in matches + included:
         unit.record(Event("search-type", "R", stored.resource_type, stored.id, stored.version_id, stored=stored))
     base = unit.exchange.settings.fhir_base_url
-    links = page_links(base, plan, total, len(matches))
+    token = None
+    if identifying(plan):
+        token = page_tokens.seal(await page_tokens.page_key(unit.exchange.keys), plan.resource_type, plan.echo,
+                                 unit.ctx.client_id, unit.exchange.settings.search_page_token_seconds)
+    links = page_links(base, plan, total, len(matches), token)
     return bundles.searchset(base, matches, included, total, links)
