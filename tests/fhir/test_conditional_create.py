@@ -42,3 +42,17 @@ async def test_twenty_concurrent_conditional_creates_leave_exactly_one(client):
     assert len({r.json()["id"] for r in responses}) == 1
     found = (await client.get(f"/Patient?{CONDITION}")).json()
     assert found["total"] == 1
+
+
+async def test_concurrent_conditional_creates_spelled_differently_leave_exactly_one(client):
+    spellings = [CONDITION, "identifier=HL-42", "identifier=https://hotline.example.org/case|HL-42&_count=5",
+                 "Patient?identifier=HL-42"]
+
+    async def attempt(i: int):
+        return await client.post("/Patient", json=patient("HL-42"), headers={"If-None-Exist": spellings[i % 4]})
+
+    responses = await asyncio.gather(*(attempt(i) for i in range(20)))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200] * 19 + [201], statuses
+    assert len({r.json()["id"] for r in responses}) == 1
+    assert (await client.get(f"/Patient?{CONDITION}")).json()["total"] == 1

@@ -32,10 +32,32 @@ def condition_plan(exchange: Exchange, resource_type: str, if_none_exist: str) -
     return plan
 
 
+def condition_keys(plan: SearchPlan) -> list[str]:
+    """The canonical lock keys of a condition: one per value a matching resource must be indexed with.
+
+    Spelling does not change them: `identifier=S|V`, `identifier=V` and `Patient?identifier=V&_count=5` all lock
+    `identifier|V` (a token's code, a reference's id, without system or type), so concurrent creates that could
+    match the same resource queue on the same row. Criteria without such a value (strings, dates, `:missing`,
+    `:not`, a system without a code) lock their parameter name. Two conditions on entirely different parameters
+    share no key and are not serialised against each other.
+    """
+    keys: set[str] = set()
+    for criterion in plan.criteria:
+        if criterion.modifier in ("missing", "not") or criterion.type not in ("token", "reference", "id"):
+            keys.add(criterion.name)
+            continue
+        for value in criterion.values:
+            code = value if criterion.type == "id" else value[1]
+            keys.add(criterion.name if code is None else f"{criterion.name}|{code}")
+    return sorted(keys)
+
+
 async def find_existing(unit: Unit, plan: SearchPlan) -> list:
-    """Matches of a conditional create, after taking the condition's lock (serialises concurrent creates)."""
-    key = "&".join(f"{k}={v}" for k, v in sorted(plan.echo))
-    await unit.repo.lock_condition(plan.resource_type, key, unit.dialect)
+    """Matches of a conditional create, after taking the condition's locks (in one global order, so two
+    transactions never wait for each other in a cycle): concurrent creates that could match the same resource
+    run one after the other, and the second sees what the first created."""
+    for key in condition_keys(plan):
+        await unit.repo.lock_condition(plan.resource_type, key, unit.dialect)
     matches, _ = await unit.repo.search(plan.resource_type, plan_conditions(plan), plan_order(plan), 2, 0,
                                         unit.access, with_total=False)
     return matches
