@@ -54,10 +54,17 @@ async def test_r4b_only_element_in_a_transaction_entry_refuses_the_bundle(client
 
 def test_unknown_element_names_the_r4_type_of_a_backbone_element():
     consent = {"resourceType": "Consent", "provision": {"actor": [{"reference": {"reference": "Organization/1"},
-                                                                  "role": {"text": "x"}, "bogus": True}]}}
+                                                                  "role": {"text": "x"}, "bogusElement": True}]}}
     [issue] = r4.issues(consent, "Consent")
-    assert issue.expression == ["Consent.provision.actor[0].bogus"]
+    assert issue.expression == ["Consent.provision.actor[0].bogusElement"]
     assert "Consent.provision.actor" in issue.diagnostics
+
+
+def test_an_unknown_key_that_is_not_element_like_is_not_repeated():
+    consent = {"resourceType": "Consent", "provision": {"actor": [{"role": {"text": "x"}, "Amina Yusuf": True}]}}
+    [issue] = r4.issues(consent, "Consent")
+    assert issue.expression == ["Consent.provision.actor[0]"]
+    assert "Amina" not in issue.diagnostics and "Consent.provision.actor" in issue.diagnostics
 
 
 def test_r4_elements_accept_r4_choice_types_and_primitive_extensions():
