@@ -77,7 +77,7 @@ CASES = {
     "conformance search parameter": (400, "GET", f"/StructureDefinition?{M}=1", {}),
     "token grant_type": (400, "POST", "http://127.0.0.1:8080/auth/token",
                          {"content": f"grant_type={M}&scope={M}".encode(), "headers": FORM}),
-    "token assertion": (401, "POST", "http://127.0.0.1:8080/auth/token", {"content": (
+    "token assertion": (400, "POST", "http://127.0.0.1:8080/auth/token", {"content": (
         "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3A"
         f"jwt-bearer&client_assertion={M}&scope={M}").encode(), "headers": FORM}),
 }
