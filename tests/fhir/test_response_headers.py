@@ -2,25 +2,23 @@
 browser's cache), and links built from the configured base URL, never from the request's Host header."""
 from __future__ import annotations
 
-import pytest
-
 from tests.fhir_checks import patient, task
 
 EVIL = "evil.example.org"
 
 
-@pytest.mark.parametrize("method,path", [
-    ("GET", "/Patient/{pid}"), ("GET", "/Patient/{pid}/_history/1"), ("GET", "/Patient/{pid}/_history"),
-    ("GET", "/Patient?identifier=HL-2026-0001"), ("GET", "/Patient/unknown"), ("GET", "/Patient/a%00"),
-    ("GET", "/Nothing"), ("GET", "/metadata"), ("GET", "/AuditEvent"), ("GET", "/AuditEvent/$export"),
-    ("GET", "/Subscription/$status"), ("GET", "/StructureDefinition"), ("DELETE", "/Task/{tid}"),
-])
-async def test_every_response_says_no_store(client, method, path):
+async def test_every_response_says_no_store(client):
     pid = (await client.post("/Patient", json=patient())).json()["id"]
     created = await client.post("/Task", json=task())
     assert created.headers["cache-control"] == "no-store"
-    r = await client.request(method, path.format(pid=pid, tid=created.json()["id"]))
-    assert r.headers["cache-control"] == "no-store", (r.status_code, r.headers)
+    for method, path in [
+        ("GET", "/Patient/{pid}"), ("GET", "/Patient/{pid}/_history/1"), ("GET", "/Patient/{pid}/_history"),
+        ("GET", "/Patient?identifier=HL-2026-0001"), ("GET", "/Patient/unknown"), ("GET", "/Patient/a%00"),
+        ("GET", "/Nothing"), ("GET", "/metadata"), ("GET", "/AuditEvent"), ("GET", "/AuditEvent/$export"),
+        ("GET", "/Subscription/$status"), ("GET", "/StructureDefinition"), ("DELETE", "/Task/{tid}"),
+    ]:
+        r = await client.request(method, path.format(pid=pid, tid=created.json()["id"]))
+        assert r.headers["cache-control"] == "no-store", (path, r.status_code, r.headers)
 
 
 async def test_bundle_and_token_errors_say_no_store(client):
