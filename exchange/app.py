@@ -122,6 +122,7 @@ def create_app(settings: Settings | None = None, exchange: Exchange | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.migrate_on_start:
             await upgrade(exchange.db)
+        await exchange.keys.load()  # without the key-encryption key the exchange does not start
         for start in exchange.on_start:
             await start(exchange)
         try:

@@ -26,6 +26,10 @@ from exchange.web.cli import staff_app  # noqa: E402  (the web inbox's own sub-c
 
 app.add_typer(staff_app, name="staff")
 
+from exchange.keys_cli import keys_app  # noqa: E402
+
+app.add_typer(keys_app, name="keys")
+
 from exchange.notify.cli import worker as _worker  # noqa: E402
 from exchange.notify.cli import dev_app  # noqa: E402
 from exchange.demo_cli import demo_app  # noqa: E402

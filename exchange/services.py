@@ -48,4 +48,4 @@ class Exchange:
     @classmethod
     def from_settings(cls, settings: Settings) -> "Exchange":
         db = Database(settings.database_url, settings.database_pool_size)
-        return cls(settings=settings, db=db, keys=KeyStore(db))
+        return cls(settings=settings, db=db, keys=KeyStore(db, settings))

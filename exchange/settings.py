@@ -7,7 +7,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -46,6 +46,15 @@ class Settings(BaseSettings):
         default=Path.cwd() / "var",
         description="Where the exchange keeps local secrets (its signing key, demo client keys).",
     )
+    key_encryption_key: SecretStr | None = Field(
+        default=None, description="The key-encryption key (32 bytes, base64url) that seals the exchange's private "
+                                  "keys in the database (exchange.custody). Takes precedence over the file.")
+    key_encryption_key_file: Path | None = Field(
+        default=None, description="A file holding the key-encryption key. Without either, a development key is "
+                                  "generated in state_dir, and only when the base URL is plain http on loopback.")
+    key_refresh_seconds: float = Field(
+        default=60.0, description="How often a process reloads the exchange's keys (to pick up a rotation made by "
+                                  "`exchange keys rotate` or another process).")
     audit_checkpoint_interval: float = Field(
         default=3600, description="Seconds between signed checkpoints of the exchange log while serving (0: off).")
     audit_link_interval: float = Field(

@@ -18,9 +18,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from exchange.app import create_app
+from exchange.custody import generate_kek
 from exchange.settings import Settings
 from exchange.wiring import build
 
+# One key-encryption key for the whole run, so the app under test and the CLI run beside it (which reads its
+# settings from the environment) open the same sealed keys. Tests of key custody pass their own.
+os.environ.setdefault("EXCHANGE_KEY_ENCRYPTION_KEY", generate_kek())
 POSTGRES_URL = os.environ.get("EXCHANGE_TEST_POSTGRES_URL")  # e.g. postgresql+asyncpg://postgres@127.0.0.1/test
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
 BASE = "http://127.0.0.1:8080/fhir"

@@ -35,12 +35,12 @@ def _refuse(description: str, error: str | None = "invalid_token") -> Unauthoriz
 
 async def _verify(exchange, service, token: str) -> tokens.AccessClaims:  # noqa: ANN001
     try:
-        return tokens.verify(token, await exchange.keys.public_jwks(), exchange.settings)
+        return tokens.verify(token, await exchange.keys.token_jwks(), exchange.settings)
     except tokens.UnknownKey:
         if not service.may_reload_keys():  # at most one reload per interval: unknown kids are cheap to send
             raise
         await exchange.keys.refresh()
-        return tokens.verify(token, await exchange.keys.public_jwks(), exchange.settings)
+        return tokens.verify(token, await exchange.keys.token_jwks(), exchange.settings)
 
 
 async def request_context(request: Request) -> RequestContext:

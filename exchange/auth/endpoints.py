@@ -78,7 +78,7 @@ def _refusal(body: dict, status: int) -> FhirError:
 async def _run(request: Request, endpoint: str, url: str) -> tuple[ExchangeAuthServer, int, dict, list]:
     exchange = request.app.state.exchange
     service = auth_service(exchange)
-    server = ExchangeAuthServer(service, await exchange.keys.current(), await exchange.keys.public_jwks(),
+    server = ExchangeAuthServer(service, await exchange.keys.current(), await exchange.keys.token_jwks(),
                                 endpoint)
     pairs = await _form(request)
     if isinstance(pairs, tuple):

@@ -260,7 +260,7 @@ class _TokenLookup:
             keys = service.exchange.keys
             from_thread.run(keys.refresh)
             try:
-                claims = tokens.verify(token_string, from_thread.run(keys.public_jwks), service.settings)
+                claims = tokens.verify(token_string, from_thread.run(keys.token_jwks), service.settings)
             except tokens.InvalidToken:
                 return None
         except tokens.InvalidToken:
