@@ -82,6 +82,11 @@ class KeyStore:
         s = self.settings
         return timedelta(seconds=s.access_token_seconds + s.key_refresh_seconds + s.clock_skew_seconds)
 
+    @property
+    def loaded(self) -> bool:
+        """Whether this process holds an unsealed signing key (readiness)."""
+        return self._current is not None
+
     async def load(self) -> None:
         """Load now (the server calls this on start, so it refuses to start without a usable KEK)."""
         await self._load()

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
         default=None, description="Days after a referral closes before its survivor data is purged "
                                   "(`exchange audit purge`); None keeps it. The audit log is never purged.")
 
+    # --- Operations (exchange.ops): readiness ----------------------------------------------------------------
+    ready_timeout_seconds: float = Field(default=2.0, description="A readiness probe slower than this fails.")
+    ready_max_notification_backlog: int = Field(
+        default=10000, description="Readiness fails when more undelivered events than this wait for active "
+                                   "subscriptions (those in error are not counted: one partner's outage is not ours).")
+
     # --- OAuth 2 (SMART Backend Services), see exchange/auth ---------------------------------------------------
     access_token_seconds: int = Field(default=300, description="Lifetime of an access token.")
     assertion_max_seconds: int = Field(

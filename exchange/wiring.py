@@ -9,7 +9,7 @@ from exchange.settings import Settings
 
 
 def build(settings: Settings) -> Exchange:
-    from exchange import audit, auth, notify, referral, web
+    from exchange import audit, auth, notify, ops, referral, web
 
     exchange = Exchange.from_settings(settings)
     exchange.on_start.append(_load_keys)
@@ -17,6 +17,7 @@ def build(settings: Settings) -> Exchange:
     notify.install(exchange)
     referral.install(exchange)
     web.install(exchange)
+    ops.install(exchange)
     audit.install(exchange)  # keep last: the audit hook locks the chain head and should run just before commit
     return exchange
 

@@ -1,0 +1,17 @@
+"""What an operator runs the exchange with: health and readiness, metrics, rate limits, request logs, backups.
+
+`install` registers the HTTP parts in an Exchange (like every other package). None of it carries survivor data,
+organisation names or ids: only route templates, statuses, counts and ages.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from exchange.services import Exchange
+
+
+def install(exchange: "Exchange") -> None:
+    from exchange.ops.health import router as health_router
+
+    exchange.routers.append(health_router)
