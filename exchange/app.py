@@ -20,6 +20,7 @@ from exchange.errors import FhirError, Issue
 from exchange.fhir import bundles
 from exchange.fhir.http import FHIR_JSON
 from exchange.fhir.rest import router as fhir_router
+from exchange.ops import counters
 from exchange.services import Exchange
 from exchange.settings import Settings, get_settings
 from exchange.store.migrate import upgrade
@@ -98,9 +99,10 @@ class SafeEdge:
                                                          f"{request_id}); nothing was changed")])
                 await response(scope, receive, send_safely)
         finally:
-            route = scope.get("route")
-            access_log.info("%s %s %s %.1fms", scope.get("method"), getattr(route, "path", None) or "(unmatched)",
-                            status["code"], (time.perf_counter() - started) * 1000)
+            template = getattr(scope.get("route"), "path", None) or "(unmatched)"
+            elapsed = time.perf_counter() - started
+            counters.observe_request(scope.get("method"), template, status["code"], elapsed)
+            access_log.info("%s %s %s %.1fms", scope.get("method"), template, status["code"], elapsed * 1000)
 
 
 def uvicorn_config(application: FastAPI, settings: Settings, port: int | None = None):  # noqa: ANN201

@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     ready_max_notification_backlog: int = Field(
         default=10000, description="Readiness fails when more undelivered events than this wait for active "
                                    "subscriptions (those in error are not counted: one partner's outage is not ours).")
+    metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
+    metrics_allowed_networks: list[str] = Field(
+        default=["127.0.0.0/8", "::1/128"], description="Client addresses (CIDR) /metrics answers; others get 403.")
+    metrics_multiprocess_dir: Path | None = Field(
+        default=None, description="A directory the server processes of one host share for their metrics "
+                                  "(prometheus-client multiprocess mode); unset with one process.")
 
     # --- OAuth 2 (SMART Backend Services), see exchange/auth ---------------------------------------------------
     access_token_seconds: int = Field(default=300, description="Lifetime of an access token.")

@@ -21,6 +21,7 @@ from exchange.auth.service import (INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, SMAR
 from exchange.context import RequestContext
 from exchange.errors import BadRequest, FhirError, Forbidden, Unauthorized
 from exchange.fhir.http import read_body
+from exchange.ops import counters
 from exchange.unit import Event, Failure, open_unit, record_failure
 
 MAX_FORM_BYTES = 16 * 1024
@@ -115,6 +116,7 @@ async def _oauth_endpoint(request: Request, endpoint: str, url: str, interaction
     server, status, body, headers = await _run(request, endpoint, url)
     status = _status(status, body, bool(server.attempt.notes.get("malformed")))
     ctx = _client_context(request, server)
+    counters.count_oauth(interaction, body.get("error") if status != 200 else None)
     if status != 200:
         await record_failure(exchange, Failure(ctx, interaction, None, None, _refusal(body, status)))
     elif interaction != "revoke" or server.attempt.notes.get("revoked"):  # revoking an unknown token is a no-op

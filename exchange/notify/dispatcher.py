@@ -33,6 +33,7 @@ from exchange.notify.lifecycle import set_status
 from exchange.notify.signing import sign
 from exchange.notify.spec import SubscriptionSpec
 from exchange.notify.tables import notification_outbox as outbox, subscription_state as state
+from exchange.ops import counters
 from exchange.services import Exchange
 from exchange.store.repository import Repository, from_db, to_db, utcnow
 
@@ -258,6 +259,7 @@ class Dispatcher:
         now = utcnow()
         ids = [r.id for r in step.rows]
         kind = step.rows[0].kind
+        counters.count_delivery(kind, outcome.ok, outcome.status, outcome.error)
         if outcome.ok:
             self.delivered += 1
             async with self.exchange.db.transaction() as conn:

@@ -13,5 +13,8 @@ if TYPE_CHECKING:
 
 def install(exchange: "Exchange") -> None:
     from exchange.ops.health import router as health_router
+    from exchange.ops.metrics import router as metrics_router
 
     exchange.routers.append(health_router)
+    if exchange.settings.metrics_enabled:
+        exchange.routers.append(metrics_router)

@@ -39,3 +39,13 @@ async def notification_backlog(conn: AsyncConnection, now: datetime | None = Non
             held = int(count)
     age = max(0.0, ((now or utcnow()) - from_db(oldest)).total_seconds()) if oldest is not None else 0.0
     return Backlog(pending, age, held)
+
+
+async def audit_unlinked(conn: AsyncConnection) -> int | None:
+    """Audit records queued but not yet linked into the chain; None while the log links in the request itself."""
+    from exchange.audit.tables import audit_event
+
+    if "linked" not in audit_event.c:
+        return None
+    return int((await conn.execute(select(func.count()).select_from(audit_event)
+                                   .where(audit_event.c.seq.is_(None)))).scalar_one())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime, timedelta, timezone
 
 from exchange.context import system_context
@@ -19,6 +20,7 @@ from exchange.errors import FhirError
 from exchange.fhir.dates import parse_fhir_date
 from exchange.fhir.interactions.write import replace
 from exchange.fhir.search import parse_search
+from exchange.ops import counters
 from exchange.referral import codes, task_states
 from exchange.services import Exchange
 from exchange.store.search_sql import plan_conditions, plan_order
@@ -88,6 +90,7 @@ async def sweep_overdue(exchange: Exchange, now: datetime | None = None) -> int:
             log.info("overdue sweep left Task %s for later: %s", task_id, type(error).__name__)
         except Exception as error:  # noqa: BLE001 - a bad row is reported, the sweep goes on
             log.warning("overdue sweep skipped Task %s: %s", task_id, type(error).__name__)
+    counters.sweep_finished("overdue", time.time())
     return marked_count
 
 
