@@ -96,6 +96,11 @@ class PreconditionRequired(FhirError):
     code = "conflict"
 
 
+class TooManyRequests(FhirError):
+    status = 429
+    code = "throttled"
+
+
 class PayloadTooLarge(FhirError):
     status = 413
     code = "too-costly"

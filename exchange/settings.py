@@ -75,6 +75,15 @@ class Settings(BaseSettings):
     metrics_multiprocess_dir: Path | None = Field(
         default=None, description="A directory the server processes of one host share for their metrics "
                                   "(prometheus-client multiprocess mode); unset with one process.")
+    rate_limit_enabled: bool = Field(default=True, description="Answer 429 past the limits below.")
+    rate_limit_token_per_client: str = Field(
+        default="300/60", description="Token requests per client (authenticated) per window: 'count/seconds'.")
+    rate_limit_token_per_address: str = Field(
+        default="3000/60", description="Token requests per source address per window: 'count/seconds'.")
+    rate_limit_fhir_per_client: str = Field(
+        default="60000/60", description="Bearer-authenticated requests per client per window: 'count/seconds'.")
+    rate_limit_redis_url: str | None = Field(
+        default=None, description="Count in Redis (redis://127.0.0.1:6379/0) instead of the database.")
 
     # --- OAuth 2 (SMART Backend Services), see exchange/auth ---------------------------------------------------
     access_token_seconds: int = Field(default=300, description="Lifetime of an access token.")
@@ -157,6 +166,14 @@ class Settings(BaseSettings):
     @classmethod
     def _usable_database(cls, url: str) -> str:
         return usable_database_url(url)
+
+    @field_validator("rate_limit_token_per_client", "rate_limit_token_per_address", "rate_limit_fhir_per_client")
+    @classmethod
+    def _count_per_seconds(cls, spec: str) -> str:
+        count, _, seconds = spec.partition("/")
+        if not (count.isdigit() and seconds.isdigit() and int(count) > 0 and int(seconds) > 0):
+            raise ValueError("a rate limit is 'count/seconds', both positive integers (e.g. 300/60)")
+        return spec
 
     @field_validator("assertion_algorithms")
     @classmethod

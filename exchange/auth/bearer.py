@@ -16,6 +16,7 @@ from exchange.auth import scopes, tokens
 from exchange.auth.service import auth_service
 from exchange.context import RequestContext
 from exchange.errors import Unauthorized
+from exchange.ops.ratelimit import limits_of
 
 REALM = "exchange"
 
@@ -63,6 +64,9 @@ async def request_context(request: Request) -> RequestContext:
         raise _refuse("The client of this access token is disabled")
     if revoked:
         raise _refuse("The access token was revoked")
+    limits = limits_of(exchange)
+    if limits is not None:
+        await limits.bearer(client.client_id)
     ctx = RequestContext(client_id=client.client_id, organization_id=client.organization_id, role=client.role,
                          scopes=scopes.effective(claims.scope, client.scopes),
                          remote_addr=request.client.host if request.client else None,

@@ -22,6 +22,7 @@ from exchange.context import RequestContext
 from exchange.errors import BadRequest, FhirError, Forbidden, Unauthorized
 from exchange.fhir.http import read_body
 from exchange.ops import counters
+from exchange.ops.ratelimit import limits_of
 from exchange.unit import Event, Failure, open_unit, record_failure
 
 MAX_FORM_BYTES = 16 * 1024
@@ -113,8 +114,13 @@ def _client_context(request: Request, server: ExchangeAuthServer) -> RequestCont
 async def _oauth_endpoint(request: Request, endpoint: str, url: str, interaction: str) -> Response:
     """Run one authlib endpoint and record its outcome in the exchange log (never the assertion or token)."""
     exchange = request.app.state.exchange
+    limits = limits_of(exchange) if interaction == "token" else None
+    if limits is not None:
+        await limits.token_request(request.client.host if request.client else None)
     server, status, body, headers = await _run(request, endpoint, url)
     status = _status(status, body, bool(server.attempt.notes.get("malformed")))
+    if limits is not None and server.attempt.issued is not None:  # authenticated: counts for its client
+        await limits.token_authenticated(server.attempt.issued.client_id)
     ctx = _client_context(request, server)
     counters.count_oauth(interaction, body.get("error") if status != 200 else None)
     if status != 200:
