@@ -29,6 +29,10 @@ app.add_typer(staff_app, name="staff")
 from exchange.keys_cli import keys_app  # noqa: E402
 
 app.add_typer(keys_app, name="keys")
+from exchange.ops.cli import backup as _backup, restore as _restore  # noqa: E402
+
+app.command("backup")(_backup)
+app.command("restore")(_restore)
 
 from exchange.notify.cli import worker as _worker  # noqa: E402
 from exchange.notify.cli import dev_app  # noqa: E402
