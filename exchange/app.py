@@ -21,6 +21,7 @@ from exchange.fhir import bundles
 from exchange.fhir.http import FHIR_JSON
 from exchange.fhir.rest import router as fhir_router
 from exchange.ops import counters
+from exchange.ops.logs import access_fields
 from exchange.services import Exchange
 from exchange.settings import Settings, get_settings
 from exchange.store.migrate import upgrade
@@ -102,7 +103,9 @@ class SafeEdge:
             template = getattr(scope.get("route"), "path", None) or "(unmatched)"
             elapsed = time.perf_counter() - started
             counters.observe_request(scope.get("method"), template, status["code"], elapsed)
-            access_log.info("%s %s %s %.1fms", scope.get("method"), template, status["code"], elapsed * 1000)
+            access_log.info("%s %s %s %.1fms", scope.get("method"), template, status["code"], elapsed * 1000,
+                            extra=access_fields(scope.get("method"), template, status["code"], elapsed,
+                                                scope["state"].get("ctx"), request_id))
 
 
 def uvicorn_config(application: FastAPI, settings: Settings, port: int | None = None):  # noqa: ANN201
@@ -110,7 +113,8 @@ def uvicorn_config(application: FastAPI, settings: Settings, port: int | None = 
     import uvicorn
 
     return uvicorn.Config(application, host=settings.host, port=settings.port if port is None else port,
-                          access_log=False, log_level="info")
+                          access_log=False, log_level="info",
+                          log_config=None)  # its own records go through the handler of exchange.ops.logs
 
 
 def create_app(settings: Settings | None = None, exchange: Exchange | None = None) -> FastAPI:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Optional
 
 import typer
@@ -89,7 +88,9 @@ def serve(host: Optional[str] = typer.Option(None, help="Interface to listen on 
     from exchange.app import create_app, uvicorn_config
 
     settings = settings_with(database_url, host=host, port=port)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from exchange.ops.logs import configure_logging
+
+    configure_logging(settings)
 
     async def _prepare(exchange):  # noqa: ANN001, ANN202  (the database answers and is migrated before serving)
         if not demo:

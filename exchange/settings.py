@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -75,6 +76,9 @@ class Settings(BaseSettings):
     metrics_multiprocess_dir: Path | None = Field(
         default=None, description="A directory the server processes of one host share for their metrics "
                                   "(prometheus-client multiprocess mode); unset with one process.")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="`json`: one JSON object per log line, one access line per request (time, "
+                                    "method, route template, status, duration, client id, request id).")
     rate_limit_enabled: bool = Field(default=True, description="Answer 429 past the limits below.")
     rate_limit_token_per_client: str = Field(
         default="300/60", description="Token requests per client (authenticated) per window: 'count/seconds'.")
