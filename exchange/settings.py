@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     ready_max_notification_backlog: int = Field(
         default=10000, description="Readiness fails when more undelivered events than this wait for active "
                                    "subscriptions (those in error are not counted: one partner's outage is not ours).")
+    ready_max_audit_unlinked: int = Field(
+        default=10000, description="Readiness fails when more audit records than this wait to be linked into the "
+                                   "chain (when the log links in batches).")
     metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
     metrics_allowed_networks: list[str] = Field(
         default=["127.0.0.0/8", "::1/128"], description="Client addresses (CIDR) /metrics answers; others get 403.")

@@ -1,5 +1,5 @@
 """`GET /healthz` (the process answers) and `GET /readyz` (it can serve: database reachable, schema current, signing
-key loaded, notification backlog within its limit).
+key loaded, notification backlog and audit records waiting to be linked within their limits).
 
 Both are unauthenticated, for load balancers and orchestrators, so they say only ready or not: which check failed
 goes to the server's log (and to the metrics), never to the caller.
@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exchange.ops.gauges import notification_backlog
+from exchange.ops.gauges import audit_unlinked, notification_backlog
 from exchange.services import Exchange
 from exchange.store.migrate import alembic_config
 
@@ -49,10 +49,16 @@ async def _notification_backlog(exchange: Exchange, conn: AsyncConnection) -> bo
     return (await notification_backlog(conn)).pending <= exchange.settings.ready_max_notification_backlog
 
 
+async def _audit_queue(exchange: Exchange, conn: AsyncConnection) -> bool:
+    waiting = await audit_unlinked(conn)
+    return waiting is None or waiting <= exchange.settings.ready_max_audit_unlinked
+
+
 CHECKS: dict[str, Check] = {
     "schema": _schema_current,
     "signing-key": _signing_key,
     "notification-backlog": _notification_backlog,
+    "audit-queue": _audit_queue,
 }
 
 

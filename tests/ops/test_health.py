@@ -84,3 +84,19 @@ async def test_readyz_fails_when_the_database_is_gone_and_healthz_still_answers(
             ready = await http.get("/readyz")
             assert (ready.status_code, ready.json()) == (503, {"status": "unavailable"})
             assert (await http.get("/healthz")).status_code == 200
+
+
+async def test_readyz_fails_when_the_notification_backlog_is_over_its_limit(app, exchange, system, orgs, partner):
+    from tests.notify.referrals import create_referral, subscription
+
+    r = await system.post("/Subscription", json=subscription("https://shelter.example.org/hook",
+                                                            [f"Task?owner=Organization/{orgs['shelter']}"]))
+    assert r.status_code == 201, r.text
+    exchange.settings.ready_max_notification_backlog = 0
+    async with _anonymous(app) as http:
+        assert (await http.get("/readyz")).status_code == 200  # the handshake is not an event
+        await create_referral(await partner(orgs["hotline"]), orgs["hotline"], orgs["shelter"])
+        ready = await http.get("/readyz")  # the dispatcher is not running: the event waits
+        assert (ready.status_code, ready.json()) == (503, {"status": "unavailable"})
+        exchange.settings.ready_max_notification_backlog = 1
+        assert (await http.get("/readyz")).status_code == 200
