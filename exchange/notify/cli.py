@@ -3,7 +3,6 @@ different subscriptions (FOR UPDATE SKIP LOCKED). Stops cleanly on SIGINT/SIGTER
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 from typing import Optional
 
@@ -20,14 +19,17 @@ def worker(database_url: Optional[str] = typer.Option(None, "--database-url",
     from exchange.store.migrate import upgrade
     from exchange.wiring import build
 
+    from exchange.ops.logs import configure_logging
+
     settings = settings_with(database_url)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings)
 
     async def _run() -> None:
         exchange = build(settings)
         try:
             if settings.migrate_on_start:
                 await upgrade(exchange.db)
+            await exchange.keys.load()  # like the server: no key-encryption key, no start
             dispatcher = Dispatcher(exchange, worker_id)
             if once:
                 await dispatcher.run_until_idle()
