@@ -12,11 +12,12 @@ if TYPE_CHECKING:
 
 
 def install(exchange: "Exchange") -> None:
-    from exchange.ops.health import router as health_router
+    from exchange.ops.health import router as health_router, schema_heads
     from exchange.ops import ratelimit
     from exchange.ops.metrics import router as metrics_router
 
     ratelimit.install(exchange)
+    schema_heads()  # read the migration scripts once, now, not inside a timed readiness probe
     exchange.routers.append(health_router)
     if exchange.settings.metrics_enabled:
         exchange.routers.append(metrics_router)
