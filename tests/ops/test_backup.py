@@ -50,8 +50,12 @@ async def test_backup_restored_into_a_fresh_database_verifies_and_serves_the_ref
     try:
         put = await cli("restore", str(dump), "--database-url", restored_url)
         assert put.exit_code == 0, put.output
-        verified = await cli("audit", "verify", "--database-url", restored_url)
+        (tmp_path / "kept-checkpoint.json").write_bytes(orjson.dumps(kept))
+        (tmp_path / "kept-jwks.json").write_bytes(orjson.dumps(kept["jwks"]))
+        verified = await cli("audit", "verify", "--checkpoint", str(tmp_path / "kept-checkpoint.json"),
+                             "--jwks", str(tmp_path / "kept-jwks.json"), "--database-url", restored_url)
         assert verified.exit_code == 0 and verified.output.startswith("ok:"), verified.output
+        assert "signed checkpoints" in verified.output  # the kept one among them
 
         # The kept checkpoint (signature by the key published then, size, head) matches the restored log.
         found = jws.deserialize_compact(kept["checkpoint"], KeySet.import_key_set(kept["jwks"]), algorithms=["ES256"])
