@@ -41,6 +41,8 @@ def served(tmp_path_factory):
     env = {**os.environ, "EXCHANGE_PORT": str(port), "EXCHANGE_NOTIFY_ALLOW_LOOPBACK": "true",
            "EXCHANGE_NOTIFY_POLL_INTERVAL": "0.2"}
     env.pop("EXCHANGE_DATABASE_URL", None)
+    env.pop("EXCHANGE_KEY_ENCRYPTION_KEY", None)  # like `make run`: the development KEK in var/, which the
+    # reader's shell (no EXCHANGE_* variables) finds too
     log = (home / "server.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "exchange.cli", "serve", "--demo"], cwd=home, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
