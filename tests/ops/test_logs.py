@@ -10,6 +10,8 @@ import orjson
 from exchange.ops.logs import JsonFormatter, configure_logging
 from tests.notify.referrals import SURVIVOR_NAME, create_referral
 
+REQUEST_ID = "0b6f2d1e-8c4a-4f1e-9a57-3c2d1e0f9a88"
+
 
 async def test_json_access_lines_carry_the_route_template_and_ids_but_no_values(orgs, partner, settings):
     stream = io.StringIO()
@@ -23,7 +25,7 @@ async def test_json_access_lines_carry_the_route_template_and_ids_but_no_values(
         hotline = await partner(orgs["hotline"])
         referral = await create_referral(hotline, orgs["hotline"], orgs["shelter"])
         searched = await hotline.get("/Patient", params={"name": SURVIVOR_NAME},
-                                     headers={"X-Request-ID": "req-test-1"})
+                                     headers={"X-Request-ID": REQUEST_ID})
         assert searched.status_code == 200
     finally:
         access.removeHandler(handler)
@@ -31,7 +33,7 @@ async def test_json_access_lines_carry_the_route_template_and_ids_but_no_values(
     lines = [orjson.loads(line) for line in stream.getvalue().splitlines()]
     assert lines and all(set(line) == {"time", "level", "logger", "method", "route", "status", "duration_ms",
                                        "client_id", "request_id"} for line in lines)
-    search = [line for line in lines if line["request_id"] == "req-test-1"]
+    search = [line for line in lines if line["request_id"] == REQUEST_ID]
     assert len(search) == 1
     assert search[0]["route"] == "/fhir/{resource_type}" and search[0]["method"] == "GET"
     assert search[0]["status"] == 200 and search[0]["client_id"] == hotline.client_id
