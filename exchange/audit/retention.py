@@ -2,8 +2,9 @@
 
 A referral is closed when its Task is in a final state (completed, rejected, cancelled, failed,
 entered-in-error); its period runs from the Task's last change. Purging a closed referral replaces every stored
-version of its Task, ServiceRequest, Patient, Consent and DocumentReferences (those in the request's
-`supportingInfo`, and those about the purged Patient) with a stub (type, id, version, a `purged` tag), marks them deleted (reads answer 410) and drops their search-index rows. Anything an open referral
+version of its Task, ServiceRequest, Patient and every other referral resource they point at (Consents and
+documents in `supportingInfo`, the Procedures and documents of `Task.output`), and of the Consents, documents and
+Procedures about the purged Patient, with a stub (type, id, version, a `purged` tag), marks them deleted (reads answer 410) and drops their search-index rows. Anything an open referral
 still points at is kept. The audit log holds only references and hashes, so its chain still verifies, and the
 purge itself is recorded in it.
 """
@@ -15,15 +16,16 @@ from datetime import datetime, timedelta
 import orjson
 from sqlalchemy import delete, select, update
 
+from exchange.auth.access import REFERRAL_TYPES
 from exchange.context import system_context
+from exchange.fhir.references import all_references
 from exchange.store.repository import fhir_instant, to_db, utcnow
 from exchange.store.tables import resource, resource_version, search_index
 from exchange.unit import Event, open_unit
 
 FINAL_STATES = frozenset({"completed", "rejected", "cancelled", "failed", "entered-in-error"})
 PURGED_TAG = {"system": "https://gbv-exchange.org/fhir/CodeSystem/retention", "code": "purged"}
-_PURGEABLE = frozenset({"Task", "ServiceRequest", "Patient", "Consent", "DocumentReference"})
-_LINKS = {"Task": ("focus", "for"), "ServiceRequest": ("subject", "supportingInfo")}
+_PURGEABLE = REFERRAL_TYPES  # every resource a referral holds of hers (a Procedure in Task.output too)
 
 
 @dataclass
@@ -40,15 +42,9 @@ class PurgeReport:
                 self.kept_shared}
 
 
-def _targets(body: dict, elements: tuple[str, ...]) -> set[str]:
-    out: set[str] = set()
-    for element in elements:
-        value = body.get(element)
-        for item in value if isinstance(value, list) else [value]:
-            reference = item.get("reference") if isinstance(item, dict) else None
-            if isinstance(reference, str) and reference.count("/") == 1 and reference.split("/")[0] in _PURGEABLE:
-                out.add(reference)
-    return out
+def _targets(body: dict) -> set[str]:
+    """The referral resources `body` points at, from any element (Task.output's Procedure, reasonReference ...)."""
+    return {r for r in all_references(body) if r.count("/") == 1 and r.split("/")[0] in _PURGEABLE}
 
 
 def _is_purged(body: dict) -> bool:
@@ -70,11 +66,11 @@ def _closure(start: set[str], requests: dict) -> set[str]:
             continue
         out.add(reference)
         if reference.startswith("ServiceRequest/") and reference in requests:
-            todo.extend(_targets(requests[reference][0], _LINKS["ServiceRequest"]))
+            todo.extend(_targets(requests[reference][0]))
     return out
 
 
-_ABOUT_PATIENT = (("Consent", "patient"), ("DocumentReference", "subject"))
+_ABOUT_PATIENT = (("Consent", "patient"), ("DocumentReference", "subject"), ("Procedure", "subject"))
 
 
 async def _about_patients(unit, patients: list[str]) -> set[str]:  # noqa: ANN001
@@ -109,11 +105,11 @@ async def purge_closed(exchange, days: int | None = None, dry_run: bool = False,
             if not deleted and body.get("status") in FINAL_STATES and last_updated < to_db(cutoff):
                 closed.add(reference)
             elif not deleted:
-                open_roots |= {reference} | _targets(body, _LINKS["Task"])
-        focused = {t for ref in closed for t in _targets(tasks[ref][0], _LINKS["Task"])}
+                open_roots |= {reference} | _targets(body)
+        focused = {t for ref in closed for t in _targets(tasks[ref][0])}
         open_roots |= {r for r, (body, _, deleted) in requests.items()
                        if r not in focused and not deleted and not _is_purged(body)}
-        wanted = _closure(closed | {t for ref in closed for t in _targets(tasks[ref][0], _LINKS["Task"])},
+        wanted = _closure(closed | {t for ref in closed for t in _targets(tasks[ref][0])},
                           requests)
         protected = _closure(open_roots, requests)
         wanted |= await _about_patients(unit, [r for r in wanted - protected if r.startswith("Patient/")])

@@ -77,6 +77,29 @@ def _parse_entry(index: int, raw: Any, batch: bool) -> Entry:
                  request.get("ifMatch"), request.get("ifNoneExist"))
 
 
+def _repeated(entries: list[Entry]) -> list[Entry]:
+    """Entries that change (PUT, DELETE) a resource another entry also changes. FHIR (http.html) fails a
+    transaction whose entries overlap; in a batch each must stand alone. Two changes of one resource in one
+    request would, e.g., let a provider claim an open referral and cancel it before anyone saw it claimed."""
+    seen: dict[tuple[str, str], Entry] = {}
+    out: list[Entry] = []
+    for entry in entries:
+        if entry.method not in ("PUT", "DELETE"):
+            continue
+        key = (entry.resource_type, entry.resource_id)
+        if key in seen:
+            out += [seen[key]] if seen[key] not in out else []
+            out.append(entry)
+        else:
+            seen[key] = entry
+    return sorted(out, key=lambda e: e.index)
+
+
+def _repeated_error(entry: Entry) -> BadRequest:
+    return BadRequest(f"Bundle.entry[{entry.index}]: another entry of the Bundle changes the same resource; a "
+                      "Bundle changes each resource once", expression=f"Bundle.entry[{entry.index}].request.url")
+
+
 def _at(error: FhirError, where: str) -> FhirError:
     """The same error, its expressions prefixed by the entry it came from."""
     for issue in error.issues:
@@ -273,6 +296,9 @@ async def process_bundle(exchange: Exchange, ctx: RequestContext, body: Any) -> 
                 entries.append(_parse_entry(i, raw, batch=True))
             except FhirError as exc:
                 errors[i] = exc
+        for entry in _repeated(entries):
+            errors[entry.index] = _repeated_error(entry)
+        entries = [e for e in entries if e.index not in errors]
         if errors:  # report unparseable entries in place, run the rest
             result = await batch(exchange, ctx, entries)
             done = iter(result.body["entry"])
@@ -283,6 +309,9 @@ async def process_bundle(exchange: Exchange, ctx: RequestContext, body: Any) -> 
             return result
         return await batch(exchange, ctx, entries)
     entries = [_parse_entry(i, raw, batch=False) for i, raw in enumerate(raw_entries)]
+    repeated = _repeated(entries)
+    if repeated:
+        raise _repeated_error(repeated[-1])
     full_urls = [e.full_url for e in entries if e.full_url]
     if len(full_urls) != len(set(full_urls)):
         raise BadRequest("Two entries share a fullUrl", expression="Bundle.entry.fullUrl")

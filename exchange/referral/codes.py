@@ -41,7 +41,10 @@ CONSENT_WITHDRAWN = "consent-withdrawn"
 
 # Data categories (gbv-data-category): what a referral discloses, and what a Consent must cover.
 CORE = "referral"  # case code, age, sex, language, needs, services requested, safe-contact choices
-IDENTITY = "identity"  # name, full date of birth
+IDENTITY = "identity"  # name, full date of birth, identifiers other than the case code
+# Identifier systems that name a person, not a case (matched as lower-case parts of Identifier.system)
+IDENTITY_SYSTEM_MARKERS = ("unhcr", "progres", "passport", "national", "nid", "ssn", "citizen", "civil",
+                           "2.16.840.1.113883.4.1")
 CONTACT = "contact"  # telephone, address
 INCIDENT = "incident"  # incident type, incident documents
 HEALTH = "health"  # medical information

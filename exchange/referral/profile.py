@@ -137,11 +137,23 @@ def patient(body: dict) -> list[Issue]:
     return out
 
 
+def _identifying(identifiers) -> bool:  # noqa: ANN001
+    """Identifiers other than the referrer's case code (the first, untyped, of a case system) identify her: a
+    national id, a passport or UNHCR number, any identifier typed or systemed as such."""
+    for i, identifier in enumerate(identifiers if isinstance(identifiers, list) else []):
+        if not isinstance(identifier, dict):
+            continue
+        system = str(identifier.get("system") or "").lower()
+        if i > 0 or identifier.get("type") or any(marker in system for marker in codes.IDENTITY_SYSTEM_MARKERS):
+            return True
+    return False
+
+
 def patient_categories(body: dict) -> set[str]:
     """The data categories a Patient resource discloses."""
     found = {codes.CORE}
     birth = body.get("birthDate")
-    if body.get("name") or (isinstance(birth, str) and len(birth) >= 10):
+    if body.get("name") or (isinstance(birth, str) and len(birth) >= 10) or _identifying(body.get("identifier")):
         found.add(codes.IDENTITY)
     if body.get("telecom") or body.get("address"):
         found.add(codes.CONTACT)

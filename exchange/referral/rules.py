@@ -113,9 +113,11 @@ class ReferralRules:
                    "Consent.status", conflict=True)
 
     async def _DocumentReference(self, unit: Unit, body: dict, current: StoredResource | None) -> None:  # noqa: N802
+        await _visible(unit, body, "subject", ("Patient",), "DocumentReference.subject")
         _frozen(current, body, authority.TABLE["DocumentReference"].frozen, "document-frozen-element")
 
     async def _Procedure(self, unit: Unit, body: dict, current: StoredResource | None) -> None:  # noqa: N802
+        await _visible(unit, body, "subject", ("Patient",), "Procedure.subject")
         _frozen(current, body, authority.TABLE["Procedure"].frozen, "procedure-frozen-element")
 
     async def _HealthcareService(self, unit: Unit, body: dict, current: StoredResource | None) -> None:  # noqa: N802
