@@ -100,6 +100,9 @@ class SafeEdge:
                                                          f"{request_id}); nothing was changed")])
                 await response(scope, receive, send_safely)
         finally:
+            begun = scope.get("state", {}).get("begun")  # a request transaction no unit took (or finished)
+            if begun is not None:
+                await begun.finish(commit=False)
             template = getattr(scope.get("route"), "path", None) or "(unmatched)"
             elapsed = time.perf_counter() - started
             counters.observe_request(scope.get("method"), template, status["code"], elapsed)

@@ -17,6 +17,8 @@ class RequestContext:
     request_id: str | None = None
     token_id: str | None = None
     user_id: str | None = None  # a person signed in to the web inbox (exchange.web): the log names them
+    # the request's transaction, begun by the bearer check (PostgreSQL); the first unit of work continues it
+    begun: object | None = field(default=None, compare=False, repr=False)
 
     @property
     def organization_reference(self) -> str | None:

@@ -42,10 +42,14 @@ class Unit:
     interaction: str
     events: list[Event] = field(default_factory=list)
     if_match: int | None = None  # the If-Match version of the write in progress (rules may require one)
+    _repo: Repository | None = field(default=None, repr=False)
 
     @property
     def repo(self) -> Repository:
-        return Repository(self.conn)
+        """The unit's one repository: what it read or wrote is read from the database once."""
+        if self._repo is None:
+            self._repo = Repository(self.conn)
+        return self._repo
 
     @property
     def dialect(self) -> str:
@@ -83,7 +87,7 @@ class UnitHook(Protocol):
 async def open_unit(exchange: "Exchange", ctx: RequestContext, interaction: str, resource_type: str | None = None,
                     resource_id: str | None = None) -> AsyncIterator[Unit]:
     try:
-        async with exchange.db.transaction() as conn:
+        async with exchange.db.transaction(ctx.begun) as conn:
             unit = Unit(exchange, ctx, conn, interaction)
             yield unit
             for hook in exchange.hooks:

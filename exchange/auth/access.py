@@ -102,6 +102,13 @@ _SHARED_ELEMENTS = {"Task": ("focus", "for"), "ServiceRequest": ("subject", "sup
 _SHAREABLE = frozenset({"ServiceRequest", "Patient", "Consent", "DocumentReference"})
 
 
+def parties_changed(resource_type: str, old: dict, new: dict) -> bool:
+    """Whether an update changes an element that `assign_parties` reads (else it has nothing new to record: the
+    writer of an update can already see what it updates, and the targets were shared when the element was set)."""
+    return any(old.get(e) != new.get(e)
+               for e in (*_PARTY_ELEMENTS.get(resource_type, ()), *_SHARED_ELEMENTS.get(resource_type, ())))
+
+
 async def _may_share(repo: Repository, access: AccessFilter, resource_type: str, resource_id: str) -> bool:
     """A writer shares what it can see itself, or what does not exist yet (a later entry of its transaction:
     ids are always assigned by the server, so nobody else can create it); never another organisation's resource."""

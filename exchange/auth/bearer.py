@@ -17,6 +17,7 @@ from exchange.auth.service import auth_service
 from exchange.context import RequestContext
 from exchange.errors import Unauthorized
 from exchange.ops.ratelimit import limits_of
+from exchange.store.engine import BegunTransaction
 
 REALM = "exchange"
 
@@ -59,18 +60,36 @@ async def request_context(request: Request) -> RequestContext:
         claims = await _verify(exchange, service, token)
     except tokens.InvalidToken as exc:
         raise _refuse(str(exc)) from None
-    client, revoked = await service.registry.token_state(claims.client_id, claims.jti)
-    if client is None or not client.usable:
-        raise _refuse("The client of this access token is disabled")
-    if revoked:
-        raise _refuse("The access token was revoked")
-    limits = limits_of(exchange)
-    if limits is not None:
-        await limits.bearer(client.client_id)
+    begun = await begin_request_transaction(request, exchange)
+    try:
+        client, revoked = await service.registry.token_state(claims.client_id, claims.jti,
+                                                             begun.conn if begun else None)
+        if client is None or not client.usable:
+            raise _refuse("The client of this access token is disabled")
+        if revoked:
+            raise _refuse("The access token was revoked")
+        limits = limits_of(exchange)
+        if limits is not None:
+            await limits.bearer(client.client_id)
+    except BaseException:
+        if begun is not None:
+            await begun.finish(commit=False)
+        raise
     ctx = RequestContext(client_id=client.client_id, organization_id=client.organization_id, role=client.role,
                          scopes=scopes.effective(claims.scope, client.scopes),
                          remote_addr=request.client.host if request.client else None,
                          request_id=getattr(request.state, "request_id", None) or str(uuid.uuid4()),
-                         token_id=claims.jti)
+                         token_id=claims.jti, begun=begun)
     request.state.ctx = ctx
     return ctx
+
+
+async def begin_request_transaction(request: Request, exchange) -> BegunTransaction | None:  # noqa: ANN001
+    """On PostgreSQL the request's one transaction starts here, so the token check is its first statement (the
+    app finishes it when the response is done, if no unit did). SQLite keeps the check in a short transaction of
+    its own: beginning there would hold the single write lock while the request body is still being received."""
+    if exchange.db.is_sqlite:
+        return None
+    begun = await BegunTransaction.begin(exchange.db.engine)
+    request.state.begun = begun
+    return begun

@@ -265,11 +265,15 @@ class ClientRegistry:
                 await conn.execute(insert(auth_revoked_token).values(jti=jti, client_id=client_id,
                                                                      expires=to_db(expires)))
 
-    async def token_state(self, client_id: str, jti: str) -> tuple[ClientRecord | None, bool]:
-        """The client behind a token and whether the token was revoked: one statement per request."""
+    async def token_state(self, client_id: str, jti: str, conn: AsyncConnection | None = None
+                          ) -> tuple[ClientRecord | None, bool]:
+        """The client behind a token and whether the token was revoked: one statement per request (in `conn`, the
+        request's own transaction, when given)."""
         revoked = exists().where(auth_revoked_token.c.jti == jti).label("revoked")
         query = select(auth_client, revoked).where(auth_client.c.client_id == client_id)
-        if self.db.is_sqlite:
+        if conn is not None:
+            row = (await conn.execute(query)).first()
+        elif self.db.is_sqlite:
             async with self.db.transaction() as conn:  # queue with the writers, never spin on the file lock
                 row = (await conn.execute(query)).first()
         else:

@@ -20,7 +20,7 @@ async def set_status(exchange: Exchange, subscription_id: str, status: str, erro
         current = await unit.repo.read("Subscription", subscription_id)
         if current is None or current.deleted:
             return False
-        body = current.resource
+        body = dict(current.resource)
         body["status"] = status
         if error:
             body["error"] = error

@@ -21,6 +21,7 @@ CONSENT_ENDED = frozenset({"inactive", "rejected", "entered-in-error"})
 REQUEST_OPEN = frozenset({"draft", "active", "on-hold"})
 # ServiceRequest elements whose change shares more of her data, or with someone new
 DISCLOSING = ("performer", "subject", "supportingInfo", "reasonCode", "reasonReference")
+WITHDRAWAL_INPUTS = ("owner", "focus", "for")  # the Task elements consent coverage depends on
 
 
 async def _orgs(unit: Unit, body: dict, element: str) -> set[str]:
@@ -130,6 +131,8 @@ class ReferralRules:
         elif stored.resource_type == "ServiceRequest" and previous is not None:
             await need_to_know.follow_performers(unit, stored.id)
         if stored.resource_type == "Task":  # (an open Task's parties include its request's performers: access)
+            if previous is not None and all(previous.resource.get(e) == body.get(e) for e in WITHDRAWAL_INPUTS):
+                return  # who receives what is unchanged: consent coverage cannot have changed
             patient = consent.subject_id(body, "for")
         elif stored.resource_type == "ServiceRequest" and previous is not None:
             patient = consent.subject_id(body)

@@ -38,6 +38,43 @@ def _sqlite_engine(url: str) -> AsyncEngine:
     return engine
 
 
+class BegunTransaction:
+    """A request's transaction begun before its unit of work (PostgreSQL): the bearer check's statement runs in it
+    and the unit then continues it, so a request is one transaction. Whoever finishes it first commits or rolls
+    back; a request that never opens a unit has it rolled back when the response is done."""
+
+    def __init__(self, conn: AsyncConnection, trans) -> None:  # noqa: ANN001
+        self.conn = conn
+        self._trans = trans
+        self._taken = False
+        self._done = False
+
+    @classmethod
+    async def begin(cls, engine: AsyncEngine) -> "BegunTransaction":
+        conn = await engine.connect()
+        try:
+            return cls(conn, await conn.begin())
+        except BaseException:
+            await conn.close()
+            raise
+
+    def take(self) -> bool:
+        """True once: for the first unit of the request, which then owns the transaction."""
+        if self._taken or self._done:
+            return False
+        self._taken = True
+        return True
+
+    async def finish(self, commit: bool) -> None:
+        if self._done:
+            return
+        self._done = True
+        try:
+            await (self._trans.commit() if commit else self._trans.rollback())
+        finally:
+            await self.conn.close()
+
+
 class Database:
     """Owns the engine; hands out one connection per unit of work, inside one transaction."""
 
@@ -54,8 +91,17 @@ class Database:
             self._write_lock = None
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """One database transaction: committed when the block ends, rolled back if it raises."""
+    async def transaction(self, begun: BegunTransaction | None = None) -> AsyncIterator[AsyncConnection]:
+        """One database transaction: committed when the block ends, rolled back if it raises. `begun`: the request's
+        transaction begun already, continued here if no unit took it yet."""
+        if begun is not None and begun.take():
+            try:
+                yield begun.conn
+            except BaseException:
+                await begun.finish(commit=False)
+                raise
+            await begun.finish(commit=True)
+            return
         async with (self._write_lock or nullcontext()):
             async with self.engine.begin() as conn:
                 yield conn

@@ -71,10 +71,14 @@ class StoredResource:
     last_updated: datetime
     deleted: bool
     content: str
+    parsed: dict | None = field(default=None, repr=False, compare=False)
 
     @property
     def resource(self) -> dict:
-        return orjson.loads(self.content)
+        """The stored JSON, parsed once per stored version: read-only (copy it to make a changed body)."""
+        if self.parsed is None:
+            self.parsed = orjson.loads(self.content)
+        return self.parsed
 
     @property
     def etag(self) -> str:
@@ -113,18 +117,34 @@ def with_meta(body: dict, resource_id: str, version_id: int, last_updated: datet
 
 
 class Repository:
+    """One per unit of work. It remembers the current version of what it read or wrote (and party sets), so the
+    rules of one request never read the same row twice; a filtered read always asks the database (visibility may
+    have changed within the unit), and fills the memory for unfiltered reads of the same row."""
+
     def __init__(self, conn: AsyncConnection):
         self.conn = conn
+        self._current: dict[tuple[str, str], StoredResource | None] = {}
+        self._parties: dict[tuple[str, str], set[str]] = {}
+
+    def _remember(self, stored: StoredResource) -> StoredResource:
+        self._current[(stored.resource_type, stored.id)] = stored
+        return stored
 
     # --- reads -------------------------------------------------------------------------------------------------
     async def read(self, resource_type: str, resource_id: str, access: AccessFilter = UNRESTRICTED
                    ) -> StoredResource | None:
-        query = select(resource).where(resource.c.resource_type == resource_type, resource.c.id == resource_id)
         clause = visible_clause(resource, resource_type, access)
+        key = (resource_type, resource_id)
+        if clause is None and key in self._current:
+            return self._current[key]
+        query = select(resource).where(resource.c.resource_type == resource_type, resource.c.id == resource_id)
         if clause is not None:
             query = query.where(clause)
         row = (await self.conn.execute(query)).first()
-        return _stored(row) if row else None
+        found = _stored(row) if row else None
+        if found is not None or clause is None:
+            self._current[key] = found
+        return found
 
     async def read_many(self, references: Iterable[tuple[str, str]], access: AccessFilter = UNRESTRICTED
                         ) -> list[StoredResource]:
@@ -134,12 +154,21 @@ class Repository:
             by_type.setdefault(rtype, set()).add(rid)
         out: list[StoredResource] = []
         for rtype, ids in by_type.items():
+            clause = visible_clause(resource, rtype, access)
+            if clause is None:
+                known = [self._current[(rtype, i)] for i in sorted(ids) if (rtype, i) in self._current]
+                out.extend(k for k in known if k is not None and not k.deleted)
+                ids = {i for i in ids if (rtype, i) not in self._current}
+                if not ids:
+                    continue
             query = select(resource).where(resource.c.resource_type == rtype, resource.c.id.in_(sorted(ids)),
                                            resource.c.deleted.is_(False))
-            clause = visible_clause(resource, rtype, access)
             if clause is not None:
                 query = query.where(clause)
-            out.extend(_stored(r) for r in (await self.conn.execute(query)).all())
+            rows = [_stored(r) for r in (await self.conn.execute(query)).all()]
+            for row in rows:
+                self._current[(row.resource_type, row.id)] = row
+            out.extend(rows)
         return out
 
     async def vread(self, resource_type: str, resource_id: str, version_id: int,
@@ -210,9 +239,12 @@ class Repository:
         return sorted(found)
 
     async def parties(self, resource_type: str, resource_id: str) -> set[str]:
-        rows = (await self.conn.execute(select(resource_party.c.organization_id).where(
-            resource_party.c.resource_type == resource_type, resource_party.c.resource_id == resource_id))).all()
-        return {r.organization_id for r in rows}
+        key = (resource_type, resource_id)
+        if key not in self._parties:
+            rows = (await self.conn.execute(select(resource_party.c.organization_id).where(
+                resource_party.c.resource_type == resource_type, resource_party.c.resource_id == resource_id))).all()
+            self._parties[key] = {r.organization_id for r in rows}
+        return set(self._parties[key])
 
     async def recorder(self, resource_type: str, resource_id: str) -> str | None:
         """The organisation that created the resource (None: the exchange itself did, or it is not a referral's)."""
@@ -224,15 +256,15 @@ class Repository:
     async def create(self, resource_type: str, resource_id: str, body: dict, index_rows: Iterable[IndexRow],
                      parties: Iterable[str] = (), now: datetime | None = None) -> StoredResource:
         now = now or utcnow()
-        stored = with_meta(body, resource_id, 1, now)
-        content = orjson.dumps(stored).decode()
+        stored_body = with_meta(body, resource_id, 1, now)
+        content = orjson.dumps(stored_body).decode()
         values = dict(resource_type=resource_type, id=resource_id, version_id=1, last_updated=to_db(now),
                       deleted=False, content=content)
         await self.conn.execute(insert(resource).values(**values))
         await self.conn.execute(insert(resource_version).values(**values, method="POST"))
         await self._write_index(resource_type, resource_id, index_rows)
         await self.add_parties(resource_type, resource_id, parties)
-        return StoredResource(resource_type, resource_id, 1, now, False, content)
+        return self._remember(StoredResource(resource_type, resource_id, 1, now, False, content, stored_body))
 
     async def update(self, current: StoredResource, body: dict, index_rows: Iterable[IndexRow],
                      parties: Iterable[str] | None = None, now: datetime | None = None, method: str = "PUT"
@@ -242,14 +274,16 @@ class Repository:
         if now <= current.last_updated:
             now = current.last_updated + _TICK
         version_id = current.version_id + 1
-        content = orjson.dumps(with_meta(body, current.id, version_id, now)).decode()
+        stored_body = with_meta(body, current.id, version_id, now)
+        content = orjson.dumps(stored_body).decode()
         if not await self._write_version(current, version_id, now, content, deleted=False, method=method):
             return None
         await self._delete_index(current.resource_type, current.id)
         await self._write_index(current.resource_type, current.id, index_rows)
         if parties is not None:
             await self.add_parties(current.resource_type, current.id, parties)
-        return StoredResource(current.resource_type, current.id, version_id, now, False, content)
+        return self._remember(StoredResource(current.resource_type, current.id, version_id, now, False, content,
+                                             stored_body))
 
     async def delete(self, current: StoredResource, now: datetime | None = None) -> StoredResource | None:
         now = now or utcnow()
@@ -262,7 +296,7 @@ class Repository:
         if not await self._write_version(current, version_id, now, content, deleted=True, method="DELETE"):
             return None
         await self._delete_index(current.resource_type, current.id)
-        return StoredResource(current.resource_type, current.id, version_id, now, True, content)
+        return self._remember(StoredResource(current.resource_type, current.id, version_id, now, True, content, tomb))
 
     async def _write_version(self, current: StoredResource, version_id: int, now: datetime, content: str,
                              deleted: bool, method: str) -> bool:
@@ -287,6 +321,7 @@ class Repository:
         if missing:
             await self.conn.execute(insert(resource_party), [
                 dict(resource_type=resource_type, resource_id=resource_id, organization_id=o) for o in sorted(missing)])
+            self._parties[(resource_type, resource_id)] |= missing
 
     async def remove_parties(self, resource_type: str, resource_id: str, organization_ids: Iterable[str]) -> None:
         ids = list(organization_ids)
@@ -294,6 +329,9 @@ class Repository:
             await self.conn.execute(delete(resource_party).where(
                 resource_party.c.resource_type == resource_type, resource_party.c.resource_id == resource_id,
                 resource_party.c.organization_id.in_(ids)))
+            known = self._parties.get((resource_type, resource_id))
+            if known is not None:
+                known -= set(ids)
 
     async def lock_condition(self, resource_type: str, condition: str, dialect: str) -> None:
         """Upsert the condition's lock row: concurrent transactions with the same condition queue here."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 
-from exchange.auth.access import REFERRAL_TYPES, assign_parties, check_permission
+from exchange.auth.access import REFERRAL_TYPES, assign_parties, check_permission, parties_changed
 from exchange.errors import Conflict, NotFound, PreconditionFailed
 from exchange.fhir.indexing import index_rows
 from exchange.store.repository import StoredResource
@@ -69,7 +69,8 @@ async def replace(unit: Unit, current: StoredResource, body: dict, if_match: int
         error = PreconditionFailed if if_match is not None else Conflict
         raise error(f"{current.reference} was changed by another request; read it again and retry",
                     expression="If-Match" if if_match is not None else f"{current.resource_type}.meta.versionId")
-    await assign_parties(unit.repo, unit.ctx, current.resource_type, current.id, body)
+    if parties_changed(current.resource_type, current.resource, body):
+        await assign_parties(unit.repo, unit.ctx, current.resource_type, current.id, body)
     for rule in unit.exchange.rules:
         await rule.after_write(unit, updated, current)
     unit.record(Event("update", "U", current.resource_type, current.id, updated.version_id, stored=updated,
