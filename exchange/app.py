@@ -111,6 +111,15 @@ class SafeEdge:
                                                 scope["state"].get("ctx"), request_id))
 
 
+def worker_app() -> FastAPI:
+    """The app of one `exchange serve --workers` process: the settings the parent exported to the environment."""
+    from exchange.ops.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings)
+    return create_app(settings)
+
+
 def uvicorn_config(application: FastAPI, settings: Settings, port: int | None = None):  # noqa: ANN201
     """How `exchange serve` runs uvicorn: its own access log off (it would print query strings)."""
     import uvicorn

@@ -9,7 +9,7 @@ import typer
 from exchange.audit.cli import app as audit_app
 from exchange.console import ExchangeGroup
 from exchange.demo import ORG_KINDS
-from exchange.settings import Settings, get_settings, usable_database_url
+from exchange.settings import Settings, export_settings, get_settings, usable_database_url
 
 app = typer.Typer(cls=ExchangeGroup, no_args_is_help=True,
                   help="GBV referral exchange: a FHIR R4 gateway for referrals between organisations.")
@@ -81,13 +81,18 @@ _with_exchange = run_with_exchange
 def serve(host: Optional[str] = typer.Option(None, help="Interface to listen on (default 127.0.0.1)"),
           port: Optional[int] = typer.Option(None, help="Port (default 8080)"),
           database_url: Optional[str] = DatabaseOption,
-          demo: bool = typer.Option(False, "--demo", help="Load the demo organisations before serving")) -> None:
+          demo: bool = typer.Option(False, "--demo", help="Load the demo organisations before serving"),
+          workers: int = typer.Option(1, "--workers", min=1, help="Server processes (PostgreSQL only); background "
+                                                                   "jobs run in one of them")) -> None:
     """Run the exchange's HTTP server."""
     import uvicorn
 
     from exchange.app import create_app, uvicorn_config
 
     settings = settings_with(database_url, host=host, port=port)
+    if workers > 1 and settings.is_sqlite:
+        raise typer.BadParameter("SQLite is served by one process; use PostgreSQL for --workers",
+                                 param_hint="--workers")
     from exchange.ops.logs import configure_logging
 
     configure_logging(settings)
@@ -105,8 +110,14 @@ def serve(host: Optional[str] = typer.Option(None, help="Interface to listen on 
     said = asyncio.run(_with_exchange(settings, _prepare))
     if said:
         typer.echo(said)
-    application = create_app(settings, build_exchange(settings))
     typer.echo(f"FHIR base: {settings.fhir_base_url}   (GET {settings.fhir_base_url}/metadata)")
+    if workers > 1:  # each worker process builds its app from the same settings, passed on as EXCHANGE_* values
+        export_settings(settings, migrate_on_start=False)  # migrated once, above
+        uvicorn.run("exchange.app:worker_app", factory=True, workers=workers, host=settings.host,
+                    port=settings.port, access_log=False, log_level="info", log_config=None,
+                    timeout_worker_healthcheck=60)  # a worker still importing on a busy machine is not dead
+        return
+    application = create_app(settings, build_exchange(settings))
     uvicorn.Server(uvicorn_config(application, settings)).run()
 
 

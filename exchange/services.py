@@ -31,7 +31,9 @@ class Exchange:
     - rules: business rules around writes (referral workflow, consent);
     - routers: FastAPI routers mounted before the generic FHIR routes (token endpoint, AuditEvent, $status ...);
     - capability: functions that add to the CapabilityStatement (security, subscription topics ...);
-    - on_start / on_stop: background work that lives as long as the server (the notification dispatcher).
+    - on_start / on_stop: work that lives as long as each server process;
+    - jobs: (start, stop) of background work that runs once per deployment (dispatcher, sweeps, the linker's
+      periodic pass, checkpoints), in whichever process holds the lease (`exchange.jobs`).
     - extensions: per-package services other code looks up by package name (auth: the client registry).
     """
     settings: Settings
@@ -43,6 +45,8 @@ class Exchange:
     capability: list[Callable[[dict, "Exchange"], None]] = field(default_factory=list)
     on_start: list[Callable[["Exchange"], Awaitable[None]]] = field(default_factory=list)
     on_stop: list[Callable[["Exchange"], Awaitable[None]]] = field(default_factory=list)
+    jobs: list[tuple[Callable[["Exchange"], Awaitable[None]], Callable[["Exchange"], Awaitable[None]]]] = field(
+        default_factory=list)
     extensions: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
                                   "`exchange keys rotate` or another process).")
     audit_checkpoint_interval: float = Field(
         default=3600, description="Seconds between signed checkpoints of the exchange log while serving (0: off).")
+    jobs_lease_retry_seconds: float = Field(
+        default=5.0, description="How often a server process that does not run the deployment's background jobs "
+                                 "checks whether it should take them over (PostgreSQL advisory lock).")
     audit_link_interval: float = Field(
         default=1.0, description="Seconds between the server's passes that link AuditEvents other processes left "
                                  "queued (a request links its own before it answers); 0: off.")
@@ -230,6 +233,21 @@ def usable_database_url(url: str) -> str:
         raise ValueError(f"the exchange opens {' or '.join(d + '://' for d in DATABASE_DRIVERS)} URLs, not "
                          f"{driver}:// (e.g. postgresql+asyncpg://USER@HOST/DB)")
     return url
+
+
+def export_settings(settings: Settings, **overrides) -> None:
+    """Hand `settings` to child processes (`serve --workers`): every field that differs from the environment's
+    becomes an EXCHANGE_* variable of this process, which the children inherit and read back with `Settings()`."""
+    import json
+    import os
+
+    values = settings.model_copy(update=overrides).model_dump(mode="json")
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(f"EXCHANGE_{name.upper()}", None)
+        else:
+            os.environ[f"EXCHANGE_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+    get_settings.cache_clear()
 
 
 @lru_cache(maxsize=1)

@@ -9,7 +9,7 @@ from exchange.settings import Settings
 
 
 def build(settings: Settings) -> Exchange:
-    from exchange import audit, auth, notify, ops, referral, web
+    from exchange import audit, auth, jobs, notify, ops, referral, web
 
     exchange = Exchange.from_settings(settings)
     exchange.on_start.append(_load_keys)
@@ -18,7 +18,8 @@ def build(settings: Settings) -> Exchange:
     referral.install(exchange)
     web.install(exchange)
     ops.install(exchange)
-    audit.install(exchange)  # keep last: the audit hook locks the chain head and should run just before commit
+    audit.install(exchange)  # the audit hook last among the hooks: its records are built from the whole unit
+    jobs.install(exchange)  # after every package registered its background jobs
     return exchange
 
 

@@ -144,5 +144,4 @@ def install_periodic(exchange) -> None:  # noqa: ANN001
                 pass
         tasks.clear()
 
-    exchange.on_start.append(start)
-    exchange.on_stop.append(stop)
+    exchange.jobs.append((start, stop))

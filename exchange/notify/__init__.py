@@ -36,5 +36,4 @@ def install(exchange: "Exchange") -> None:
             while running:
                 await running.pop().stop()
 
-        exchange.on_start.append(start)
-        exchange.on_stop.append(stop)
+        exchange.jobs.append((start, stop))

@@ -16,5 +16,4 @@ def install(exchange: Exchange) -> None:
     exchange.routers.append(router)
     exchange.capability.append(contribute_capability)
     sweeper = OverdueSweeper()
-    exchange.on_start.append(sweeper.start)
-    exchange.on_stop.append(sweeper.stop)
+    exchange.jobs.append((sweeper.start, sweeper.stop))
