@@ -98,14 +98,33 @@ class MemoryWatch:
     def start(self) -> None:
         self._thread.start()
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the server and its children so far (dead children are not counted)."""
+        total = 0.0
+        for pid in self.pids():
+            try:
+                times = psutil.Process(pid).cpu_times()
+                total += times.user + times.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
     def stop(self) -> dict:
         self._stop.set()
         self._thread.join()
         return {f"{self.names[p]} {p}": round(v / 2**20, 1) for p, v in sorted(self.peaks.items())}
 
 
-def start_server(database_url: str, port: int, workers: int, workdir: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "exchange.cli", "serve", "--port", str(port), "--database-url", database_url]
+def start_server(database_url: str, port: int, workers: int, workdir: Path, root: Path | None = None
+                 ) -> subprocess.Popen:
+    """`exchange serve`; with `root`, the exchange of another checkout (to compare two versions on one machine)."""
+    if root is None:
+        command = [sys.executable, "-m", "exchange.cli"]
+    else:
+        site = next(p for p in sys.path if p.endswith("site-packages"))
+        command = [sys.executable, "-S", "-c", f"import sys; sys.path[:0] = [{str(root)!r}, {site!r}]; "
+                                               "sys.argv[0] = 'exchange'; from exchange.cli import app; app()"]
+    command += ["serve", "--port", str(port), "--database-url", database_url]
     if workers > 1:
         command += ["--workers", str(workers)]
     env = dict(os.environ, EXCHANGE_STATE_DIR=str(workdir / "var"), EXCHANGE_MIGRATE_ON_START="false")
@@ -236,6 +255,8 @@ def render(report: dict) -> None:
         console.print(f"floor lifecycles/s {report['floor']['lifecycles_per_s']}  "
                       f"ratio floor/exchange {report['floor_ratio']}")
     console.print(f"peak memory (MB): {report['server_peak_memory_mb']}")
+    console.print(f"server CPU per lifecycle: {report.get('server_cpu_ms_per_lifecycle')} ms "
+                  f"(load generator CPU {report.get('load_generator_cpu_s')} s)")
     console.print(f"rows per lifecycle: exchange {report['rows_per_lifecycle']}  floor "
                   f"{report.get('floor_rows_per_lifecycle')}")
     console.print(f"audit verify: {report['audit_verify']}")
@@ -253,7 +274,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict:
     await recreate_database(database_url)
     settings = Settings(database_url=database_url, state_dir=workdir / "var", port=args.port)
     world = await build_world(settings, args.hotlines, args.shelters)
-    server = start_server(database_url, args.port, args.workers, workdir)
+    server = start_server(database_url, args.port, args.workers, workdir, args.server_root)
     memory = MemoryWatch(server.pid)
     memory.start()
     report: dict = {"database": database_url.split("://")[0], "clients": args.clients,
@@ -269,14 +290,16 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict:
             await load.authorise()
             if args.profile:
                 recorders = start_profile(memory.pids(), args.profile)
-            cpu_before = psutil.Process().cpu_times()
+            cpu_before, server_before = psutil.Process().cpu_times(), memory.cpu_seconds()
             lifecycles = await load.run("lifecycles", args.lifecycles, load.lifecycle)
-            cpu_after = psutil.Process().cpu_times()
+            cpu_after, server_after = psutil.Process().cpu_times(), memory.cpu_seconds()
             for recorder in recorders:
                 recorder.send_signal(signal.SIGINT)  # py-spy writes its samples when interrupted
             for recorder in recorders:
                 recorder.wait(timeout=30)
             report["lifecycle"] = summary(lifecycles, "lifecycles")
+            report["server_cpu_ms_per_lifecycle"] = round(1000 * (server_after - server_before)
+                                                          / max(lifecycles.completed, 1), 1)
             report["load_generator_cpu_s"] = round((cpu_after.user + cpu_after.system)
                                                    - (cpu_before.user + cpu_before.system), 1)
             await load.authorise()
@@ -340,6 +363,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8102)
     parser.add_argument("--no-floor", dest="floor", action="store_false")
     parser.add_argument("--profile", type=Path, default=None, help="record the lifecycle phase with py-spy")
+    parser.add_argument("--server-root", type=Path, default=None,
+                        help="serve the exchange package of another checkout (compare versions)")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="exchange-bench-"))
