@@ -186,8 +186,8 @@ def records_for_events(ctx: RequestContext, unit_interaction: str, events: list[
         resources = [(event.resource_type, event.resource_id, event.version_id)] \
             if event.resource_type and event.resource_id else []
         query = query_entity(event.resource_type, event.query) if event.query is not None else None
-        records.append(build(ctx, event.interaction, unit_interaction, event.action, "0", None, resources,
-                             query, base_url, recorded))
+        records.append(build(event.actor or ctx, event.interaction, unit_interaction, event.action, "0", None,
+                             resources, query, base_url, recorded))
     flush()
     return records
 

@@ -4,7 +4,7 @@ An open referral (Task without owner) is shared with every provider its ServiceR
 claim it. Once one has:
 - `narrow_on_claim` rewrites the request's `performer` to the claimant's own entries (its Organization or its
   HealthcareService, as the requester wrote them), as the exchange itself through the normal write path
-  (versioned, audited, notified);
+  (`Unit.as_exchange`: versioned, notified, and audited as the exchange, linked to the claim by its request id);
 - `follow_performers` (after every ServiceRequest update, that narrowing included) removes the `resource_party` rows
   of every organisation that is no longer the request's requester, a performer or the owner of one of its Tasks:
   from the request and its Tasks (an owned Task: requester and owner only), and from the Patient and the Consents and
@@ -16,10 +16,8 @@ so later writes never bring a removed provider back.
 """
 from __future__ import annotations
 
-import dataclasses
 
 from exchange.auth.access import organisations_of
-from exchange.context import system_context
 from exchange.fhir.interactions.write import replace
 from exchange.fhir.references import references_in, split_reference
 from exchange.store.repository import Repository, StoredResource
@@ -74,7 +72,7 @@ async def narrow_on_claim(unit: Unit, task: StoredResource, previous: StoredReso
         performers = request.resource.get("performer") or []
         kept = [p for p in performers if await _orgs(repo, p) & owners]
         if kept and kept != performers:  # the request's own after_write runs follow_performers
-            await replace(dataclasses.replace(unit, ctx=system_context(), if_match=None), request,
+            await replace(unit.as_exchange(), request,
                           dict(request.resource, performer=kept), None)
         else:
             await follow_performers(unit, request.id)

@@ -11,12 +11,10 @@ removals come last because a Task write re-shares the Task's parties with what i
 """
 from __future__ import annotations
 
-import dataclasses
 from contextvars import ContextVar
 
 from exchange.auth.access import organisations_of
 from exchange.fhir.references import references_in
-from exchange.context import system_context
 from exchange.errors import FhirError
 from exchange.fhir.interactions.write import replace
 from exchange.referral import codes, consent, task_states
@@ -71,7 +69,7 @@ async def _enforce(unit: Unit, patient_id: str) -> None:
                 allowed.setdefault((rtype, rid), set()).update(keep)
     if not cut:
         return
-    system = dataclasses.replace(unit, ctx=system_context())
+    system = unit.as_exchange()
     task_removals: list[tuple[str, set[str]]] = []
     for request in requests:
         if request.id not in cut:
