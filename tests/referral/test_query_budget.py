@@ -25,7 +25,7 @@ class Statements:
     def __init__(self, engine) -> None:  # noqa: ANN001
         self.engine = engine.sync_engine
         self.statements: list[str] = []
-        self.transactions: set = set()
+        self.transactions: list = []
         self.linker: list[str] = []
 
     def _on_execute(self, conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
@@ -35,8 +35,9 @@ class Statements:
             self.linker.append(statement)
             return
         self.statements.append(statement)
-        transaction = conn.get_transaction()
-        self.transactions.add(id(transaction) if transaction is not None else ("autocommit", len(self.statements)))
+        transaction = conn.get_transaction() or object()  # (a statement outside a transaction is one by itself)
+        if not any(transaction is seen for seen in self.transactions):
+            self.transactions.append(transaction)  # kept alive, so no two are ever the same object
 
     def __enter__(self) -> "Statements":
         self.statements.clear()
