@@ -3,17 +3,14 @@ from __future__ import annotations
 
 from exchange.context import system_context
 from exchange.fhir.interactions import create
+from exchange.referral import codes
 from exchange.services import Exchange
 
-ORG_TYPE_SYSTEM = "https://gbv-exchange.org/fhir/CodeSystem/organization-kind"
+ORG_TYPE_SYSTEM = f"{codes.BASE}/CodeSystem/organization-kind"
 DEMO_ID_SYSTEM = "https://gbv-exchange.org/fhir/sid/organization"
 
-ORG_KINDS = {
-    "hotline": "National GBV hotline", "shelter": "Women's shelter", "clinic": "Health clinic",
-    "legal-aid": "Legal aid", "counselling": "Psychosocial counselling", "livelihood": "Livelihood NGO",
-    "police": "Police family protection unit", "social-services": "Social services", "ngo": "NGO",
-    "other": "Other",
-}
+# The published CodeSystem (conformance/CodeSystem-organization-kind.json) is the one list of kinds.
+ORG_KINDS = {c["code"]: c["display"] for c in codes.load("CodeSystem", "organization-kind")["concept"]}
 
 DEMO_ORGS = (
     ("hotline", "hotline-1", "Amal National GBV Hotline", "الخط الساخن الوطني أمل"),

@@ -3,7 +3,9 @@
 Validation parses with fhir.resources' R4B models, which also accept R4B-only content (`Extension.valueCodeable
 Reference`, `valueRatioRange`, resource types such as SubscriptionStatus); strict R4 clients cannot parse a page
 that holds it. `r4_elements.json` lists every element R4 defines (made by scripts/r4_elements.py from R4's own
-definitions); every key of an incoming resource, at any depth, contained resources included, must be one of them.
+definitions); every key of an incoming resource, at any depth, contained resources included, must be one of them,
+and a literal reference (`Type/id`) must point at a type R4 allows there (rule `r4-reference`: no HealthcareService
+in `Consent.provision.actor.reference`).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import orjson
 from exchange.errors import Issue
 
 RULE = "r4-element"
+REFERENCE_RULE = "r4-reference"
 _ELEMENT_LIKE = re.compile(r"_?[a-z][a-z0-9]*(?:[A-Z][a-z0-9]*)+")  # camelCase, as FHIR names its elements
 
 
@@ -81,15 +84,34 @@ def _object(node: dict, type_: str, expr: str, is_resource: bool = False) -> Ite
             yield Issue("error", "structure", f"{RULE}: {expr} holds an element {type_} does not have in FHIR R4 "
                                               "(4.0.1); its name is not repeated", [expr])
             continue
-        yield from _value(value, child, f"{expr}.{key}")
+        targets = definitions()["targets"].get(f"{type_}.{key}") if child == "Reference" else None
+        yield from _value(value, child, f"{expr}.{key}", f"{type_}.{key}" if targets else None)
 
 
-def _value(value: Any, type_: str, expr: str) -> Iterator[Issue]:
+def _value(value: Any, type_: str, expr: str, element: str | None = None) -> Iterator[Issue]:
     if isinstance(value, list):
         for i, item in enumerate(value):
-            yield from _value(item, type_, f"{expr}[{i}]")
+            yield from _value(item, type_, f"{expr}[{i}]", element)
     elif isinstance(value, dict) and type_ not in _primitives():
         if type_ == "Resource":
             yield from _resource(value, expr)
-        else:
-            yield from _object(value, type_, expr)
+            return
+        if element is not None:
+            yield from _target(value, element, expr)
+        yield from _object(value, type_, expr)
+
+
+def _target(reference: dict, element: str, expr: str) -> Iterator[Issue]:
+    """A relative or absolute literal reference names its type: it must be one R4 allows for `element`."""
+    ref = reference.get("reference")
+    if not isinstance(ref, str) or ref.startswith(("#", "urn:")):
+        return
+    parts = ref.split("?")[0].split("/")
+    if len(parts) >= 4 and parts[-2] == "_history":
+        parts = parts[:-2]
+    if len(parts) < 2 or parts[-2] not in _resource_types():
+        return  # not a Type/id reference: the referral rules check the references they need
+    allowed = definitions()["targets"][element]
+    if parts[-2] not in allowed:
+        yield Issue("error", "structure", f"{REFERENCE_RULE}: {expr}.reference must point at one of "
+                                          f"{', '.join(allowed)} (FHIR R4 {element})", [f"{expr}.reference"])

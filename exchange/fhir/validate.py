@@ -144,6 +144,9 @@ def _rule_issues(resource_type: str, body: dict) -> list[Issue]:
                 issues.append(issue)
     if resource_type == "Task":
         issues.extend(_task_inv_1(body))
+    if resource_type == "Consent" and not body.get("policy") and not body.get("policyRule"):
+        issues.append(Issue("error", "invariant", "Consent ppc-1: Either a Policy or PolicyRule is required",
+                            ["Consent.policyRule"]))
     return issues
 
 

@@ -32,6 +32,9 @@ TASK_CODE_SYSTEM = "http://hl7.org/fhir/CodeSystem/task-code"
 CONSENT_SCOPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/consentscope"
 PARTICIPATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 RECIPIENT_ROLE = "IRCP"  # information recipient
+# Consent.policyRule of a referral Consent (R4 ppc-1 needs policy or policyRule): she opted in to this sharing.
+ACT_CODE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+OPT_IN = "OPTIN"
 
 # Codes of gbv-referral-codes.
 CONTACT_PROHIBITED = "contacting-subject-prohibited"

@@ -91,6 +91,7 @@ def _bundle(orgs: dict[str, str]) -> dict:
             "scope": _cc(codes.CONSENT_SCOPE_SYSTEM, "patient-privacy"),
             "category": [_cc("http://loinc.org", "59284-0")], "patient": {"reference": "urn:uuid:survivor"},
             "dateTime": "2026-11-24T21:40:00+03:00", "organization": [{"reference": hotline}],
+            "policyRule": _cc(codes.ACT_CODE_SYSTEM, codes.OPT_IN),
             "provision": {"type": "permit", "actor": [{"role": _cc(codes.PARTICIPATION_SYSTEM, codes.RECIPIENT_ROLE),
                                                        "reference": {"reference": receiver}}],
                           "code": [_cc(codes.DATA_CATEGORY, c) for c in categories]}}})

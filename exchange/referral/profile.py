@@ -182,8 +182,8 @@ def consent(body: dict) -> list[Issue]:
             out.append(issue(rule, f"provision.actor must name the permitted recipient(s) with role "
                                    f"{codes.PARTICIPATION_SYSTEM}|{codes.RECIPIENT_ROLE}", "Consent.provision.actor"))
         for i, actor in enumerate(recipients):
-            if not _typed_reference(actor.get("reference"), ("Organization", "HealthcareService")):
-                out.append(issue(rule, "a recipient must be an Organization or HealthcareService",
+            if not _typed_reference(actor.get("reference"), ("Organization",)):
+                out.append(issue(rule, "a recipient must be an Organization (R4 allows no HealthcareService here)",
                                  f"Consent.provision.actor[{i}].reference"))
         if codes.CORE not in codes.codings_in(provision.get("code"), codes.DATA_CATEGORY):
             out.append(issue(rule, f"provision.code must list the data categories she agreed to share, at least "

@@ -40,6 +40,7 @@ async def test_purge_removes_closed_referrals_content_and_keeps_the_log_verifiab
         "resourceType": "Consent", "status": "active",
         "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
         "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
         "patient": {"reference": f"Patient/{closed_patient}"}})).json()["id"]
     closed_shared = await _referral(client, hotline, shelter, shared_patient, "cancelled")
     still_open = await _referral(client, hotline, shelter, shared_patient, "requested")

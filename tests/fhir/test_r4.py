@@ -89,3 +89,14 @@ def test_shipped_r4_table_is_what_the_script_makes_from_r4_definitions():
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     assert (ROOT / "exchange" / "fhir" / "r4_elements.json").read_text() == script.render()
+
+
+async def test_reference_to_a_type_r4_does_not_allow_there_is_refused(client):
+    consent = {"resourceType": "Consent", "status": "active", "scope": {"text": "x"}, "category": [{"text": "x"}],
+               "policyRule": {"text": "opt-in"},
+               "provision": {"actor": [{"role": {"text": "x"}, "reference": {"reference": "HealthcareService/1"}}]}}
+    outcome = assert_outcome(await client.post("/Consent", json=consent), 400,
+                             expression="Consent.provision.actor[0].reference.reference", text="r4-reference")
+    assert "HealthcareService/1" not in str(outcome)  # names the element and the rule, not the value
+    consent["provision"]["actor"][0]["reference"] = {"reference": "Organization/1"}
+    assert (await client.post("/Consent", json=consent)).status_code == 201

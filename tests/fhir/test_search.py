@@ -96,6 +96,7 @@ async def test_patient_and_consent_search(client, referral):
         "resourceType": "Consent", "status": "active",
         "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
         "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
         "patient": {"reference": f"Patient/{referral['patient']['id']}"}})
     assert _ids(await _search(client, f"/Consent?patient={referral['patient']['id']}")) == {consent["id"]}
     assert _ids(await _search(client, "/Consent?patient=someone-else")) == set()

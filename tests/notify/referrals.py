@@ -35,6 +35,7 @@ async def create_referral(client: httpx.AsyncClient, requester: str, receiver: s
         "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
         "patient": {"reference": f"Patient/{patient['id']}"},
         "organization": [{"reference": f"Organization/{requester}"}], "dateTime": "2024-05-01T09:55:00Z",
+        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
         "provision": {"type": "permit", "actor": [{
             "role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
                                  "code": "IRCP"}]},

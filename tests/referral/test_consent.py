@@ -36,9 +36,30 @@ async def test_withdrawn_consent_is_refused(http, ids, make_referral):
     await _nothing_stored(http)
 
 
-async def test_consent_naming_the_service_covers_its_organisation(http, ids, make_referral):
-    ref = await make_referral(recipients=[f"HealthcareService/{ids['svc-shelter']}"])
+async def test_consent_naming_a_service_is_refused_as_r4_allows_only_organisations(http, ids, make_referral):
+    r = await make_referral(recipients=[f"HealthcareService/{ids['svc-shelter']}"], expect=400)
+    issue = r.json()["issue"][0]
+    assert issue["diagnostics"].split(": ")[1] == "r4-reference"
+    assert issue["expression"] == ["Bundle.entry[1].resource.provision.actor[0].reference.reference"]
+    await _nothing_stored(http)
+
+
+async def test_consent_for_the_organisation_covers_a_referral_to_its_service(http, ids, make_referral):
+    ref = await make_referral(to_keys=(f"HealthcareService/{ids['svc-shelter']}",),
+                              recipients=[f"Organization/{ids['shelter']}"])
+    assert (await http.get(f"/Consent/{ref['Consent']}")).json()["provision"]["actor"][0]["reference"] == {
+        "reference": f"Organization/{ids['shelter']}"}
     assert ref["Task"]
+
+
+async def test_consent_without_policy_or_policy_rule_breaks_r4_ppc_1(http, as_, ids):
+    bundle = world.referral_bundle(ids, [f"Organization/{ids['shelter']}"])
+    del bundle["entry"][1]["resource"]["policyRule"]
+    r = await http.post("", json=bundle, headers=as_(ids["hotline"]))
+    assert r.status_code == 400, r.text
+    issue = r.json()["issue"][0]
+    assert "Consent ppc-1" in issue["diagnostics"] and issue["expression"] == ["Bundle.entry[1].resource.policyRule"]
+    await _nothing_stored(http)
 
 
 async def test_consent_must_cover_the_data_sent(http, as_, ids, make_referral):

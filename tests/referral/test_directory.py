@@ -45,8 +45,7 @@ async def test_referral_to_a_service_not_accepting_is_refused(http, ids, make_re
     assert "does not accept new referrals" in r.json()["issue"][0]["diagnostics"]
     r = await make_referral(to_keys=("full",), expect=422)
     assert "does not accept new referrals" in r.json()["issue"][0]["diagnostics"]
-    r = await make_referral(to_keys=(f"HealthcareService/{ids['svc-shelter']}",),
-                            recipients=[f"HealthcareService/{ids['svc-shelter']}"])
+    r = await make_referral(to_keys=(f"HealthcareService/{ids['svc-shelter']}",))
     assert r["Task"]
 
 

@@ -68,6 +68,7 @@ def consent(patient_ref: str, holder: str, recipients: list[str], categories: tu
             "category": [coding("http://loinc.org", "59284-0")],
             "patient": {"reference": patient_ref}, "dateTime": "2026-11-20T10:00:00Z",
             "organization": [{"reference": f"Organization/{holder}"}],
+            "policyRule": coding(codes.ACT_CODE_SYSTEM, codes.OPT_IN),
             "provision": {"type": "permit",
                           "actor": [{"role": coding(codes.PARTICIPATION_SYSTEM, codes.RECIPIENT_ROLE),
                                      "reference": {"reference": r}} for r in recipients],
@@ -103,6 +104,14 @@ def task(patient_ref: str, request_ref: str, requester: str, owner: str | None, 
     return body
 
 
+def _organisation_of(ids: dict[str, str], reference: str) -> str:
+    """The Organization a Consent names for a performer (R4: a Consent actor cannot be a HealthcareService)."""
+    if reference.startswith("HealthcareService/"):
+        key = next(k for k, v in ids.items() if v == reference.split("/")[1])
+        return f"Organization/{ids[key.removeprefix('svc-')]}"
+    return reference
+
+
 def referral_bundle(ids: dict[str, str], to: list[str], code: str = "safety-shelter", category: str | None = None,
                     recipients: list[str] | None = None, categories: tuple[str, ...] = ("referral",),
                     consent_status: str = "active", with_consent: bool = True, owner: str | None = "first",
@@ -110,7 +119,7 @@ def referral_bundle(ids: dict[str, str], to: list[str], code: str = "safety-shel
                     task_status: str = "requested") -> dict:
     """One transaction: Patient, Consent, ServiceRequest, Task from the hotline to `to` (references)."""
     pu, cu, su, tu = (f"urn:uuid:{uuid.uuid4()}" for _ in range(4))
-    recipients = to if recipients is None else recipients
+    recipients = [_organisation_of(ids, r) for r in to] if recipients is None else recipients
     entries = [{"fullUrl": pu, "resource": patient(**(patient_extra or {})),
                 "request": {"method": "POST", "url": "Patient"}}]
     if with_consent:
