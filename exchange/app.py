@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from exchange.errors import FhirError, Issue
 from exchange.fhir import bundles
@@ -36,17 +37,50 @@ def _outcome_response(status: int, issues: list[Issue], headers: dict | None = N
                     media_type=FHIR_JSON)
 
 
+def allowed_methods(app: FastAPI, scope: dict) -> str:
+    """The methods some route of this path accepts (HEAD wherever GET is), found by asking each route."""
+    methods = {method for method in ("GET", "POST", "PUT", "DELETE", "PATCH")
+               if any(route.matches({**scope, "method": method})[0] == Match.FULL for route in app.router.routes)}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
+class HeadAsGet:
+    """HEAD wherever GET works (RFC 9110 §9.3.2): run the GET, send its status and headers without the body."""
+
+    def __init__(self, app) -> None:  # noqa: ANN001
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_headers_only(message) -> None:  # noqa: ANN001
+            if message["type"] == "http.response.body":
+                if not message.get("more_body"):
+                    await send({"type": "http.response.body", "body": b""})
+                return
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FhirError)
     async def _fhir_error(_request: Request, exc: FhirError) -> Response:
         return _outcome_response(exc.status, exc.issues, exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
         text = {404: "No such endpoint", 405: "This HTTP method is not supported on this endpoint"}.get(
             exc.status_code, str(exc.detail))
-        return _outcome_response(exc.status_code, [Issue("error", code, text)], getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:  # RFC 9110: every method some route of this path answers, not just the first
+            headers["Allow"] = allowed_methods(request.app, request.scope)
+        return _outcome_response(exc.status_code, [Issue("error", code, text)], headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> Response:
@@ -163,4 +197,20 @@ def create_app(settings: Settings | None = None, exchange: Exchange | None = Non
     for router in exchange.routers:  # specific routes first: they must win over /fhir/{type}/{id}
         app.include_router(router)
     app.include_router(fhir_router)
+    app.add_middleware(HeadAsGet)
+    _install_openapi(app)
     return app
+
+
+def _install_openapi(app: FastAPI) -> None:
+    from fastapi.openapi.utils import get_openapi
+
+    from exchange.openapi_errors import complete
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = complete(get_openapi(title=app.title, version=app.version,
+                                                      description=app.description, routes=app.routes))
+        return app.openapi_schema
+
+    app.openapi = openapi

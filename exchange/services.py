@@ -35,6 +35,8 @@ class Exchange:
     - jobs: (start, stop) of background work that runs once per deployment (dispatcher, sweeps, the linker's
       periodic pass, checkpoints), in whichever process holds the lease (`exchange.jobs`).
     - extensions: per-package services other code looks up by package name (auth: the client registry).
+    - profile_checks: (resource type, body) -> issues of the published profiles that need no stored data, run by
+      `$validate` (the referral profiles).
     """
     settings: Settings
     db: Database
@@ -48,6 +50,7 @@ class Exchange:
     jobs: list[tuple[Callable[["Exchange"], Awaitable[None]], Callable[["Exchange"], Awaitable[None]]]] = field(
         default_factory=list)
     extensions: dict[str, Any] = field(default_factory=dict)
+    profile_checks: list[Callable[[str, dict], list[Any]]] = field(default_factory=list)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Exchange":

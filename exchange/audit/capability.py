@@ -17,9 +17,10 @@ def contribute(statement: dict, exchange) -> None:  # noqa: ANN001
         "updateCreate": False,
         "searchParam": [{"name": name, "type": type_, "documentation": doc}
                         for name, (type_, doc) in SEARCH_PARAMS.items()],
-        "operation": [{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+        "operation": [{"name": "export", "definition": "https://gbv-exchange.org/fhir/OperationDefinition/audit-export",
                        "documentation": "GET [base]/AuditEvent/$export?_since=&_until= returns NDJSON "
-                                        "(auditors only)"}],
+                                        "(application/fhir+ndjson) synchronously, auditors only. Not a Bulk Data "
+                                        "kick-off: Prefer: respond-async is not supported"}],
     }
     for rest in statement.get("rest", []):
         rest.setdefault("resource", []).append(entry)

@@ -24,7 +24,8 @@ from exchange.fhir.search import MAX_INT, page_links
 from exchange.unit import Event, open_unit
 
 router = APIRouter()
-fhir = APIRouter(prefix="/fhir/AuditEvent", dependencies=[Depends(http.negotiate)])
+fhir = APIRouter(prefix="/fhir/AuditEvent")
+JSON_ONLY = [Depends(http.negotiate)]
 Ctx = Depends(request_context)
 NDJSON = "application/fhir+ndjson"
 
@@ -41,12 +42,12 @@ async def _search(request: Request, ctx: RequestContext, params: list[tuple[str,
     return http.render(Result(200, body=bundles.searchset(base, matches, [], total, links)), request, base)
 
 
-@fhir.get("", summary="AuditEvent search (auditors; partners see their referrals' events)")
+@fhir.get("", summary="AuditEvent search (auditors; partners see their referrals' events)", dependencies=JSON_ONLY)
 async def search_get(request: Request, ctx: RequestContext = Ctx) -> Response:
     return await _search(request, ctx, _params(request))
 
 
-@fhir.post("/_search", summary="AuditEvent search (POST, form-encoded)")
+@fhir.post("/_search", summary="AuditEvent search (POST, form-encoded)", dependencies=JSON_ONLY)
 async def search_post(request: Request, ctx: RequestContext = Ctx) -> Response:
     exchange = request.app.state.exchange
     return await _search(request, ctx, await http.read_search_form(request, exchange.settings.max_body_bytes))
@@ -61,7 +62,9 @@ def _instant(name: str, raw: str | None):  # noqa: ANN202
         raise BadRequest(f"{name} must be a FHIR date or instant", expression=name) from None
 
 
-@fhir.get("/$export", summary="NDJSON export of a period of the log (auditors)")
+@fhir.get("/$export", summary="NDJSON export of a period of the log (auditors)",
+          dependencies=[Depends(http.negotiate_ndjson)],
+          responses={200: {"content": {NDJSON: {"schema": {"type": "string", "description": "one AuditEvent a line"}}}}})
 async def export(request: Request, ctx: RequestContext = Ctx) -> Response:
     exchange = request.app.state.exchange
     viewer = review.viewer_of(ctx, "r")
@@ -78,7 +81,7 @@ async def export(request: Request, ctx: RequestContext = Ctx) -> Response:
     return StreamingResponse(export_lines(exchange.db, since, until), media_type=NDJSON)
 
 
-@fhir.get("/{event_id}", summary="AuditEvent read")
+@fhir.get("/{event_id}", summary="AuditEvent read", dependencies=JSON_ONLY)
 async def read(event_id: str, request: Request, ctx: RequestContext = Ctx) -> Response:
     exchange = request.app.state.exchange
     viewer = review.viewer_of(ctx, "r")
@@ -91,11 +94,12 @@ async def read(event_id: str, request: Request, ctx: RequestContext = Ctx) -> Re
     return http.render(Result(200, stored=stored), request, exchange.settings.fhir_base_url)
 
 
-@fhir.api_route("", methods=["POST", "PUT", "DELETE", "PATCH"], include_in_schema=False)
-@fhir.api_route("/{event_id}", methods=["POST", "PUT", "DELETE", "PATCH"], include_in_schema=False)
+@fhir.api_route("", methods=["POST", "PUT", "DELETE", "PATCH"], include_in_schema=False, dependencies=JSON_ONLY)
+@fhir.api_route("/{event_id}", methods=["POST", "PUT", "DELETE", "PATCH"], include_in_schema=False,
+                dependencies=JSON_ONLY)
 async def read_only(request: Request) -> Response:
     raise MethodNotAllowed("AuditEvents are written by the exchange only; they cannot be created, changed or "
-                           "deleted through the API", headers={"Allow": "GET"})
+                           "deleted through the API", headers={"Allow": "GET, HEAD"})
 
 
 @router.get("/.well-known/audit-checkpoint", summary="The newest signed checkpoint of the exchange log")

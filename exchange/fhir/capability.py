@@ -12,6 +12,7 @@ _PARAM_DOC = {
     "_lastUpdated": ("date", "When the resource version last changed (prefixes eq ne gt ge lt le sa eb ap)"),
 }
 INTERACTIONS = ("read", "vread", "update", "delete", "history-instance", "create", "search-type")
+VALIDATE = "http://hl7.org/fhir/OperationDefinition/Resource-validate"  # R4's own $validate
 
 
 def _resource(resource_type: str) -> dict:
@@ -20,7 +21,8 @@ def _resource(resource_type: str) -> dict:
     entry: dict = {
         "type": resource_type,
         "interaction": [{"code": code} for code in INTERACTIONS],
-        "versioning": "versioned-update",
+        # versioned, not versioned-update: updates use If-Match; a stale meta.versionId in the body is not refused
+        "versioning": "versioned",
         "readHistory": True,
         "updateCreate": False,
         "conditionalCreate": True,
@@ -28,6 +30,7 @@ def _resource(resource_type: str) -> dict:
         "conditionalUpdate": False,
         "conditionalDelete": "not-supported",
         "searchParam": params,
+        "operation": [{"name": "validate", "definition": VALIDATE}],
     }
     if INCLUDES.get(resource_type):
         entry["searchInclude"] = list(INCLUDES[resource_type])
@@ -53,6 +56,8 @@ def capability_statement(settings: Settings) -> dict:
         "implementation": {"description": "Referral exchange for organisations serving survivors of GBV",
                            "url": settings.fhir_base_url},
         "fhirVersion": "4.0.1",
+        "instantiates": ["http://hl7.org/fhir/uv/subscriptions-backport/CapabilityStatement/"
+                         "backport-subscription-server-r4"],
         "format": ["application/fhir+json", "json"],
         "rest": [rest],
     }

@@ -15,7 +15,7 @@ RESOURCE_TYPES: tuple[str, ...] = (
 @dataclass(frozen=True)
 class SearchParam:
     name: str
-    type: str  # token | reference | string | date
+    type: str  # token | reference | string | date | uri
     paths: tuple[str, ...]  # dotted element paths from the resource root
     targets: tuple[str, ...] = ()  # reference target types
     documentation: str = ""
@@ -127,7 +127,7 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
     "Subscription": {p.name: p for p in (
         _p("status", "token", "status"),
         _p("criteria", "string", "criteria", doc="The topic canonical"),
-        _p("url", "token", "channel.endpoint", doc="The rest-hook endpoint"),
+        _p("url", "uri", "channel.endpoint", doc="The rest-hook endpoint"),
         _p("type", "token", "channel.type"),
         _p("payload", "token", "channel.payload"),
     )},
@@ -141,6 +141,18 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
         _p("performed", "date", "performedDateTime", "performedPeriod"),
     )},
 }
+
+# The implementation guide's own resources (served read-only from conformance/, never stored or indexed).
+CONFORMANCE_TYPES: tuple[str, ...] = ("CodeSystem", "ValueSet", "StructureDefinition", "OperationDefinition")
+for _kind in CONFORMANCE_TYPES:
+    SEARCH_PARAMS[_kind] = {p.name: p for p in (
+        _p("url", "uri", "url"),
+        _p("name", "string", "name"),
+        _p("title", "string", "title"),
+        _p("status", "token", "status"),
+        _p("version", "token", "version"),
+    )}
+SEARCH_PARAMS["StructureDefinition"]["type"] = _p("type", "uri", "type")
 
 # _include / _revinclude the server resolves, as "SourceType:param".
 INCLUDES: dict[str, tuple[str, ...]] = {

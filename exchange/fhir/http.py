@@ -15,18 +15,30 @@ from exchange.fhir.interactions.result import Result
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 _JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
 _FORMAT_ALIASES = {"json", "application/fhir+json", "application/json", "application/json+fhir"}
+NDJSON_TYPES = ("application/fhir+ndjson", "application/ndjson", "ndjson")
 
 
 def negotiate(request: Request) -> None:
     """Only JSON is served: `_format` or Accept asking for anything else gets 406."""
+    _negotiate(request, _FORMAT_ALIASES, _JSON_TYPES)
+
+
+def negotiate_ndjson(request: Request) -> None:
+    """For bulk output ($export): NDJSON (application/fhir+ndjson), or whatever accepts JSON."""
+    _negotiate(request, _FORMAT_ALIASES | set(NDJSON_TYPES), _JSON_TYPES + NDJSON_TYPES)
+
+
+def _negotiate(request: Request, formats: set[str], media_types: tuple[str, ...]) -> None:
     fmt = request.query_params.get("_format")
-    if fmt is not None and fmt.split(";")[0].strip() not in _FORMAT_ALIASES:
+    if fmt is not None:  # an unescaped '+' arrives as a space: application/fhir json
+        fmt = fmt.replace(" ", "+")
+    if fmt is not None and fmt.split(";")[0].strip() not in formats:
         raise NotAcceptable("_format must be json or application/fhir+json: this server speaks only FHIR JSON",
                             expression="_format")
     accept = request.headers.get("accept")
     if fmt is None and accept:
         kinds = [part.split(";")[0].strip().lower() for part in accept.split(",")]
-        if not any(k in _JSON_TYPES or k in ("*/*", "application/*") for k in kinds):
+        if not any(k in media_types or k in ("*/*", "application/*") for k in kinds):
             raise NotAcceptable("Accept must allow application/fhir+json: this server speaks only FHIR JSON",
                                 expression="Accept")
 
@@ -83,7 +95,7 @@ def _too_deep(max_depth: int) -> BadRequest:
 
 
 async def read_search_form(request: Request, max_bytes: int) -> list[tuple[str, str]]:
-    """The parameters of a POST _search: the form body, plus _format/_pretty from the URL."""
+    """The parameters of a POST _search: those in the URL and those in the form body."""
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         raise UnsupportedMediaType("POST _search takes application/x-www-form-urlencoded parameters",
@@ -93,8 +105,7 @@ async def read_search_form(request: Request, max_bytes: int) -> list[tuple[str, 
         form = parse_qsl(raw.decode("utf-8"), keep_blank_values=True)
     except UnicodeDecodeError:
         raise BadRequest("The form body is not UTF-8") from None
-    url_params = parse_qsl(request.url.query, keep_blank_values=True)
-    return [p for p in url_params if p[0] in ("_format", "_pretty")] + form
+    return parse_qsl(request.url.query, keep_blank_values=True) + form  # FHIR: URL parameters count too
 
 
 def prefer(request: Request, name: str) -> str | None:

@@ -85,7 +85,8 @@ def _date_rows(name: str, value: Any) -> Iterator[IndexRow]:
         yield IndexRow(name, date_start=start, date_end=end)
 
 
-_EXTRACTORS = {"token": _token_rows, "reference": _reference_rows, "string": _string_rows, "date": _date_rows}
+_EXTRACTORS = {"token": _token_rows, "reference": _reference_rows, "string": _string_rows, "date": _date_rows,
+               "uri": _token_rows}
 
 
 def _extension_values(param: SearchParam, value: Any) -> Iterator[Any]:

@@ -8,9 +8,10 @@ from fastapi.responses import Response
 
 from exchange.auth.bearer import request_context
 from exchange.context import RequestContext
+from exchange.errors import NotImplementedHere
 from exchange.fhir import http
 from exchange.fhir.capability import capability_statement
-from exchange.fhir.interactions import create, history, read, search_type, update
+from exchange.fhir.interactions import create, history, read, search_type, update, validate_op
 from exchange.fhir.transaction import process_bundle
 from exchange.services import Exchange
 
@@ -21,11 +22,15 @@ ERROR_RESPONSES = {
     401: {"description": "Missing, invalid, expired or revoked access token", "content": _OUTCOME},
     403: {"description": "The token's scopes do not allow this interaction", "content": _OUTCOME},
     404: {"description": "Unknown, or not visible to the caller", "content": _OUTCOME},
+    405: {"description": "Method not supported here (Allow lists those that are); PUT to an unknown id (no "
+                         "update as create)", "content": _OUTCOME},
     406: {"description": "Only application/fhir+json is served", "content": _OUTCOME},
     409: {"description": "Version conflict or forbidden state change", "content": _OUTCOME},
+    410: {"description": "The resource was deleted", "content": _OUTCOME},
     412: {"description": "If-Match is stale, or If-None-Exist matched several", "content": _OUTCOME},
     413: {"description": "Body over the configured limit", "content": _OUTCOME},
     415: {"description": "Content-Type is not application/fhir+json", "content": _OUTCOME},
+    428: {"description": "If-Match is required (claiming an open referral)", "content": _OUTCOME},
     422: {"description": "A business rule (referral profile, workflow, consent) refused it", "content": _OUTCOME},
 }
 
@@ -51,12 +56,23 @@ async def metadata(request: Request) -> Response:
     return Response(http.dumps(body, request), media_type=http.FHIR_JSON)
 
 
+_NOT_IMPLEMENTED = {501: {"description": "history at type or system level is not supported", "content": _OUTCOME}}
+
+
+@router.get("/_history", summary="history (system): not supported", responses=_NOT_IMPLEMENTED)
+@router.get("/{resource_type}/_history", summary="history (type): not supported", responses=_NOT_IMPLEMENTED)
+async def history_not_supported(request: Request, ctx: RequestContext = Ctx) -> Response:
+    raise NotImplementedHere("history-type and history-system are not supported: read one resource's history at "
+                             "[type]/[id]/_history", expression="_history")
+
+
 @router.post("", summary="transaction or batch Bundle", responses={200: {"content": _FHIR}})
 @router.post("/", include_in_schema=False)
 async def bundle(request: Request, ctx: RequestContext = Ctx) -> Response:
     exchange = exchange_of(request)
     body = await http.read_json(request, exchange.settings.max_body_bytes)
-    return http.render(await process_bundle(exchange, ctx, body), request, exchange.settings.fhir_base_url)
+    result = await process_bundle(exchange, ctx, body, http.prefer(request, "return"))
+    return http.render(result, request, exchange.settings.fhir_base_url)
 
 
 @router.get("/{resource_type}", summary="search (GET)", responses={200: {"content": _FHIR}})
@@ -72,6 +88,16 @@ async def search_post(resource_type: str, request: Request, ctx: RequestContext 
     params = await http.read_search_form(request, exchange.settings.max_body_bytes)
     result = await search_type.search(exchange, ctx, resource_type, params, http.strict_handling(request))
     return http.render(result, request, exchange.settings.fhir_base_url)
+
+
+@router.post("/{resource_type}/$validate", summary="$validate: check a resource against R4 and the profiles",
+             responses={200: {"description": "OperationOutcome: the issues found (none: one information issue)",
+                              "content": _OUTCOME}})
+async def validate_resource_op(resource_type: str, request: Request, ctx: RequestContext = Ctx) -> Response:
+    exchange = exchange_of(request)
+    body = await http.read_json(request, exchange.settings.max_body_bytes)
+    return http.render(await validate_op.validate(exchange, ctx, resource_type, body), request,
+                       exchange.settings.fhir_base_url)
 
 
 @router.post("/{resource_type}", status_code=201, summary="create (If-None-Exist for conditional create)",

@@ -19,11 +19,13 @@ from exchange.settings import Settings
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 RESULT_PARAMS = ("_count", "_offset", "_sort", "_include", "_revinclude", "_total", "_summary")
 IGNORED_PARAMS = ("_format", "_pretty")
+SUMMARY_NOT_SUPPORTED = ("true", "text", "data", "false")  # served whole under lenient handling
 MODIFIERS = {
     "token": ("missing", "not"),
     "reference": ("missing",),  # plus a type modifier, e.g. owner:Organization
     "string": ("missing", "exact", "contains"),
     "date": ("missing",),
+    "uri": ("missing",),
 }
 SORTABLE = {"_lastUpdated": "last_updated", "_id": "id"}
 
@@ -166,6 +168,12 @@ def parse_search(resource_type: str, params: Sequence[tuple[str, str]], *, stric
         modifier = modifier or None
         if name in IGNORED_PARAMS:
             continue
+        if name == "_summary" and raw in SUMMARY_NOT_SUPPORTED:
+            if raw == "false" or not strict:  # false: whole resources, what is served anyway
+                plan.ignored.append(key)
+                continue
+            raise BadRequest(f"_summary={raw} is not supported (only count)", expression="_summary",
+                             code="not-supported")
         if name in RESULT_PARAMS:
             _check_text(name, raw, limits)
             _apply_result_param(plan, name, modifier, raw, max_count, limits)

@@ -147,7 +147,8 @@ def _post_order(posts: list[Entry]) -> list[Entry]:
 
 
 def _response(stored: StoredResource | None, status: str, base: str, location: bool = False,
-              resource: bool = False) -> dict:
+              resource: bool = False, prefer: str | None = None) -> dict:
+    """One response entry; `prefer` (Prefer: return=...) adds the resource or an OperationOutcome to writes."""
     response: dict = {"status": status}
     if stored is not None:
         if location:
@@ -157,8 +158,11 @@ def _response(stored: StoredResource | None, status: str, base: str, location: b
     entry: dict = {}
     if stored is not None and not stored.deleted:
         entry["fullUrl"] = bundles.full_url(base, stored)
-        if resource:
+        if resource or prefer == "representation":
             entry["resource"] = bundles.fragment(stored)
+    if stored is not None and prefer == "OperationOutcome":
+        response["outcome"] = bundles.information(f"{stored.resource_type}/{stored.id} version "
+                                                  f"{stored.version_id} stored")
     entry["response"] = response
     return entry
 
@@ -182,13 +186,13 @@ class Budget:
 
 
 async def _run_entry(unit: Unit, entry: Entry, resource: dict | None, base: str, preassigned: dict[int, str],
-                     existing: dict[int, StoredResource], budget: Budget) -> dict:
+                     existing: dict[int, StoredResource], budget: Budget, prefer: str | None = None) -> dict:
     budget.check(entry)
     if entry.method == "POST":
         if entry.index in existing:
-            return _response(existing[entry.index], "200 OK", base, location=True)
+            return _response(existing[entry.index], "200 OK", base, location=True, prefer=prefer)
         stored = await insert_new(unit, entry.resource_type, resource, preassigned[entry.index])
-        return _response(stored, "201 Created", base, location=True)
+        return _response(stored, "201 Created", base, location=True, prefer=prefer)
     if entry.method == "PUT":
         if resource.get("id") != entry.resource_id:
             raise BadRequest("The resource id differs from the url id",
@@ -196,7 +200,7 @@ async def _run_entry(unit: Unit, entry: Entry, resource: dict | None, base: str,
         expected = parse_etag(entry.if_match)
         current = await current_for_write(unit, entry.resource_type, entry.resource_id, expected)
         stored = await replace(unit, current, resource, expected)
-        return _response(stored, "200 OK", base)
+        return _response(stored, "200 OK", base, prefer=prefer)
     if entry.method == "DELETE":
         current = await current_for_write(unit, entry.resource_type, entry.resource_id, parse_etag(entry.if_match))
         await remove(unit, current)
@@ -212,7 +216,8 @@ async def _run_entry(unit: Unit, entry: Entry, resource: dict | None, base: str,
     return budget.spend({"resource": bundle, "response": {"status": "200 OK"}})
 
 
-async def transaction(exchange: Exchange, ctx: RequestContext, entries: list[Entry]) -> Result:
+async def transaction(exchange: Exchange, ctx: RequestContext, entries: list[Entry], prefer: str | None = None
+                      ) -> Result:
     base = exchange.settings.fhir_base_url
     budget = Budget(exchange.settings.request_max_resources)
     results: dict[int, dict] = {}
@@ -243,14 +248,14 @@ async def transaction(exchange: Exchange, ctx: RequestContext, entries: list[Ent
             resource = _rewrite(entry.resource, mapping) if entry.resource is not None else None
             try:
                 results[entry.index] = await _run_entry(unit, entry, resource, base, preassigned, existing,
-                                                        budget)
+                                                        budget, prefer)
             except FhirError as exc:
                 raise _at(exc, f"Bundle.entry[{entry.index}]") from None
     return Result(200, body={"resourceType": "Bundle", "type": "transaction-response",
                              "entry": [results[e.index] for e in entries]})
 
 
-async def batch(exchange: Exchange, ctx: RequestContext, entries: list[Entry]) -> Result:
+async def batch(exchange: Exchange, ctx: RequestContext, entries: list[Entry], prefer: str | None = None) -> Result:
     base = exchange.settings.fhir_base_url
     budget = Budget(exchange.settings.request_max_resources)
     out = []
@@ -266,7 +271,8 @@ async def batch(exchange: Exchange, ctx: RequestContext, entries: list[Entry]) -
                         raise PreconditionFailed("ifNoneExist matches more than one resource")
                     if matches:
                         existing[entry.index] = matches[0]
-                out.append(await _run_entry(unit, entry, entry.resource, base, preassigned, existing, budget))
+                out.append(await _run_entry(unit, entry, entry.resource, base, preassigned, existing, budget,
+                                            prefer))
         except FhirError as exc:
             out.append({"response": {"status": f"{exc.status} {_REASONS.get(exc.status, 'Error')}",
                                      "outcome": bundles.outcome_of(exc)}})
@@ -277,7 +283,8 @@ _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not
             410: "Gone", 412: "Precondition Failed", 422: "Unprocessable Entity"}
 
 
-async def process_bundle(exchange: Exchange, ctx: RequestContext, body: Any) -> Result:
+async def process_bundle(exchange: Exchange, ctx: RequestContext, body: Any, prefer: str | None = None) -> Result:
+    """`prefer`: the request's Prefer return= value, applied to each write entry's response."""
     if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
         raise BadRequest("POST to the base URL takes a Bundle of type transaction or batch", expression="Bundle")
     kind = body.get("type")
@@ -300,14 +307,14 @@ async def process_bundle(exchange: Exchange, ctx: RequestContext, body: Any) -> 
             errors[entry.index] = _repeated_error(entry)
         entries = [e for e in entries if e.index not in errors]
         if errors:  # report unparseable entries in place, run the rest
-            result = await batch(exchange, ctx, entries)
+            result = await batch(exchange, ctx, entries, prefer)
             done = iter(result.body["entry"])
             merged = [{"response": {"status": f"{errors[i].status} {_REASONS.get(errors[i].status, 'Error')}",
                                     "outcome": bundles.outcome_of(errors[i])}} if i in errors else next(done)
                       for i in range(len(raw_entries))]
             result.body["entry"] = merged
             return result
-        return await batch(exchange, ctx, entries)
+        return await batch(exchange, ctx, entries, prefer)
     entries = [_parse_entry(i, raw, batch=False) for i, raw in enumerate(raw_entries)]
     repeated = _repeated(entries)
     if repeated:
@@ -315,5 +322,5 @@ async def process_bundle(exchange: Exchange, ctx: RequestContext, body: Any) -> 
     full_urls = [e.full_url for e in entries if e.full_url]
     if len(full_urls) != len(set(full_urls)):
         raise BadRequest("Two entries share a fullUrl", expression="Bundle.entry.fullUrl")
-    return await transaction(exchange, ctx, entries)
+    return await transaction(exchange, ctx, entries, prefer)
 

@@ -9,10 +9,12 @@ def install(exchange: Exchange) -> None:
     from exchange.referral.conformance_api import contribute_capability, router
     from exchange.referral.overdue import OverdueSweeper
     from exchange.referral.authority_rule import AuthorityRule
+    from exchange.referral.profile import issues_for
     from exchange.referral.rules import ReferralRules
 
     exchange.rules.append(AuthorityRule())  # who may change what, before any rule about the content
     exchange.rules.append(ReferralRules())
+    exchange.profile_checks.append(issues_for)
     exchange.routers.append(router)
     exchange.capability.append(contribute_capability)
     sweeper = OverdueSweeper()

@@ -1,11 +1,13 @@
 """Read-only FHIR API for the implementation guide's own resources: CodeSystem, ValueSet, StructureDefinition.
 
 They are the JSON files in `conformance/` (the same ones the referral rules validate against), not stored
-resources: `GET /fhir/{type}/{id}` reads one, `GET /fhir/{type}?url=...` (also `name`, `status`, `_id`) searches.
+resources: `GET /fhir/{type}/{id}` reads one; `GET /fhir/{type}?url=...` and `POST /fhir/{type}/_search` search
+with the same parser as every other type (`name` and `title` are string searches; `_count`, `_offset`, `_sort`,
+`_total`; unknown parameters ignored unless `Prefer: handling=strict`).
 """
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import APIRouter, Depends, Request
@@ -14,11 +16,13 @@ from fastapi.responses import Response
 from exchange.auth.bearer import request_context
 from exchange.errors import BadRequest, NotFound
 from exchange.fhir import http
+from exchange.fhir.definitions import CONFORMANCE_TYPES, SEARCH_PARAMS
+from exchange.fhir.search import Criterion, page_links, parse_search
 from exchange.fhir.rest import ERROR_RESPONSES
 from exchange.referral import codes
 
-KINDS = ("CodeSystem", "ValueSet", "StructureDefinition")
-SEARCH_PARAMS = ("url", "name", "status", "_id")
+KINDS = CONFORMANCE_TYPES
+_PARAMS = ("_id", *SEARCH_PARAMS["CodeSystem"])
 PROFILES = {"ServiceRequest": codes.PROFILE_SERVICE_REQUEST, "Task": codes.PROFILE_TASK,
             "Patient": codes.PROFILE_PATIENT, "Consent": codes.PROFILE_CONSENT,
             "HealthcareService": codes.PROFILE_SERVICE}
@@ -43,19 +47,45 @@ def _read(kind: str, resource_id: str, request: Request) -> Response:
     raise NotFound(f"{kind}/{resource_id} is not known", expression=f"{kind}.id")
 
 
-def _search(kind: str, request: Request) -> Response:
-    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("_format", "_pretty")]
-    unknown = [k for k, _ in params if k not in SEARCH_PARAMS]
-    if unknown:
-        raise BadRequest(f"{kind} search supports only {', '.join(SEARCH_PARAMS)}", code="not-supported")
-    field = {"_id": "id"}
-    matches = [r for r in resources(kind)
-               if all(str(r.get(field.get(k, k))) in v.split(",") for k, v in params)]
-    base = request.app.state.exchange.settings.fhir_base_url  # never the request's Host header
-    bundle = {"resourceType": "Bundle", "type": "searchset", "total": len(matches),
-              "link": [{"relation": "self", "url": f"{base}/{kind}" + (f"?{urlencode(params)}" if params else "")}],
-              "entry": [{"fullUrl": f"{base}/{kind}/{r['id']}", "resource": r, "search": {"mode": "match"}}
-                        for r in matches]}
+def _matches(resource: dict, criterion: Criterion) -> bool:
+    if criterion.type == "id":
+        return resource.get("id") in criterion.values
+    value = resource.get(criterion.name)
+    if criterion.modifier == "missing":
+        return (value is None) == criterion.values[0]
+    if not isinstance(value, str):
+        return False
+    if criterion.type == "string":  # FHIR string search: case-insensitive starts-with unless :exact / :contains
+        if criterion.modifier == "exact":
+            return value in criterion.values
+        text = value.casefold()
+        if criterion.modifier == "contains":
+            return any(v.casefold() in text for v in criterion.values)
+        return any(text.startswith(v.casefold()) for v in criterion.values)
+    if criterion.type == "token":
+        return any(code == value for _system, code, _ in criterion.values)
+    return value in criterion.values
+
+
+def _search(kind: str, params: list[tuple[str, str]], request: Request) -> Response:
+    settings = request.app.state.exchange.settings
+    plan = parse_search(kind, params, strict=http.strict_handling(request), default_count=settings.default_page_size,
+                        max_count=settings.max_page_size, limits=settings.search_limits)
+    if any(c.type == "lastUpdated" for c in plan.criteria):
+        raise BadRequest(f"{kind} search does not support _lastUpdated", expression="_lastUpdated",
+                         code="not-supported")
+    found = [r for r in resources(kind) if all(_matches(r, c) for c in plan.criteria)]
+    for column, descending in reversed(plan.sort):  # _id, or _lastUpdated: the resource's date
+        found.sort(key=lambda r: str(r.get("id" if column == "id" else "date") or ""), reverse=descending)
+    page = [] if plan.summary_count else found[plan.offset:plan.offset + plan.count]
+    base = settings.fhir_base_url
+    bundle: dict = {"resourceType": "Bundle", "type": "searchset"}
+    if plan.total or plan.summary_count:
+        bundle["total"] = len(found)
+    bundle["link"] = page_links(base, plan, len(found), len(page))
+    if page:
+        bundle["entry"] = [{"fullUrl": f"{base}/{kind}/{r['id']}", "resource": r, "search": {"mode": "match"}}
+                           for r in page]
     return _respond(bundle, request)
 
 
@@ -64,11 +94,17 @@ def _routes(kind: str) -> None:
         return _read(kind, resource_id, request)
 
     async def search(request: Request) -> Response:
-        return _search(kind, request)
+        return _search(kind, parse_qsl(request.url.query, keep_blank_values=True), request)
+
+    async def search_post(request: Request) -> Response:
+        params = await http.read_search_form(request, request.app.state.exchange.settings.max_body_bytes)
+        return _search(kind, params, request)
 
     router.add_api_route(f"/{kind}/{{resource_id}}", read, methods=["GET"], summary=f"read {kind}",
                          responses={200: {"content": _FHIR}})
-    router.add_api_route(f"/{kind}", search, methods=["GET"], summary=f"search {kind} (url, name, status, _id)",
+    router.add_api_route(f"/{kind}", search, methods=["GET"], summary=f"search {kind} ({', '.join(_PARAMS)})",
+                         responses={200: {"content": _FHIR}})
+    router.add_api_route(f"/{kind}/_search", search_post, methods=["POST"], summary=f"search {kind} (POST)",
                          responses={200: {"content": _FHIR}})
 
 
@@ -83,6 +119,7 @@ def contribute_capability(body: dict, _exchange) -> None:  # noqa: ANN001
         if entry["type"] in PROFILES:
             entry["supportedProfile"] = [PROFILES[entry["type"]]]
     for kind in KINDS:
+        params = [{"name": "_id", "type": "token"}] + [{"name": p.name, "type": p.type}
+                                                        for p in SEARCH_PARAMS[kind].values()]
         rest["resource"].append({"type": kind, "interaction": [{"code": "read"}, {"code": "search-type"}],
-                                 "searchParam": [{"name": p, "type": "uri" if p == "url" else "token"}
-                                                 for p in SEARCH_PARAMS]})
+                                 "searchParam": params})

@@ -245,3 +245,13 @@ def accepts_referrals(body: dict) -> bool:
     return body.get("active", True) is not False and any(
         isinstance(e, dict) and e.get("url") == codes.EXT_ACCEPTING and e.get("valueBoolean") is True
         for e in body.get("extension") or [])
+
+
+_CHECKS = {"ServiceRequest": service_request, "Task": task, "Patient": patient, "Consent": consent,
+           "HealthcareService": healthcare_service}
+
+
+def issues_for(resource_type: str, body: dict) -> list[Issue]:
+    """The profile's own checks of one resource, without what needs stored data (parties, references, state)."""
+    check = _CHECKS.get(resource_type)
+    return check(body) if check else []

@@ -71,6 +71,8 @@ def _value_condition(criterion: Criterion, value):  # noqa: ANN001
         needle = _escape_like(normalise_string(value))
         pattern = f"%{needle}%" if criterion.modifier == "contains" else f"{needle}%"
         return search_index.c.value.like(pattern, escape="\\")
+    if criterion.type == "uri":
+        return search_index.c.value == value
     if criterion.type == "date":
         return _range_condition(search_index.c.date_start, search_index.c.date_end, value)
     raise ValueError(criterion.type)

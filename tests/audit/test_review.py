@@ -141,6 +141,18 @@ async def test_auditor_exports_ndjson_and_partners_cannot(app, make_org, make_cl
     assert exports["total"] >= 2  # exporting is itself recorded
 
 
+async def test_export_honours_accept_ndjson_and_is_no_bulk_data_kick_off(app, make_org, make_client, exchange):
+    auditor = await _auditor(make_org, make_client)
+    r = await auditor.get("/AuditEvent/$export", headers={"Accept": "application/fhir+ndjson",
+                                                         "Prefer": "respond-async"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/fhir+ndjson")  # synchronous
+    assert_outcome(await auditor.get("/AuditEvent", headers={"Accept": "application/fhir+ndjson"}), 406)
+    statement = (await auditor.get("/metadata")).json()
+    entry = next(e for e in statement["rest"][0]["resource"] if e["type"] == "AuditEvent")
+    assert [op["definition"] for op in entry["operation"]] == [
+        "https://gbv-exchange.org/fhir/OperationDefinition/audit-export"]  # not the Bulk Data export
+
+
 async def test_the_capability_statement_lists_audit_event(client):
     statement = (await client.get("/metadata")).json()
     audit = next(r for r in statement["rest"][0]["resource"] if r["type"] == "AuditEvent")

@@ -72,8 +72,11 @@ async def test_update_without_body_id_is_400(client):
     assert_outcome(await client.put(f"/Organization/{created['id']}", json=body), 400, expression="Organization.id")
 
 
-async def test_update_of_unknown_resource_is_404(client):
-    assert_outcome(await client.put("/Organization/nope", json={**organization("A"), "id": "nope"}), 404)
+async def test_update_of_unknown_resource_is_405_no_update_as_create(client):
+    r = await client.put("/Organization/nope", json={**organization("A"), "id": "nope"})
+    assert_outcome(r, 405, expression="Organization.id", text="update as create")
+    assert r.headers["allow"] == "GET, HEAD"
+    assert_outcome(await client.get("/Organization/nope"), 404)
 
 
 async def test_malformed_if_match_is_400(client):

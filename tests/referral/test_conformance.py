@@ -55,7 +55,8 @@ async def test_conformance_resources_are_served(http, as_, ids):
         codes.PROFILE_SERVICE, codes.EXT_SAFE_CONTACT, codes.EXT_ACCEPTING}
     r = await http.get("/StructureDefinition/nope", headers=hotline)
     assert r.status_code == 404 and r.json()["resourceType"] == "OperationOutcome"
-    assert (await http.get("/CodeSystem", params={"title": "x"}, headers=hotline)).status_code == 400
+    assert (await http.get("/CodeSystem", params={"bogus": "x"}, headers={**hotline, "Prefer": "handling=strict"})
+            ).status_code == 400
     assert (await http.get("/CodeSystem/gbv-service-type", headers={"X-Test-System-Context": "0"})).status_code \
         == 401
 

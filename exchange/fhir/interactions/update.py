@@ -1,8 +1,8 @@
-"""update (PUT) with optimistic locking through If-Match; delete."""
+"""update (PUT) with optimistic locking through If-Match; delete. No update as create (405, FHIR http.html)."""
 from __future__ import annotations
 
 from exchange.context import RequestContext
-from exchange.errors import BadRequest
+from exchange.errors import BadRequest, MethodNotAllowed, NotFound
 from exchange.fhir.interactions.result import Result
 from exchange.fhir.interactions.write import current_for_write, parse_etag, remove, replace
 from exchange.fhir.validate import check_resource_type, validate_resource
@@ -22,7 +22,12 @@ async def update(exchange: Exchange, ctx: RequestContext, resource_type: str, re
                          expression=f"{resource_type}.id")
     expected = parse_etag(if_match)
     async with open_unit(exchange, ctx, "update", resource_type, resource_id) as unit:
-        current = await current_for_write(unit, resource_type, resource_id, expected)
+        try:
+            current = await current_for_write(unit, resource_type, resource_id, expected)
+        except NotFound:  # unknown, or not visible: the same answer, so existence does not leak
+            raise MethodNotAllowed(f"{resource_type}/{resource_id} is not known and this server does not support "
+                                   "update as create: create it with POST", expression=f"{resource_type}.id",
+                                   headers={"Allow": "GET, HEAD"}) from None
         stored = await replace(unit, current, body, expected)
     return Result(200, stored=stored)
 
