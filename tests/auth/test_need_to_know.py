@@ -106,7 +106,7 @@ async def test_stranger_cannot_update_or_delete(world, client):
     stranger = world["stranger"]
     for rtype, rid in world["ids"].items():
         current = (await client.get(f"/{rtype}/{rid}")).json()
-        assert_outcome(await stranger.put(f"/{rtype}/{rid}", json=current), 404)
+        assert_outcome(await stranger.put(f"/{rtype}/{rid}", json=current), 405)  # as for an unknown id
         assert_outcome(await stranger.delete(f"/{rtype}/{rid}"), 404)
         after = await client.get(f"/{rtype}/{rid}")
         assert after.status_code == 200 and after.json()["meta"]["versionId"] == "1"

@@ -63,7 +63,7 @@ async def test_claim_rules(http, as_, ids, make_referral):
     task = r.json()  # a claimed Task is not claimed again: the other provider no longer has it at all
     r = await http.put(f"/Task/{ref['Task']}", json={**task, "owner": {"reference": f"Organization/{ids['shelter2']}"}},
                        headers={**as_(ids["shelter2"]), "If-Match": f'W/"{task["meta"]["versionId"]}"'})
-    assert r.status_code == 404, r.text
+    assert r.status_code == 405, r.text  # as for an unknown Task: no update as create
     r = await change_task(http, shelter, ref["Task"], if_match=True, owner={
         "reference": f"Organization/{ids['shelter2']}"})
     assert r.status_code == 422 and rule_of(r) == "task-frozen-element"  # nor handed on by its owner
@@ -81,9 +81,9 @@ async def test_two_concurrent_claims_exactly_one_wins(http, as_, ids, make_refer
 
     results = await asyncio.gather(claim("shelter"), claim("shelter2"))
     codes = sorted(r.status_code for r in results)
-    # the loser gets 412 when it raced the winner's write, 404 when the winner's claim (which took the referral
-    # from the other listed providers) committed before the loser's read of the Task
-    assert codes in ([200, 404], [200, 412]), [r.text for r in results]
+    # the loser gets 412 when it raced the winner's write, 405 (as for an unknown Task) when the winner's claim
+    # (which took the referral from the other listed providers) committed before the loser's read of the Task
+    assert codes in ([200, 405], [200, 412]), [r.text for r in results]
     winner = next(r for r in results if r.status_code == 200).json()
     stored = (await http.get(f"/Task/{ref['Task']}")).json()
     assert stored["meta"]["versionId"] == "2"
