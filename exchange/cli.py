@@ -163,6 +163,15 @@ def orgs_add(name: str = typer.Option(..., help="The organisation's name"),
 
 
 @app.command()
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})
+def conformance(ctx: typer.Context) -> None:
+    """The partner conformance kit against a deployment (the same as `python -m conformance`; --help lists options)."""
+    from conformance.cli import main
+
+    raise typer.Exit(main(list(ctx.args)))
+
+
+@app.command()
 def openapi(output: str = typer.Option("openapi.yaml", help="Where to write the OpenAPI document")) -> None:
     """Write the OpenAPI description of the HTTP API (openapi.yaml at the repository root)."""
     from exchange.openapi_doc import write_openapi
