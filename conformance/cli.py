@@ -41,7 +41,11 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
     args = parser().parse_args(argv)
     console = console or Console()
     base = args.base_url.rstrip("/").removesuffix("/fhir")
-    discovery = httpx.get(f"{base}/fhir/.well-known/smart-configuration", timeout=20)
+    try:
+        discovery = httpx.get(f"{base}/fhir/.well-known/smart-configuration", timeout=20)
+    except httpx.HTTPError as exc:
+        console.print(f"[bold red]cannot reach {base}: {type(exc).__name__}: {exc}[/]")
+        return 2
     if discovery.status_code != 200:
         console.print(f"[bold red]no SMART discovery at {base}/fhir/.well-known/smart-configuration "
                       f"({discovery.status_code})[/]")

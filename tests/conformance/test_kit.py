@@ -120,3 +120,13 @@ def test_the_kit_fails_naming_the_rule_against_a_server_with_it_broken(broken, t
     failed = [c for c in report["checks"] if c["status"] == "fail"]
     assert failed and all(c["group"] == group for c in failed)
     assert any(rule in c["detail"] for c in failed), failed
+
+
+def test_exchange_conformance_is_the_kit_and_exits_2_when_it_cannot_start(tmp_path):
+    from typer.testing import CliRunner
+
+    from exchange.cli import app
+
+    result = CliRunner().invoke(app, ["conformance", "--base-url", f"http://127.0.0.1:{_free_port()}",
+                                      "--client-id", "x", "--key", str(tmp_path / "none.json")])
+    assert result.exit_code == 2 and "cannot reach" in result.output
