@@ -76,12 +76,6 @@ class MethodNotAllowed(FhirError):
     code = "not-supported"
 
 
-class NotImplementedHere(FhirError):
-    """An interaction FHIR defines that this server does not offer (e.g. type-level history)."""
-    status = 501
-    code = "not-supported"
-
-
 class NotAcceptable(FhirError):
     status = 406
     code = "not-supported"

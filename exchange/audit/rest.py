@@ -102,7 +102,9 @@ async def read_only(request: Request) -> Response:
                            "deleted through the API", headers={"Allow": "GET, HEAD"})
 
 
-@router.get("/.well-known/audit-checkpoint", summary="The newest signed checkpoint of the exchange log")
+@router.get("/.well-known/audit-checkpoint", summary="The newest signed checkpoint of the exchange log",
+            responses={404: {"description": "No checkpoint signed (at that tree_size)", "content": {
+                "application/fhir+json": {"schema": {"type": "object", "description": "OperationOutcome"}}}}})
 async def checkpoint(request: Request, tree_size: int | None = Query(default=None, ge=1, le=MAX_INT)) -> Response:
     """Public, like a transparency log: it reveals only how many records the log holds and their hash."""
     exchange = request.app.state.exchange

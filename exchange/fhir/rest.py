@@ -8,7 +8,7 @@ from fastapi.responses import Response
 
 from exchange.auth.bearer import request_context
 from exchange.context import RequestContext
-from exchange.errors import NotImplementedHere
+from exchange.errors import MethodNotAllowed
 from exchange.fhir import http
 from exchange.fhir.capability import capability_statement
 from exchange.fhir.interactions import create, history, read, search_type, update, validate_op
@@ -56,14 +56,23 @@ async def metadata(request: Request) -> Response:
     return Response(http.dumps(body, request), media_type=http.FHIR_JSON)
 
 
-_NOT_IMPLEMENTED = {501: {"description": "history at type or system level is not supported", "content": _OUTCOME}}
+_NOT_SUPPORTED = {405: {"description": "history at type or system level is not supported (Allow is empty)",
+                        "content": _OUTCOME, "headers": {"Allow": {"schema": {"type": "string"}}}}}
 
 
-@router.get("/_history", summary="history (system): not supported", responses=_NOT_IMPLEMENTED)
-@router.get("/{resource_type}/_history", summary="history (type): not supported", responses=_NOT_IMPLEMENTED)
-async def history_not_supported(request: Request, ctx: RequestContext = Ctx) -> Response:
-    raise NotImplementedHere("history-type and history-system are not supported: read one resource's history at "
-                             "[type]/[id]/_history", expression="_history")
+def _history_not_supported() -> MethodNotAllowed:
+    return MethodNotAllowed("history-type and history-system are not supported: read one resource's history at "
+                            "[type]/[id]/_history", expression="_history", headers={"Allow": ""})
+
+
+@router.get("/_history", summary="history (system): not supported", responses=_NOT_SUPPORTED)
+async def history_system(ctx: RequestContext = Ctx) -> Response:
+    raise _history_not_supported()
+
+
+@router.get("/{resource_type}/_history", summary="history (type): not supported", responses=_NOT_SUPPORTED)
+async def history_type(resource_type: str, ctx: RequestContext = Ctx) -> Response:
+    raise _history_not_supported()
 
 
 @router.post("", summary="transaction or batch Bundle", responses={200: {"content": _FHIR}})

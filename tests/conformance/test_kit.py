@@ -2,22 +2,13 @@
 SQLite and PostgreSQL) passes every check; a server with one rule broken fails the check that names that rule."""
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 import conformance.cli as kit_cli
-from exchange.app import create_app
-from exchange.auth.demo import key_dir, register_demo_clients
-from exchange.settings import Settings
-from exchange.store.migrate import upgrade
-from exchange.wiring import build
+from tests.conformance.live import LiveServer, demo_settings, free_port
 
 # SMART refusals that issue 13 item 3 puts right (another helper's part): strict, so they fail the suite as soon as
 # the server passes them, and this list must then shrink.
@@ -26,51 +17,8 @@ ITEM_3 = {"smart-discovery", "smart-refuse-wrong-aud", "smart-refuse-expired", "
           "smart-refuse-assertion-type", "smart-refuse-replay"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LiveServer:
-    """`exchange serve --demo` in a thread: the real app, the real dispatcher, a real socket."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.base_url = f"http://127.0.0.1:{settings.port}"
-        self.server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.port,
-                                                    log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> "LiveServer":
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "the server did not start"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc) -> None:  # noqa: ANN002
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
-def _demo_settings(database_url: str, tmp_path: Path) -> Settings:
-    settings = Settings(database_url=database_url, state_dir=tmp_path / "state", host="127.0.0.1",
-                        port=_free_port(), notify_allow_loopback=True, notify_poll_interval=0.2)
-
-    async def seed() -> None:
-        exchange = build(settings)
-        await upgrade(exchange.db)
-        await register_demo_clients(exchange)
-        await exchange.db.dispose()
-
-    asyncio.run(seed())
-    return settings
-
-
 def run_kit(server: LiveServer, tmp_path: Path, *extra: str) -> tuple[int, dict]:
-    keys = key_dir(type("E", (), {"settings": server.settings})())
+    keys = Path(server.settings.state_dir) / "demo-clients"
     report = tmp_path / "report.json"
     code = kit_cli.main(["--base-url", server.base_url, "--client-id", "demo-hotline-1",
                          "--key", str(keys / "demo-hotline-1.jwk.json"), "--peer-client-id", "demo-shelter-1",
@@ -80,9 +28,9 @@ def run_kit(server: LiveServer, tmp_path: Path, *extra: str) -> tuple[int, dict]
 
 
 def test_the_kit_passes_against_a_real_server(database_url, tmp_path):
-    settings = _demo_settings(database_url, tmp_path)
+    settings = demo_settings(database_url, tmp_path)
     with LiveServer(settings) as server:
-        code, report = run_kit(server, tmp_path, "--listen-port", str(_free_port()))
+        code, report = run_kit(server, tmp_path, "--listen-port", str(free_port()))
     statuses = {c["id"]: c["status"] for c in report["checks"]}
     assert len(statuses) >= 35
     assert {c["status"] for c in report["checks"] if c["id"] not in ITEM_3} == {"pass"}, [
@@ -106,7 +54,7 @@ BREAKS = {
 def test_the_kit_fails_naming_the_rule_against_a_server_with_it_broken(broken, tmp_path, monkeypatch):
     target, group, rule = BREAKS[broken]
     module, _, name = target.rpartition(".")
-    settings = _demo_settings(f"sqlite+aiosqlite:///{tmp_path / 'exchange.db'}", tmp_path)
+    settings = demo_settings(f"sqlite+aiosqlite:///{tmp_path / 'exchange.db'}", tmp_path)
     if broken == "consent-off":
         async def no_consent_check(*args, **kwargs) -> None:  # noqa: ANN002, ANN003
             return None
@@ -127,6 +75,6 @@ def test_exchange_conformance_is_the_kit_and_exits_2_when_it_cannot_start(tmp_pa
 
     from exchange.cli import app
 
-    result = CliRunner().invoke(app, ["conformance", "--base-url", f"http://127.0.0.1:{_free_port()}",
+    result = CliRunner().invoke(app, ["conformance", "--base-url", f"http://127.0.0.1:{free_port()}",
                                       "--client-id", "x", "--key", str(tmp_path / "none.json")])
     assert result.exit_code == 2 and "cannot reach" in result.output
