@@ -162,7 +162,6 @@ def orgs_add(name: str = typer.Option(..., help="The organisation's name"),
     typer.echo(org_id)
 
 
-@app.command()
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})
 def conformance(ctx: typer.Context) -> None:
     """The partner conformance kit against a deployment (the same as `python -m conformance`; --help lists options)."""
