@@ -64,7 +64,8 @@ def _instant(name: str, raw: str | None):  # noqa: ANN202
 
 @fhir.get("/$export", summary="NDJSON export of a period of the log (auditors)",
           dependencies=[Depends(http.negotiate_ndjson)],
-          responses={200: {"content": {NDJSON: {"schema": {"type": "string", "description": "one AuditEvent a line"}}}}})
+          responses={200: {"content": {NDJSON: {"schema": {"type": "string",
+                                                           "description": "one AuditEvent a line"}}}}})
 async def export(request: Request, ctx: RequestContext = Ctx) -> Response:
     exchange = request.app.state.exchange
     viewer = review.viewer_of(ctx, "r")

@@ -145,7 +145,8 @@ def contribute_capability(statement: dict, exchange: Exchange) -> None:
             entry["operation"] = [
                 {"name": "status", "definition": f"{BACKPORT}/OperationDefinition/backport-subscription-status"},
                 {"name": "events", "definition": f"{BACKPORT}/OperationDefinition/backport-subscription-events"},
-                {"name": "topics", "definition": "https://gbv-exchange.org/fhir/OperationDefinition/subscription-topics",
+                {"name": "topics",
+                 "definition": "https://gbv-exchange.org/fhir/OperationDefinition/subscription-topics",
                  "documentation": "The topics this server supports (a Parameters resource)"},
             ]
 

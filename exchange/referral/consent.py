@@ -2,8 +2,8 @@
 
 Representation (documented in `conformance/StructureDefinition-gbv-referral-consent.json`): an active Consent for
 the Patient whose `provision.actor` names each permitted recipient (role v3-ParticipationType|IRCP, a reference to an
-Organization: R4 allows no HealthcareService there; it covers the organisation's services) and whose `provision.code` lists the gbv-data-category codes she
-agreed to share with them. Nested provisions may permit or deny categories for particular recipients.
+Organization: R4 allows no HealthcareService there; it covers the organisation's services) and whose
+`provision.code` lists the gbv-data-category codes she agreed to share with them. Nested provisions may permit or deny categories for particular recipients.
 """
 from __future__ import annotations
 
