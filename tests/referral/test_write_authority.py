@@ -1,6 +1,7 @@
 """Who may change what (issue 11, class 1): the survivor's Patient, Consent and documents belong to the organisation
 that recorded them; a receiver changes only its Task fields and adds its own outputs; nothing an open referral
-points at is deleted. A party that may see but not change gets 403, a non-party 404, each naming rule and element."""
+points at is deleted. A party that may see but not change gets 403, a non-party what an unknown id gets (404; 405 for
+a PUT: no update as create), each naming rule and element."""
 from __future__ import annotations
 
 import base64
@@ -94,11 +95,12 @@ async def test_listed_provider_of_an_open_referral_cannot_change_her_patient(htt
     _refused(r, 403, "patient-recorder", "Patient")
 
 
-async def test_non_party_writing_her_patient_gets_404(http, as_, ids, make_referral):
+async def test_non_party_writing_her_patient_gets_what_an_unknown_id_gets(http, as_, ids, make_referral):
     ref = await make_referral()
     other = as_(ids["other"])
     patient = (await http.get(f"/Patient/{ref['Patient']}")).json()
-    assert (await http.put(f"/Patient/{ref['Patient']}", json=patient, headers=other)).status_code == 404
+    # PUT: 405, as for an unknown id (no update as create); DELETE: 404
+    assert (await http.put(f"/Patient/{ref['Patient']}", json=patient, headers=other)).status_code == 405
     assert (await http.delete(f"/Patient/{ref['Patient']}", headers=other)).status_code == 404
 
 
@@ -140,7 +142,7 @@ async def test_receiver_adds_its_own_procedure_and_the_sender_cannot_change_it(h
     assert r.status_code == 200, r.text
     stored = (await http.get(f"/Procedure/{proc_id}")).json()
     r = await http.put(f"/Procedure/{proc_id}", json={**stored, "status": "entered-in-error"}, headers=hotline)
-    assert r.status_code == 404  # the receiver's own record: not shared with the sender, not changed by it
+    assert r.status_code == 405  # the receiver's own record: not shared with the sender; as for an unknown id
     r = await http.put(f"/Procedure/{proc_id}", json={**stored, "note": [{"text": "checked"}]}, headers=shelter)
     assert r.status_code == 200, r.text
 
