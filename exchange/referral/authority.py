@@ -41,6 +41,7 @@ class Authority:
     grants: dict[str, Grant]
     frozen: tuple[str, ...] = ()
     deletable: bool = True  # False: nobody deletes it, its status says entered-in-error instead
+    own_links: tuple[str, ...] = ()  # elements whose new references must be to the writer's own records
     extra: str = ""  # a note for the README
 
     def grant(self, roles: set[str]) -> Grant:
@@ -66,8 +67,10 @@ TABLE: dict[str, Authority] = {
                       {REQUESTER: Grant(create=True, update=ALL),
                        OWNER: Grant(update=task_states.OWNER_WRITABLE - {"meta"}),
                        PERFORMER: Grant(update=task_states.OWNER_WRITABLE - {"meta"} | {"owner"})},
-                      frozen=task_states.FROZEN_ELEMENTS, deletable=False,
-                      extra="performer: only to claim an open Task (owner and status together, `task_states`)"),
+                      frozen=task_states.FROZEN_ELEMENTS, deletable=False, own_links=("output",),
+                      extra="performer: only to claim an open Task (owner and status together, `task_states`); "
+                            "`output` links only records the writer made itself (its Procedure, its document), "
+                            "rule `task-output-own`"),
 }
 
 
@@ -106,6 +109,13 @@ def check(resource_type: str, roles: set[str], before: dict | None, after: dict 
     if other:
         raise Forbidden(f"{entry.rule}: you may change only {', '.join(sorted(grant.update))} of this "
                         f"{resource_type}; not {other[0]}", expression=f"{resource_type}.{other[0]}")
+
+
+def not_own(resource_type: str, element: str) -> Forbidden:
+    """The refusal of linking, from `element`, a record another organisation made (403)."""
+    return Forbidden(f"{resource_type.lower()}-{element}-own: {resource_type}.{element} links only records your "
+                     "organisation made itself (a Procedure or DocumentReference of its own)",
+                     expression=f"{resource_type}.{element}")
 
 
 def in_use(resource_type: str) -> Conflict:

@@ -63,6 +63,16 @@ async def pointed_at_by_open_referral(repo: Repository, current: StoredResource)
     return False
 
 
+async def _own_links(repo: Repository, org: str | None, resource_type: str, before: dict, after: dict) -> None:
+    """New references in the table's `own_links` elements must be to records `org` made (its own outputs)."""
+    for element in authority.TABLE[resource_type].own_links:
+        added = _normalised(all_references(after.get(element))) - _normalised(all_references(before.get(element)))
+        for reference in sorted(added):
+            rtype, _, rid = reference.partition("/")
+            if not org or await repo.recorder(rtype, rid) != org:
+                raise authority.not_own(resource_type, element)
+
+
 def _normalised(references: set[str]) -> set[str]:
     return {"/".join(split) for split in map(split_reference, references) if split}
 
@@ -78,6 +88,8 @@ class AuthorityRule:
         roles = await roles_of(repo, unit.ctx.organization_id, resource_type,
                                current.id if current is not None else None, before if before is not None else body)
         authority.check(resource_type, roles, before, after)
+        if after is not None:
+            await _own_links(repo, unit.ctx.organization_id, resource_type, before or {}, after)
         if method == "DELETE" and await pointed_at_by_open_referral(repo, current):
             raise authority.in_use(resource_type)
 

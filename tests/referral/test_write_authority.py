@@ -147,6 +147,21 @@ async def test_receiver_adds_its_own_procedure_and_the_sender_cannot_change_it(h
     assert r.status_code == 200, r.text
 
 
+async def test_owner_links_only_its_own_records_from_task_output(http, as_, ids, make_referral):
+    ref = await _referral_with_document(http, as_, ids, make_referral)
+    shelter = as_(ids["shelter"])
+    output = [{"type": {"coding": [{"system": codes.REFERRAL_CODES, "code": codes.RESULTING_ACTIVITY}]},
+               "valueReference": {"reference": f"DocumentReference/{ref['DocumentReference']}"}}]
+    assert (await change_task(http, shelter, ref["Task"], status="accepted")).status_code == 200
+    r = await change_task(http, shelter, ref["Task"], status="completed", output=output)
+    _refused(r, 403, "task-output-own", "Task.output")  # the sender's document is not the shelter's outcome
+    r = await http.post("/DocumentReference", json=_document(ref["Patient"], ids["shelter"]), headers=shelter)
+    assert r.status_code == 201, r.text
+    output[0]["valueReference"]["reference"] = f"DocumentReference/{r.json()['id']}"
+    r = await change_task(http, shelter, ref["Task"], status="completed", output=output)
+    assert r.status_code == 200, r.text
+
+
 async def test_owner_changes_only_its_task_fields(http, as_, ids, make_referral):
     ref = await make_referral()
     r = await change_task(http, as_(ids["shelter"]), ref["Task"], priority="stat")
