@@ -54,3 +54,17 @@ async def test_tasks_cancelled_on_withdrawal_are_recorded_as_the_exchange(http, 
     assert _actor(withdrawal)["who"] == {"reference": f"Organization/{ids['hotline']}"}
     assert _actor(cancellation)["who"]["identifier"]["value"] == "exchange"
     assert _request_id(cancellation) == _request_id(withdrawal)
+
+
+async def test_the_overdue_mark_is_recorded_as_the_exchange(http, as_, ids, make_referral, exchange):
+    from datetime import datetime, timedelta, timezone
+
+    from exchange.referral.overdue import sweep_overdue
+
+    ref = await make_referral()
+    authored = datetime(2026, 11, 20, 10, 5, tzinfo=timezone.utc)  # world.task authoredOn
+    assert await sweep_overdue(exchange, now=authored + timedelta(hours=exchange.settings.referral_overdue_hours + 1)
+                               ) == 1
+    [mark] = _events_about(await audit_rows(exchange), f"Task/{ref['Task']}", "update")
+    assert _actor(mark)["who"]["identifier"]["value"] == "exchange"
+    assert _actor(mark)["role"][0]["coding"][0]["code"] == "system"
