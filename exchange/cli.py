@@ -101,10 +101,12 @@ def serve(host: Optional[str] = typer.Option(None, help="Interface to listen on 
         if not demo:
             return None
         from exchange.auth.demo import instructions, register_demo_clients
+        from exchange.console import progress
         from exchange.web.demo import register_demo_staff, staff_instructions
 
-        clients = await register_demo_clients(exchange)
-        staff = await register_demo_staff(exchange, clients)
+        with progress("loading the demo directory, story, clients and staff"):
+            clients = await register_demo_clients(exchange)
+            staff = await register_demo_staff(exchange, clients)
         return instructions(exchange, clients) + "\n" + staff_instructions(exchange, staff)
 
     said = asyncio.run(_with_exchange(settings, _prepare))

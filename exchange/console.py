@@ -72,11 +72,12 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 @contextmanager
 def progress(description: str, total: int | None = None) -> Iterator[Any]:
     """A progress bar on stderr (shown only on a terminal); yields `advance(n=1)`."""
+    console = err()
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=err(), transient=True)
+                   console=console, transient=True, disable=not console.is_terminal)
     with bar:
         task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
+        yield lambda n=1, total=None: bar.update(task, advance=n, **({"total": total} if total else {}))
 
 
 def track(items: Iterable, description: str, total: int | None = None) -> Iterator:

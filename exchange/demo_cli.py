@@ -20,6 +20,7 @@ import httpx
 import orjson
 import typer
 from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
 from exchange.console import JsonOption, fail, print_json, print_table
@@ -86,12 +87,16 @@ class DemoClient:
         if not self.key_file.is_file():
             raise fail(f"no key for {self.client_id} at {self.key_file}: run `make run` from this folder first (it "
                        "writes the demo clients' keys), or set EXCHANGE_STATE_DIR to where it wrote them")
-        key = ECKey.import_key(json.loads(self.key_file.read_text()))
         token_url = f"{self.base}/auth/token"
         now = int(time.time())
-        assertion = jwt.encode({"alg": "ES384", "kid": key.kid, "typ": "JWT"},
-                               {"iss": self.client_id, "sub": self.client_id, "aud": token_url, "iat": now,
-                                "exp": now + 240, "jti": uuid.uuid4().hex}, key, algorithms=["ES384"])
+        try:
+            key = ECKey.import_key(json.loads(self.key_file.read_text()))
+            assertion = jwt.encode({"alg": "ES384", "kid": key.kid, "typ": "JWT"},
+                                   {"iss": self.client_id, "sub": self.client_id, "aud": token_url, "iat": now,
+                                    "exp": now + 240, "jti": uuid.uuid4().hex}, key, algorithms=["ES384"])
+        except (ValueError, TypeError, JoseError):
+            raise fail(f"{self.key_file} does not hold {self.client_id}'s private key: delete it and restart "
+                       "`make run`, which writes a new one") from None
         try:
             r = httpx.post(token_url, data={"grant_type": "client_credentials", "scope": "system/*.cruds",
                                             "client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion},

@@ -150,17 +150,98 @@ def test_the_matcher_checks_lines_in_order_and_treats_ellipsis_as_anything():
     assert unmatched("ok: 3 records", "ok: 4 records") == "ok: 3 records"
 
 
+SETUP = ("make run", "make test", "EXCHANGE_NOTIFY_ALLOW_LOOPBACK=true make run")  # the fixture stands for them
+PAGES = sorted((ROOT / "docs").glob("*.md"))
+
+
+def runnable(blocks: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
+    """The blocks without the set-up lines (`make run` is the served fixture, `make test` this suite)."""
+    out = []
+    for body, expected in blocks:
+        kept = "\n".join(line for line in body.splitlines() if not line.strip().startswith(SETUP))
+        if kept.strip():
+            out.append((kept + "\n", expected))
+    return out
+
+
 def test_the_readme_quickstart_makes_the_round_trip_when_pasted(served):
     readme = (ROOT / "README.md").read_text()
-    blocks = recipes(section(readme, "Quickstart"))
-    checked = [b for b in blocks if b[1] is not None]
-    assert len(checked) >= 5  # five commands, each with its expected output
-    assert blocks[0][0].strip().startswith("source .venv/bin/activate")
+    quickstart = recipes(section(readme, "Quickstart"))
+    assert len([b for b in quickstart if b[1] is not None]) >= 5  # five commands, each with its expected output
+    assert quickstart[0][0].strip().startswith("source .venv/bin/activate")
+    assert [b for b in recipes(readme) if b not in quickstart] == [(recipes(readme)[0][0], None)]  # make run|test
+    check_page(served, runnable(recipes(readme)))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_recipe_of_the_docs_runs_and_says_what_the_page_says(served, page):
+    blocks = runnable(recipes(page.read_text()))
+    if not blocks:
+        pytest.skip(f"{page.name} has no recipes")
     check_page(served, blocks)
 
 
-def test_the_notification_round_trip_with_the_local_receiver(served):
+def test_the_notification_recipe_needs_the_development_switch():
     partners = (ROOT / "docs" / "partners.md").read_text()
     blocks = recipes(section(partners, "Trying notifications on your machine"))
     assert blocks[0][0].strip().startswith("EXCHANGE_NOTIFY_ALLOW_LOOPBACK=true make run")
-    check_page(served, blocks[1:])  # the first block is `make run` itself: the served fixture runs it so
+    assert "exchange dev receiver" in blocks[1][0] and "exchange demo subscribe" in blocks[1][0]
+
+
+def synopsis() -> str:
+    """One line per `exchange` command, made from the app (the Command line section of docs/operators.md)."""
+    import typer
+
+    from exchange.cli import app
+
+    def leaves(command, path):  # noqa: ANN001, ANN202
+        children = getattr(command, "commands", None)
+        if children:
+            for name, child in children.items():
+                yield from leaves(child, (*path, name))
+        else:
+            yield path, command
+
+    lines = []
+    for path, command in leaves(typer.main.get_command(app), ()):
+        words = ["exchange", *path]
+        for param in command.params:
+            if param.param_type_name == "argument":
+                words.append(param.name.upper() if param.required else f"[{param.name.upper()}]")
+                continue
+            if "--help" in param.opts:
+                continue
+            name = max(param.opts, key=len)
+            shown = name if getattr(param, "is_flag", False) else f"{name} {param.name.upper()}"
+            words.append(shown if param.required else f"[{shown}]")
+        lines.append(" ".join(words))
+    return "\n".join(lines)
+
+
+def test_the_command_line_synopsis_is_generated_from_the_app():
+    operators = (ROOT / "docs" / "operators.md").read_text()
+    written = BLOCK.search(section(operators, "Command line")).group(2).strip()
+    assert written == synopsis(), f"paste this into the Command line block of docs/operators.md:\n{synopsis()}"
+
+
+def test_every_command_a_synopsis_names_exists_with_its_options():
+    """Plain ``` blocks (synopses, placeholders) name real commands and options only."""
+    import typer
+
+    from exchange.cli import app
+
+    root = typer.main.get_command(app)
+    for page in [ROOT / "README.md", *PAGES]:
+        for lang, body in BLOCK.findall(page.read_text()):
+            for line in body.splitlines() if lang == "" else ():
+                words = line.split("#")[0].split()
+                if not words or words[0] not in ("exchange", ".venv/bin/exchange"):
+                    continue
+                command, rest = root, words[1:]
+                while rest and getattr(command, "commands", None) and rest[0] in command.commands:
+                    command, rest = command.commands[rest[0]], rest[1:]
+                assert not getattr(command, "commands", None), f"{page.name}: {line}"
+                options = {o for p in command.params for o in p.opts}
+                for word in rest:
+                    for option in re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", word):
+                        assert option in options, f"{page.name}: {line}: {option}"

@@ -43,10 +43,13 @@ def verify(kept: list[str] = typer.Option([], "--checkpoint", help="A checkpoint
     tokens = [_read_checkpoint(k) for k in kept]
     keys = orjson.loads(jwks_file.read_bytes()) if jwks_file is not None else None
 
-    async def work(exchange):  # noqa: ANN001, ANN202
-        return await verify_database(exchange, tokens, keys)
+    from exchange.console import progress
 
-    verdict = _run(database_url, work)
+    async def work(exchange):  # noqa: ANN001, ANN202
+        return await verify_database(exchange, tokens, keys, progress=advance)
+
+    with progress("verifying the log") as advance:
+        verdict = _run(database_url, work)
     typer.echo(str(verdict))
     raise typer.Exit(0 if verdict.ok else 1)
 
@@ -79,7 +82,12 @@ def export(since: Optional[str] = typer.Option(None, help="FHIR instant or date:
     """Write a contiguous stretch of the log as NDJSON (AuditEvents with their sequence and hash)."""
     from exchange.audit.export import export_lines
 
+    from exchange.console import progress
+
     start, end = _instant("--since", since), _instant("--until", until)
+    if output is not None and not output.parent.is_dir():
+        raise typer.BadParameter(f"the folder {output.parent} does not exist; create it or choose another file",
+                                 param_hint="--output")
 
     async def work(exchange) -> int:  # noqa: ANN001
         out = output.open("wb") if output else sys.stdout.buffer
@@ -88,6 +96,7 @@ def export(since: Optional[str] = typer.Option(None, help="FHIR instant or date:
             async for line in export_lines(exchange.db, start, end, first_seq, last_seq):
                 out.write(line)
                 count += 1
+                advance()
         finally:
             if output:
                 out.close()
@@ -95,7 +104,8 @@ def export(since: Optional[str] = typer.Option(None, help="FHIR instant or date:
                 out.flush()
         return count
 
-    count = _run(database_url, work)
+    with progress("exporting the log") as advance:
+        count = _run(database_url, work)
     if output:
         typer.echo(f"wrote {count} records to {output}", err=True)
 
@@ -140,12 +150,26 @@ def verify_export(file: Path = typer.Argument(..., exists=True, dir_okay=False, 
 @app.command()
 def purge(dry_run: bool = typer.Option(False, "--dry-run", help="List what would be purged; change nothing"),
           days: Optional[int] = typer.Option(None, help="Override EXCHANGE_RETENTION_DAYS"),
-          database_url: Optional[str] = DatabaseOption) -> None:
+          database_url: Optional[str] = DatabaseOption,
+          as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (for scripts)")) -> None:
     """Purge the survivor data of referrals closed longer ago than the retention period (the log stays)."""
     from exchange.audit.retention import purge_closed
+    from exchange.console import progress
 
     async def work(exchange):  # noqa: ANN001, ANN202
-        return await purge_closed(exchange, days=days, dry_run=dry_run)
+        return await purge_closed(exchange, days=days, dry_run=dry_run, progress=advance)
 
-    report = _run(database_url, work)
-    typer.echo(orjson.dumps(report.as_json()).decode())
+    with progress("purging closed referrals") as advance:
+        report = _run(database_url, work)
+    if as_json:
+        typer.echo(orjson.dumps(report.as_json()).decode())
+        return
+    found = report.as_json()
+    if found["cutoff"] is None:
+        typer.echo("no retention period (set EXCHANGE_RETENTION_DAYS or pass --days): nothing purged")
+        return
+    verb = "would purge" if dry_run else "purged"
+    typer.echo(f"{verb} {len(found['purged'])} resource(s) of {len(found['closed_referrals'])} referral(s) closed "
+               f"before {found['cutoff']}; kept {len(found['kept_for_open_referrals'])} that open referrals share")
+    for reference in found["purged"]:
+        typer.echo(f"  {reference}")

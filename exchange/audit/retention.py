@@ -89,7 +89,8 @@ def _stub(resource_type: str, resource_id: str, version_id: int, last_updated: d
 
 
 async def purge_closed(exchange, days: int | None = None, dry_run: bool = False,  # noqa: ANN001
-                       now: datetime | None = None) -> PurgeReport:
+                       now: datetime | None = None, progress=None) -> PurgeReport:  # noqa: ANN001
+    """`progress(n, total=...)` hears of each resource purged (the CLI's progress bar)."""
     days = exchange.settings.retention_days if days is None else days
     if days is None:
         return PurgeReport(None, dry_run)
@@ -118,8 +119,12 @@ async def purge_closed(exchange, days: int | None = None, dry_run: bool = False,
         report.purged = sorted(wanted - protected)
         if dry_run:
             return report
+        if progress is not None:
+            progress(0, total=len(report.purged) or None)
         for reference in report.purged:
             await _purge_one(unit, *reference.split("/"))
+            if progress is not None:
+                progress(1)
     return report
 
 

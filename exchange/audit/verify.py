@@ -10,7 +10,7 @@ checkpoint that covers the change. Records still queued for the linker are repor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import orjson
 from sqlalchemy import func, select
@@ -78,8 +78,10 @@ async def _signed_checkpoints(exchange, kept: Sequence[str], jwks: dict) -> list
     return payloads
 
 
-async def verify_database(exchange, kept: Sequence[str] = (), jwks: dict | None = None) -> Verdict:  # noqa: ANN001
+async def verify_database(exchange, kept: Sequence[str] = (), jwks: dict | None = None,  # noqa: ANN001
+                          progress: Callable[..., None] | None = None) -> Verdict:
     """Recompute every link from record 1 up to the head, then check every signed checkpoint against the chain.
+    `progress(n, total=...)` hears of each batch checked (the CLI's progress bar).
 
     `kept`: checkpoints (compact JWS) an auditor saved earlier; `jwks`: the published keys (default: the exchange's).
     """
@@ -92,6 +94,8 @@ async def verify_database(exchange, kept: Sequence[str] = (), jwks: dict | None 
     async with exchange.db.engine.connect() as conn:
         head = (await conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1))).first()
         last = int(head.seq) if head is not None else None  # records linked after this read are not judged
+        if progress is not None:
+            progress(0, total=last or None)
         after = 0
         while True:
             query = select(audit_event).where(audit_event.c.seq > after).order_by(audit_event.c.seq).limit(BATCH)
@@ -121,6 +125,8 @@ async def verify_database(exchange, kept: Sequence[str] = (), jwks: dict | None 
                 if row.seq in wanted:
                     hashes_at[row.seq] = digest
             after = rows[-1].seq
+            if progress is not None:
+                progress(len(rows))
         unlinked = await unlinked_count(conn)
         newest = (await conn.execute(select(func.max(audit_event.c.seq)))).scalar()
         now_head = (await conn.execute(select(audit_head.c.seq).where(audit_head.c.id == 1))).scalar()

@@ -10,6 +10,7 @@ import orjson
 import typer
 
 from exchange.auth.clients import ClientError, audited_change
+from exchange.console import JsonOption, print_table
 from exchange.context import system_context
 from exchange.errors import FhirError
 
@@ -76,12 +77,19 @@ def add(organization: str = typer.Option(..., help="The client's Organization id
 
 
 @clients_app.command("list")
-def list_clients(database_url: Optional[str] = DatabaseOption) -> None:
-    """Print every registered client as JSON."""
+def list_clients(database_url: Optional[str] = DatabaseOption, as_json: bool = JsonOption) -> None:
+    """List the registered clients (a table; --json for scripts)."""
     async def work(exchange):  # noqa: ANN001, ANN202
         return await _registry(exchange).list()
 
-    _print([c.as_json() for c in _run(database_url, work)])
+    clients = [c.as_json() for c in _run(database_url, work)]
+    if as_json:
+        _print(clients)
+        return
+    print_table([{**c, "keys": c.get("jwks_url") or f"{len(c.get('kids') or [])} key(s)"} for c in clients],
+                [("client_id", "Client"), ("organization", "Organization"), ("role", "Role"),
+                 ("active", "Active"), ("scope", "Scope"), ("keys", "Keys"), ("label", "Label")],
+                empty="no clients registered (`exchange clients add`, or `make run` for the demo clients)")
 
 
 @clients_app.command("disable")

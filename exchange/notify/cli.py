@@ -34,6 +34,8 @@ def worker(database_url: Optional[str] = typer.Option(None, "--database-url",
             if once:
                 await dispatcher.run_until_idle()
                 await dispatcher.stop()
+                typer.echo(f"worker {dispatcher.worker_id}: {dispatcher.delivered} notification(s) delivered, "
+                           f"{dispatcher.failed} failed attempt(s); nothing else is due")
                 return
             loop = asyncio.get_running_loop()
             stopping = asyncio.Event()

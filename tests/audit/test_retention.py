@@ -46,10 +46,10 @@ async def test_purge_removes_closed_referrals_content_and_keeps_the_log_verifiab
     still_open = await _referral(client, hotline, shelter, shared_patient, "requested")
     url = settings.database_url
 
-    nothing = await cli("audit", "purge", "--database-url", url)  # retention not configured: keep everything
+    nothing = await cli("audit", "purge", "--json", "--database-url", url)  # retention not configured: keep everything
     assert nothing.exit_code == 0 and json.loads(nothing.output)["purged"] == []
 
-    dry = await cli("audit", "purge", "--dry-run", "--days", "0", "--database-url", url)
+    dry = await cli("audit", "purge", "--json", "--dry-run", "--days", "0", "--database-url", url)
     report = json.loads(dry.output)
     assert sorted(report["closed_referrals"]) == sorted([f"Task/{closed['task']}", f"Task/{closed_shared['task']}"])
     assert set(report["purged"]) == {f"Task/{closed['task']}", f"ServiceRequest/{closed['sr']}",
@@ -58,7 +58,7 @@ async def test_purge_removes_closed_referrals_content_and_keeps_the_log_verifiab
     assert report["kept_for_open_referrals"] == [f"Patient/{shared_patient}"]
     assert (await client.get(f"/Patient/{closed_patient}")).status_code == 200  # a dry run changes nothing
 
-    done = await cli("audit", "purge", "--days", "0", "--database-url", url)
+    done = await cli("audit", "purge", "--json", "--days", "0", "--database-url", url)
     assert done.exit_code == 0 and set(json.loads(done.output)["purged"]) == set(report["purged"])
     assert (await client.get(f"/Patient/{closed_patient}")).status_code == 410
     for version in (1, 2):

@@ -47,7 +47,7 @@ def test_add_list_disable_enable_rotate(db_url, tmp_path):
     assert client["organization"] == f"Organization/{org}"
     assert client["scope"] == "system/Task.cruds system/*.rs"
     assert client["role"] == "partner" and client["active"] is True
-    code, out = _invoke("clients", "list", "--database-url", db_url)
+    code, out = _invoke("clients", "list", "--json", "--database-url", db_url)
     assert [c["client_id"] for c in json.loads(out)] == [client["client_id"]]
     code, out = _invoke("clients", "disable", client["client_id"], "--database-url", db_url)
     assert code == 0 and json.loads(out)["active"] is False
@@ -96,7 +96,7 @@ def test_add_refuses_bad_registrations(db_url, tmp_path, change, message):
     result = runner.invoke(app, argv)
     assert result.exit_code == 2
     assert message in result.output
-    assert json.loads(runner.invoke(app, ["clients", "list", "--database-url", db_url]).output) == []
+    assert json.loads(runner.invoke(app, ["clients", "list", "--json", "--database-url", db_url]).output) == []
 
 
 def test_disable_of_an_unknown_client_fails(db_url):
@@ -118,7 +118,7 @@ def test_demo_clients_are_registered_once_with_keys_in_the_state_dir(db_url, tmp
         second = runner.invoke(app, ["clients", "demo", "--database-url", db_url])
         assert second.exit_code == 0
         assert (tmp_path / "var" / "demo-clients" / "demo-shelter-1.jwk.json").read_text() == before
-        clients = json.loads(runner.invoke(app, ["clients", "list", "--database-url", db_url]).output)
+        clients = json.loads(runner.invoke(app, ["clients", "list", "--json", "--database-url", db_url]).output)
         roles = sorted(c["role"] for c in clients)
         assert roles == ["admin", "auditor"] + ["partner"] * 6
         assert "scripts/get_token.py" in first.output
