@@ -1,6 +1,7 @@
 """The README's quickstart and the docs' recipes, run exactly as written against a real `exchange serve --demo`.
 
-A recipe is a ```sh block; the ```text block right after it is its expected output. Every expected line must match
+A recipe is a ```sh block (a plain ``` block is a synopsis with placeholders: its `exchange` commands and options
+must exist); the ```text block right after it is its expected output. Every expected line must match
 an output line, in order (output lines in between are allowed): `…` stands for anything, runs of spaces and of the
 table rule `━` for runs of any length. The blocks of one page run in one bash session (variables carry over) in a
 folder that looks like a checkout after `make run` (`.venv` and `scripts` linked, `var/` and `exchange.db` the
