@@ -93,7 +93,7 @@ async def test_purge_removes_her_data_from_every_resource_of_a_closed_referral(h
         r = await http.put(f"/Task/{ref['Task']}", json=task, headers=shelter)
         assert r.status_code == 200, r.text
         task = r.json()
-    done = await cli("audit", "purge", "--days", "0", "--database-url", settings.database_url)
+    done = await cli("audit", "purge", "--json", "--days", "0", "--database-url", settings.database_url)
     assert done.exit_code == 0, done.output
     assert f"Procedure/{proc_id}" in json.loads(done.output)["purged"]
     assert (await http.get(f"/Procedure/{proc_id}")).status_code == 410
