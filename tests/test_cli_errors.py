@@ -27,7 +27,8 @@ def _leaves(command, path=()):  # noqa: ANN001, ANN202
         yield path, command
 
 
-COMMANDS = list(_leaves(typer.main.get_command(app)))
+COMMANDS = [(path, command) for path, command in _leaves(typer.main.get_command(app))
+            if not command.context_settings.get("ignore_unknown_options")]  # hands its arguments to its own parser
 
 
 def _closed_port() -> int:
