@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import orjson
+import pytest
 from joserfc import jws
 from joserfc.jwk import ECKey
 from sqlalchemy import text
@@ -13,6 +14,13 @@ from sqlalchemy import text
 from exchange.audit.chain import GENESIS, canonical, link
 from tests.audit.conftest import audit_rows, cli, sql
 from tests.fhir_checks import organization
+
+
+@pytest.fixture
+def settings(settings):  # noqa: ANN001, ANN201 - the suite's settings, without the server's periodic linker pass
+    """No periodic pass: a record queued by hand stays queued until the test links it (else the server's own pass
+    may link it first on a slow machine, and the "queued" report the test checks never shows)."""
+    return settings.model_copy(update={"audit_link_interval": 0})
 
 
 async def _events(client, n: int) -> None:  # noqa: ANN001
