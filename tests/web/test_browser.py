@@ -29,7 +29,15 @@ from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 from exchange.context import system_context  # noqa: E402
 from tests.referral import world  # noqa: E402
 
-PORT = 8108
+
+def _free_port() -> int:
+    """A port nobody listens on now (a fixed one collides with other servers on the same machine)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+PORT = _free_port()
 BASE = f"http://127.0.0.1:{PORT}"
 NEUTRAL = f"{BASE}/weather"  # stands for the neutral site quick exit leaves to (the test server adds it)
 PASSWORD = "correct horse battery"
