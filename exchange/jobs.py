@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from sqlalchemy import text
 
@@ -19,6 +19,42 @@ if TYPE_CHECKING:
     from exchange.services import Exchange
 
 log = logging.getLogger("exchange.jobs")
+Job = Callable[["Exchange"], Awaitable[None]]
+
+
+def every(name: str, interval_of: Callable[["Exchange"], float], work: Callable[["Exchange"], Awaitable[object]],
+          *, at_start: bool = False) -> tuple[Job, Job]:
+    """(start, stop) of a loop that runs `work` every `interval_of(exchange)` seconds (0 or less: off), the first run
+    at start when `at_start`. A failure is logged by its class only (its text could quote values) and the loop goes
+    on: one bad pass never stops a background job."""
+    tasks: list[asyncio.Task] = []
+
+    async def loop(exchange: "Exchange", interval: float) -> None:
+        if not at_start:
+            await asyncio.sleep(interval)
+        while True:
+            try:
+                await work(exchange)
+            except Exception as exc:  # noqa: BLE001 - keep going on the next tick; the failure is logged
+                log.error("%s failed: %s", name, type(exc).__name__)
+            await asyncio.sleep(interval)
+
+    async def start(exchange: "Exchange") -> None:
+        interval = interval_of(exchange)
+        if interval > 0:
+            tasks.append(asyncio.create_task(loop(exchange, interval), name=name))
+
+    async def stop(_exchange: "Exchange") -> None:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        tasks.clear()
+
+    return start, stop
 LEASE_KEY = 0x6A6F6273  # "jobs"
 
 

@@ -7,8 +7,6 @@ statement itself, its values taken from the JWS payload, never from the columns 
 """
 from __future__ import annotations
 
-import asyncio
-import logging
 from dataclasses import dataclass
 
 import orjson
@@ -22,7 +20,6 @@ from exchange.audit.tables import audit_checkpoint, audit_head
 from exchange.keys import key_set
 from exchange.store.repository import fhir_instant, to_db, utcnow
 
-log = logging.getLogger("exchange.audit")
 JWS_TYPE = "audit-checkpoint+jws"
 
 
@@ -116,32 +113,8 @@ def verify_checkpoint(token: str, jwks: dict) -> dict:
     return payload
 
 
-async def _periodic(exchange, interval: float) -> None:  # noqa: ANN001
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await sign_checkpoint(exchange)
-        except Exception as exc:  # noqa: BLE001 - keep signing on the next tick; the failure is logged
-            log.error("audit checkpoint failed: %s", type(exc).__name__)
-
-
 def install_periodic(exchange) -> None:  # noqa: ANN001
     """Sign a checkpoint every `audit_checkpoint_interval` seconds while the server runs (0 turns it off)."""
-    tasks: list[asyncio.Task] = []
+    from exchange.jobs import every
 
-    async def start(ex) -> None:  # noqa: ANN001
-        interval = ex.settings.audit_checkpoint_interval
-        if interval > 0:
-            tasks.append(asyncio.create_task(_periodic(ex, interval), name="audit-checkpoint"))
-
-    async def stop(_ex) -> None:  # noqa: ANN001
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-        tasks.clear()
-
-    exchange.jobs.append((start, stop))
+    exchange.jobs.append(every("audit-checkpoint", lambda ex: ex.settings.audit_checkpoint_interval, sign_checkpoint))

@@ -10,7 +10,6 @@ costs one pass per burst, not one locked row per request.
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -19,7 +18,6 @@ from exchange.audit.chain import GENESIS, link
 from exchange.audit.tables import audit_event, audit_head
 from exchange.store.repository import to_db, utcnow
 
-log = logging.getLogger("exchange.audit")
 LOCK_KEY = 0x6175646974  # "audit": the advisory lock of the linker on PostgreSQL
 BATCH = 500
 
@@ -96,33 +94,10 @@ class Linker:
             self._done = covered
 
 
-async def _periodic(linker: Linker, interval: float) -> None:
-    """Links what other processes left queued (a crash between commit and linking, the CLI, a worker)."""
-    while True:
-        try:
-            await linker.settle()
-        except Exception as exc:  # noqa: BLE001 - keep linking on the next tick; the failure is logged
-            log.error("audit linking failed: %s", type(exc).__name__)
-        await asyncio.sleep(interval)
-
-
 def install_periodic(exchange, linker: Linker) -> None:  # noqa: ANN001
-    """While the server runs, a pass every `audit_link_interval` seconds (0 turns it off), the first at start."""
-    tasks: list[asyncio.Task] = []
+    """While the server runs, a pass every `audit_link_interval` seconds (0 turns it off), the first at start: it
+    links what other processes left queued (a crash between commit and linking, the CLI, a worker)."""
+    from exchange.jobs import every
 
-    async def start(ex) -> None:  # noqa: ANN001
-        interval = ex.settings.audit_link_interval
-        if interval > 0:
-            tasks.append(asyncio.create_task(_periodic(linker, interval), name="audit-linker"))
-
-    async def stop(_ex) -> None:  # noqa: ANN001
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-        tasks.clear()
-
-    exchange.jobs.append((start, stop))
+    exchange.jobs.append(every("audit-linker", lambda ex: ex.settings.audit_link_interval,
+                               lambda _ex: linker.settle(), at_start=True))

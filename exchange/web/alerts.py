@@ -143,29 +143,10 @@ async def send_pending(exchange: Exchange) -> int:
 
 
 def install(exchange: Exchange) -> None:
-    tasks: list[asyncio.Task] = []
+    from exchange.jobs import every
 
-    async def loop(ex: Exchange, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await send_pending(ex)
-            except Exception as error:  # noqa: BLE001 - keep sending on the next tick; the failure is logged
-                log.error("alert e-mails failed: %s", type(error).__name__)
-
-    async def start(ex: Exchange) -> None:
-        if ex.settings.smtp_host and ex.settings.web_alert_poll_seconds > 0:
-            tasks.append(asyncio.create_task(loop(ex, ex.settings.web_alert_poll_seconds), name="web-alerts"))
-
-    async def stop(_ex: Exchange) -> None:
-        for task in tasks:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-        tasks.clear()
-
+    start, stop = every("web-alerts", lambda ex: ex.settings.web_alert_poll_seconds if ex.settings.smtp_host else 0,
+                        send_pending)
     exchange.hooks.append(AlertHook())
     exchange.on_start.append(start)
     exchange.on_stop.append(stop)
