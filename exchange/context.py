@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 class RequestContext:
     client_id: str | None
     organization_id: str | None
-    role: str  # partner | auditor | admin | system (anonymous: a refused token request, before authentication)
+    role: str  # exchange.auth.roles.ROLES, or system (anonymous: a refused token request, before authentication)
     scopes: frozenset[str] = field(default_factory=frozenset)
     remote_addr: str | None = None
     request_id: str | None = None

@@ -113,6 +113,10 @@ class Settings(BaseSettings):
     referral_overdue_hours: float = Field(
         default=72.0, description="A referral Task still open this long after authoredOn (or past its "
         "restriction.period.end) is marked overdue in businessStatus.")
+    coordinating_organization: str | None = Field(
+        default=None, description="The Organization id of the deployment's coordinating organisation (e.g. the GBV "
+                                  "sub-cluster lead): overdue referrals are escalated to it, and its `coordinator` "
+                                  "clients see escalated referrals without anything about the survivor.")
     referral_sweep_seconds: float = Field(
         default=300.0, description="How often the server looks for overdue referral Tasks (0: never).")
 

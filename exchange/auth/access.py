@@ -5,7 +5,9 @@ Three layers, all here:
   HealthcareService entries of its own organisation, so a shelter can say it has room) and the AuditEvents about
   its own referrals (the audit log filters them, `exchange.audit.review`); an `auditor` reads
   AuditEvents and the directory, nothing clinical; an `admin` manages the directory (Organization,
-  HealthcareService, Location, Practitioner, PractitionerRole) and no referral content. Clients themselves are
+  HealthcareService, Location, Practitioner, PractitionerRole) and no referral content; a `coordinator` (the
+  deployment's coordinating organisation) reads the directory and, outside FHIR, what `exchange.referral` shows it
+  of escalated referrals, never a referral resource. The roles are defined once, in `exchange.auth.roles`. Clients themselves are
   managed with the CLI (`exchange clients`) or by an admin over HTTP, where a registration or re-key waits for a
   second admin or the CLI (`exchange.auth.clients`), so no admin can hand itself a partner's credentials. The system context (CLI, demo loader, dispatcher) is unrestricted and
   never reachable over HTTP.
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterable
 
+from exchange.auth.roles import ADMIN, AUDITOR, COORDINATOR, PARTNER, ROLES  # noqa: F401 - ROLES re-exported
 from exchange.context import RequestContext
 from exchange.fhir.references import references_in, split_reference
 from exchange.errors import Forbidden
@@ -38,7 +41,6 @@ if TYPE_CHECKING:
 DIRECTORY_TYPES = frozenset({"Organization", "HealthcareService", "Location", "Practitioner", "PractitionerRole"})
 REFERRAL_TYPES = frozenset({"ServiceRequest", "Task", "Patient", "Consent", "DocumentReference", "Procedure"})
 AUDIT_TYPES = frozenset({"AuditEvent"})
-ROLES = ("partner", "auditor", "admin")
 _VERBS = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
 
 
@@ -46,15 +48,17 @@ def role_allows(role: str, resource_type: str, operation: str) -> bool:
     """Whether a client of `role` may perform `operation` (c r u d s) on `resource_type` at all."""
     if role == "system":
         return True
-    if role == "partner":
+    if role == PARTNER:
         if resource_type in AUDIT_TYPES:  # only the events about its own referrals (exchange.audit.review)
             return operation in "rs"
         if resource_type in DIRECTORY_TYPES:
             return operation in "rs" or (resource_type == "HealthcareService" and operation == "u")
         return True  # referral resources and the exchange's own (e.g. Subscription)
-    if role == "auditor":
+    if role == AUDITOR:
         return operation in "rs" and (resource_type in AUDIT_TYPES or resource_type in DIRECTORY_TYPES)
-    if role == "admin":
+    if role == COORDINATOR:  # escalated referrals only through exchange.referral.coordination, never her records
+        return operation in "rs" and resource_type in DIRECTORY_TYPES
+    if role == ADMIN:
         return resource_type in DIRECTORY_TYPES
     return False
 

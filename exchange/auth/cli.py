@@ -10,6 +10,7 @@ import orjson
 import typer
 
 from exchange.auth.clients import ClientError, audited_change
+from exchange.auth.roles import ROLES
 from exchange.console import JsonOption, print_table
 from exchange.context import system_context
 from exchange.errors import FhirError
@@ -58,7 +59,7 @@ def _registry(exchange):  # noqa: ANN001, ANN202
 
 @clients_app.command("add")
 def add(organization: str = typer.Option(..., help="The client's Organization id in the directory"),
-        role: str = typer.Option("partner", help="partner | auditor | admin"),
+        role: str = typer.Option("partner", help=" | ".join(ROLES)),
         scope: str = typer.Option(..., help='Registered SMART scopes, e.g. "system/Task.cruds system/*.rs"'),
         jwks: Optional[Path] = typer.Option(None, help="A file holding the client's public JWK Set"),
         jwks_url: Optional[str] = typer.Option(None, help="The https URL of the client's JWK Set"),

@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.auth.access import require_role
+from exchange.auth.roles import ROLES
 from exchange.auth.scopes import permissions
 from exchange.context import RequestContext
 from exchange.egress import EgressPolicy, EgressRefused
@@ -37,7 +38,6 @@ from exchange.store.repository import Repository, to_db, utcnow
 if TYPE_CHECKING:
     from exchange.services import Exchange
 
-ROLES = ("partner", "auditor", "admin")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "k")
 

@@ -13,7 +13,7 @@ auth_client = Table(
     "auth_client", metadata,
     Column("client_id", String(64), primary_key=True),
     Column("organization_id", String(64), nullable=False),
-    Column("role", String(16), nullable=False),  # partner | auditor | admin
+    Column("role", String(16), nullable=False),  # exchange.auth.roles.ROLES
     Column("scopes", Text, nullable=False),  # space-separated SMART v2 scopes the client may be granted
     Column("jwks", Text),  # a public JWK Set as JSON, or NULL when jwks_url is used
     Column("jwks_url", Text),
