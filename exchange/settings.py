@@ -119,6 +119,14 @@ class Settings(BaseSettings):
                                   "clients see escalated referrals without anything about the survivor.")
     referral_sweep_seconds: float = Field(
         default=300.0, description="How often the server looks for overdue referral Tasks (0: never).")
+    referral_age_of_consent: int = Field(
+        default=18, ge=1, le=21, description="Below this age (from Patient.birthDate when she consented) a "
+        "survivor is a child: a caregiver consents for her, or a best-interest determination is recorded, with "
+        "her assent (exchange/referral/consent_rules.py).")
+    referral_emergency_service_types: list[str] = Field(
+        default=["medical-care", "police-protection"], description="gbv-service-type codes (with their "
+        "descendants) a referral may be made to without her consent under the emergency exception; [] turns the "
+        "exception off.")
 
     # Notifications (exchange.notify): delivery of FHIR Subscriptions.
     notify_dispatch_in_server: bool = Field(

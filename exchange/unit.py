@@ -33,6 +33,7 @@ class Event:
     previous: StoredResource | None = None  # the version replaced, for updates
     query: list[tuple[str, str]] | None = None  # search: (parameter, value) pairs as used
     actor: RequestContext | None = None  # who did it, when not the unit's caller: the exchange's follow-up writes
+    purpose: tuple[dict, ...] = ()  # AuditEvent.purposeOfEvent codings (codes only), e.g. the emergency exception
 
 
 @dataclass

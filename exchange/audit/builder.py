@@ -128,8 +128,9 @@ def _request_entity(request_id: str) -> dict:
 
 def build(ctx: RequestContext, interaction: str, unit_interaction: str, action: str, outcome: str,
           outcome_desc: str | None, resources: Iterable[tuple[str, str, int | None]], query: dict | None,
-          base_url: str, recorded: datetime) -> AuditRecord:
-    """One AuditEvent. `resources`: (type, id, version) it is about; `query`: the search entity, if any."""
+          base_url: str, recorded: datetime, purpose: tuple[dict, ...] = ()) -> AuditRecord:
+    """One AuditEvent. `resources`: (type, id, version) it is about; `query`: the search entity, if any; `purpose`:
+    codings of AuditEvent.purposeOfEvent (one CodeableConcept each)."""
     event_id = str(uuid.uuid4())
     type_, subtypes = _type_and_subtypes(interaction, unit_interaction)
     entities, keys, seen = [], [], set()
@@ -151,6 +152,8 @@ def build(ctx: RequestContext, interaction: str, unit_interaction: str, action: 
                              "type": [_coding(SOURCE_TYPE, "4", "Application Server")]}}
     if outcome_desc:
         body["outcomeDesc"] = outcome_desc
+    if purpose:
+        body["purposeOfEvent"] = [{"coding": [dict(coding)]} for coding in purpose]
     if entities:
         body["entity"] = entities
     return AuditRecord(event_id, recorded, subtypes[0]["code"], action, outcome, ctx.client_id,
@@ -187,7 +190,7 @@ def records_for_events(ctx: RequestContext, unit_interaction: str, events: list[
             if event.resource_type and event.resource_id else []
         query = query_entity(event.resource_type, event.query) if event.query is not None else None
         records.append(build(event.actor or ctx, event.interaction, unit_interaction, event.action, "0", None,
-                             resources, query, base_url, recorded))
+                             resources, query, base_url, recorded, event.purpose))
     flush()
     return records
 

@@ -9,7 +9,8 @@ from typing import Optional
 import orjson
 import typer
 
-app = typer.Typer(help="The exchange log: verify, checkpoint, export, verify-export, purge.", no_args_is_help=True)
+app = typer.Typer(help="The exchange log: verify, checkpoint, export, verify-export, purge, emergencies.",
+                  no_args_is_help=True)
 DatabaseOption = typer.Option(None, "--database-url", help="SQLAlchemy async URL (env EXCHANGE_DATABASE_URL)")
 
 
@@ -173,3 +174,28 @@ def purge(dry_run: bool = typer.Option(False, "--dry-run", help="List what would
                f"before {found['cutoff']}; kept {len(found['kept_for_open_referrals'])} that open referrals share")
     for reference in found["purged"]:
         typer.echo(f"  {reference}")
+
+
+@app.command()
+def emergencies(since: Optional[str] = typer.Option(None, help="FHIR instant or date: uses at or after"),
+                until: Optional[str] = typer.Option(None, help="FHIR instant or date: uses before"),
+                database_url: Optional[str] = DatabaseOption,
+                as_json: bool = typer.Option(False, "--json", help="Print the uses as JSON (for scripts)")) -> None:
+    """List the referrals made without her consent under the emergency exception (who, when, which referral, the
+    coded reason), from the exchange log."""
+    from exchange.audit.emergencies import uses
+    from exchange.console import print_json, print_table
+
+    start, end = _instant("--since", since), _instant("--until", until)
+
+    async def work(exchange):  # noqa: ANN001, ANN202
+        async with exchange.db.engine.connect() as conn:
+            return await uses(conn, start, end)
+
+    found = [u.as_json() for u in _run(database_url, work)]
+    if as_json:
+        print_json(found)
+        return
+    print_table(found, [("recorded", "Recorded"), ("organization", "Referred by"), ("referral", "Referral"),
+                        ("reason", "Reason"), ("auditEvent", "AuditEvent")],
+                empty="no referral was made under the emergency exception")

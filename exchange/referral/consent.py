@@ -12,8 +12,8 @@ from datetime import datetime, timezone
 from exchange.auth.access import organisations_of
 from exchange.fhir.references import references_in, split_reference
 from exchange.fhir.dates import parse_fhir_date
-from exchange.referral import codes, profile
-from exchange.referral.refusal import refuse
+from exchange.referral import codes, consent_rules, profile
+from exchange.referral.refusal import issue, raise_all, refuse
 from exchange.store.repository import Repository
 
 
@@ -107,10 +107,12 @@ async def same_patient(repo: Repository, request: dict) -> None:
                    f"ServiceRequest.supportingInfo[{i}]")
 
 
-async def uncovered(repo: Repository, request: dict, organization_id: str, needed: set[str]) -> set[str]:
-    """The categories of `needed` that no Consent of the referral lets `organization_id` receive."""
+async def uncovered(repo: Repository, request: dict, organization_id: str, needed: set[str],
+                    consents: list[dict] | None = None) -> set[str]:
+    """The categories of `needed` that no Consent of the referral (of `consents`, when given) lets
+    `organization_id` receive."""
     best: set[str] | None = None
-    for consent in await referral_consents(repo, request):
+    for consent in await referral_consents(repo, request) if consents is None else consents:
         missing = needed - await permitted_categories(repo, consent, organization_id)
         if best is None or len(missing) < len(best):
             best = missing
@@ -123,19 +125,50 @@ async def receivers(repo: Repository, request: dict) -> set[str]:
             - await organisations_of(repo, references_in(request.get("requester"))))
 
 
+async def _patient(repo: Repository, request: dict, patient: dict | None) -> dict:
+    if patient is not None:
+        return patient
+    pid = subject_id(request)
+    stored = await repo.read("Patient", pid) if pid else None
+    return stored.resource if stored and not stored.deleted else {}
+
+
+async def valid_for_her(repo: Repository, request: dict, consents: list[dict], patient: dict | None,
+                        deployment: consent_rules.Deployment, expression: str) -> list[dict]:
+    """The Consents that hold for her as she is: for a child, only a caregiver's or a best-interest one with her
+    assent (`consent_rules.child_issues`); 422 consent-child when none does."""
+    her = await _patient(repo, request, patient)
+    now = datetime.now(timezone.utc)
+    found = [(c, consent_rules.child_issues(c, her, deployment, now)) for c in consents]
+    valid = [c for c, issues in found if not issues]
+    if consents and not valid:
+        consent, issues = found[0]
+        first = issues[0]
+        raise_all([issue(consent_rules.RULE_CHILD, f"Consent/{consent.get('id')} at {first.expression[0]}: "
+                         f"{first.diagnostics.split(': ', 1)[1]}", expression)])
+    return valid
+
+
 async def require_consent(repo: Repository, request: dict, patient: dict | None = None,
                           expression: str = "ServiceRequest.supportingInfo", only: set[str] | None = None,
-                          name_receivers: bool = True) -> None:
+                          name_receivers: bool = True, *, deployment: consent_rules.Deployment) -> None:
     """422 unless an active Consent of the referral names every receiver (of `only`, when given) for every category
-    it discloses. `name_receivers` False: the writer is not party to this referral, so the refusal names nobody."""
+    it discloses, and holds for her (a child's: `valid_for_her`); or the referral invokes the emergency exception
+    within what the deployment allows. `name_receivers` False: the writer is not party to this referral, so the
+    refusal names nobody."""
     needed = await categories_sent(repo, request, patient)
-    if not await referral_consents(repo, request):
+    if consent_rules.emergency_reason(request) is not None:
+        raise_all(consent_rules.emergency_scope_issues(request, deployment, needed, expression))
+        return
+    consents = await referral_consents(repo, request)
+    if not consents:
         refuse("consent-required", "supportingInfo names no Consent of the referral's Patient" if name_receivers
                else "not every organisation that holds her data has a Consent of hers", expression)
+    consents = await valid_for_her(repo, request, consents, patient, deployment, expression)
     for org in sorted(await receivers(repo, request)):
         if only is not None and org not in only:
             continue
-        missing = await uncovered(repo, request, org, needed)
+        missing = await uncovered(repo, request, org, needed, consents)
         who = f"Organization/{org}" if name_receivers else "every organisation that holds her data"
         if missing == needed:
             refuse("consent-required", f"no active Consent of the Patient names {who} as a permitted "

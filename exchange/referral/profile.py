@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from exchange.fhir.references import references_in, split_reference
 from exchange.errors import Issue
-from exchange.referral import codes
+from exchange.referral import codes, consent_rules
 from exchange.referral.refusal import issue
 
 SAFE_CONTACT_PARTS = {"method": "valueCode", "telecom": "valueContactPoint", "times": "valueString",
@@ -58,9 +58,11 @@ def service_request(body: dict) -> list[Issue]:
     elif categories and not all(any(codes.is_within(c, cat) for cat in categories) for c in requested):
         out.append(issue(rule, "code must be the category or one of its descendants", "ServiceRequest.code"))
     consents = [r for r in references_in(body.get("supportingInfo")) if (split_reference(r) or ("",))[0] == "Consent"]
-    if not consents:
-        out.append(issue("consent-required", "supportingInfo must reference the survivor's Consent to this referral",
+    if not consents and consent_rules.emergency_reason(body) is None:
+        out.append(issue("consent-required", "supportingInfo must reference the survivor's Consent to this referral "
+                                             "(or the referral invokes the emergency-exception extension)",
                          "ServiceRequest.supportingInfo"))
+    out.extend(consent_rules.emergency_issues(body))
     out.extend(_safe_contact(body))
     return out
 
@@ -188,6 +190,7 @@ def consent(body: dict) -> list[Issue]:
         if codes.CORE not in codes.codings_in(provision.get("code"), codes.DATA_CATEGORY):
             out.append(issue(rule, f"provision.code must list the data categories she agreed to share, at least "
                                    f"{codes.DATA_CATEGORY}|{codes.CORE}", "Consent.provision.code"))
+    out.extend(consent_rules.given_issues(body))
     return out
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from exchange.auth.access import organisations_of
 from exchange.fhir.references import references_in, split_reference
-from exchange.referral import authority, consent, need_to_know, profile, routing, task_rules, withdrawal
+from exchange.referral import (authority, consent, consent_checks, emergency, need_to_know, profile, routing,
+                               task_rules, withdrawal)
 from exchange.referral.refusal import raise_all, refuse
 from exchange.store.repository import StoredResource
 from exchange.unit import Unit
@@ -71,18 +72,20 @@ class ReferralRules:
                                               "closed would share her data with no consent or routing check",
                    "ServiceRequest.status")
         await consent.same_patient(unit.repo, body)
+        await consent_checks.referral(unit, body)
         old = current.resource if current else {}
         if current is None or any(old.get(e) != body.get(e) for e in ("performer", "code")):
             await routing.check_performers(unit.repo, body)
         # whatever the status: a write that names another receiver or sends more data passes the consent check
         if body.get("status") in REQUEST_OPEN or any(old.get(e) != body.get(e) for e in DISCLOSING):
-            await consent.require_consent(unit.repo, body)
+            await consent.require_consent(unit.repo, body, deployment=consent_checks.deployment(unit))
 
     async def _Task(self, unit: Unit, body: dict, current: StoredResource | None) -> None:  # noqa: N802
         if current is None:  # a new Task shares her referral with its owner: her consent must cover it
             raise_all(profile.task(body))
             request = await task_rules.check_create(unit, body)
-            await consent.require_consent(unit.repo, request.resource, expression="Task.focus")
+            await consent.require_consent(unit.repo, request.resource, expression="Task.focus",
+                                          deployment=consent_checks.deployment(unit))
         else:  # the state machine first: a frozen element changed says more than the profile would
             await task_rules.check_update(unit, body, current)
             raise_all(profile.task(body))
@@ -99,7 +102,8 @@ class ReferralRules:
                     repo, request.resource) & holders:
                 continue
             await consent.require_consent(repo, request.resource, patient=body, expression="Patient", only=holders,
-                                          name_receivers=unit.ctx.organization_id in holders)
+                                          name_receivers=unit.ctx.organization_id in holders,
+                                          deployment=consent_checks.deployment(unit))
 
     async def _Consent(self, unit: Unit, body: dict, current: StoredResource | None) -> None:  # noqa: N802
         raise_all(profile.consent(body))
@@ -108,6 +112,7 @@ class ReferralRules:
                 refuse("consent-custodian", "a referral Consent is recorded and changed by the organisation that "
                                             "holds it (Consent.organization)", "Consent.organization")
             await _visible(unit, body, "patient", ("Patient",), "Consent.patient")
+            await consent_checks.consent_record(unit, body)
         _frozen(current, body, authority.TABLE["Consent"].frozen, "consent-frozen-element")
         if current is not None and current.resource.get("status") in CONSENT_ENDED and body.get("status") == "active":
             refuse("consent-reactivation", "a withdrawn or ended Consent is not reactivated: record a new Consent",
@@ -126,6 +131,8 @@ class ReferralRules:
 
     async def after_write(self, unit: Unit, stored: StoredResource, previous: StoredResource | None) -> None:
         body = stored.resource
+        if stored.resource_type == "ServiceRequest":
+            await emergency.after_write(unit, stored, previous)
         if stored.resource_type == "Task" and previous is not None:
             await need_to_know.narrow_on_claim(unit, stored, previous)
         elif stored.resource_type == "ServiceRequest" and previous is not None:

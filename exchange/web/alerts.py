@@ -1,7 +1,8 @@
 """Alert e-mails without survivor data: "you have a new referral; sign in", to the organisation's referral address.
 
 When a referral Task arrives (created, or addressed to providers who may claim it), is answered by its owner (any
-status change the owner makes) or falls overdue (the sweep marks it), a row goes into `web_alert` in the same
+status change the owner makes) or falls overdue (the sweep marks it), and when a referral is made under the
+emergency exception (to the deployment's coordinating organisation, `EXCHANGE_COORDINATING_ORGANIZATION`), a row goes into `web_alert` in the same
 transaction as the change (a rolled-back change alerts nobody; a committed one is never forgotten). A loop in the
 server sends pending rows through the configured SMTP relay (aiosmtplib). The message names no referral, survivor,
 service or organisation: only that there is something to look at, and where to sign in. The address is the
@@ -29,9 +30,14 @@ from exchange.web.tables import web_alert
 log = logging.getLogger("exchange.web.alerts")
 MAX_ATTEMPTS = 10
 BATCH = 50
-SUBJECTS = {"new": "New referral", "answered": "A referral was answered", "overdue": "A referral is overdue"}
+SUBJECTS = {"new": "New referral", "answered": "A referral was answered", "overdue": "A referral is overdue",
+            "emergency": "A referral was made under the emergency exception"}
 BODIES = {"new": "You have a new referral.", "answered": "One of your referrals has an answer.",
-          "overdue": "A referral is overdue."}
+          "overdue": "A referral is overdue.",
+          "emergency": "A partner made a referral without the survivor's consent because her life was at risk (the "
+                       "emergency exception). Your auditors find it in the exchange log (AuditEvent subtype "
+                       "emergency-exception, or `exchange audit emergencies`)."}
+EMERGENCY_EVENT = "emergency-exception"  # the event exchange.referral.emergency records
 
 
 def _overdue(task: dict) -> bool:
@@ -55,7 +61,11 @@ async def _receivers(repo: Repository, task: dict) -> set[str]:
 async def alerts_for(unit: Unit) -> list[tuple[str, str]]:
     """(organisation id, kind) for each Task change of the unit that someone should hear about."""
     out: list[tuple[str, str]] = []
+    coordinator = unit.exchange.settings.coordinating_organization
     for event in unit.events:
+        if event.interaction == EMERGENCY_EVENT and coordinator:  # the coordinating organisation is told
+            out.append((coordinator, "emergency"))
+            continue
         if event.resource_type != "Task" or event.stored is None or event.action not in ("C", "U"):
             continue
         task = event.stored.resource

@@ -46,7 +46,7 @@ web_alert = Table(
     "web_alert", metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("organization_id", String(64), nullable=False),
-    Column("kind", String(16), nullable=False),  # new | answered | overdue
+    Column("kind", String(16), nullable=False),  # new | answered | overdue | emergency
     Column("created", DateTime(timezone=False), nullable=False),
     Column("sent", DateTime(timezone=False)),
     Column("attempts", Integer, nullable=False),
