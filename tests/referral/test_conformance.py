@@ -79,7 +79,8 @@ async def test_example_referrals_pass_validation_and_every_rule(http, make_clien
         return found["entry"][0]["resource"]["id"]
 
     hotline = await make_client(await org("example-hotline"))
-    for name, receiver in (("shelter", "example-shelter"), ("clinic", "example-clinic")):
+    for name, receiver in (("shelter", "example-shelter"), ("clinic", "example-clinic"),
+                           ("child", "example-shelter")):
         example = orjson.loads((CONFORMANCE / "examples" / f"Bundle-example-referral-{name}.json").read_bytes())
         r = await hotline.post("", json=example)
         assert r.status_code == 200, r.text
