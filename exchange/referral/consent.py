@@ -134,9 +134,11 @@ async def _patient(repo: Repository, request: dict, patient: dict | None) -> dic
 
 
 async def valid_for_her(repo: Repository, request: dict, consents: list[dict], patient: dict | None,
-                        deployment: consent_rules.Deployment, expression: str) -> list[dict]:
+                        deployment: consent_rules.Deployment, expression: str, name_consent: bool = True
+                        ) -> list[dict]:
     """The Consents that hold for her as she is: for a child, only a caregiver's or a best-interest one with her
-    assent (`consent_rules.child_issues`); 422 consent-child when none does."""
+    assent (`consent_rules.child_issues`); 422 consent-child when none does (naming the Consent and its element
+    only when `name_consent`: the writer is party to the referral)."""
     her = await _patient(repo, request, patient)
     now = datetime.now(timezone.utc)
     found = [(c, consent_rules.child_issues(c, her, deployment, now)) for c in consents]
@@ -144,8 +146,8 @@ async def valid_for_her(repo: Repository, request: dict, consents: list[dict], p
     if consents and not valid:
         consent, issues = found[0]
         first = issues[0]
-        raise_all([issue(consent_rules.RULE_CHILD, f"Consent/{consent.get('id')} at {first.expression[0]}: "
-                         f"{first.diagnostics.split(': ', 1)[1]}", expression)])
+        where = f"Consent/{consent.get('id')} at {first.expression[0]}: " if name_consent else ""
+        raise_all([issue(consent_rules.RULE_CHILD, where + first.diagnostics.split(": ", 1)[1], expression)])
     return valid
 
 
@@ -164,7 +166,7 @@ async def require_consent(repo: Repository, request: dict, patient: dict | None 
     if not consents:
         refuse("consent-required", "supportingInfo names no Consent of the referral's Patient" if name_receivers
                else "not every organisation that holds her data has a Consent of hers", expression)
-    consents = await valid_for_her(repo, request, consents, patient, deployment, expression)
+    consents = await valid_for_her(repo, request, consents, patient, deployment, expression, name_receivers)
     for org in sorted(await receivers(repo, request)):
         if only is not None and org not in only:
             continue
