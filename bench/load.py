@@ -115,9 +115,10 @@ class MemoryWatch:
         return {f"{self.names[p]} {p}": round(v / 2**20, 1) for p, v in sorted(self.peaks.items())}
 
 
-def start_server(database_url: str, port: int, workers: int, workdir: Path, root: Path | None = None
-                 ) -> subprocess.Popen:
-    """`exchange serve`; with `root`, the exchange of another checkout (to compare two versions on one machine)."""
+def start_server(database_url: str, port: int, workers: int, workdir: Path, root: Path | None = None,
+                 state_dir: Path | None = None) -> subprocess.Popen:
+    """`exchange serve`; with `root`, the exchange of another checkout (to compare two versions on one machine);
+    `state_dir`: the exchange's state directory (default `<workdir>/var`)."""
     if root is None:
         command = [sys.executable, "-m", "exchange.cli"]
     else:
@@ -127,7 +128,7 @@ def start_server(database_url: str, port: int, workers: int, workdir: Path, root
     command += ["serve", "--port", str(port), "--database-url", database_url]
     if workers > 1:
         command += ["--workers", str(workers)]
-    env = dict(os.environ, EXCHANGE_STATE_DIR=str(workdir / "var"), EXCHANGE_MIGRATE_ON_START="false")
+    env = dict(os.environ, EXCHANGE_STATE_DIR=str(state_dir or workdir / "var"), EXCHANGE_MIGRATE_ON_START="false")
     log = (workdir / "server.log").open("wb")
     server = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env=env)
     for _ in range(150):

@@ -54,6 +54,15 @@ async def recreate_database(url: str) -> None:
     await admin.dispose()
 
 
+async def drop_database(url: str) -> None:
+    """Drop the PostgreSQL database `url` names, if it exists."""
+    parsed = make_url(url)
+    admin = create_async_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+    await admin.dispose()
+
+
 def _organisation(name: str, kind: str, key: str) -> dict:
     return {"resourceType": "Organization", "active": True, "name": name,
             "identifier": [{"system": "https://gbv-exchange.org/fhir/sid/organization", "value": key}],

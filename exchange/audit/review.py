@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, exists, func, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.audit.builder import CLIENT_SYSTEM, OBJECT_ROLE
@@ -103,6 +103,9 @@ def visibility(viewer: Viewer) -> list:
     return [] if viewer.organization_id is None else [_party_clause(viewer.organization_id)]
 
 
+_FIRST_ENTITY = audit_event.alias("first_entity")
+
+
 def _reference(raw: str) -> tuple[str, str]:
     target = split_reference(raw)
     if target is None:
@@ -117,11 +120,15 @@ def _condition(name: str, values: list[str]):  # noqa: ANN202
         return or_(*[audit_event.c.organization_id == v.removeprefix("Organization/") if v.startswith(
             "Organization/") else audit_event.c.client_id == v.split("|")[-1] for v in values])
     if name == "entity":
+        # The events whose first entity (audit_event) or a further one (audit_entity) is one of `refs`, as one id
+        # list: each half is an index lookup, so the cost follows the matches, not the size of the log (an OR of
+        # the two would scan the whole log).
         refs = [_reference(v) for v in values]
-        return or_(*[or_(and_(audit_event.c.entity_type == t, audit_event.c.entity_id == i),
-                         exists().where(and_(audit_entity.c.event_id == audit_event.c.id,
-                                             audit_entity.c.resource_type == t, audit_entity.c.resource_id == i)))
-                     for t, i in refs])
+        first = _FIRST_ENTITY
+        return audit_event.c.id.in_(union_all(
+            select(first.c.id).where(or_(*[and_(first.c.entity_type == t, first.c.entity_id == i) for t, i in refs])),
+            select(audit_entity.c.event_id).where(or_(*[and_(audit_entity.c.resource_type == t,
+                                                             audit_entity.c.resource_id == i) for t, i in refs]))))
     if name in ("action", "outcome"):
         allowed = _ACTIONS if name == "action" else _OUTCOMES
         bad = [v for v in values if v not in allowed]

@@ -55,6 +55,21 @@ async def test_auditor_searches_by_agent_entity_action_outcome_and_date(app, mak
                                                      ("action", "U")])).json()["total"] == 1
 
 
+async def test_entity_search_finds_events_by_their_first_and_their_further_resources(app, make_org, make_client,
+                                                                                   exchange):
+    """A search's AuditEvent names every resource it returned; `entity=` finds it by any of them, not only by the
+    first (kept beside the event) but also by those after it (kept in a table of their own)."""
+    ids = await _referral_story(app, make_org, make_client)
+    hotline = await make_client(ids["hotline"])
+    r = await hotline.get("/ServiceRequest", params={"_id": ids["sr"], "_include": "ServiceRequest:patient"})
+    assert [e["resource"]["resourceType"] for e in r.json()["entry"]] == ["ServiceRequest", "Patient"]
+    auditor = await _auditor(make_org, make_client)
+    found = (await auditor.get("/AuditEvent", params={"entity": f"Patient/{ids['patient']}",
+                                                      "subtype": "search-type", "_sort": "date"})).json()
+    firsts = [e["resource"]["entity"][0]["what"]["reference"].split("/")[0] for e in found["entry"]]
+    assert (found["total"], firsts) == (2, ["Patient", "ServiceRequest"])  # the story's Patient search, then ours
+
+
 async def test_auditor_pages_through_the_log_and_reads_one_event(app, make_org, make_client, exchange):
     await _referral_story(app, make_org, make_client)
     auditor = await _auditor(make_org, make_client)
