@@ -452,7 +452,7 @@ async def generate(args: argparse.Namespace) -> dict:
     await recreate_database(args.database_url)
     settings = Settings(database_url=args.database_url, state_dir=state_dir / "var", host="127.0.0.1", port=8080)
     hotlines = max(1, args.organisations // 5)
-    world = await build_world(settings, hotlines, args.organisations - hotlines)
+    world = await build_world(settings, hotlines, args.organisations - hotlines, concurrency=8)
     save_world(world, state_dir / "world.json")
     timings["directory and clients through the exchange"] = time.perf_counter() - started
 

@@ -179,8 +179,18 @@ def _shape(path: str) -> str:
     return "&".join(f"{k}={'<id>' if '/' in v else v}" for k, v in parse_qsl(query))
 
 
-async def explain(url: str, state: Path, seed: int) -> str:
-    """EXPLAIN (ANALYZE, BUFFERS) of every SELECT the exchange sends for one request of each query, in process."""
+def _buffers(lines: list[str]) -> int:
+    """Shared buffers (hit + read) of a plan's top node: the work a statement did, whatever the machine's load."""
+    for line in lines:
+        if "Buffers: shared" in line:
+            return sum(int(part.split("=")[1]) for part in line.split("shared")[1].split()
+                       if part.split("=")[0] in ("hit", "read"))
+    return 0
+
+
+async def explain(url: str, state: Path, seed: int) -> tuple[str, dict]:
+    """EXPLAIN (ANALYZE, BUFFERS) of every SELECT the exchange sends for one request of each query, in process;
+    and per query the statements' total buffers and execution time."""
     import asyncpg
     from sqlalchemy import event
 
@@ -201,6 +211,7 @@ async def explain(url: str, state: Path, seed: int) -> str:
             captured.append((statement, tuple(parameters or ())))
 
     report: list[str] = []
+    summary: dict = {}
     pg = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
     try:
@@ -224,22 +235,30 @@ async def explain(url: str, state: Path, seed: int) -> str:
                             continue
                         plan = await pg.fetch("EXPLAIN (ANALYZE, BUFFERS) " + statement, *params)
                         lines = [p[0] for p in plan]
+                        total = summary.setdefault(name, {"statements": 0, "buffers": 0, "execution_ms": 0.0})
+                        total["statements"] += 1
+                        total["buffers"] += _buffers(lines)
+                        total["execution_ms"] += round(float(lines[-1].split(":")[1].split()[0]), 2)
                         report.append(f"\n-- {' '.join(statement.split())[:600]}\n" + "\n".join(lines))
                     captured.clear()
     finally:
         await pg.close()
         await exchange.db.dispose()
-    return "\n".join(report)
+    return "\n".join(report), summary
 
 
 def render(results: dict) -> None:
     sizes = list(results)
     names = list(next(iter(results.values()))["queries"])
-    head = f"{'query':<48}" + "".join(f"{f'p95 @{s}':>16}" for s in sizes) + "   (p50/p99 in the JSON)"
+    plans = all("plan_summary" in results[s] for s in sizes)
+    head = f"{'query':<48}" + "".join(f"{f'p95 @{s}':>16}" for s in sizes) + \
+        ("".join(f"{f'buffers @{s}':>18}" for s in sizes) if plans else "")
     print(head)
     print("-" * len(head))
     for name in names:
-        print(f"{name:<48}" + "".join(f"{results[s]['queries'][name]['p95_ms']:>13.1f} ms" for s in sizes))
+        print(f"{name:<48}" + "".join(f"{results[s]['queries'][name]['p95_ms']:>13.1f} ms" for s in sizes) +
+              ("".join(f"{results[s]['plan_summary'].get(name, {}).get('buffers', 0):>18}" for s in sizes)
+               if plans else ""))
 
 
 async def run(args: argparse.Namespace) -> dict:
@@ -259,7 +278,7 @@ async def run(args: argparse.Namespace) -> dict:
             print(json.dumps(entry["generation"]["timings_s"]), flush=True)
         entry["queries"] = await measure(url, state, args.repeat, args.clients, args.seed)
         if args.explain:
-            plans = await explain(url, state, args.seed)
+            plans, entry["plan_summary"] = await explain(url, state, args.seed)
             path = args.json.parent / f"scale-plans-{size}.txt"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(plans)

@@ -91,8 +91,11 @@ async def _client(exchange, org_id: str, role: str) -> tuple[str, object]:  # no
     return record.client_id, key
 
 
-async def build_world(settings, hotlines: int, shelters: int) -> World:  # noqa: ANN001
-    """Migrate the schema, create the directory and register one client per organisation and an auditor."""
+async def build_world(settings, hotlines: int, shelters: int, concurrency: int = 1) -> World:  # noqa: ANN001
+    """Migrate the schema, create the directory and register one client per organisation and an auditor
+    (`concurrency` organisations at a time: the scale generator's directory has hundreds)."""
+    import asyncio
+
     from exchange.context import system_context
     from exchange.fhir.interactions import create
     from exchange.store.migrate import upgrade
@@ -101,20 +104,27 @@ async def build_world(settings, hotlines: int, shelters: int) -> World:  # noqa:
     exchange = build(settings)
     example = orjson.loads(EXAMPLE.read_bytes())
     world = World()
-    try:
-        await upgrade(exchange.db)
-        system = system_context()
-        for i in range(hotlines):
+    gate = asyncio.Semaphore(concurrency)
+    system = system_context()
+
+    async def hotline(i: int) -> Party:
+        async with gate:
             org = await create.create(exchange, system, "Organization",
                                       _organisation(f"Bench hotline {i}", "hotline", f"bench-hotline-{i}"))
-            world.hotlines.append(Party(org.stored.id, *await _client(exchange, org.stored.id, "partner")))
-        for i in range(shelters):
+            return Party(org.stored.id, *await _client(exchange, org.stored.id, "partner"))
+
+    async def shelter(i: int) -> Party:
+        async with gate:
             org = await create.create(exchange, system, "Organization",
                                       _organisation(f"Bench shelter {i}", "shelter", f"bench-shelter-{i}"))
             svc = await create.create(exchange, system, "HealthcareService",
                                       _shelter_service(example, org.stored.id, f"bench-svc-shelter-{i}"))
-            world.shelters.append(Party(org.stored.id, *await _client(exchange, org.stored.id, "partner"),
-                                        service_id=svc.stored.id))
+            return Party(org.stored.id, *await _client(exchange, org.stored.id, "partner"), service_id=svc.stored.id)
+
+    try:
+        await upgrade(exchange.db)
+        world.hotlines = list(await asyncio.gather(*(hotline(i) for i in range(hotlines))))
+        world.shelters = list(await asyncio.gather(*(shelter(i) for i in range(shelters))))
         coordinator = await create.create(exchange, system, "Organization",
                                           _organisation("Bench coordinating body", "other", "bench-coordinator"))
         world.auditor = Party(coordinator.stored.id, *await _client(exchange, coordinator.stored.id, "auditor"))

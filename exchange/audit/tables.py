@@ -35,6 +35,8 @@ audit_event = Table(
     Index("ix_audit_recorded", "recorded"),
     Index("ix_audit_org", "organization_id", "recorded"),
     Index("ix_audit_client", "client_id", "recorded"),
+    Index("ix_audit_org_entry", "organization_id", "entry"),  # an agent's events in log order (migration 0700)
+    Index("ix_audit_client_entry", "client_id", "entry"),
     Index("ix_audit_event_entity", "entity_type", "entity_id"),
     Index("ix_audit_unlinked", "entry", postgresql_where=text("seq IS NULL"),
           sqlite_where=text("seq IS NULL")),
