@@ -116,7 +116,7 @@ class MemoryWatch:
 
 
 def start_server(database_url: str, port: int, workers: int, workdir: Path, root: Path | None = None,
-                 state_dir: Path | None = None) -> subprocess.Popen:
+                 state_dir: Path | None = None, timeout: float = 30.0) -> subprocess.Popen:
     """`exchange serve`; with `root`, the exchange of another checkout (to compare two versions on one machine);
     `state_dir`: the exchange's state directory (default `<workdir>/var`)."""
     if root is None:
@@ -131,7 +131,7 @@ def start_server(database_url: str, port: int, workers: int, workdir: Path, root
     env = dict(os.environ, EXCHANGE_STATE_DIR=str(state_dir or workdir / "var"), EXCHANGE_MIGRATE_ON_START="false")
     log = (workdir / "server.log").open("wb")
     server = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env=env)
-    for _ in range(150):
+    for _ in range(int(timeout / 0.2)):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/fhir/metadata", timeout=1).status_code == 200:
                 return server

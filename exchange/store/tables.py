@@ -49,9 +49,8 @@ search_index = Table(
     Column("text", Text),
     Column("date_start", DateTime(timezone=False)),
     Column("date_end", DateTime(timezone=False)),
-    # both answer from the index alone (migration 0700): the ids for a value, and one criterion of one resource
-    Index("ix_search_lookup", "resource_type", "param", "value", "system", "resource_id"),
-    Index("ix_search_of_resource", "resource_type", "resource_id", "param", "value", "system"),
+    Index("ix_search_value", "resource_type", "param", "value"),
+    Index("ix_search_resource", "resource_type", "resource_id"),
     Index("ix_search_date", "resource_type", "param", "date_start"),
 )
 
