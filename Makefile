@@ -57,9 +57,12 @@ dev: $(VENV)/.installed-dev $(R4_VALIDATOR)/node_modules/.installed
 run: install
 	$(BIN)/exchange serve --demo
 
-## make test: the whole suite (SQLite; PostgreSQL too when EXCHANGE_TEST_POSTGRES_URL is set)
+## make test: the whole suite (SQLite; PostgreSQL too when EXCHANGE_TEST_POSTGRES_URL is set), one worker per core
+# pytest-xdist: each worker has its own PostgreSQL database and SQLite files; a module that shares one server among
+# its tests is kept on one worker (xdist_group marks, --dist loadgroup). TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= auto
 test: dev
-	EXCHANGE_TEST_POSTGRES_URL=$(EXCHANGE_TEST_POSTGRES_URL) $(BIN)/python -m pytest
+	EXCHANGE_TEST_POSTGRES_URL=$(EXCHANGE_TEST_POSTGRES_URL) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 openapi: install
 	$(BIN)/exchange openapi --output openapi.yaml

@@ -1,13 +1,14 @@
 """Fixtures: a real exchange on a real database (SQLite always; PostgreSQL when EXCHANGE_TEST_POSTGRES_URL is set),
 reached through real HTTP semantics via httpx's ASGI transport.
 
-Each test gets an empty database: a fresh SQLite file, or a PostgreSQL database created for this test session and
-truncated between tests.
+Each test gets an empty database at the newest schema: a fresh SQLite file (a copy of one migrated once per session),
+or a PostgreSQL database created and migrated once per test session and emptied between tests.
 """
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -64,21 +65,50 @@ def postgres_database():
     asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+# Emptying every table with DELETE (foreign keys not checked: everything goes) and restarting the sequences leaves
+# the same empty database as TRUNCATE ... RESTART IDENTITY CASCADE, several times faster for tables this small.
+_EMPTY = """DO $$ DECLARE r record; BEGIN
+  SET LOCAL session_replication_role = replica;
+  FOR r IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version' LOOP
+    EXECUTE format('DELETE FROM %I', r.tablename);
+  END LOOP;
+  FOR r IN SELECT sequencename FROM pg_sequences WHERE schemaname = 'public' LOOP
+    EXECUTE format('ALTER SEQUENCE %I RESTART', r.sequencename);
+  END LOOP;
+END $$"""
+
+
 async def _truncate(url: str) -> None:
     engine = create_async_engine(url)
     async with engine.begin() as conn:
-        rows = await conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname='public' "
-                                       "AND tablename <> 'alembic_version'"))
-        tables = [r[0] for r in rows]
-        if tables:
-            await conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+        await conn.execute(text(_EMPTY))
     await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """A SQLite file migrated once for the session; each SQLite test starts from a copy of it."""
+    from exchange.store.engine import Database
+    from exchange.store.migrate import upgrade
+
+    path = tmp_path_factory.mktemp("template") / "exchange.db"
+
+    async def _migrate() -> None:
+        db = Database(f"sqlite+aiosqlite:///{path}")
+        await upgrade(db)
+        await db.dispose()
+
+    asyncio.run(_migrate())
+    assert not Path(f"{path}-wal").exists()  # checkpointed on close: the one file is the whole database
+    return path
 
 
 @pytest.fixture(params=BACKENDS)
 def database_url(request, tmp_path: Path, postgres_database) -> str:
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'exchange.db'}"
+        path = tmp_path / "exchange.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite+aiosqlite:///{path}"
     asyncio.run(_truncate(postgres_database))
     return postgres_database
 

@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.xdist_group("docs-server")  # one worker runs the module: one server, set up once
 BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
 
 
