@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -13,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from exchange.cli import app
+from tests.serving import free_port, wait_until_answering
 
 runner = CliRunner()
 
@@ -56,27 +55,13 @@ def test_demo_loads_each_kind_of_organisation_once(db_url):
     assert second == loaded
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_serve_answers_metadata_over_real_http(tmp_path: Path):
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "exchange.cli", "serve", "--port", str(port), "--database-url",
                              f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}", "--demo"], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                r = httpx.get(f"http://127.0.0.1:{port}/fhir/metadata", timeout=1)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.stdout.read().decode()
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.2)
+        r = wait_until_answering(f"http://127.0.0.1:{port}/fhir/metadata", proc, lambda: proc.stdout.read().decode())
         assert r.status_code == 200
         assert r.json()["fhirVersion"] == "4.0.1"
         r = httpx.get(f"http://127.0.0.1:{port}/fhir/Organization?name=secret-name-xyz", timeout=5)

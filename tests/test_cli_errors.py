@@ -86,7 +86,7 @@ def test_a_bad_database_url_is_one_error_line(path, command, tmp_path):
     ("postgresql://someone:secret@127.0.0.1/db", "not postgresql://"),
     (f"postgresql+asyncpg://someone:secret@127.0.0.1:{_closed_port()}/db", "cannot connect to the database"),
     ("sqlite+aiosqlite:////no/such/folder/x.db", "unable to open database file"),
-])
+], ids=["not-a-url", "not-asyncpg", "closed-port", "no-such-folder"])  # the same ids in every process (pytest-xdist)
 def test_each_kind_of_bad_database_url_says_what_is_wrong_without_the_password(url, says):
     line = one_error_line(runner.invoke(app, ["db", "upgrade", "--database-url", url]))
     assert says in line and "secret" not in line

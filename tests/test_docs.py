@@ -13,24 +13,17 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
+
+from tests.serving import free_port, wait_until_answering
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.xdist_group("docs-server")  # one worker runs the module: one server, set up once
 BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +32,7 @@ def served(tmp_path_factory):
     home = tmp_path_factory.mktemp("checkout")
     for name in (".venv", "scripts"):
         (home / name).symlink_to(ROOT / name)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "EXCHANGE_PORT": str(port), "EXCHANGE_NOTIFY_ALLOW_LOOPBACK": "true",
            "EXCHANGE_NOTIFY_POLL_INTERVAL": "0.2"}
     env.pop("EXCHANGE_DATABASE_URL", None)
@@ -48,15 +41,7 @@ def served(tmp_path_factory):
     log = (home / "server.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "exchange.cli", "serve", "--demo"], cwd=home, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/fhir/metadata", timeout=1)
-            break
-        except httpx.TransportError:
-            assert proc.poll() is None, (home / "server.log").read_text()
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
+    wait_until_answering(f"http://127.0.0.1:{port}/fhir/metadata", proc, (home / "server.log").read_text)
     yield home, port
     proc.terminate()
     proc.wait(timeout=10)
@@ -136,7 +121,7 @@ def _ported(text: str, ports: dict[str, str]) -> str:
 
 
 def check_page(served, blocks: list[tuple[str, str | None]]) -> None:
-    ports = {"8080": str(served[1]), "9000": str(_free_port())}
+    ports = {"8080": str(served[1]), "9000": str(free_port())}
     outputs = run_session(served, blocks, ports)
     for (body, expected), actual in zip(blocks, outputs):
         assert "Traceback" not in actual, f"{body}\n{actual}"

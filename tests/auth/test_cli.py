@@ -3,10 +3,8 @@ real `exchange serve`."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -15,6 +13,7 @@ from typer.testing import CliRunner
 
 from exchange.cli import app
 from tests.auth.keys import ec_key
+from tests.serving import free_port, wait_until_answering
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,29 +126,15 @@ def test_demo_clients_are_registered_once_with_keys_in_the_state_dir(db_url, tmp
         get_settings.cache_clear()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_make_run_and_the_readme_session_get_a_working_token(tmp_path):
     """`exchange serve --demo` (what `make run` runs), then scripts/get_token.py as the README shows."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "exchange.cli", "serve", "--port", str(port), "--database-url",
                              f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}", "--demo"], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/fhir/metadata", timeout=1)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.stdout.read().decode()
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.2)
+        wait_until_answering(f"{base}/fhir/metadata", proc, lambda: proc.stdout.read().decode())
         key = tmp_path / "var" / "demo-clients" / "demo-hotline-1.jwk.json"
         script = [sys.executable, str(ROOT / "scripts" / "get_token.py"), "--base-url", base,
                   "--client-id", "demo-hotline-1", "--key", str(key)]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from pathlib import Path
@@ -14,12 +13,7 @@ from exchange.auth.demo import register_demo_clients
 from exchange.settings import Settings
 from exchange.store.migrate import upgrade
 from exchange.wiring import build
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.serving import free_port
 
 
 class LiveServer:

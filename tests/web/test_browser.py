@@ -28,16 +28,9 @@ from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
 from exchange.context import system_context  # noqa: E402
 from tests.referral import world  # noqa: E402
+from tests.serving import free_port  # noqa: E402
 
-
-def _free_port() -> int:
-    """A port nobody listens on now (a fixed one collides with other servers on the same machine)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-PORT = _free_port()
+PORT = free_port()  # a fixed one collides with other servers on the same machine
 BASE = f"http://127.0.0.1:{PORT}"
 pytestmark = pytest.mark.xdist_group("browser-server")  # one worker runs the module: one server, set up once
 NEUTRAL = f"{BASE}/weather"  # stands for the neutral site quick exit leaves to (the test server adds it)
