@@ -1,4 +1,5 @@
-"""The `exchange` command line: serve, db, orgs, demo (other packages add their own sub-commands)."""
+"""The `exchange` command line, the root command: serve, db, orgs, openapi, conformance, and each package's own
+sub-commands mounted under it. The helpers every command shares are in `exchange/cli_support.py`."""
 from __future__ import annotations
 
 import asyncio
@@ -7,9 +8,16 @@ from typing import Optional
 import typer
 
 from exchange.audit.cli import app as audit_app
+from exchange.auth.cli import clients_app
+from exchange.cli_support import DatabaseOption, build_exchange, run_with_exchange, settings_with
 from exchange.console import ExchangeGroup
 from exchange.demo import ORG_KINDS
-from exchange.settings import Settings, export_settings, get_settings, usable_database_url
+from exchange.demo_cli import demo_app
+from exchange.keys_cli import keys_app
+from exchange.notify.cli import dev_app, worker
+from exchange.ops.cli import backup, restore
+from exchange.settings import export_settings
+from exchange.web.cli import staff_app
 
 app = typer.Typer(cls=ExchangeGroup, no_args_is_help=True,
                   help="GBV referral exchange: a FHIR R4 gateway for referrals between organisations.")
@@ -17,64 +25,16 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 orgs_app = typer.Typer(help="The directory of organisations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(orgs_app, name="orgs")
-from exchange.auth.cli import clients_app  # noqa: E402  (the auth package's own sub-commands)
-
+# each package's own sub-commands (they share exchange/cli_support.py and never import this module)
 app.add_typer(clients_app, name="clients")
 app.add_typer(audit_app, name="audit")
-from exchange.web.cli import staff_app  # noqa: E402  (the web inbox's own sub-commands)
-
 app.add_typer(staff_app, name="staff")
-
-from exchange.keys_cli import keys_app  # noqa: E402
-
 app.add_typer(keys_app, name="keys")
-from exchange.ops.cli import backup as _backup, restore as _restore  # noqa: E402
-
-app.command("backup")(_backup)
-app.command("restore")(_restore)
-
-from exchange.notify.cli import worker as _worker  # noqa: E402
-from exchange.notify.cli import dev_app  # noqa: E402
-from exchange.demo_cli import demo_app  # noqa: E402
-
-app.command("worker")(_worker)
+app.command("backup")(backup)
+app.command("restore")(restore)
+app.command("worker")(worker)
 app.add_typer(demo_app, name="demo")
 app.add_typer(dev_app, name="dev")
-
-DatabaseOption = typer.Option(None, "--database-url", help="SQLAlchemy async URL (env EXCHANGE_DATABASE_URL)")
-
-
-def settings_with(database_url: Optional[str] = None, **overrides) -> Settings:
-    base = get_settings()
-    if database_url is not None:
-        try:
-            usable_database_url(database_url)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--database-url") from None
-    values = {k: v for k, v in {"database_url": database_url, **overrides}.items() if v is not None}
-    return base.model_copy(update=values) if values else base
-
-
-def build_exchange(settings: Settings):  # noqa: ANN201
-    """The exchange with every package wired in (the same wiring the server uses)."""
-    from exchange.wiring import build
-
-    return build(settings)
-
-
-async def run_with_exchange(settings: Settings, work):  # noqa: ANN001, ANN202
-    """Build the exchange, bring the schema up to date, run `work(exchange)`, and close the database."""
-    from exchange.store.migrate import upgrade
-
-    exchange = build_exchange(settings)
-    try:
-        await upgrade(exchange.db)
-        return await work(exchange)
-    finally:
-        await exchange.db.dispose()
-
-
-_with_exchange = run_with_exchange
 
 
 @app.command()
@@ -109,7 +69,7 @@ def serve(host: Optional[str] = typer.Option(None, help="Interface to listen on 
             staff = await register_demo_staff(exchange, clients)
         return instructions(exchange, clients) + "\n" + staff_instructions(exchange, staff)
 
-    said = asyncio.run(_with_exchange(settings, _prepare))
+    said = asyncio.run(run_with_exchange(settings, _prepare))
     if said:
         typer.echo(said)
     typer.echo(f"FHIR base: {settings.fhir_base_url}   (GET {settings.fhir_base_url}/metadata)")
@@ -128,14 +88,8 @@ def db_upgrade(database_url: Optional[str] = DatabaseOption) -> None:
     """Apply the migrations the database lacks (the server does the same on start)."""
     from exchange.store.migrate import upgrade
 
-    async def _upgrade() -> list[str]:
-        exchange = build_exchange(settings_with(database_url))
-        try:
-            return await upgrade(exchange.db)
-        finally:
-            await exchange.db.dispose()
-
-    applied = asyncio.run(_upgrade())
+    applied = asyncio.run(run_with_exchange(settings_with(database_url), lambda exchange: upgrade(exchange.db),
+                                            migrate=False))
     if applied:
         typer.echo(f"applied {len(applied)} migration(s): {', '.join(applied)}; the database is up to date")
     else:
@@ -159,7 +113,7 @@ def orgs_add(name: str = typer.Option(..., help="The organisation's name"),
     from exchange.directory import add_organization
 
     body = organization_resource(name, kind, identifier)
-    org_id = asyncio.run(_with_exchange(settings_with(database_url),
+    org_id = asyncio.run(run_with_exchange(settings_with(database_url),
                                         lambda exchange: add_organization(exchange, body)))
     typer.echo(org_id)
 

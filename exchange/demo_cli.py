@@ -23,11 +23,11 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
+from exchange.cli_support import DatabaseOption, run_with_exchange, settings_with
 from exchange.console import JsonOption, fail, print_json, print_table
 
 demo_app = typer.Typer(help="The demo directory of `make run`, and the quickstart's round trip.",
                        invoke_without_command=True)
-DatabaseOption = typer.Option(None, "--database-url", help="SQLAlchemy async URL (env EXCHANGE_DATABASE_URL)")
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 EXAMPLE = "Bundle-example-referral-shelter.json"
 # the conformance example's directory entries -> the demo's stable ids
@@ -40,7 +40,6 @@ def demo(ctx: typer.Context, database_url: Optional[str] = DatabaseOption, as_js
     """Load the demo organisations and their services (idempotent) and list them; sub-commands play the demo."""
     if ctx.invoked_subcommand is not None:
         return
-    from exchange.cli import run_with_exchange, settings_with
     from exchange.demo import DEMO_ORGS, load_demo
 
     loaded = asyncio.run(run_with_exchange(settings_with(database_url), load_demo))
@@ -69,8 +68,6 @@ class DemoClient:
     """A demo client of `make run` talking to the running exchange, as any SMART Backend Services client does."""
 
     def __init__(self, key: str):
-        from exchange.cli import settings_with
-
         settings = settings_with()
         self.base = settings.base_url
         self.client_id = f"demo-{key}"

@@ -6,15 +6,13 @@ from typing import Optional
 
 import typer
 
+from exchange.cli_support import DatabaseOption, run_with_exchange, settings_with
 from exchange.custody import KeyCustodyError, generate_kek
 
 keys_app = typer.Typer(help="The exchange's signing keys, sealed under the key-encryption key.", no_args_is_help=True)
-DatabaseOption = typer.Option(None, "--database-url", help="SQLAlchemy async URL (env EXCHANGE_DATABASE_URL)")
 
 
 def _run(database_url: Optional[str], work):  # noqa: ANN001, ANN202
-    from exchange.cli import run_with_exchange, settings_with
-
     try:
         return asyncio.run(run_with_exchange(settings_with(database_url), work))
     except KeyCustodyError as exc:

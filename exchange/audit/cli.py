@@ -9,14 +9,13 @@ from typing import Optional
 import orjson
 import typer
 
+from exchange.cli_support import DatabaseOption, run_with_exchange, settings_with
+
 app = typer.Typer(help="The exchange log: verify, checkpoint, export, verify-export, purge, emergencies.",
                   no_args_is_help=True)
-DatabaseOption = typer.Option(None, "--database-url", help="SQLAlchemy async URL (env EXCHANGE_DATABASE_URL)")
 
 
 def _run(database_url: Optional[str], work):  # noqa: ANN001, ANN202
-    from exchange.cli import run_with_exchange, settings_with
-
     return asyncio.run(run_with_exchange(settings_with(database_url), work))
 
 

@@ -11,19 +11,17 @@ import typer
 
 from exchange.auth.clients import ClientError, audited_change
 from exchange.auth.roles import ROLES
+from exchange.cli_support import DatabaseOption, run_with_exchange, settings_with
 from exchange.console import JsonOption, print_table
 from exchange.context import system_context
 from exchange.errors import FhirError
 
 clients_app = typer.Typer(help="OAuth clients (SMART Backend Services) of partner systems.", no_args_is_help=True)
-DatabaseOption = typer.Option(None, "--database-url", help="SQLAlchemy async URL (env EXCHANGE_DATABASE_URL)")
 
 
 def _run(database_url: Optional[str], work):  # noqa: ANN001, ANN202
-    from exchange.cli import _with_exchange, settings_with
-
     try:
-        return asyncio.run(_with_exchange(settings_with(database_url), work))
+        return asyncio.run(run_with_exchange(settings_with(database_url), work))
     except ClientError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

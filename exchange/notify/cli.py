@@ -8,49 +8,40 @@ from typing import Optional
 
 import typer
 
+from exchange.cli_support import DatabaseOption, run_with_exchange, settings_with
 
-def worker(database_url: Optional[str] = typer.Option(None, "--database-url",
-                                                      help="SQLAlchemy async URL (env EXCHANGE_DATABASE_URL)"),
+
+def worker(database_url: Optional[str] = DatabaseOption,
            worker_id: Optional[str] = typer.Option(None, "--id", help="Name of this worker in leases and logs"),
            once: bool = typer.Option(False, "--once", help="Deliver what is due, then exit")) -> None:
     """Deliver subscription notifications from the outbox (handshakes, heartbeats, events)."""
-    from exchange.cli import settings_with
     from exchange.notify.dispatcher import Dispatcher
-    from exchange.store.migrate import upgrade
-    from exchange.wiring import build
-
     from exchange.ops.logs import configure_logging
 
     settings = settings_with(database_url)
     configure_logging(settings)
 
-    async def _run() -> None:
-        exchange = build(settings)
-        try:
-            if settings.migrate_on_start:
-                await upgrade(exchange.db)
-            await exchange.keys.load()  # like the server: no key-encryption key, no start
-            dispatcher = Dispatcher(exchange, worker_id)
-            if once:
-                await dispatcher.run_until_idle()
-                await dispatcher.stop()
-                typer.echo(f"worker {dispatcher.worker_id}: {dispatcher.delivered} notification(s) delivered, "
-                           f"{dispatcher.failed} failed attempt(s); nothing else is due")
-                return
-            loop = asyncio.get_running_loop()
-            stopping = asyncio.Event()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stopping.set)
-            await dispatcher.start()
-            typer.echo(f"worker {dispatcher.worker_id} delivering", err=True)
-            await stopping.wait()
+    async def _run(exchange) -> None:  # noqa: ANN001
+        await exchange.keys.load()  # like the server: no key-encryption key, no start
+        dispatcher = Dispatcher(exchange, worker_id)
+        if once:
+            await dispatcher.run_until_idle()
             await dispatcher.stop()
-            typer.echo(f"worker {dispatcher.worker_id} stopped: {dispatcher.delivered} delivered, "
-                       f"{dispatcher.failed} failed attempts", err=True)
-        finally:
-            await exchange.db.dispose()
+            typer.echo(f"worker {dispatcher.worker_id}: {dispatcher.delivered} notification(s) delivered, "
+                       f"{dispatcher.failed} failed attempt(s); nothing else is due")
+            return
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
+        await dispatcher.start()
+        typer.echo(f"worker {dispatcher.worker_id} delivering", err=True)
+        await stopping.wait()
+        await dispatcher.stop()
+        typer.echo(f"worker {dispatcher.worker_id} stopped: {dispatcher.delivered} delivered, "
+                   f"{dispatcher.failed} failed attempts", err=True)
 
-    asyncio.run(_run())
+    asyncio.run(run_with_exchange(settings, _run, migrate=settings.migrate_on_start))
 
 
 dev_app = typer.Typer(help="Tools for trying the exchange on one machine.", no_args_is_help=True)
@@ -63,7 +54,6 @@ def receiver(port: int = typer.Option(9000, help="Port to listen on"),
                  None, "--exchange", help="The exchange whose JWKS verifies signatures (default: EXCHANGE_PORT's)"),
              count: Optional[int] = typer.Option(None, help="Stop after this many notifications")) -> None:
     """A local notification endpoint: print each delivery and verify its signature (Ctrl-C stops it)."""
-    from exchange.cli import settings_with
     from exchange.notify.receiver import Receiver
 
     base = (exchange_url or settings_with().base_url).rstrip("/")

@@ -6,12 +6,10 @@ from typing import Optional
 
 import typer
 
-DatabaseOption = typer.Option(None, "--database-url", help="SQLAlchemy async URL (env EXCHANGE_DATABASE_URL)")
+from exchange.cli_support import DatabaseOption, settings_with
 
 
 def _url(database_url: Optional[str]) -> str:
-    from exchange.cli import settings_with
-
     return settings_with(database_url).database_url
 
 

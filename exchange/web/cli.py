@@ -8,15 +8,13 @@ from typing import Optional
 import orjson
 import typer
 
+from exchange.cli_support import DatabaseOption, run_with_exchange, settings_with
 from exchange.web import accounts
 
 staff_app = typer.Typer(help="Staff accounts of the web inbox (people, not partner systems).", no_args_is_help=True)
-DatabaseOption = typer.Option(None, "--database-url", help="SQLAlchemy async URL (env EXCHANGE_DATABASE_URL)")
 
 
 def _run(database_url: Optional[str], work):  # noqa: ANN001, ANN202
-    from exchange.cli import run_with_exchange, settings_with
-
     try:
         return asyncio.run(run_with_exchange(settings_with(database_url), work))
     except accounts.StaffError as exc:
