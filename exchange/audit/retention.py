@@ -1,7 +1,7 @@
 """Retention: after a configurable period, the survivor data of closed referrals is purged; the log stays.
 
-A referral is closed when its Task is in a final state (completed, rejected, cancelled, failed,
-entered-in-error); its period runs from the Task's last change. Purging a closed referral replaces every stored
+A referral is closed when its Task is in a final state (`exchange.referral.task_states.FINAL_STATES`); its period
+runs from the Task's last change. Purging a closed referral replaces every stored
 version of its Task, ServiceRequest, Patient and every other referral resource they point at (Consents and
 documents in `supportingInfo`, the Procedures and documents of `Task.output`), and of the Consents, documents and
 Procedures about the purged Patient, with a stub (type, id, version, a `purged` tag), marks them deleted (reads answer 410) and drops their search-index rows. Anything an open referral
@@ -19,11 +19,11 @@ from sqlalchemy import delete, select, update
 from exchange.auth.access import REFERRAL_TYPES
 from exchange.context import system_context
 from exchange.fhir.references import all_references
+from exchange.referral.task_states import FINAL_STATES
 from exchange.store.repository import fhir_instant, to_db, utcnow
 from exchange.store.tables import resource, resource_version, search_index
 from exchange.unit import Event, open_unit
 
-FINAL_STATES = frozenset({"completed", "rejected", "cancelled", "failed", "entered-in-error"})
 PURGED_TAG = {"system": "https://gbv-exchange.org/fhir/CodeSystem/retention", "code": "purged"}
 _PURGEABLE = REFERRAL_TYPES  # every resource a referral holds of hers (a Procedure in Task.output too)
 

@@ -229,14 +229,14 @@ async def transaction(exchange: Exchange, ctx: RequestContext, entries: list[Ent
         for entry in posts:
             if entry.if_none_exist:
                 plan = create_interaction.condition_plan(exchange, entry.resource_type, entry.if_none_exist)
-                matches = await create_interaction.find_existing(unit, plan)
-                if len(matches) > 1:
-                    raise _at(PreconditionFailed("ifNoneExist matches more than one resource"),
-                              f"Bundle.entry[{entry.index}]")
-                if matches:
-                    existing[entry.index] = matches[0]
+                try:
+                    found = await create_interaction.existing_match(unit, plan, "ifNoneExist")
+                except PreconditionFailed as exc:
+                    raise _at(exc, f"Bundle.entry[{entry.index}]") from None
+                if found is not None:
+                    existing[entry.index] = found
                     if entry.full_url:
-                        mapping[entry.full_url] = f"{entry.resource_type}/{matches[0].id}"
+                        mapping[entry.full_url] = f"{entry.resource_type}/{found.id}"
                     continue
             preassigned[entry.index] = new_id()
             if entry.full_url:
@@ -266,11 +266,9 @@ async def batch(exchange: Exchange, ctx: RequestContext, entries: list[Entry], p
                 existing: dict[int, StoredResource] = {}
                 if entry.method == "POST" and entry.if_none_exist:
                     plan = create_interaction.condition_plan(exchange, entry.resource_type, entry.if_none_exist)
-                    matches = await create_interaction.find_existing(unit, plan)
-                    if len(matches) > 1:
-                        raise PreconditionFailed("ifNoneExist matches more than one resource")
-                    if matches:
-                        existing[entry.index] = matches[0]
+                    found = await create_interaction.existing_match(unit, plan, "ifNoneExist")
+                    if found is not None:
+                        existing[entry.index] = found
                 out.append(await _run_entry(unit, entry, entry.resource, base, preassigned, existing, budget,
                                             prefer))
         except FhirError as exc:

@@ -20,7 +20,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.auth.access import organisations_of
-from exchange.fhir.references import references_in
+from exchange.fhir.references import references_in, split_reference
 from exchange.referral import codes
 from exchange.services import Exchange
 from exchange.store.repository import Repository, to_db, utcnow
@@ -50,8 +50,8 @@ async def _receivers(repo: Repository, task: dict) -> set[str]:
     if owners:
         return owners
     for reference in references_in(task.get("focus")):
-        kind, _, rid = reference.rpartition("/")
-        if kind.endswith("ServiceRequest"):
+        kind, rid = split_reference(reference) or ("", "")
+        if kind == "ServiceRequest":
             request = await repo.read("ServiceRequest", rid)
             if request is not None and not request.deleted:
                 return await organisations_of(repo, references_in(request.resource.get("performer")))

@@ -63,19 +63,24 @@ async def find_existing(unit: Unit, plan: SearchPlan) -> list:
     return matches
 
 
+async def existing_match(unit: Unit, plan: SearchPlan, condition: str, expression: str | None = None):  # noqa: ANN201
+    """The one resource a conditional create's condition matches (None: create it); several answer 412. `condition`
+    names it in the error: the If-None-Exist header, or a Bundle entry's ifNoneExist."""
+    matches = await find_existing(unit, plan)
+    if len(matches) > 1:
+        raise PreconditionFailed(f"{condition} matches more than one resource", expression=expression)
+    return matches[0] if matches else None
+
+
 async def create(exchange: Exchange, ctx: RequestContext, resource_type: str, body: object,
                  if_none_exist: str | None = None, resource_id: str | None = None) -> Result:
     """`resource_id` is for the exchange's own entries only (the demo's stable ids); partners' ids are assigned."""
     body = validate_resource(body, resource_type)
     plan = condition_plan(exchange, resource_type, if_none_exist) if if_none_exist else None
     async with open_unit(exchange, ctx, "create", resource_type) as unit:
-        if plan is not None:
-            matches = await find_existing(unit, plan)
-            if len(matches) > 1:
-                raise PreconditionFailed("If-None-Exist matches more than one resource", expression="If-None-Exist")
-            if matches:
-                unit.record(Event("create", "R", resource_type, matches[0].id, matches[0].version_id,
-                                  stored=matches[0]))
-                return Result(200, stored=matches[0])
+        found = await existing_match(unit, plan, "If-None-Exist", "If-None-Exist") if plan is not None else None
+        if found is not None:
+            unit.record(Event("create", "R", resource_type, found.id, found.version_id, stored=found))
+            return Result(200, stored=found)
         stored = await insert_new(unit, resource_type, body, resource_id)
     return Result(201, stored=stored, location=True)
