@@ -14,9 +14,10 @@ from aiosmtpd.controller import Controller
 from exchange.referral.overdue import sweep_overdue
 from exchange.web.alerts import send_pending
 from tests.referral import world
+from tests.serving import free_port
 from tests.web.conftest import send_referral, web_settings
 
-SMTP_PORT = 8118
+SMTP_PORT = free_port()  # a fixed one collides with the other pytest-xdist worker and other servers on the machine
 
 
 class Inbox:
