@@ -143,8 +143,10 @@ def referral(post: bool = typer.Option(False, "--post", help="Post it as the dem
     typer.echo(f"created {', '.join(created)}")
 
 
-def _inbox(client: DemoClient) -> list[dict]:
-    found = client.request("GET", "Task", params={"status": "requested", "_sort": "_lastUpdated"}).json()
+def _inbox(client: DemoClient, organization: str) -> list[dict]:
+    """The Tasks owned by the organisation or any of its services (`owner-organization`), still requested."""
+    params = {"owner-organization": f"Organization/{organization}", "status": "requested", "_sort": "_lastUpdated"}
+    found = client.request("GET", "Task", params=params).json()
     return [e["resource"] for e in found.get("entry", []) if e.get("search", {}).get("mode") != "include"]
 
 
@@ -152,7 +154,7 @@ def _inbox(client: DemoClient) -> list[dict]:
 def inbox(organization: str = typer.Argument("shelter-1", help="The demo organisation (shelter-1, clinic-1, ...)"),
           as_json: bool = JsonOption) -> None:
     """The referrals waiting for a demo organisation (Tasks it may act on, still `requested`)."""
-    tasks = _inbox(DemoClient(_key(organization)))
+    tasks = _inbox(DemoClient(_key(organization)), _key(organization))
     if as_json:
         print_json(tasks)
         return
@@ -168,7 +170,7 @@ def accept(organization: str = typer.Argument("shelter-1", help="The demo organi
            ) -> None:
     """Accept every referral waiting in a demo organisation's inbox (PUT status=accepted with If-Match)."""
     client = DemoClient(_key(organization))
-    tasks = _inbox(client)
+    tasks = _inbox(client, _key(organization))
     if not tasks:
         typer.echo("the inbox is empty: nothing to accept")
         return

@@ -17,7 +17,7 @@ _UNSAFE_DATES = frozenset({"birthdate", "death-date"})
 
 def _value_is_safe(resource_type: str, key: str) -> bool:
     name, _, modifier = key.partition(":")
-    if "." in name or modifier in ("identifier", "text", "contains", "exact", "below", "above"):
+    if "." in key or modifier in ("identifier", "text", "contains", "exact", "below", "above"):
         return False  # chained searches and text matches can carry anything
     if name in _SAFE_ANY_TYPE or (resource_type == "AuditEvent" and name in _SAFE_AUDIT):
         return True

@@ -17,7 +17,14 @@ VALIDATE = "http://hl7.org/fhir/OperationDefinition/Resource-validate"  # R4's o
 
 def _resource(resource_type: str) -> dict:
     params = [{"name": name, "type": type_, "documentation": doc} for name, (type_, doc) in _PARAM_DOC.items()]
-    params += [{"name": p.name, "type": p.type} for p in SEARCH_PARAMS.get(resource_type, {}).values()]
+    for p in SEARCH_PARAMS.get(resource_type, {}).values():
+        param = {"name": p.name, "type": p.type}
+        if p.definition:  # one of ours, published in conformance/
+            param.update(definition=p.definition, documentation=p.documentation)
+        elif p.type == "reference" and len(p.targets) > 0:
+            param["documentation"] = (f"Chains one level: {p.name}:{p.targets[0]}.<parameter of {p.targets[0]}>=..., "
+                                      f"or {p.name}.<parameter>=... (every target type that has it)")
+        params.append(param)
     entry: dict = {
         "type": resource_type,
         "interaction": [{"code": code} for code in INTERACTIONS],

@@ -20,11 +20,19 @@ class SearchParam:
     targets: tuple[str, ...] = ()  # reference target types
     documentation: str = ""
     extension_url: str | None = None  # paths point at extensions: index the value[x] of those with this url
+    # a parameter defined over another one's index rows, not indexed itself: it matches when `via_param` references
+    # the target directly, or references a resource of one of the `via` types whose parameter names the target
+    via_param: str = ""
+    via: tuple[tuple[str, str], ...] = ()
+    definition: str | None = None  # the canonical of our SearchParameter (conformance/), for the CapabilityStatement
 
 
 def _p(name: str, type_: str, *paths: str, targets: tuple[str, ...] = (), doc: str = "",
        extension_url: str | None = None) -> SearchParam:
     return SearchParam(name, type_, tuple(paths), targets, doc, extension_url)
+
+
+OWNER_ORGANIZATION = "https://gbv-exchange.org/fhir/SearchParameter/task-owner-organization"
 
 
 SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
@@ -43,6 +51,12 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
         _p("intent", "token", "intent"),
         _p("identifier", "token", "identifier"),
         _p("based-on", "reference", "basedOn", targets=("ServiceRequest",)),
+        SearchParam("owner-organization", "reference", (), ("Organization",),
+                    "The organisation behind the owner: Tasks owned by the Organization or by one of its "
+                    "HealthcareServices or PractitionerRoles (an organisation's inbox)",
+                    via_param="owner",
+                    via=(("HealthcareService", "organization"), ("PractitionerRole", "organization")),
+                    definition=OWNER_ORGANIZATION),
     )},
     "ServiceRequest": {p.name: p for p in (
         _p("status", "token", "status"),
@@ -143,7 +157,8 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
 }
 
 # The implementation guide's own resources (served read-only from conformance/, never stored or indexed).
-CONFORMANCE_TYPES: tuple[str, ...] = ("CodeSystem", "ValueSet", "StructureDefinition", "OperationDefinition")
+CONFORMANCE_TYPES: tuple[str, ...] = ("CodeSystem", "ValueSet", "StructureDefinition", "OperationDefinition",
+                                      "SearchParameter")
 for _kind in CONFORMANCE_TYPES:
     SEARCH_PARAMS[_kind] = {p.name: p for p in (
         _p("url", "uri", "url"),

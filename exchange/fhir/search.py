@@ -50,10 +50,18 @@ class DateValue:
 class Criterion:
     """One search parameter occurrence: its values are OR'd; several criteria are AND'd."""
     name: str
-    type: str  # token | reference | string | date | id | lastUpdated
+    type: str  # token | reference | string | date | id | lastUpdated | chain
     modifier: str | None
     values: tuple
     param: SearchParam | None = None
+    # type chain: the reference parameter `name` points at a resource of one of these types that matches the inner
+    # criterion (`owner:HealthcareService.organization=Organization/1`); `values` then holds references matched
+    # directly as well (the organisation itself, for `owner-organization`)
+    chain: tuple[tuple[str, "Criterion"], ...] = ()
+
+    def chained_types(self) -> set[str]:
+        """The resource types this criterion searches besides its own (the caller must be allowed to search them)."""
+        return {t for t, _ in self.chain}
 
 
 @dataclass(frozen=True)
@@ -166,6 +174,18 @@ def parse_search(resource_type: str, params: Sequence[tuple[str, str]], *, stric
     for position, (key, raw) in enumerate(params, start=1):
         name, _, modifier = key.partition(":")
         modifier = modifier or None
+        if "." in key and name not in RESULT_PARAMS:
+            criterion = chained_criterion(resource_type, key, raw, limits)
+            if criterion is None:
+                if strict:
+                    raise BadRequest(f"Search parameter {position} is not a chain this server supports on "
+                                     f"{resource_type} (the CapabilityStatement lists the reference parameters)",
+                                     code="not-supported")
+                plan.ignored.append(key)
+                continue
+            plan.criteria.append(criterion)
+            plan.echo.append((key, raw))
+            continue
         if name in IGNORED_PARAMS:
             continue
         if name == "_summary" and raw in SUMMARY_NOT_SUPPORTED:
@@ -248,6 +268,8 @@ def _criterion(resource_type: str, name: str, modifier: str | None, raw: str, li
     param = search_param(resource_type, name)
     if param is None:
         return None
+    if param.via:
+        return _via_criterion(name, modifier, values, param)
     if modifier == "missing":
         if raw not in ("true", "false"):
             raise BadRequest(f"{name}:missing must be true or false", expression=f"{name}:missing")
@@ -271,6 +293,59 @@ def _criterion(resource_type: str, name: str, modifier: str | None, raw: str, li
     return Criterion(name, param.type, modifier, tuple(values), param)
 
 
+def _typed_param(resource_type: str, name: str) -> bool:
+    return name in ("_id", "_lastUpdated") or search_param(resource_type, name) is not None
+
+
+def chained_criterion(resource_type: str, key: str, raw: str, limits: SearchLimits) -> Criterion | None:
+    """`ref:Type.param[:modifier]=value` or `ref.param=value` (every target type of `ref` that has `param`): one
+    level of chaining on a reference parameter, over the types the exchange stores. None when `ref` is not a
+    reference parameter of `resource_type` or no target type has `param` (an unknown parameter: ignored, or 400
+    under strict handling). The inner criterion is parsed with the target type's own rules."""
+    head, _, tail = key.partition(".")
+    name, _, target = head.partition(":")
+    param = search_param(resource_type, name)
+    if param is None or param.type != "reference" or param.via:
+        return None
+    inner_name, _, inner_modifier = tail.partition(":")
+    if "." in inner_name:
+        raise BadRequest(f"Search parameter '{name}': chains of more than one level are not supported",
+                         expression=name, code="not-supported")
+    if target and target not in param.targets:
+        raise BadRequest(f"Search parameter '{name}' chains only through {', '.join(param.targets)}",
+                         expression=name, code="not-supported")
+    candidates = [target] if target else [t for t in param.targets if _typed_param(t, inner_name)]
+    candidates = [t for t in candidates if t in RESOURCE_TYPES and _typed_param(t, inner_name)]
+    if not candidates:
+        return None
+    chain = []
+    for target_type in candidates:
+        inner = _criterion(target_type, inner_name, inner_modifier or None, raw, limits)
+        if inner is None or inner.type == "chain":
+            return None
+        chain.append((target_type, inner))
+    return Criterion(name, "chain", None, (), param, tuple(chain))
+
+
+def _via_criterion(name: str, modifier: str | None, values: list[str], param: SearchParam) -> Criterion:
+    """A parameter defined as a reference or a one-level chain (`owner-organization`: the owner is the
+    Organization itself, or a HealthcareService or PractitionerRole of it)."""
+    if modifier:
+        raise BadRequest(f"Search parameter '{name}' takes no modifier", expression=name, code="not-supported")
+    references = []
+    for value in values:
+        target_type, target_id = _reference_value(value, None) if value else (None, "")
+        if target_type not in (None, *param.targets) or not ID_PATTERN.match(target_id):
+            raise BadRequest(f"Search parameter '{name}' takes references such as {param.targets[0]}/id",
+                             expression=name)
+        references.append((param.targets[0], target_id))
+    chain = []
+    for target_type, inner_name in param.via:
+        inner_param = search_param(target_type, inner_name)
+        chain.append((target_type, Criterion(inner_name, "reference", None, tuple(references), inner_param)))
+    return Criterion(param.via_param, "chain", None, tuple(references), param, tuple(chain))
+
+
 def _token_value(raw: str) -> tuple[str | None, str | None, bool]:
     """(system, code, system_given): 'code', 'system|code', '|code' (no system), 'system|' (any code)."""
     if "|" not in raw:
@@ -288,9 +363,15 @@ def _reference_value(raw: str, type_modifier: str | None) -> tuple[str | None, s
     return type_modifier if type_modifier and type_modifier != "missing" else None, parts[-1]
 
 
+def searched_name(key: str) -> str:
+    """The parameter whose value a search key compares: the last link of a chain (`patient.identifier` ->
+    `identifier`), else the key without its modifier."""
+    return key.rpartition(".")[2].partition(":")[0]
+
+
 def identifying(plan: SearchPlan) -> bool:
     """Whether the plan searches on a value that identifies a person (its links must not carry it)."""
-    return any(key.partition(":")[0] in IDENTIFYING_SEARCH_PARAMS for key, _ in plan.echo)
+    return any(searched_name(key) in IDENTIFYING_SEARCH_PARAMS for key, _ in plan.echo)
 
 
 def page_links(base: str, plan: SearchPlan, total: int | None, returned: int, token: str | None = None

@@ -1,11 +1,11 @@
 """A search plan as SQL conditions over `resource` and `search_index` (the same SQL on SQLite and PostgreSQL)."""
 from __future__ import annotations
 
-from sqlalchemy import and_, exists, not_, or_
+from sqlalchemy import and_, exists, not_, or_, select
 
 from exchange.fhir.indexing import normalise_string
 from exchange.fhir.search import Criterion, DateValue, SearchPlan
-from exchange.store.repository import to_db
+from exchange.store.repository import AccessFilter, to_db, visible_clause
 from exchange.store.tables import resource, search_index
 
 
@@ -13,10 +13,10 @@ def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _index_exists(plan: SearchPlan, criterion: Criterion, *conditions):
-    return exists().where(and_(search_index.c.resource_type == plan.resource_type,
-                               search_index.c.resource_id == resource.c.id,
-                               search_index.c.param == criterion.name, *conditions))
+def _exists_in(resource_type: str, res, idx, name: str, *conditions):  # noqa: ANN001
+    """EXISTS an index row `name` (in `idx`, the search_index table or an alias) of the resource row `res`."""
+    return exists().where(and_(idx.c.resource_type == resource_type, idx.c.resource_id == res.c.id,
+                               idx.c.param == name, *conditions))
 
 
 def _range_condition(start_col, end_col, value: DateValue):  # noqa: ANN001
@@ -50,49 +50,76 @@ def instant_condition(column, value: DateValue):  # noqa: ANN001
     }[value.prefix]
 
 
-def _value_condition(criterion: Criterion, value):  # noqa: ANN001
+def _value_condition(criterion: Criterion, value, idx=search_index):  # noqa: ANN001
     if criterion.type == "token":
         system, code, system_given = value
         parts = []
         if system_given:
-            parts.append(search_index.c.system == system if system else search_index.c.system.is_(None))
+            parts.append(idx.c.system == system if system else idx.c.system.is_(None))
         if code is not None:
-            parts.append(search_index.c.value == code)
+            parts.append(idx.c.value == code)
         return and_(*parts)
     if criterion.type == "reference":
         target_type, target_id = value
-        parts = [search_index.c.value == target_id]
+        parts = [idx.c.value == target_id]
         if target_type:
-            parts.append(search_index.c.system == target_type)
+            parts.append(idx.c.system == target_type)
         return and_(*parts)
     if criterion.type == "string":
         if criterion.modifier == "exact":
-            return search_index.c.text == value
+            return idx.c.text == value
         needle = _escape_like(normalise_string(value))
         pattern = f"%{needle}%" if criterion.modifier == "contains" else f"{needle}%"
-        return search_index.c.value.like(pattern, escape="\\")
+        return idx.c.value.like(pattern, escape="\\")
     if criterion.type == "uri":
-        return search_index.c.value == value
+        return idx.c.value == value
     if criterion.type == "date":
-        return _range_condition(search_index.c.date_start, search_index.c.date_end, value)
+        return _range_condition(idx.c.date_start, idx.c.date_end, value)
     raise ValueError(criterion.type)
 
 
-def criterion_condition(plan: SearchPlan, criterion: Criterion):
+def _condition(resource_type: str, criterion: Criterion, res, idx, access: AccessFilter | None):  # noqa: ANN001
+    """One criterion over the resource rows `res` and index rows `idx` of `resource_type`."""
     if criterion.type == "id":
-        return resource.c.id.in_(list(criterion.values))
+        return res.c.id.in_(list(criterion.values))
     if criterion.type == "lastUpdated":
-        return or_(*[instant_condition(resource.c.last_updated, v) for v in criterion.values])
+        return or_(*[instant_condition(res.c.last_updated, v) for v in criterion.values])
+    if criterion.type == "chain":
+        return _chain_condition(resource_type, criterion, res, idx, access)
     if criterion.modifier == "missing":
-        present = _index_exists(plan, criterion)
+        present = _exists_in(resource_type, res, idx, criterion.name)
         return not_(present) if criterion.values[0] else present
+    matches = or_(*[_value_condition(criterion, v, idx) for v in criterion.values])
     if criterion.modifier == "not":
-        return not_(_index_exists(plan, criterion, or_(*[_value_condition(criterion, v) for v in criterion.values])))
-    return _index_exists(plan, criterion, or_(*[_value_condition(criterion, v) for v in criterion.values]))
+        return not_(_exists_in(resource_type, res, idx, criterion.name, matches))
+    return _exists_in(resource_type, res, idx, criterion.name, matches)
 
 
-def plan_conditions(plan: SearchPlan) -> list:
-    return [criterion_condition(plan, c) for c in plan.criteria]
+def _chain_condition(resource_type: str, criterion: Criterion, res, idx, access: AccessFilter | None):  # noqa: ANN001
+    """The reference parameter's index rows point at a target the caller may see that matches the inner criterion
+    (`value IN (SELECT id ...)`: the index on (resource_type, param, system, value) serves both sides). A chain
+    never looks through a resource the caller could not read: the target rows carry the caller's access filter."""
+    if access is None:
+        raise ValueError("a chained search needs the caller's access filter")
+    alternatives = [and_(idx.c.system == t, idx.c.value == i) for t, i in criterion.values]  # direct references
+    for target_type, inner in criterion.chain:
+        target, target_index = resource.alias(), search_index.alias()
+        where = [target.c.resource_type == target_type, target.c.deleted.is_(False),
+                 _condition(target_type, inner, target, target_index, access)]
+        clause = visible_clause(target, target_type, access)
+        if clause is not None:
+            where.append(clause)
+        alternatives.append(and_(idx.c.system == target_type, idx.c.value.in_(select(target.c.id).where(*where))))
+    return _exists_in(resource_type, res, idx, criterion.name, or_(*alternatives))
+
+
+def criterion_condition(plan: SearchPlan, criterion: Criterion, access: AccessFilter | None = None):
+    return _condition(plan.resource_type, criterion, resource, search_index, access)
+
+
+def plan_conditions(plan: SearchPlan, access: AccessFilter | None = None) -> list:
+    """The plan's conditions; `access` (the caller's filter) is needed by chained criteria."""
+    return [criterion_condition(plan, c, access) for c in plan.criteria]
 
 
 def plan_order(plan: SearchPlan) -> list:

@@ -12,7 +12,8 @@ def test_ids_references_codes_and_dates_are_kept():
 def test_identifying_values_are_dropped_and_names_kept():
     pairs = [("identifier", "https://hotline.example.org/case|HL-1"), ("birthdate", "1990-02-03"),
              ("name", "Amira"), ("family:exact", "Haddad"), ("subject:identifier", "HL-1"),
-             ("subject.name", "Amira"), ("telecom", "+961"), ("_content", "code word"), ("gender", "female")]
+             ("subject.name", "Amira"), ("subject:Patient.identifier", "HL-1"),
+             ("organization:Organization.name", "Amal"), ("telecom", "+961"), ("_content", "code word"), ("gender", "female")]
     assert safe_query("Patient", pairs) == [(key, "") for key, _ in pairs]
 
 

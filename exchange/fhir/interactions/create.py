@@ -58,7 +58,7 @@ async def find_existing(unit: Unit, plan: SearchPlan) -> list:
     run one after the other, and the second sees what the first created."""
     for key in condition_keys(plan):
         await unit.repo.lock_condition(plan.resource_type, key, unit.dialect)
-    matches, _ = await unit.repo.search(plan.resource_type, plan_conditions(plan), plan_order(plan), 2, 0,
+    matches, _ = await unit.repo.search(plan.resource_type, plan_conditions(plan, unit.access), plan_order(plan), 2, 0,
                                         unit.access, with_total=False)
     return matches
 

@@ -79,10 +79,12 @@ async def search_in(unit: Unit, plan: SearchPlan, budget: int | None = None) -> 
     """Run `plan` in `unit` and return the searchset Bundle of at most `budget` resources (default: the most one
     request may return, `Settings.request_max_resources`)."""
     check_permission(unit.ctx, plan.resource_type, "s")
+    for chained in sorted({t for c in plan.criteria for t in c.chained_types()}):
+        check_permission(unit.ctx, chained, "s")  # a chain searches its target type too
     limit = unit.exchange.settings.request_max_resources
     budget = limit if budget is None else min(budget, limit)
     count = 0 if plan.summary_count else min(plan.count, budget)
-    matches, total = await unit.repo.search(plan.resource_type, plan_conditions(plan), plan_order(plan), count,
+    matches, total = await unit.repo.search(plan.resource_type, plan_conditions(plan, unit.access), plan_order(plan), count,
                                             plan.offset, unit.access, with_total=plan.total or plan.summary_count)
     included = await _included(unit, plan, matches, budget) if matches else []
     unit.record(Event("search-type", "E", plan.resource_type, query=list(plan.echo)))
