@@ -28,7 +28,7 @@ def _service(kit: Kit) -> tuple[str, str]:
         return kit.state["service"]
     peer = kit.need_peer()
     found = expect_status(kit.me.http.get("/HealthcareService", params={
-        "organization": f"Organization/{peer.organization_id}", "accepting-referrals": "true"}), 200).json()
+        "organization": f"Organization/{peer.organization_id}", "capacity": "available,waitlist"}), 200).json()
     codes = [c["code"] for e in found.get("entry", []) for t in e["resource"].get("type", [])
              for c in t.get("coding", []) if c.get("system") == SERVICE_TYPE]
     if not codes:

@@ -201,7 +201,8 @@ class AccessRule:
             for version, where in ((current.resource, "the current entry"), (body, "the new entry")):
                 orgs = await organisations_of(unit.repo, references_in(version.get("providedBy")))
                 if orgs != {ctx.organization_id}:
-                    raise Forbidden(f"A partner updates only its own organisation's HealthcareService entries "
+                    raise Forbidden(f"directory-provider: a partner updates only its own organisation's "
+                                    f"HealthcareService entries "
                                     f"({where} is not provided by {ctx.organization_reference})",
                                     expression="HealthcareService.providedBy")
 

@@ -19,7 +19,8 @@ class SearchParam:
     paths: tuple[str, ...]  # dotted element paths from the resource root
     targets: tuple[str, ...] = ()  # reference target types
     documentation: str = ""
-    extension_url: str | None = None  # paths point at extensions: index the value[x] of those with this url
+    # paths point at extensions: index the value[x] of those with this url (`url#part`: of that part of a complex one)
+    extension_url: str | None = None
     # a parameter defined over another one's index rows, not indexed itself: it matches when `via_param` references
     # the target directly, or references a resource of one of the `via` types whose parameter names the target
     via_param: str = ""
@@ -104,9 +105,9 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
         _p("communication", "token", "communication"),
         _p("characteristic", "token", "characteristic"),
         _p("eligibility", "token", "eligibility.code"),
-        _p("accepting-referrals", "token", "extension",
-           extension_url="https://gbv-exchange.org/fhir/StructureDefinition/accepting-referrals",
-           doc="true when the service accepts new referrals now (e.g. a shelter with room)"),
+        _p("capacity", "token", "extension",
+           extension_url="https://gbv-exchange.org/fhir/StructureDefinition/capacity#status",
+           doc="available | waitlist | closed: whether the service has room now (the provider updates it)"),
     )},
     "Location": {p.name: p for p in (
         _p("name", "string", "name", "alias"),

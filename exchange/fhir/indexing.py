@@ -90,11 +90,16 @@ _EXTRACTORS = {"token": _token_rows, "reference": _reference_rows, "string": _st
 
 
 def _extension_values(param: SearchParam, value: Any) -> Iterator[Any]:
-    """The value[x] of `value` when it is an extension with the parameter's url."""
-    if isinstance(value, dict) and value.get("url") == param.extension_url:
-        for key, item in value.items():
-            if key.startswith("value"):
-                yield item
+    """The value[x] of `value` when it is an extension with the parameter's url (`url#part`: the value[x] of the
+    part `part` of that complex extension)."""
+    url, _, part = (param.extension_url or "").partition("#")
+    if isinstance(value, dict) and value.get("url") == url:
+        nodes = [p for p in value.get("extension") or [] if isinstance(p, dict) and p.get("url") == part] \
+            if part else [value]
+        for node in nodes:
+            for key, item in node.items():
+                if key.startswith("value"):
+                    yield item
 
 
 def index_param(param: SearchParam, body: dict) -> list[IndexRow]:

@@ -21,7 +21,8 @@ RECORDER = "recorder"
 REQUESTER = "requester"
 OWNER = "owner"
 PERFORMER = "performer"
-ROLES = (RECORDER, REQUESTER, OWNER, PERFORMER)
+PROVIDER = "provider"  # the organisation behind a directory entry (HealthcareService.providedBy)
+ROLES = (RECORDER, REQUESTER, OWNER, PERFORMER, PROVIDER)
 ALL = frozenset({"*"})  # every element (but the frozen ones)
 UNCHANGED = frozenset({"resourceType", "id", "meta"})  # set by the server, not a change of the writer's
 
@@ -43,6 +44,7 @@ class Authority:
     deletable: bool = True  # False: nobody deletes it, its status says entered-in-error instead
     own_links: tuple[str, ...] = ()  # elements whose new references must be to the writer's own records
     extra: str = ""  # a note for the README
+    deleted: str = ""  # the README's "deleted" cell, when the two defaults do not say it
 
     def grant(self, roles: set[str]) -> Grant:
         """The union of what `roles` may do."""
@@ -71,6 +73,13 @@ TABLE: dict[str, Authority] = {
                       extra="performer: only to claim an open Task (owner and status together, `task_states`); "
                             "`output` links only records the writer made itself (its Procedure, its document), "
                             "rule `task-output-own`"),
+    "HealthcareService": Authority("directory-provider", "the organisation that provides the service "
+                                   "(HealthcareService.providedBy)", {PROVIDER: Grant(update=ALL)},
+                                   frozen=("providedBy",), deletable=False,
+                                   extra="a partner updates its own entries (capacity, intake, hours, confidentiality); "
+                                         "the directory's admins create, change and delete entries and are not held "
+                                         "to this table",
+                                   deleted="by a directory admin"),
 }
 
 
@@ -139,8 +148,8 @@ def markdown_table() -> str:
     for rtype, entry in TABLE.items():
         lines.append(f"| {rtype} | " + " | ".join(cell(entry.grants.get(r), entry.deletable) for r in ROLES)
                      + f" | {', '.join(f'`{e}`' for e in entry.frozen) or '-'} | "
-                     + ("by its recorder, unless an open referral points at it" if entry.deletable
-                        else "never (status `entered-in-error`)") + " |")
+                     + (entry.deleted or ("by its recorder, unless an open referral points at it" if entry.deletable
+                                         else "never (status `entered-in-error`)")) + " |")
     lines += ["", *(f"{rtype}, {entry.extra}." for rtype, entry in TABLE.items() if entry.extra)]
     return "\n".join(lines)
 

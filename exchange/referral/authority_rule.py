@@ -6,7 +6,7 @@ rules. The exchange itself (system context) is not held to the table.
 """
 from __future__ import annotations
 
-from exchange.auth.access import organisations_of
+from exchange.auth.access import DIRECTORY_TYPES, organisations_of
 from exchange.fhir.references import all_references, references_in, split_reference
 from exchange.referral import authority, task_states
 from exchange.referral.consent import subject_id
@@ -35,6 +35,8 @@ async def roles_of(repo: Repository, org: str | None, resource_type: str, resour
             roles.add(authority.PERFORMER)
     elif resource_type == "ServiceRequest" and org in await _orgs(repo, body.get("performer")):
         roles.add(authority.PERFORMER)
+    elif resource_type == "HealthcareService" and org in await _orgs(repo, body.get("providedBy")):
+        roles.add(authority.PROVIDER)
     return roles
 
 
@@ -82,6 +84,8 @@ class AuthorityRule:
                            method: str) -> None:
         if unit.ctx.is_system or resource_type not in authority.TABLE:
             return
+        if unit.ctx.role == "admin" and resource_type in DIRECTORY_TYPES:
+            return  # the directory's admins manage every entry (`exchange.auth.access.role_allows`)
         repo = unit.repo
         before = current.resource if current is not None else None
         after = None if method == "DELETE" else body

@@ -18,7 +18,10 @@ ELIGIBILITY = f"{BASE}/CodeSystem/gbv-eligibility"
 REFERRAL_CODES = f"{BASE}/CodeSystem/gbv-referral-codes"
 
 EXT_SAFE_CONTACT = f"{BASE}/StructureDefinition/safe-contact"
-EXT_ACCEPTING = f"{BASE}/StructureDefinition/accepting-referrals"
+EXT_ACCEPTING = f"{BASE}/StructureDefinition/accepting-referrals"  # replaced by EXT_CAPACITY (refused now)
+EXT_CAPACITY = f"{BASE}/StructureDefinition/capacity"
+EXT_INTAKE = f"{BASE}/StructureDefinition/intake"
+EXT_CONFIDENTIAL = f"{BASE}/StructureDefinition/confidential"
 EXT_INTERPRETER = f"{BASE}/StructureDefinition/interpreter-needed"
 EXT_SPECIFIC_NEEDS = f"{BASE}/StructureDefinition/specific-needs"
 

@@ -12,7 +12,7 @@ from exchange.context import RequestContext, system_context
 from exchange.fhir.interactions import create, read, update
 from exchange.fhir.search import parse_search
 from exchange.fhir.transaction import process_bundle
-from exchange.referral import codes
+from exchange.referral import codes, directory
 from exchange.services import Exchange
 from exchange.store.search_sql import plan_conditions, plan_order
 from exchange.unit import open_unit
@@ -21,6 +21,21 @@ SERVICE_SID = f"{codes.BASE}/sid/service"
 STORY_SID = f"{codes.BASE}/sid/demo-referral"
 CASE_SID = "https://amal-hotline.example.org/case"
 AUTHORED = "2026-11-24T21:45:00+03:00"
+
+CAPACITY_UPDATED = "2026-11-24T08:00:00+03:00"
+# demo organisation key -> (capacity status, places, waitlist), and intake rules
+CAPACITY = {"hotline-1": ("available", None, None), "shelter-1": ("available", 3, None),
+            "clinic-1": ("available", None, None), "legal-1": ("waitlist", 0, 4),
+            "counselling-1": ("available", 6, None), "livelihood-1": ("available", 12, None)}
+INTAKE = {
+    "shelter-1": [{"url": "min-age", "valueUnsignedInt": 18}, {"url": "cost", "valueCode": "free"},
+                  {"url": "cost-note", "valueString": "Children up to 12 stay with their mother"}],
+    "clinic-1": [{"url": "cost", "valueCode": "free"}],
+    "legal-1": [{"url": "min-age", "valueUnsignedInt": 18}, {"url": "document", "valueString": "Any identity document, "
+                "if she has one (none is needed for advice)"}, {"url": "cost", "valueCode": "free"}],
+    "livelihood-1": [{"url": "min-age", "valueUnsignedInt": 18}, {"url": "max-age", "valueUnsignedInt": 60},
+                     {"url": "cost", "valueCode": "free"}],
+}
 
 # demo organisation key -> (service name, service types, languages, eligibility)
 SERVICES = {
@@ -53,7 +68,7 @@ def service_resource(org_id: str, key: str) -> dict:
     name, types, languages, eligibility = SERVICES[key]
     body = {"resourceType": "HealthcareService", "active": True, "name": name,
             "identifier": [{"system": SERVICE_SID, "value": key}],
-            "extension": [{"url": codes.EXT_ACCEPTING, "valueBoolean": True}],
+            "extension": [directory.capacity_extension(*CAPACITY[key][:1], CAPACITY_UPDATED, *CAPACITY[key][1:])],
             "providedBy": {"reference": f"Organization/{org_id}"},
             "category": [_cc(codes.SERVICE_TYPE, types[0])], "type": [_cc(codes.SERVICE_TYPE, t) for t in types],
             "communication": [_cc("urn:ietf:bcp:47", lang) for lang in languages],
@@ -63,6 +78,8 @@ def service_resource(org_id: str, key: str) -> dict:
         body["availableTime"] = [{"allDay": True}]
     if eligibility:
         body["eligibility"] = [{"code": _cc(codes.ELIGIBILITY, eligibility)}]
+    if key in INTAKE:
+        body["extension"].append({"url": codes.EXT_INTAKE, "extension": INTAKE[key]})
     return body
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from exchange.fhir.references import references_in, split_reference
 from exchange.errors import Issue
-from exchange.referral import codes, consent_rules
+from exchange.referral import codes, consent_rules, directory
 from exchange.referral.refusal import issue
 
 SAFE_CONTACT_PARTS = {"method": "valueCode", "telecom": "valueContactPoint", "times": "valueString",
@@ -232,10 +232,8 @@ def healthcare_service(body: dict) -> list[Issue]:
     tree = codes.service_types()
     if not types or any(t not in tree for t in types):
         out.append(issue(rule, f"type must hold codes of {codes.SERVICE_TYPE}", "HealthcareService.type"))
-    accepting = [e for e in body.get("extension") or [] if isinstance(e, dict) and e.get("url") == codes.EXT_ACCEPTING]
-    if len(accepting) != 1 or not isinstance(accepting[0].get("valueBoolean"), bool):
-        out.append(issue(rule, f"exactly one {codes.EXT_ACCEPTING} extension with valueBoolean is required",
-                         "HealthcareService.extension"))
+    out.extend(directory.capacity_issues(body))
+    out.extend(directory.intake_issues(body))
     for i, elig in enumerate(body.get("eligibility") or []):
         for code in codes.codes_in(elig.get("code"), codes.ELIGIBILITY):
             if code not in codes.hierarchy("gbv-eligibility"):
@@ -245,9 +243,8 @@ def healthcare_service(body: dict) -> list[Issue]:
 
 
 def accepts_referrals(body: dict) -> bool:
-    return body.get("active", True) is not False and any(
-        isinstance(e, dict) and e.get("url") == codes.EXT_ACCEPTING and e.get("valueBoolean") is True
-        for e in body.get("extension") or [])
+    """Active, and its capacity is not `closed` (a waitlist takes referrals onto the list)."""
+    return body.get("active", True) is not False and directory.capacity_status(body) in directory.OPEN_CAPACITY
 
 
 _CHECKS = {"ServiceRequest": service_request, "Task": task, "Patient": patient, "Consent": consent,

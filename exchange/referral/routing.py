@@ -1,7 +1,7 @@
 """Routing a referral through the directory: the receiving service must exist, offer the service and accept.
 
-A HealthcareService accepts new referrals when it is active and its `accepting-referrals` extension is true (a
-shelter with room). A referral may name the service itself or its Organization; an Organization must list at least
+A HealthcareService accepts new referrals when it is active and its capacity (`exchange.referral.directory`) is
+available or waitlist, not closed. A referral may name the service itself or its Organization; an Organization must list at least
 one such service of the requested type.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ def offers(service: dict, requested: list[str]) -> bool:
 
 
 def _search_hint(requested: list[str]) -> str:
-    return f"find one with HealthcareService?service-type={codes.SERVICE_TYPE}|{requested[0]}&accepting-referrals=true"
+    return f"find one with HealthcareService?service-type={codes.SERVICE_TYPE}|{requested[0]}&capacity=available,waitlist"
 
 
 async def check_performers(repo: Repository, request: dict) -> None:
@@ -36,8 +36,8 @@ async def check_performers(repo: Repository, request: dict) -> None:
                 refuse("referral-routing", f"HealthcareService/{rid} does not offer {', '.join(requested)}; "
                                            f"{_search_hint(requested)}", where)
             if not profile.accepts_referrals(service):
-                refuse("referral-routing", f"HealthcareService/{rid} does not accept new referrals now; "
-                                           f"{_search_hint(requested)}", where)
+                refuse("referral-routing", f"HealthcareService/{rid} does not accept new referrals now (closed or "
+                                           f"inactive); {_search_hint(requested)}", where)
         elif rtype == "Organization":
             ids = await repo.referring_ids("HealthcareService", "organization", [("Organization", rid)])
             services = [s.resource for s in await repo.read_many([("HealthcareService", i) for i in ids])]

@@ -56,8 +56,8 @@ class Service:
 
 
 async def find_services(exchange: Exchange, ctx: RequestContext, fields: dict) -> list[Service]:
-    """Accepting services matching the form's type, language, eligibility and area (a directory search)."""
-    params = [("accepting-referrals", "true"), ("_count", "50"), ("_include", "HealthcareService:organization")]
+    """Services with room (capacity available or waitlist) matching the form's type, language, eligibility and area (a directory search)."""
+    params = [("capacity", "available,waitlist"), ("_count", "50"), ("_include", "HealthcareService:organization")]
     for field, param in (("service_type", "service-type"), ("language", "communication"),
                          ("eligibility", "eligibility"), ("area", "coverage-area")):
         value = (fields.get(field) or "").strip()

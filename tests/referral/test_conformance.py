@@ -26,7 +26,8 @@ def test_service_types_have_english_and_arabic_names():
     concepts = list(codes.service_types())
     assert {"safety-shelter", "medical-care", "clinical-management-of-rape", "psychosocial-support", "legal-aid",
             "police-protection", "livelihood", "family-mediation", "child-protection", "case-management",
-            "hotline"} <= set(concepts)
+            "hotline", "cash-assistance", "transport", "non-food-items", "family-tracing", "education",
+            "safe-accommodation-children"} <= set(concepts)
 
     def walk(items):  # noqa: ANN001, ANN202
         for item in items:
@@ -52,7 +53,8 @@ async def test_conformance_resources_are_served(http, as_, ids):
     profiles = (await http.get("/StructureDefinition", headers=hotline)).json()
     assert {e["resource"]["url"] for e in profiles["entry"]} >= {
         codes.PROFILE_SERVICE_REQUEST, codes.PROFILE_TASK, codes.PROFILE_PATIENT, codes.PROFILE_CONSENT,
-        codes.PROFILE_SERVICE, codes.EXT_SAFE_CONTACT, codes.EXT_ACCEPTING}
+        codes.PROFILE_SERVICE, codes.EXT_SAFE_CONTACT, codes.EXT_CAPACITY, codes.EXT_INTAKE,
+        codes.EXT_CONFIDENTIAL}
     r = await http.get("/StructureDefinition/nope", headers=hotline)
     assert r.status_code == 404 and r.json()["resourceType"] == "OperationOutcome"
     assert (await http.get("/CodeSystem", params={"bogus": "x"}, headers={**hotline, "Prefer": "handling=strict"})
@@ -66,7 +68,7 @@ async def test_capability_statement_names_the_profiles(http):
     resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
     assert resources["Task"]["supportedProfile"] == [codes.PROFILE_TASK]
     assert resources["CodeSystem"]["interaction"] == [{"code": "read"}, {"code": "search-type"}]
-    assert "accepting-referrals" in {p["name"] for p in resources["HealthcareService"]["searchParam"]}
+    assert "capacity" in {p["name"] for p in resources["HealthcareService"]["searchParam"]}
 
 
 async def test_example_referrals_pass_validation_and_every_rule(http, make_client):

@@ -35,5 +35,5 @@ async def test_demo_story(http, exchange, make_client):
     assert [e["resource"]["id"] for e in seen["entry"]] == [clinic["id"]]  # the requester sees the outcome
     dari = (await hotline.get("/HealthcareService", params={
         "service-type": f"{codes.SERVICE_TYPE}|safety-shelter", "communication": "urn:ietf:bcp:47|prs",
-        "accepting-referrals": "true"})).json()
+        "capacity": "available,waitlist"})).json()
     assert [e["resource"]["name"] for e in dari["entry"]] == ["Safe Haven emergency shelter"]

@@ -2,7 +2,7 @@
 services that offer the service and accept new referrals."""
 from __future__ import annotations
 
-from exchange.referral import codes
+from exchange.referral import codes, directory
 
 from . import world
 from .conftest import rule_of
@@ -22,9 +22,9 @@ async def test_search_services_by_type_and_language(http, ids):
                                  "communication": f"{world.BCP47}|prs"}) == ["Full shelter", "Shelter"]
     # a hotline looks for a shelter that has room and speaks Dari
     assert await _names(http, **{"service-type": f"{TYPE}|safety-shelter", "communication": f"{world.BCP47}|prs",
-                                 "accepting-referrals": "true"}) == ["Shelter"]
+                                 "capacity": "available,waitlist"}) == ["Shelter"]
     assert await _names(http, **{"communication": f"{world.BCP47}|fr"}) == ["Legal aid"]
-    assert await _names(http, **{"accepting-referrals": "false"}) == ["Full shelter"]
+    assert await _names(http, **{"capacity": "closed"}) == ["Full shelter"]
     assert await _names(http, **{"eligibility": f"{codes.ELIGIBILITY}|women-only",
                                  "service-type": f"{TYPE}|legal-aid"}) == ["Legal aid"]
     assert await _names(http, **{"service-type": f"{TYPE}|psychosocial-support"}) == []
@@ -69,7 +69,7 @@ async def test_directory_entry_profile(http, as_, ids):
     current = (await http.get(f"/HealthcareService/{ids['svc-shelter']}", headers=shelter)).json()
     body = {k: v for k, v in current.items() if k != "extension"}
     r = await http.put(f"/HealthcareService/{ids['svc-shelter']}", json=body, headers=shelter)
-    assert r.status_code == 422 and rule_of(r) == "directory-service"
+    assert r.status_code == 422 and rule_of(r) == "directory-capacity"
     r = await http.put(f"/HealthcareService/{ids['svc-shelter']}", headers=shelter,
                        json={**current, "type": [world.coding(TYPE, "shopping")]})
     assert r.status_code == 422 and r.json()["issue"][0]["expression"] == ["HealthcareService.type"]
@@ -79,7 +79,7 @@ async def test_directory_entry_profile(http, as_, ids):
 async def test_shelter_that_is_full_stops_new_referrals(http, as_, ids, make_referral):
     shelter = as_(ids["shelter"])
     current = (await http.get(f"/HealthcareService/{ids['svc-shelter']}", headers=shelter)).json()
-    full = {**current, "extension": [{"url": codes.EXT_ACCEPTING, "valueBoolean": False}]}
+    full = {**current, "extension": [directory.capacity_extension("closed", "2026-11-21T09:00:00Z")]}
     assert (await http.put(f"/HealthcareService/{ids['svc-shelter']}", json=full, headers=shelter)).status_code == 200
     r = await make_referral(to_keys=("shelter",), expect=422)
     assert "does not accept new referrals" in r.text

@@ -4,6 +4,7 @@ from __future__ import annotations
 import uuid
 
 from exchange.referral import codes
+from exchange.referral.directory import capacity_extension
 
 ORG_KINDS = {"hotline": "Amal Hotline", "shelter": "Safe Haven Shelter", "full": "Full Shelter",
              "clinic": "Al-Noor Clinic", "legal": "Justice Legal Aid", "other": "Unrelated NGO"}
@@ -16,11 +17,14 @@ def coding(system: str, code: str) -> dict:
     return {"coding": [{"system": system, "code": code}]}
 
 
+CAPACITY_UPDATED = "2026-11-20T08:00:00Z"
+
+
 def service(org_id: str, types: list[str], accepting: bool = True, languages: tuple[str, ...] = ("ar",),
             eligibility: str | None = "women-only", name: str = "Service") -> dict:
     body = {"resourceType": "HealthcareService", "active": True, "name": name,
             "providedBy": {"reference": f"Organization/{org_id}"},
-            "extension": [{"url": codes.EXT_ACCEPTING, "valueBoolean": accepting}],
+            "extension": [capacity_extension("available" if accepting else "closed", CAPACITY_UPDATED)],
             "type": [coding(codes.SERVICE_TYPE, t) for t in types],
             "communication": [coding(BCP47, lang) for lang in languages],
             "availableTime": [{"daysOfWeek": ["mon", "tue", "wed", "thu", "sun"], "availableStartTime": "08:00:00",
