@@ -26,6 +26,7 @@ class SearchParam:
     via_param: str = ""
     via: tuple[tuple[str, str], ...] = ()
     definition: str | None = None  # the canonical of our SearchParameter (conformance/), for the CapabilityStatement
+    flag_extension: str | None = None  # a token `true` when the resource carries an extension with this url
 
 
 def _p(name: str, type_: str, *paths: str, targets: tuple[str, ...] = (), doc: str = "",
@@ -34,6 +35,8 @@ def _p(name: str, type_: str, *paths: str, targets: tuple[str, ...] = (), doc: s
 
 
 OWNER_ORGANIZATION = "https://gbv-exchange.org/fhir/SearchParameter/task-owner-organization"
+CONFIDENTIAL_EXTENSION = "https://gbv-exchange.org/fhir/StructureDefinition/confidential"
+_CONFIDENTIAL_DOC = "true for an entry whose address and contacts only parties of a referral to it see"
 
 
 SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
@@ -108,6 +111,7 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
         _p("capacity", "token", "extension",
            extension_url="https://gbv-exchange.org/fhir/StructureDefinition/capacity#status",
            doc="available | waitlist | closed: whether the service has room now (the provider updates it)"),
+        SearchParam("confidential", "token", (), documentation=_CONFIDENTIAL_DOC, flag_extension=CONFIDENTIAL_EXTENSION),
     )},
     "Location": {p.name: p for p in (
         _p("name", "string", "name", "alias"),
@@ -118,6 +122,7 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
         _p("address-city", "string", "address.city"),
         _p("address-state", "string", "address.state"),
         _p("address-country", "string", "address.country"),
+        SearchParam("confidential", "token", (), documentation=_CONFIDENTIAL_DOC, flag_extension=CONFIDENTIAL_EXTENSION),
     )},
     "Practitioner": {p.name: p for p in (
         _p("identifier", "token", "identifier"),
@@ -182,6 +187,16 @@ REVINCLUDES: dict[str, tuple[str, ...]] = {
     "Patient": ("Task:patient", "ServiceRequest:patient"),
     "Organization": ("HealthcareService:organization",),
 }
+
+# Directory types that may be marked confidential (`exchange.auth.confidential`), and per type the search parameters
+# over elements a non-party does not see (they never match a confidential entry for it) and the parameter naming the
+# entry's own organisation (whose searches do match).
+CONFIDENTIAL_TYPES = frozenset({"HealthcareService", "Location"})
+CONFIDENTIAL_SEARCH_PARAMS: dict[str, frozenset[str]] = {
+    "HealthcareService": frozenset({"location"}),
+    "Location": frozenset({"address-city"}),
+}
+CONFIDENTIAL_OWNER_PARAM = {"HealthcareService": "organization", "Location": "organization"}
 
 # Types whose search parameters may carry survivor-identifying values: their values never reach logs or audit.
 SENSITIVE_SEARCH_TYPES = frozenset({"Patient", "Consent", "DocumentReference", "Procedure"})

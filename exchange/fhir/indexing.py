@@ -103,6 +103,9 @@ def _extension_values(param: SearchParam, value: Any) -> Iterator[Any]:
 
 
 def index_param(param: SearchParam, body: dict) -> list[IndexRow]:
+    if param.flag_extension:
+        present = any(isinstance(e, dict) and e.get("url") == param.flag_extension for e in body.get("extension") or [])
+        return [IndexRow(param.name, value="true")] if present else []
     rows: list[IndexRow] = []
     for path in param.paths:
         for value in _values_at(body, path.split(".")):

@@ -37,6 +37,14 @@ INTAKE = {
                      {"url": "cost", "valueCode": "free"}],
 }
 
+# Confidential demo services, with their (made-up) whereabouts; anyone reaches intake through the hotline's line.
+LOCATION_SID = f"{codes.BASE}/sid/location"
+INTAKE_LINE = {"system": "phone", "value": "+962 6 500 1000", "use": "work"}
+CONFIDENTIAL = {"shelter-1": {
+    "name": "Safe Haven house", "phone": "+962 6 555 0101", "position": {"latitude": 31.95, "longitude": 35.91},
+    "address": {"line": ["12 Example Street"], "city": "Amman", "district": "Marka", "state": "Amman",
+                "country": "JO"}}}
+
 # demo organisation key -> (service name, service types, languages, eligibility)
 SERVICES = {
     "hotline-1": ("Amal hotline and case management", ["hotline", "case-management"], ["ar", "prs", "en"], None),
@@ -80,7 +88,25 @@ def service_resource(org_id: str, key: str) -> dict:
         body["eligibility"] = [{"code": _cc(codes.ELIGIBILITY, eligibility)}]
     if key in INTAKE:
         body["extension"].append({"url": codes.EXT_INTAKE, "extension": INTAKE[key]})
+    if key in CONFIDENTIAL:  # the shelter's house: address and phone only for parties of a referral to it
+        body["extension"].append(_confidential())
+        body["telecom"] = [{"system": "phone", "value": CONFIDENTIAL[key]["phone"], "use": "work"}]
+        body["location"] = [{"reference": f"Location/{key}"}]
     return body
+
+
+def _confidential() -> dict:
+    return {"url": codes.EXT_CONFIDENTIAL, "extension": [{"url": "intake-contact", "valueContactPoint": INTAKE_LINE}]}
+
+
+def location_resource(org_id: str, key: str) -> dict:
+    """The confidential Location of a demo service (`Location/shelter-1`)."""
+    where = CONFIDENTIAL[key]
+    return {"resourceType": "Location", "status": "active", "mode": "instance", "name": where["name"],
+            "identifier": [{"system": LOCATION_SID, "value": key}], "extension": [_confidential()],
+            "address": where["address"], "position": where["position"],
+            "telecom": [{"system": "phone", "value": where["phone"]}],
+            "managingOrganization": {"reference": f"Organization/{org_id}"}}
 
 
 async def _story_exists(exchange: Exchange) -> bool:
@@ -144,6 +170,9 @@ async def _change(exchange: Exchange, ctx: RequestContext, resource_type: str, r
 
 async def load_story(exchange: Exchange, orgs: dict[str, str]) -> None:
     """The directory entries (by the exchange) and the referral story (by the organisations themselves)."""
+    for key in CONFIDENTIAL:
+        await create.create(exchange, system_context(), "Location", location_resource(orgs[key], key),
+                            f"identifier={LOCATION_SID}|{key}", resource_id=key)  # Location/shelter-1
     for key in SERVICES:
         await create.create(exchange, system_context(), "HealthcareService", service_resource(orgs[key], key),
                             f"identifier={SERVICE_SID}|{key}", resource_id=key)  # HealthcareService/shelter-1

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Iterable, Sequence
 
 import orjson
-from sqlalchemy import and_, delete, exists, func, insert, select, update
+from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.store.tables import (condition_lock, resource, resource_party, resource_recorder, resource_version,
@@ -237,6 +237,20 @@ class Repository:
                     search_index.c.system == target_type, search_index.c.value.in_(ids)))).all()
             found.update(r.resource_id for r in rows)
         return sorted(found)
+
+    async def party_of_referral_to(self, organization_id: str, targets: Sequence[tuple[str, str]]) -> bool:
+        """Whether `organization_id` is party to a Task (owner) or ServiceRequest (performer) naming one of
+        `targets` (directory entries: who may see a confidential entry's address)."""
+        if not targets:
+            return False
+        named = or_(*[and_(search_index.c.system == t, search_index.c.value == i) for t, i in targets])
+        query = select(search_index.c.resource_id).where(
+            or_(and_(search_index.c.resource_type == "Task", search_index.c.param == "owner"),
+                and_(search_index.c.resource_type == "ServiceRequest", search_index.c.param == "performer")),
+            named, exists().where(and_(resource_party.c.resource_type == search_index.c.resource_type,
+                                       resource_party.c.resource_id == search_index.c.resource_id,
+                                       resource_party.c.organization_id == organization_id))).limit(1)
+        return (await self.conn.execute(query)).first() is not None
 
     async def parties(self, resource_type: str, resource_id: str) -> set[str]:
         key = (resource_type, resource_id)

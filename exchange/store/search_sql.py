@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import and_, exists, not_, or_, select
 
+from exchange.fhir.definitions import CONFIDENTIAL_OWNER_PARAM, CONFIDENTIAL_SEARCH_PARAMS
 from exchange.fhir.indexing import normalise_string
 from exchange.fhir.search import Criterion, DateValue, SearchPlan
 from exchange.store.repository import AccessFilter, to_db, visible_clause
@@ -80,6 +81,26 @@ def _value_condition(criterion: Criterion, value, idx=search_index):  # noqa: AN
 
 def _condition(resource_type: str, criterion: Criterion, res, idx, access: AccessFilter | None):  # noqa: ANN001
     """One criterion over the resource rows `res` and index rows `idx` of `resource_type`."""
+    condition = _plain_condition(resource_type, criterion, res, idx, access)
+    if criterion.name in CONFIDENTIAL_SEARCH_PARAMS.get(resource_type, ()) and (
+            access is None or access.organization_id is not None):
+        condition = and_(condition, _not_hidden(resource_type, res, access))
+    return condition
+
+
+def _not_hidden(resource_type: str, res, access: AccessFilter | None):  # noqa: ANN001
+    """The entry is not confidential, or it is the caller's own organisation's (a search on an element a non-party
+    does not see must not find a confidential entry for it: `exchange.auth.confidential`)."""
+    flag, own = search_index.alias(), search_index.alias()
+    condition = not_(_exists_in(resource_type, res, flag, "confidential", flag.c.value == "true"))
+    if access is not None and access.organization_id:
+        condition = or_(condition, _exists_in(resource_type, res, own, CONFIDENTIAL_OWNER_PARAM[resource_type],
+                                              own.c.system == "Organization",
+                                              own.c.value == access.organization_id))
+    return condition
+
+
+def _plain_condition(resource_type: str, criterion: Criterion, res, idx, access: AccessFilter | None):  # noqa: ANN001
     if criterion.type == "id":
         return res.c.id.in_(list(criterion.values))
     if criterion.type == "lastUpdated":

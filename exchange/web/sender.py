@@ -81,8 +81,10 @@ async def find_services(exchange: Exchange, ctx: RequestContext, fields: dict) -
 
 
 async def areas(exchange: Exchange, ctx: RequestContext) -> list[tuple[str, str]]:
-    """(id, name) of the directory's Locations, for the area filter (services name them in coverageArea)."""
-    result = await search_type.search(exchange, ctx, "Location", [("_count", "100")], strict=True)
+    """(id, name) of the directory's Locations, for the area filter (services name them in coverageArea); not the
+    confidential ones (a shelter's house is no area to choose)."""
+    result = await search_type.search(exchange, ctx, "Location", [("confidential:not", "true"), ("_count", "100")],
+                                      strict=True)
     entries = [e["resource"] for e in orjson.loads(orjson.dumps(result.body or {})).get("entry", [])]
     return sorted(((r["id"], r.get("name") or r["id"]) for r in entries), key=lambda a: a[1])
 

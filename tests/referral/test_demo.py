@@ -37,3 +37,17 @@ async def test_demo_story(http, exchange, make_client):
         "service-type": f"{codes.SERVICE_TYPE}|safety-shelter", "communication": "urn:ietf:bcp:47|prs",
         "capacity": "available,waitlist"})).json()
     assert [e["resource"]["name"] for e in dari["entry"]] == ["Safe Haven emergency shelter"]
+
+
+async def test_demo_shelter_is_confidential(http, exchange, make_client):
+    orgs = await load_demo(exchange)
+    hotline, livelihood = await make_client(orgs["hotline-1"]), await make_client(orgs["livelihood-1"])
+    whole = (await hotline.get("/Location/shelter-1")).json()  # the hotline referred her there
+    assert whole["address"]["line"] == ["12 Example Street"] and whole["position"]
+    seen = (await livelihood.get("/Location/shelter-1")).json()
+    assert seen["address"] == {"district": "Marka", "state": "Amman", "country": "JO"} and "position" not in seen
+    service = (await livelihood.get("/HealthcareService/shelter-1")).json()
+    assert "telecom" not in service and "location" not in service and service["meta"]["security"][0]["code"] == \
+        "REDACTED"
+    capacity = next(e for e in service["extension"] if e["url"] == codes.EXT_CAPACITY)
+    assert {"url": "places", "valueUnsignedInt": 3} in capacity["extension"]

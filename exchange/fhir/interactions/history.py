@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from exchange.auth import confidential
 from exchange.auth.access import check_permission
 from exchange.context import RequestContext
 from exchange.errors import NotFound
@@ -26,6 +27,7 @@ async def history_instance(exchange: Exchange, ctx: RequestContext, resource_typ
         versions, total = await unit.repo.history(resource_type, resource_id, unit.access, count, offset)
         if total == 0:
             raise NotFound(f"{resource_type}/{resource_id} is not known", expression=f"{resource_type}.id")
+        versions = await confidential.shown_all(unit, versions)
         methods = await unit.repo.methods_of(resource_type, resource_id)
         unit.record(Event("history-instance", "R", resource_type, resource_id))
     base = settings.fhir_base_url

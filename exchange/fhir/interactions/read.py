@@ -1,6 +1,7 @@
 """read and vread. A resource the caller may not see does not exist for it (404, never 403)."""
 from __future__ import annotations
 
+from exchange.auth import confidential
 from exchange.auth.access import check_permission
 from exchange.context import RequestContext
 from exchange.errors import Gone, NotFound
@@ -19,6 +20,7 @@ async def read_in(unit: Unit, resource_type: str, resource_id: str) -> StoredRes
     if stored.deleted:
         raise Gone(f"{resource_type}/{resource_id} was deleted", expression=f"{resource_type}.id",
                    headers={"ETag": stored.etag})
+    stored = await confidential.shown(unit, stored)
     unit.record(Event("read", "R", resource_type, resource_id, stored.version_id, stored=stored))
     return stored
 
@@ -44,5 +46,6 @@ async def vread(exchange: Exchange, ctx: RequestContext, resource_type: str, res
         if stored.deleted:
             raise Gone(f"{resource_type}/{resource_id} version {stored.version_id} is a deletion",
                        expression=f"{resource_type}.meta.versionId")
+        stored = await confidential.shown(unit, stored)
         unit.record(Event("vread", "R", resource_type, resource_id, stored.version_id, stored=stored))
     return Result(200, stored=stored)

@@ -1,11 +1,12 @@
 """search (type level) by GET or POST _search, with _include and _revinclude under the same access filter."""
 from __future__ import annotations
 
+from exchange.auth import confidential
 from exchange.auth.access import check_permission, may
 from exchange.context import RequestContext
 from exchange.errors import BadRequest
 from exchange.fhir import bundles, page_tokens
-from exchange.fhir.definitions import search_param
+from exchange.fhir.definitions import CONFIDENTIAL_SEARCH_PARAMS, search_param
 from exchange.fhir.interactions.result import Result
 from exchange.fhir.search import SearchPlan, identifying, page_links, parse_search
 from exchange.fhir.validate import check_resource_type
@@ -27,7 +28,11 @@ async def _included(unit: Unit, plan: SearchPlan, matches: list[StoredResource],
     out: list[StoredResource] = []
     ids = [m.id for m in matches]
     for include in plan.includes:
-        targets = await unit.repo.references_from(plan.resource_type, ids, include.param)
+        sources = ids
+        if include.param in CONFIDENTIAL_SEARCH_PARAMS.get(plan.resource_type, ()):  # a link a non-party does not see
+            shown = await confidential.shown_all(unit, matches)
+            sources = [m.id for m, s in zip(matches, shown) if s is m]
+        targets = await unit.repo.references_from(plan.resource_type, sources, include.param)
         if include.target_type:
             targets = [t for t in targets if t[0] == include.target_type]
         if len(seen | set(targets)) > budget:
@@ -87,6 +92,8 @@ async def search_in(unit: Unit, plan: SearchPlan, budget: int | None = None) -> 
     matches, total = await unit.repo.search(plan.resource_type, plan_conditions(plan, unit.access), plan_order(plan), count,
                                             plan.offset, unit.access, with_total=plan.total or plan.summary_count)
     included = await _included(unit, plan, matches, budget) if matches else []
+    matches = await confidential.shown_all(unit, matches)
+    included = await confidential.shown_all(unit, included)
     unit.record(Event("search-type", "E", plan.resource_type, query=list(plan.echo)))
     for stored in matches + included:
         unit.record(Event("search-type", "R", stored.resource_type, stored.id, stored.version_id, stored=stored))
