@@ -120,7 +120,7 @@ def _queries(world) -> list[tuple[str, str]]:
         "Task": {"status": "requested", "owner": f"Organization/{orgs['c']}", "requester": f"Organization/{orgs['a']}",
                  "focus": sr, "patient": p, "subject": p, "code": "fulfill", "business-status": "waiting",
                  "authored-on": "2026-11-20", "modified": "ge2026-11-01", "intent": "order",
-                 "identifier": f"{CASE}|T-7", "based-on": sr},
+                 "identifier": f"{CASE}|T-7", "based-on": sr, "owner-organization": f"Organization/{orgs['c']}"},
         "ServiceRequest": {"status": "active", "intent": "order", "category": f"{SVC}|safety-shelter",
                            "code": "safety-shelter", "priority": "urgent", "patient": p, "subject": p,
                            "requester": f"Organization/{orgs['a']}", "performer": f"Organization/{orgs['c']}",
@@ -136,6 +136,8 @@ def _queries(world) -> list[tuple[str, str]]:
         assert set(values[rtype]) == set(SEARCH_PARAMS[rtype]), f"a search parameter of {rtype} is not tried"
         out += [(rtype, f"{name}={value}") for name, value in values[rtype].items()]
         out += [(rtype, f"_id={ids[rtype]}"), (rtype, "_lastUpdated=ge2000-01-01"), (rtype, "_total=accurate")]
+    out += [("Task", f"patient.identifier={CASE}|HL-7"), ("Task", "focus:ServiceRequest.priority=urgent"),
+            ("ServiceRequest", f"subject:Patient.identifier={CASE}|HL-7")]  # chains
     return out
 
 
