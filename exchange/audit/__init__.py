@@ -16,7 +16,7 @@ def install(exchange: Exchange) -> None:
     from exchange.audit.capability import contribute
     from exchange.audit.checkpoint import install_periodic
     from exchange.audit.hook import AuditLog
-    from exchange.audit.linker import Linker, install_periodic as install_linker
+    from exchange.audit.linker import Linker, install_kicked, install_periodic as install_linker
     from exchange.audit.rest import router
 
     linker = Linker(exchange)
@@ -25,4 +25,5 @@ def install(exchange: Exchange) -> None:
     exchange.routers.append(router)
     exchange.capability.append(contribute)
     install_periodic(exchange)
+    install_kicked(exchange, linker)
     install_linker(exchange, linker)

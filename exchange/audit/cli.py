@@ -1,4 +1,5 @@
-"""`exchange audit ...`: verify the chain, sign a checkpoint, export a period, verify an export, purge content."""
+"""`exchange audit ...`: verify the chain, link the queue, sign a checkpoint, export a period, verify an export, purge
+content."""
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +12,7 @@ import typer
 
 from exchange.cli_support import DatabaseOption, run_with_exchange, settings_with
 
-app = typer.Typer(help="The exchange log: verify, checkpoint, export, verify-export, purge, emergencies.",
+app = typer.Typer(help="The exchange log: verify, link, checkpoint, export, verify-export, purge, emergencies.",
                   no_args_is_help=True)
 
 
@@ -52,6 +53,20 @@ def verify(kept: list[str] = typer.Option([], "--checkpoint", help="A checkpoint
         verdict = _run(database_url, work)
     typer.echo(str(verdict))
     raise typer.Exit(0 if verdict.ok else 1)
+
+
+@app.command()
+def link(database_url: Optional[str] = DatabaseOption) -> None:
+    """Link every record committed so far into the chain now (one linker pass; servers do this on their own within
+    moments of each commit) and say how many were linked."""
+    from exchange.audit.linker import link_pass
+
+    async def work(exchange) -> int:  # noqa: ANN001
+        async with exchange.db.transaction() as conn:
+            return await link_pass(conn)
+
+    count = _run(database_url, work)
+    typer.echo(f"linked {count} record{'' if count == 1 else 's'}")
 
 
 @app.command()

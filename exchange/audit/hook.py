@@ -2,8 +2,9 @@
 
 The request's transaction only INSERTs its records (their `entry` numbers come from a database sequence), so no
 row is shared between requests and nothing serialises them: no change commits without its record. After the
-commit the hook asks the linker (`exchange.audit.linker`) to integrate the queue into the hash chain; the linker
-coalesces the requests of one process into one pass, so the response is sent once its own records are linked.
+commit the hook kicks the linker (`exchange.audit.linker`), which integrates the queue into the hash chain in a
+task of its own, coalescing the requests of one process into one pass: the response does not wait for it. Where no
+such task runs (the CLI), the hook waits for the pass, so a command's records are linked when it returns.
 """
 from __future__ import annotations
 
@@ -63,6 +64,8 @@ class AuditLog:
 
     async def _link(self) -> None:
         """The records are committed: a failure to link now only delays them (the linker's next pass takes them)."""
+        if self.linker.kick():
+            return
         try:
             await self.linker.settle()
         except Exception as exc:  # noqa: BLE001 - the change is committed; the periodic pass links the queue

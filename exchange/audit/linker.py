@@ -6,10 +6,19 @@ records their chain position and hash (`exchange.audit.chain.link`), advance the
 lost between its commit and its linking: it waits in the queue (`seq IS NULL`) for the next pass, whichever process
 runs it. Within a process, requests that finished while a pass ran share the next one (`settle`), so the chain
 costs one pass per burst, not one locked row per request.
+
+A request does not wait for its records to be linked. In a server process (`start`/`stop`, registered in
+`exchange.on_start`/`on_stop`) the audit hook only `kick`s the process's linking task after the commit and answers;
+the task runs the next pass at once (kicks that arrive while a pass runs share the one after it), so a record is
+linked within about one pass after its commit (the window `make bench` measures, `audit_link_window_ms`). Without
+that task (the CLI, a worker) `kick` says so and the hook settles before returning, as a command should. Whoever
+needs the chain to include everything committed so far awaits `settle()` (checkpoints do) or runs
+`exchange audit link`.
 """
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -18,6 +27,7 @@ from exchange.audit.chain import GENESIS, link
 from exchange.audit.tables import audit_event, audit_head
 from exchange.store.repository import to_db, utcnow
 
+log = logging.getLogger("exchange.audit")
 LOCK_KEY = 0x6175646974  # "audit": the advisory lock of the linker on PostgreSQL
 BATCH = 500
 
@@ -78,6 +88,8 @@ class Linker:
         self._lock = asyncio.Lock()
         self._asked = 0  # tickets handed out
         self._done = 0  # every ticket up to this one is covered by a finished pass
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
 
     async def run_pass(self) -> int:
         async with self.exchange.db.transaction() as conn:
@@ -85,13 +97,58 @@ class Linker:
 
     async def settle(self) -> None:
         self._asked += 1
-        ticket = self._asked
+        await self._cover(self._asked)
+
+    async def _cover(self, ticket: int) -> None:
+        """Return once a pass that started after ticket `ticket` was handed out has finished."""
         async with self._lock:
             if self._done >= ticket:  # a pass that started after this caller's commit already linked it
                 return
             covered = self._asked
             await self.run_pass()
             self._done = covered
+
+    def kick(self) -> bool:
+        """Ask the process's linking task for a pass soon; False when there is none (the caller settles itself)."""
+        if self._task is None or self._task.done():
+            return False
+        self._asked += 1  # (a settle() that runs before the task wakes covers this kick: no second pass)
+        self._wake.set()
+        return True
+
+    async def start(self, _exchange=None) -> None:  # noqa: ANN001
+        self._wake = asyncio.Event()
+        self._task = asyncio.create_task(self._loop(), name="audit-linker-kicked")
+
+    async def stop(self, _exchange=None) -> None:  # noqa: ANN001
+        """Stop the task, then link what the last requests queued (a failure leaves it for the next process)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        try:
+            await self.settle()
+        except Exception as exc:  # noqa: BLE001 - committed records stay queued for the next pass
+            log.error("audit linking at shutdown deferred: %s", type(exc).__name__)
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._cover(self._asked)
+            except Exception as exc:  # noqa: BLE001 - the records stay queued; the next kick or tick links them
+                log.error("audit linking deferred: %s", type(exc).__name__)
+                await asyncio.sleep(1)  # (a database that is down is not hammered in a loop)
+
+
+def install_kicked(exchange, linker: Linker) -> None:  # noqa: ANN001
+    """Every server process links soon after its own commits (the periodic job below runs in one process only)."""
+    exchange.on_start.append(linker.start)
+    exchange.on_stop.insert(0, linker.stop)
 
 
 def install_periodic(exchange, linker: Linker) -> None:  # noqa: ANN001

@@ -17,8 +17,9 @@ AUDIT_SCOPES = "system/AuditEvent.rs"
 
 
 async def audit_rows(exchange) -> list[dict]:  # noqa: ANN001
+    """Every record in entry order (the chain's order once linked; a request answers before its record is)."""
     async with exchange.db.engine.connect() as conn:
-        rows = (await conn.execute(select(audit_event).order_by(audit_event.c.seq))).all()
+        rows = (await conn.execute(select(audit_event).order_by(audit_event.c.entry))).all()
     return [orjson.loads(r.content) | {"_seq": r.seq} for r in rows]
 
 

@@ -17,13 +17,21 @@ from tests.audit.conftest import audit_rows, cli, sql
 from tests.fhir_checks import organization
 
 
-async def _some_events(client, n: int = 3) -> list[str]:
+async def _some_events(client, settings, n: int = 3) -> list[str]:  # noqa: ANN001
+    """`n` requests, and their records linked (a write answers before its record is linked: `exchange audit link`
+    links what is queued, as the server's own linker does moments later)."""
     ids = []
     for i in range(n):
         r = await client.post("/Organization", json=organization(f"Org {i}"))
         assert r.status_code == 201
         ids.append(r.json()["id"])
+    await _link(settings)
     return ids
+
+
+async def _link(settings) -> None:  # noqa: ANN001
+    linked = await cli("audit", "link", "--database-url", settings.database_url)
+    assert linked.exit_code == 0 and linked.output.startswith("linked "), linked.output
 
 
 async def _verify(settings):  # noqa: ANN001, ANN202
@@ -31,14 +39,14 @@ async def _verify(settings):  # noqa: ANN001, ANN202
 
 
 async def test_an_untouched_log_verifies(client, settings, exchange):
-    await _some_events(client, 4)
+    await _some_events(client, settings, 4)
     result = await _verify(settings)
     assert result.exit_code == 0, result.output
     assert "ok: 4 records verified" in result.output
 
 
 async def test_editing_a_row_is_detected_and_named(client, settings, exchange):
-    await _some_events(client, 4)
+    await _some_events(client, settings, 4)
     rows = await audit_rows(exchange)
     edited = dict(rows[2])
     edited.pop("_seq")
@@ -51,28 +59,28 @@ async def test_editing_a_row_is_detected_and_named(client, settings, exchange):
 
 
 async def test_editing_only_a_search_column_is_detected(client, settings, exchange):
-    await _some_events(client, 3)
+    await _some_events(client, settings, 3)
     await sql(exchange, "UPDATE audit_event SET organization_id = 'someone-else' WHERE seq = 2")
     result = await _verify(settings)
     assert result.exit_code == 1 and "FAILED at record 2: column organization_id" in result.output
 
 
 async def test_deleting_a_row_is_detected_and_named(client, settings, exchange):
-    await _some_events(client, 4)
+    await _some_events(client, settings, 4)
     await sql(exchange, "DELETE FROM audit_event WHERE seq = 2")
     result = await _verify(settings)
     assert result.exit_code == 1 and "FAILED at record 2: record 2 is missing" in result.output
 
 
 async def test_deleting_the_newest_row_is_detected(client, settings, exchange):
-    await _some_events(client, 3)
+    await _some_events(client, settings, 3)
     await sql(exchange, "DELETE FROM audit_event WHERE seq = 3")
     result = await _verify(settings)
     assert result.exit_code == 1 and "FAILED at record 3: the chain head says 3 records" in result.output
 
 
 async def test_reordering_rows_is_detected_and_named(client, settings, exchange):
-    await _some_events(client, 4)
+    await _some_events(client, settings, 4)
     for statement in ("UPDATE audit_event SET seq = -2 WHERE seq = 2", "UPDATE audit_event SET seq = 2 WHERE seq = 3",
                       "UPDATE audit_event SET seq = 3 WHERE seq = -2"):
         await sql(exchange, statement)
@@ -83,12 +91,13 @@ async def test_reordering_rows_is_detected_and_named(client, settings, exchange)
 async def test_concurrent_writers_keep_one_unbroken_chain(client, settings, exchange):
     results = await asyncio.gather(*[client.post("/Organization", json=organization(f"Org {i}")) for i in range(20)])
     assert all(r.status_code == 201 for r in results)
+    await _link(settings)
     result = await _verify(settings)
     assert result.exit_code == 0 and "ok: 20 records" in result.output, result.output
 
 
 async def test_a_signed_checkpoint_verifies_with_the_published_key(client, settings, exchange):
-    await _some_events(client, 2)
+    await _some_events(client, settings, 2)
     signed = await cli("audit", "checkpoint", "--database-url", settings.database_url)
     assert signed.exit_code == 0, signed.output
     printed = json.loads(signed.output)
@@ -108,7 +117,7 @@ async def test_a_signed_checkpoint_verifies_with_the_published_key(client, setti
 
 async def test_the_log_no_longer_matches_a_checkpoint_after_a_rewrite(client, settings, exchange):
     """Rewriting the whole chain consistently (and its head) is still caught by the signed checkpoint."""
-    await _some_events(client, 2)
+    await _some_events(client, settings, 2)
     assert (await cli("audit", "checkpoint", "--database-url", settings.database_url)).exit_code == 0
     await sql(exchange, "DELETE FROM audit_event WHERE seq = 2")
     await sql(exchange, "UPDATE audit_head SET seq = 1, hash = (SELECT hash FROM audit_event WHERE seq = 1)")
@@ -119,9 +128,9 @@ async def test_the_log_no_longer_matches_a_checkpoint_after_a_rewrite(client, se
 async def test_an_export_between_two_checkpoints_proves_nothing_was_removed_or_altered(client, settings, exchange,
                                                                                        tmp_path):
     url = settings.database_url
-    await _some_events(client, 2)
+    await _some_events(client, settings, 2)
     first = (await cli("audit", "checkpoint", "--database-url", url)).output
-    await _some_events(client, 3)
+    await _some_events(client, settings, 3)
     second = (await cli("audit", "checkpoint", "--database-url", url)).output
     (tmp_path / "a.json").write_text(first)
     (tmp_path / "b.json").write_text(second)
@@ -175,7 +184,7 @@ async def _remove_failing_trigger(exchange) -> None:
 
 
 async def test_a_failed_audit_write_fails_the_request_and_leaves_nothing(client, exchange, settings):
-    await _some_events(client, 2)
+    await _some_events(client, settings, 2)
     await _install_failing_trigger(exchange)
     try:
         r = await client.post("/Organization", json=organization("Never stored"))  # the app answers 500
@@ -221,7 +230,7 @@ async def test_two_processes_writing_at_once_keep_one_unbroken_chain(client, set
     from exchange.wiring import build
 
     other = build(settings)
-    await _some_events(client, 1)
+    await _some_events(client, settings, 1)
     try:
         async def write(ex, i: int) -> None:  # noqa: ANN001
             await create.create(ex, system_context(), "Organization", organization(f"Org {i}"))
@@ -229,6 +238,7 @@ async def test_two_processes_writing_at_once_keep_one_unbroken_chain(client, set
         await asyncio.gather(*[write(exchange if i % 2 else other, i) for i in range(24)])
     finally:
         await other.db.dispose()
+    await _link(settings)
     result = await _verify(settings)
     assert result.exit_code == 0 and "ok: 25 records" in result.output, result.output
 
@@ -236,9 +246,9 @@ async def test_two_processes_writing_at_once_keep_one_unbroken_chain(client, set
 async def test_an_http_export_verifies_against_published_checkpoints(client, exchange):
     from exchange.audit.verify import verify_segment
 
-    await _some_events(client, 1)
+    await _some_events(client, exchange.settings, 1)
     first = (await client.get("http://127.0.0.1:8080/.well-known/audit-checkpoint")).json()
-    await _some_events(client, 2)
+    await _some_events(client, exchange.settings, 2)
     assert (await cli("audit", "checkpoint", "--database-url", exchange.settings.database_url)).exit_code == 0
     second = (await client.get("http://127.0.0.1:8080/.well-known/audit-checkpoint")).json()
     again = (await client.get("http://127.0.0.1:8080/.well-known/audit-checkpoint",
@@ -251,3 +261,29 @@ async def test_an_http_export_verifies_against_published_checkpoints(client, exc
     assert not verify_segment(lines[:1] + lines[2:], first["checkpoint"], second["checkpoint"], second["jwks"]).ok
     missing = await client.get("http://127.0.0.1:8080/.well-known/audit-checkpoint", params={"tree_size": 99})
     assert missing.status_code == 404
+
+
+async def test_a_write_answers_while_the_linker_waits_and_its_record_is_linked_afterwards(client, settings, exchange):
+    """The request's transaction commits its record unlinked and answers; linking follows (here held up by an
+    operator's session holding the linker's lock, PostgreSQL), `exchange audit verify` reports it queued meanwhile,
+    and a pass links it into the same unbroken chain."""
+    from exchange.audit.linker import LOCK_KEY
+
+    if exchange.db.is_sqlite:
+        pytest.skip("SQLite: the linker's lock is the database's write lock, which nothing can hold without "
+                    "holding up the write itself")
+    await _some_events(client, settings, 1)
+    async with exchange.db.engine.connect() as held:
+        await held.execute(text("SELECT pg_advisory_lock(:key)"), {"key": LOCK_KEY})
+        try:
+            answered = await asyncio.wait_for(client.post("/Organization", json=organization("Late")), 60)
+            assert answered.status_code == 201
+            queued = await _verify(settings)
+            assert queued.exit_code == 0 and "ok: 1 records verified; 1 record queued, not yet linked" in \
+                queued.output, queued.output
+        finally:
+            await held.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
+            await held.commit()
+    await _link(settings)
+    linked = await _verify(settings)
+    assert linked.exit_code == 0 and "ok: 2 records verified" in linked.output and "queued" not in linked.output
