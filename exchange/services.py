@@ -5,22 +5,15 @@ Built once by the app factory (or the CLI) and passed down explicitly; there are
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Awaitable, Callable
 
+from exchange.change import WriteRule
 from exchange.keys import KeyStore
 from exchange.settings import Settings
 from exchange.store.engine import Database
-from exchange.store.repository import StoredResource
-from exchange.unit import Unit, UnitHook
+from exchange.unit import UnitHook
 
-
-class WriteRule(Protocol):
-    """Business rules around a write (the referral workflow, consent). Raise an exchange error to refuse."""
-
-    async def before_write(self, unit: Unit, resource_type: str, body: dict, current: StoredResource | None,
-                           method: str) -> None: ...
-
-    async def after_write(self, unit: Unit, stored: StoredResource, previous: StoredResource | None) -> None: ...
+__all__ = ["Exchange", "WriteRule"]
 
 
 @dataclass
@@ -28,7 +21,8 @@ class Exchange:
     """Everything an interaction needs besides the request. Packages register themselves in `exchange.wiring`.
 
     - hooks: see every unit of work before it commits (audit log, notification outbox);
-    - rules: business rules around writes (referral workflow, consent);
+    - rules: business rules around writes (referral workflow, consent): `exchange.change` says what they see and
+      what they return;
     - routers: FastAPI routers mounted before the generic FHIR routes (token endpoint, AuditEvent, $status ...);
     - capability: functions that add to the CapabilityStatement (security, subscription topics ...);
     - on_start / on_stop: work that lives as long as each server process;

@@ -8,12 +8,12 @@ fresh transaction, after the failed one has rolled back (the refusal is recorded
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, AsyncIterator, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exchange.context import RequestContext, system_context
+from exchange.context import RequestContext
 from exchange.errors import FhirError
 from exchange.store.repository import AccessFilter, Repository, StoredResource
 
@@ -32,7 +32,7 @@ class Event:
     stored: StoredResource | None = None  # the version written or read
     previous: StoredResource | None = None  # the version replaced, for updates
     query: list[tuple[str, str]] | None = None  # search: (parameter, value) pairs as used
-    actor: RequestContext | None = None  # who did it, when not the unit's caller: the exchange's follow-up writes
+    actor: RequestContext | None = None  # who did it, when not the unit's caller: the exchange's follow-up changes
     purpose: tuple[dict, ...] = ()  # AuditEvent.purposeOfEvent codings (codes only), e.g. the emergency exception
 
 
@@ -43,8 +43,6 @@ class Unit:
     conn: AsyncConnection
     interaction: str
     events: list[Event] = field(default_factory=list)
-    if_match: int | None = None  # the If-Match version of the write in progress (rules may require one)
-    caller: RequestContext | None = None  # who asked for the unit (kept when the exchange acts on its behalf)
     _repo: Repository | None = field(default=None, repr=False)
 
     @property
@@ -64,19 +62,8 @@ class Unit:
 
         return access_filter(self.ctx)
 
-    def __post_init__(self) -> None:
-        if self.caller is None:
-            self.caller = self.ctx
-
     def record(self, event: Event) -> None:
-        if event.actor is None and self.ctx is not self.caller:
-            event.actor = self.ctx  # the exchange writing as itself within the caller's unit
         self.events.append(event)
-
-    def as_exchange(self) -> "Unit":
-        """The same unit (connection, events, reads) with the exchange itself acting: its writes are recorded as
-        the exchange's, linked to the caller's request by its request id."""
-        return replace(self, ctx=system_context(request_id=self.caller.request_id), if_match=None)
 
 
 @dataclass

@@ -36,7 +36,7 @@ from exchange.errors import Forbidden
 from exchange.store.repository import AccessFilter, Repository, StoredResource, UNRESTRICTED
 
 if TYPE_CHECKING:
-    from exchange.unit import Unit
+    from exchange.change import Change, Reads
 
 DIRECTORY_TYPES = frozenset({"Organization", "HealthcareService", "Location", "Practitioner", "PractitionerRole"})
 REFERRAL_TYPES = frozenset({"ServiceRequest", "Task", "Patient", "Consent", "DocumentReference", "Procedure"})
@@ -188,32 +188,27 @@ def _reference_key(value) -> list[str]:  # noqa: ANN001
 class AccessRule:
     """The write rules that depend on who is writing (registered first among `exchange.rules`)."""
 
-    async def before_write(self, unit: "Unit", resource_type: str, body: dict, current: StoredResource | None,
-                           method: str) -> None:
-        ctx = unit.ctx
-        if ctx.is_system or ctx.role != "partner" or method == "DELETE":
+    async def check(self, change: "Change", reads: "Reads") -> None:
+        ctx = change.who
+        if ctx.is_system or ctx.role != "partner" or change.deleted:
             return
-        if resource_type in ("Task", "ServiceRequest"):
-            previous = current.resource.get("requester") if current is not None else None
-            if current is None or _reference_key(body.get("requester")) != _reference_key(previous):
-                await self._own_requester(unit, resource_type, body)
-        elif resource_type == "HealthcareService" and current is not None:
-            for version, where in ((current.resource, "the current entry"), (body, "the new entry")):
-                orgs = await organisations_of(unit.repo, references_in(version.get("providedBy")))
+        body = change.after
+        if change.resource_type in ("Task", "ServiceRequest"):
+            if change.created or change.changed("requester") and _reference_key(body.get("requester")) != \
+                    _reference_key(change.before.get("requester")):
+                await self._own_requester(reads, ctx, change.resource_type, body)
+        elif change.resource_type == "HealthcareService" and not change.created:
+            for version, where in ((change.before, "the current entry"), (body, "the new entry")):
+                orgs = await organisations_of(reads.repo, references_in(version.get("providedBy")))
                 if orgs != {ctx.organization_id}:
                     raise Forbidden(f"directory-provider: a partner updates only its own organisation's "
                                     f"HealthcareService entries "
                                     f"({where} is not provided by {ctx.organization_reference})",
                                     expression="HealthcareService.providedBy")
 
-    async def _own_requester(self, unit: "Unit", resource_type: str, body: dict) -> None:
-        ctx = unit.ctx
+    async def _own_requester(self, reads: "Reads", ctx: RequestContext, resource_type: str, body) -> None:  # noqa: ANN001
         refs = list(references_in(body.get("requester")))
-        orgs = await organisations_of(unit.repo, refs)
+        orgs = await organisations_of(reads.repo, refs)
         if not refs or orgs != {ctx.organization_id}:
             raise Forbidden(f"A partner creates only referrals whose requester is its own organisation "
                             f"({ctx.organization_reference})", expression=f"{resource_type}.requester")
-
-    async def after_write(self, unit: "Unit", stored: StoredResource, previous: StoredResource | None) -> None:
-        return None
-

@@ -12,14 +12,14 @@ from exchange.errors import Forbidden, Unprocessable
 from exchange.notify import queue
 from exchange.notify.spec import SubscriptionSpec, parse_subscription
 from exchange.fhir.references import split_reference
-from exchange.store.repository import StoredResource, utcnow
-from exchange.unit import Unit
+from exchange.change import Change, FollowUp, Reads, Rows, Share
+from exchange.context import RequestContext
+from exchange.store.repository import utcnow
 
 
-async def check_entitled(unit: Unit, spec: SubscriptionSpec) -> None:
+async def check_entitled(ctx: RequestContext, reads: Reads, spec: SubscriptionSpec) -> None:
     """A partner subscribes only to referrals its organisation is party to: at least one party filter (owner,
     requester, performer) names only its own organisation, or an `_id` filter names requests it can already see."""
-    ctx = unit.ctx
     topic = spec.topic_definition
     if ctx.is_system:
         return
@@ -35,7 +35,7 @@ async def check_entitled(unit: Unit, spec: SubscriptionSpec) -> None:
         if definition.party and all(split_reference(v) == own for v in values):
             pinned = True
         elif definition.kind == "id":
-            visible = await unit.repo.read_many([(topic.resource_type, v) for v in values], unit.access)
+            visible = await reads.repo.read_many([(topic.resource_type, v) for v in values], reads.access)
             if len(visible) != len(set(values)):
                 raise Unprocessable(f"_id names a {topic.resource_type} your organisation is not party to",
                                     expression="Subscription.criteria.extension")
@@ -46,66 +46,72 @@ async def check_entitled(unit: Unit, spec: SubscriptionSpec) -> None:
                             f"{topic.resource_type}?{party}", expression="Subscription.criteria.extension")
 
 
-async def check_endpoint(unit: Unit, spec: SubscriptionSpec) -> None:
+async def check_endpoint(reads: Reads, spec: SubscriptionSpec) -> None:
     """The egress policy at registration: the endpoint's name is resolved and every address checked (the
     dispatcher checks again at every delivery)."""
     try:
-        await egress(unit.exchange).notify.check(spec.endpoint)
+        await egress(reads.exchange).notify.check(spec.endpoint)
     except EgressRefused as exc:
         raise Unprocessable(f"channel.endpoint {exc}", expression="Subscription.channel.endpoint") from None
 
 
 class SubscriptionRule:
-    """Registered in `exchange.rules`; ignores every other resource type."""
+    """Registered in `exchange.rules`; ignores every other resource type. Its `check` returns the body to store with
+    the server's status; its follow-ups keep the dispatcher's state row and queue (`Rows`) in step."""
 
-    async def before_write(self, unit: Unit, resource_type: str, body: dict, current: StoredResource | None,
-                           method: str) -> None:
-        if resource_type != "Subscription":
-            return
-        if method == "DELETE":
-            await queue.set_state(unit.conn, current.id, status="off", lease_owner=None, lease_until=None)
-            await queue.cancel_pending(unit.conn, current.id)
-            return
-        spec = parse_subscription(body, unit.exchange.settings)
-        await check_entitled(unit, spec)
-        await check_endpoint(unit, spec)
-        if current is None:
-            body["status"] = "requested"
-            body.pop("error", None)
-            return
-        row = await queue.get_state(unit.conn, current.id)
+    async def check(self, change: Change, reads: Reads) -> dict | None:
+        if change.resource_type != "Subscription" or change.deleted:
+            return None
+        body = change.after
+        spec = parse_subscription(body, reads.exchange.settings)
+        await check_entitled(change.who, reads, spec)
+        await check_endpoint(reads, spec)
+        if change.created:
+            amended = {k: v for k, v in body.items() if k != "error"}
+            amended["status"] = "requested"
+            return amended
+        row = await queue.get_state(reads.conn, change.current.id)
         if row is not None and row.topic != spec.topic:
             raise Unprocessable("A Subscription's topic cannot change; create a new Subscription",
                                 expression="Subscription.criteria")
-        present = row.status if row is not None else current.resource.get("status")
+        present = row.status if row is not None else change.before.get("status")
         if body.get("status") not in ("requested", "off", present):
             raise Unprocessable("status may be set to 'requested' (to re-activate) or 'off' only",
                                 expression="Subscription.status")
+        return None
 
-    async def after_write(self, unit: Unit, stored: StoredResource, previous: StoredResource | None) -> None:
-        if stored.resource_type != "Subscription":
-            return
-        body = stored.resource
-        spec = parse_subscription(body, unit.exchange.settings)
+    async def follow(self, change: Change, reads: Reads) -> list[FollowUp]:
+        if change.resource_type != "Subscription":
+            return []
+        subscription_id = change.stored.id
+        if change.deleted:
+            async def stop(conn) -> None:  # noqa: ANN001
+                await queue.set_state(conn, subscription_id, status="off", lease_owner=None, lease_until=None)
+                await queue.cancel_pending(conn, subscription_id)
+            return [Rows(stop)]
+        spec = parse_subscription(change.after, reads.exchange.settings)
+        org = change.who.organization_id
         now = utcnow()
-        if previous is None:
-            if unit.ctx.organization_id:
-                await unit.repo.add_parties("Subscription", stored.id, {unit.ctx.organization_id})
-            await queue.insert_state(unit.conn, stored.id, unit.ctx.organization_id, spec, "requested", now)
-            await queue.enqueue(unit.conn, stored.id, "handshake", now)
-            return
-        row = await queue.get_state(unit.conn, stored.id)
-        values: dict = {"spec": spec.dumps()}
-        status = body.get("status")
-        if status == "requested" and (row is None or row.status != "requested"):
-            values.update(status="requested", retry_at=None, failing_since=None, last_error=None)
-            await queue.cancel_pending(unit.conn, stored.id, kinds=("handshake", "heartbeat"))
-            await queue.enqueue(unit.conn, stored.id, "handshake", now)
-        elif status == "off":
-            values.update(status="off", next_heartbeat=None)
-            await queue.cancel_pending(unit.conn, stored.id, kinds=("handshake", "heartbeat"))
-        if row is None:
-            await queue.insert_state(unit.conn, stored.id, unit.ctx.organization_id, spec, values.get("status",
-                                     status or "requested"), now)
-        else:
-            await queue.set_state(unit.conn, stored.id, **values)
+        if change.created:
+            async def start(conn) -> None:  # noqa: ANN001
+                await queue.insert_state(conn, subscription_id, org, spec, "requested", now)
+                await queue.enqueue(conn, subscription_id, "handshake", now)
+            return [*([Share("Subscription", subscription_id, frozenset({org}))] if org else []), Rows(start)]
+        status = change.after.get("status")
+
+        async def keep_in_step(conn) -> None:  # noqa: ANN001
+            row = await queue.get_state(conn, subscription_id)
+            values: dict = {"spec": spec.dumps()}
+            if status == "requested" and (row is None or row.status != "requested"):
+                values.update(status="requested", retry_at=None, failing_since=None, last_error=None)
+                await queue.cancel_pending(conn, subscription_id, kinds=("handshake", "heartbeat"))
+                await queue.enqueue(conn, subscription_id, "handshake", now)
+            elif status == "off":
+                values.update(status="off", next_heartbeat=None)
+                await queue.cancel_pending(conn, subscription_id, kinds=("handshake", "heartbeat"))
+            if row is None:
+                await queue.insert_state(conn, subscription_id, org, spec, values.get("status", status or "requested"),
+                                         now)
+            else:
+                await queue.set_state(conn, subscription_id, **values)
+        return [Rows(keep_in_step)]

@@ -10,10 +10,13 @@ def install(exchange: Exchange) -> None:
     from exchange.referral.overdue import OverdueSweeper
     from exchange.referral.authority_rule import AuthorityRule
     from exchange.referral.profile import issues_for
-    from exchange.referral.rules import ReferralRules
+    from exchange.referral.rules import EmergencyRule, NeedToKnowRule, ReferralRules, WithdrawalRule
 
     exchange.rules.append(AuthorityRule())  # who may change what, before any rule about the content
     exchange.rules.append(ReferralRules())
+    exchange.rules.append(EmergencyRule())  # the exchange's follow-ups: the exception's record, parties, withdrawal
+    exchange.rules.append(NeedToKnowRule())
+    exchange.rules.append(WithdrawalRule())
     exchange.profile_checks.append(issues_for)
     exchange.routers.append(router)
     exchange.capability.append(contribute_capability)

@@ -12,7 +12,7 @@ from exchange.referral import authority, task_states
 from exchange.referral.consent import subject_id
 from exchange.referral.rules import REQUEST_OPEN
 from exchange.store.repository import Repository, StoredResource
-from exchange.unit import Unit
+from exchange.change import Change, Reads
 
 async def _orgs(repo: Repository, value) -> set[str]:  # noqa: ANN001
     return await organisations_of(repo, references_in(value))
@@ -80,22 +80,19 @@ def _normalised(references: set[str]) -> set[str]:
 
 
 class AuthorityRule:
-    async def before_write(self, unit: Unit, resource_type: str, body: dict, current: StoredResource | None,
-                           method: str) -> None:
-        if unit.ctx.is_system or resource_type not in authority.TABLE:
+    async def check(self, change: Change, reads: Reads) -> None:
+        ctx = change.who
+        if ctx.is_system or change.resource_type not in authority.TABLE:
             return
-        if unit.ctx.role == "admin" and resource_type in DIRECTORY_TYPES:
+        if ctx.role == "admin" and change.resource_type in DIRECTORY_TYPES:
             return  # the directory's admins manage every entry (`exchange.auth.access.role_allows`)
-        repo = unit.repo
-        before = current.resource if current is not None else None
-        after = None if method == "DELETE" else body
-        roles = await roles_of(repo, unit.ctx.organization_id, resource_type,
-                               current.id if current is not None else None, before if before is not None else body)
-        authority.check(resource_type, roles, before, after)
-        if after is not None:
-            await _own_links(repo, unit.ctx.organization_id, resource_type, before or {}, after)
-        if method == "DELETE" and await pointed_at_by_open_referral(repo, current):
-            raise authority.in_use(resource_type)
-
-    async def after_write(self, unit: Unit, stored: StoredResource, previous: StoredResource | None) -> None:
-        return None
+        repo = reads.repo
+        current = change.current
+        roles = await roles_of(repo, ctx.organization_id, change.resource_type,
+                               current.id if current is not None else None,
+                               change.before if change.before is not None else change.after)
+        authority.check(change.resource_type, roles, change.before, change.after)
+        if change.after is not None:
+            await _own_links(repo, ctx.organization_id, change.resource_type, change.before or {}, change.after)
+        if change.deleted and await pointed_at_by_open_referral(repo, current):
+            raise authority.in_use(change.resource_type)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from exchange.referral import consent_rules
 from exchange.store.repository import StoredResource
-from exchange.unit import Event, Unit
+from exchange.change import Record
+from exchange.unit import Event
 
 INTERACTION = "emergency-exception"  # the AuditEvent subtype (CodeSystem exchange-event)
 ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
@@ -28,9 +29,10 @@ def newly_invoked(stored: StoredResource, previous: StoredResource | None) -> st
     return reason
 
 
-async def after_write(unit: Unit, stored: StoredResource, previous: StoredResource | None) -> None:
+def follow_ups(stored: StoredResource, previous: StoredResource | None) -> list[Record]:
+    """The exception's AuditEvent when this write invokes it (a `Record` follow-up, exchange.change)."""
     reason = newly_invoked(stored, previous)
     if reason is None:
-        return
-    unit.record(Event(INTERACTION, "E", "ServiceRequest", stored.id, stored.version_id,
-                      purpose=(BREAK_THE_GLASS, {"system": consent_rules.CONSENT_CODES, "code": reason})))
+        return []
+    return [Record(Event(INTERACTION, "E", "ServiceRequest", stored.id, stored.version_id,
+                         purpose=(BREAK_THE_GLASS, {"system": consent_rules.CONSENT_CODES, "code": reason})))]

@@ -2,10 +2,11 @@
 
 An open referral (Task without owner) is shared with every provider its ServiceRequest names, so that one of them can
 claim it. Once one has:
-- `narrow_on_claim` rewrites the request's `performer` to the claimant's own entries (its Organization or its
-  HealthcareService, as the requester wrote them), as the exchange itself through the normal write path
-  (`Unit.as_exchange`: versioned, notified, and audited as the exchange, linked to the claim by its request id);
-- `follow_performers` (after every ServiceRequest update, that narrowing included) removes the `resource_party` rows
+- `narrow_on_claim` asks for the request's `performer` to be rewritten to the claimant's own entries (its
+  Organization or its HealthcareService, as the requester wrote them): an `Update` follow-up, which the kernel writes
+  as the exchange itself (versioned, notified, and audited as the exchange, linked to the claim by its request id);
+- `follow_performers` (after every ServiceRequest update, that narrowing included) asks to remove (`Unshare`) the
+  `resource_party` rows
   of every organisation that is no longer the request's requester, a performer or the owner of one of its Tasks:
   from the request and its Tasks (an owned Task: requester and owner only), and from the Patient and the Consents and
   documents in `supportingInfo` unless another referral of the same Patient still shares them with it
@@ -18,10 +19,9 @@ from __future__ import annotations
 
 
 from exchange.auth.access import organisations_of
-from exchange.fhir.interactions.write import replace
+from exchange.change import Change, FollowUp, Reads, Unshare, Update
 from exchange.fhir.references import references_in, split_reference
-from exchange.store.repository import Repository, StoredResource
-from exchange.unit import Unit
+from exchange.store.repository import Repository
 
 
 def pointed_at(body: dict, resource_type: str) -> list[str]:
@@ -56,13 +56,15 @@ async def shared_elsewhere(repo: Repository, patient_id: str, request_id: str, o
     return out
 
 
-async def narrow_on_claim(unit: Unit, task: StoredResource, previous: StoredResource) -> None:
+async def narrow_on_claim(change: Change, reads: Reads) -> list[FollowUp]:
     """After an open Task is claimed: the request names only the claimant, the others lose the referral."""
-    if previous.resource.get("owner") or not task.resource.get("owner"):
-        return
-    repo = unit.repo
-    owners = await _orgs(repo, task.resource.get("owner"))
-    for ref in references_in(task.resource.get("focus")):
+    task = change.after
+    if change.before.get("owner") or not task.get("owner"):
+        return []
+    repo = reads.repo
+    owners = await _orgs(repo, task.get("owner"))
+    out: list[FollowUp] = []
+    for ref in references_in(task.get("focus")):
         split = split_reference(ref)
         if not split or split[0] != "ServiceRequest":
             continue
@@ -71,19 +73,22 @@ async def narrow_on_claim(unit: Unit, task: StoredResource, previous: StoredReso
             continue
         performers = request.resource.get("performer") or []
         kept = [p for p in performers if await _orgs(repo, p) & owners]
-        if kept and kept != performers:  # the request's own after_write runs follow_performers
-            await replace(unit.as_exchange(), request,
-                          dict(request.resource, performer=kept), None)
+        if kept and kept != performers:  # the request's own follow-up runs follow_performers
+            out.append(Update(request, dict(request.resource, performer=kept), "need to know after a claim"))
         else:
-            await follow_performers(unit, request.id)
+            out.extend(await follow_performers(repo, request.id))
+    return out
 
 
-async def follow_performers(unit: Unit, request_id: str) -> None:
-    """Remove the parties of a ServiceRequest (and of what it shares) that its current lists no longer name."""
-    repo = unit.repo
+def _unshare(resource_type: str, resource_id: str, orgs: set[str]) -> list[Unshare]:
+    return [Unshare(resource_type, resource_id, frozenset(orgs))] if orgs else []
+
+
+async def follow_performers(repo: Repository, request_id: str) -> list[Unshare]:
+    """The parties of a ServiceRequest (and of what it shares) that its current lists no longer name."""
     request = await repo.read("ServiceRequest", request_id)
     if request is None or request.deleted:
-        return
+        return []
     body = request.resource
     requesters = await _orgs(repo, body.get("requester"))
     performers = await _orgs(repo, body.get("performer"))
@@ -98,21 +103,23 @@ async def follow_performers(unit: Unit, request_id: str) -> None:
     keep = requesters | performers | owners_of_any
     lost = await repo.parties("ServiceRequest", request_id) - keep
     gone = (lost | set().union(*(cut for _, cut in task_cuts))) - keep
+    out: list[Unshare] = []
     for task_id, cut in task_cuts:
-        await repo.remove_parties("Task", task_id, cut)
-    await repo.remove_parties("ServiceRequest", request_id, lost)
+        out += _unshare("Task", task_id, cut)
+    out += _unshare("ServiceRequest", request_id, lost)
     if not gone:
-        return
+        return out
     for ref in references_in(body.get("subject")):
         split = split_reference(ref)
         if not split or split[0] != "Patient":
             continue
         elsewhere = await shared_elsewhere(repo, split[1], request_id, gone)
-        await repo.remove_parties("Patient", split[1], gone - elsewhere.get(("Patient", split[1]), set()))
+        out += _unshare("Patient", split[1], gone - elsewhere.get(("Patient", split[1]), set()))
         for rtype in ("Consent", "DocumentReference"):
             for rid in pointed_at(body, rtype):
-                await repo.remove_parties(rtype, rid, gone - elsewhere.get((rtype, rid), set())
-                                          - await _custodians(repo, rtype, rid))
+                out += _unshare(rtype, rid, gone - elsewhere.get((rtype, rid), set())
+                                - await _custodians(repo, rtype, rid))
+    return out
 
 
 async def _custodians(repo: Repository, resource_type: str, resource_id: str) -> set[str]:

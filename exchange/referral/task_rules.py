@@ -13,34 +13,34 @@ from exchange.referral import task_states as states
 from exchange.referral.consent import subject_id
 from exchange.referral.refusal import refuse
 from exchange.store.repository import StoredResource
-from exchange.unit import Unit
+from exchange.change import Change, Reads
 
 
-async def _orgs(unit: Unit, body: dict, element: str) -> set[str]:
-    return await organisations_of(unit.repo, references_in(body.get(element)))
+async def _orgs(reads: Reads, body, element: str) -> set[str]:  # noqa: ANN001
+    return await organisations_of(reads.repo, references_in(body.get(element)))
 
 
-async def focus_request(unit: Unit, body: dict) -> StoredResource | None:
+async def focus_request(reads: Reads, body) -> StoredResource | None:  # noqa: ANN001
     for ref in references_in(body.get("focus")):
         type_, _, rid = ref.rpartition("/")
         if type_.endswith("ServiceRequest"):
-            found = await unit.repo.read("ServiceRequest", rid, unit.access)
+            found = await reads.repo.read("ServiceRequest", rid, reads.access)
             return found if found and not found.deleted else None
     return None
 
 
-async def check_links(unit: Unit, body: dict) -> StoredResource:
+async def check_links(reads: Reads, body) -> StoredResource:  # noqa: ANN001
     """The Task must belong to its ServiceRequest: same Patient, same requester, owner among the performers."""
-    request = await focus_request(unit, body)
+    request = await focus_request(reads, body)
     if request is None:
         refuse("task-focus", "focus must reference an existing ServiceRequest", "Task.focus")
     sr = request.resource
     if subject_id(body, "for") != subject_id(sr):
         refuse("task-focus", "for must be the ServiceRequest's subject", "Task.for")
-    if await _orgs(unit, body, "requester") != await _orgs(unit, sr, "requester"):
+    if await _orgs(reads, body, "requester") != await _orgs(reads, sr, "requester"):
         refuse("task-focus", "requester must be the ServiceRequest's requester", "Task.requester")
-    owners = await _orgs(unit, body, "owner")
-    if owners and not owners <= await _orgs(unit, sr, "performer"):
+    owners = await _orgs(reads, body, "owner")
+    if owners and not owners <= await _orgs(reads, sr, "performer"):
         refuse("task-focus", "owner must be one of the ServiceRequest's performers", "Task.owner")
     return request
 
@@ -56,32 +56,32 @@ def _reason_and_output(body: dict, old: str | None) -> None:
         refuse("task-output", "a completed Task needs output (type resulting-activity: what was done)", "Task.output")
 
 
-async def check_create(unit: Unit, body: dict) -> StoredResource:
+async def check_create(reads: Reads, body) -> StoredResource:  # noqa: ANN001
     """The new Task's state and links; returns its ServiceRequest."""
     status = body.get("status")
     if status not in states.CREATE_STATES:
         refuse("task-transition", f"a referral Task is created as {' or '.join(sorted(states.CREATE_STATES))}, "
                                   f"not '{status}'", "Task.status", conflict=True)
-    return await check_links(unit, body)
+    return await check_links(reads, body)
 
 
 def _changed(current: dict, body: dict, keys) -> list[str]:  # noqa: ANN001
     return sorted(k for k in keys if current.get(k) != body.get(k))
 
 
-async def check_update(unit: Unit, body: dict, current: StoredResource) -> None:
-    old_body = current.resource
+async def check_update(change: Change, reads: Reads) -> None:
+    body, old_body = change.after, change.before
     old, new = old_body.get("status"), body.get("status")
-    system = unit.ctx.is_system
-    org = unit.ctx.organization_id
+    system = change.who.is_system
+    org = change.who.organization_id
     roles: set[str] = set()
-    if org in await _orgs(unit, old_body, "requester"):
+    if org in await _orgs(reads, old_body, "requester"):
         roles.add(states.REQUESTER)
-    if org in await _orgs(unit, old_body, "owner"):
+    if org in await _orgs(reads, old_body, "owner"):
         roles.add(states.OWNER)
     claim = not old_body.get("owner") and body.get("owner") is not None
     if claim:
-        await _check_claim(unit, body, old_body, system)
+        await _check_claim(change, reads, system)
         roles.add(states.OWNER)
     if not system:
         frozen = [e for e in _changed(old_body, body, states.FROZEN_ELEMENTS) if not (claim and e == "owner")]
@@ -102,20 +102,22 @@ async def check_update(unit: Unit, body: dict, current: StoredResource) -> None:
     _reason_and_output(body, old)
 
 
-async def _check_claim(unit: Unit, body: dict, old_body: dict, system: bool) -> None:
+async def _check_claim(change: Change, reads: Reads, system: bool) -> None:
     """Claiming an open Task: owner and `accepted` in one update, guarded by If-Match, by a listed provider."""
+    body, old_body = change.after, change.before
     if old_body.get("status") not in states.CLAIM_FROM or body.get("status") != states.CLAIM_TO:
         refuse("task-claim", f"an open Task is claimed by setting owner and status '{states.CLAIM_TO}' together, "
                              f"from {' or '.join(sorted(states.CLAIM_FROM))}", "Task.owner")
-    if unit.if_match is None:
+    if change.if_match is None:
         raise PreconditionRequired("task-claim: claiming an open Task needs If-Match with the version you read, so "
                                    "that of two concurrent claims exactly one wins", expression="If-Match")
     if system:
         return
-    new_owners = await _orgs(unit, body, "owner")
-    if new_owners != {unit.ctx.organization_id}:
+    org = change.who.organization_id
+    new_owners = await _orgs(reads, body, "owner")
+    if new_owners != {org}:
         refuse("task-claim", "a claim sets owner to your own organisation (or one of its services)", "Task.owner")
-    request = await focus_request(unit, old_body)
-    performers = await _orgs(unit, request.resource, "performer") if request else set()
-    if unit.ctx.organization_id not in performers:
+    request = await focus_request(reads, old_body)
+    performers = await _orgs(reads, request.resource, "performer") if request else set()
+    if org not in performers:
         refuse("task-claim", "only a provider listed in the ServiceRequest's performer may claim it", "Task.owner")

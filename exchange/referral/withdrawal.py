@@ -1,29 +1,27 @@
 """Consent withdrawal takes effect at once: the receiver loses the survivor's data, her open referrals are cancelled.
 
-`enforce(unit, patient_id)` recomputes, after every referral write, which receiving organisations still hold an
-active Consent covering what their referral discloses. For each that does not:
-- its `resource_party` rows for the ServiceRequest, the Patient (unless another referral still covers it), and the
-  documents and Consents the referral points at are removed, so every read, search and include stops at once;
+`enforce(repo, patient_id)` recomputes, after a referral write that can change what her Consents cover (the rules
+say which: `exchange.referral.rules`), which receiving organisations still hold an active Consent covering what
+their referral discloses, and returns the follow-up changes for each that does not:
 - its open Tasks move to `cancelled` (statusReason says consent was withdrawn) and its closed ones get
-  businessStatus `consent-withdrawn`: the Task itself stays visible, so the receiver learns why it stopped.
-Task changes go through the normal write path as the exchange itself (versioned, audited, notified); the party
-removals come last because a Task write re-shares the Task's parties with what it points at.
+  businessStatus `consent-withdrawn` (`Update`s, written by the kernel as the exchange itself: versioned, audited,
+  notified): the Task itself stays visible, so the receiver learns why it stopped;
+- its `resource_party` rows for the ServiceRequest, the Patient (unless another referral still covers it), and the
+  documents and Consents the referral points at go (`Unshare`), so every read, search and include stops at once.
+The party removals come last because a Task write re-shares the Task's parties with what it points at. A Task
+cancelled here changes none of the elements withdrawal depends on, so nothing follows from it.
 """
 from __future__ import annotations
-
-from contextvars import ContextVar
 
 from exchange.auth.access import organisations_of
 from exchange.fhir.references import references_in
 from exchange.errors import FhirError
-from exchange.fhir.interactions.write import replace
 from exchange.referral import codes, consent, task_states
 from exchange.referral.need_to_know import pointed_at
-from exchange.store.repository import StoredResource
-from exchange.unit import Unit
+from exchange.change import FollowUp, Unshare, Update
+from exchange.store.repository import Repository, StoredResource
 
 WITHDRAWN_REASON = "Consent withdrawn by the survivor: the receiving organisation no longer has access to her data"
-_running: ContextVar[bool] = ContextVar("referral_withdrawal_running", default=False)
 
 
 def withdrawn_status() -> dict:
@@ -31,18 +29,7 @@ def withdrawn_status() -> dict:
                         "display": "Consent withdrawn"}], "text": "Consent withdrawn"}
 
 
-async def enforce(unit: Unit, patient_id: str) -> None:
-    if _running.get():
-        return
-    token = _running.set(True)
-    try:
-        await _enforce(unit, patient_id)
-    finally:
-        _running.reset(token)
-
-
-async def _enforce(unit: Unit, patient_id: str) -> None:
-    repo = unit.repo
+async def enforce(repo: Repository, patient_id: str) -> list[FollowUp]:
     ids = await repo.referring_ids("ServiceRequest", "subject", [("Patient", patient_id)])
     requests = await repo.read_many([("ServiceRequest", i) for i in ids])
     cut: dict[str, set[str]] = {}
@@ -68,36 +55,38 @@ async def _enforce(unit: Unit, patient_id: str) -> None:
             for rid in pointed_at(body, rtype):
                 allowed.setdefault((rtype, rid), set()).update(keep)
     if not cut:
-        return
-    system = unit.as_exchange()
+        return []
+    out: list[FollowUp] = []
     task_removals: list[tuple[str, set[str]]] = []
     for request in requests:
         if request.id not in cut:
             continue
         task_ids = await repo.referring_ids("Task", "focus", [("ServiceRequest", request.id)])
         for task in await repo.read_many([("Task", i) for i in task_ids]):
-            removal = await _settle_task(system, task, request, cut[request.id])
-            if removal:
+            removal = await _settle_task(repo, task, request, cut[request.id])
+            if isinstance(removal, Update):
+                out.append(removal)
+            elif removal:
                 task_removals.append((task.id, removal))
     for request in requests:
         orgs = cut.get(request.id)
         if not orgs:
             continue
-        await repo.remove_parties("ServiceRequest", request.id, orgs)
+        out.append(Unshare("ServiceRequest", request.id, frozenset(orgs)))
         for rtype in ("DocumentReference", "Consent"):
             for rid in pointed_at(request.resource, rtype):
-                await repo.remove_parties(rtype, rid, orgs - allowed.get((rtype, rid), set()))
+                out.append(Unshare(rtype, rid, frozenset(orgs - allowed.get((rtype, rid), set()))))
     for task_id, orgs in task_removals:
-        await repo.remove_parties("Task", task_id, orgs)
+        out.append(Unshare("Task", task_id, frozenset(orgs)))
     lost = set().union(*cut.values()) - kept
-    await repo.remove_parties("Patient", patient_id, lost)
+    out.append(Unshare("Patient", patient_id, frozenset(lost)))
+    return [item for item in out if not isinstance(item, Unshare) or item.organizations]
 
 
-async def _settle_task(system: Unit, task: StoredResource, request: StoredResource, orgs: set[str]
-                       ) -> set[str] | None:
-    """Cancel or mark one Task of a referral whose receivers `orgs` lost consent; or return the candidates of an
-    open (unowned) Task to drop from it when other candidates remain."""
-    repo = system.repo
+async def _settle_task(repo: Repository, task: StoredResource, request: StoredResource, orgs: set[str]
+                       ) -> Update | set[str] | None:
+    """The change that cancels or marks one Task of a referral whose receivers `orgs` lost consent; or the
+    candidates of an open (unowned) Task to drop from it when other candidates remain."""
     body = task.resource
     owners = await organisations_of(repo, references_in(body.get("owner")))
     if owners:
@@ -116,5 +105,4 @@ async def _settle_task(system: Unit, task: StoredResource, request: StoredResour
         new = dict(body, businessStatus=withdrawn_status())
     else:
         return None
-    await replace(system, task, new, None)
-    return None
+    return Update(task, new, "consent withdrawn")

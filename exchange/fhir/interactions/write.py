@@ -1,17 +1,27 @@
-"""The write path shared by create, update, delete and transactions.
+"""The write path (the kernel of every write) shared by create, update, delete, transactions and the exchange's sweeps.
 
-Checks the scope, runs the business rules (referral workflow, consent), writes the version with its index rows,
-records who may see it, and records the event for the audit log and notifications.
+Checks the scope, lets every write rule `check` the change (`exchange.change`: before, after, who), writes the
+version with its index rows, records who may see it (only when the elements that decide it changed), records the
+event for the audit log and notifications, and then applies the rules' follow-up changes as the exchange itself:
+each `Update` is written here like any other change, with the exchange as its actor, and its own follow-ups are
+applied in turn (depth first). Rules never call back into this module.
 """
 from __future__ import annotations
 
 import uuid
 
+from dataclasses import replace as _with
+from typing import Mapping, Sequence
+
 from exchange.auth.access import REFERRAL_TYPES, assign_parties, check_permission, parties_changed
+from exchange.change import Change, FollowUp, Reads, Record, Rows, Share, Unshare, Update, frozen_view
+from exchange.context import RequestContext, system_context
 from exchange.errors import Conflict, NotFound, PreconditionFailed
 from exchange.fhir.indexing import index_rows
 from exchange.store.repository import StoredResource
 from exchange.unit import Event, Unit
+
+MAX_FOLLOW_DEPTH = 8  # follow-ups of follow-ups: the referral rules settle in two; more is a rule that never stops
 
 
 def parse_etag(value: str | None) -> int | None:
@@ -33,17 +43,75 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-async def insert_new(unit: Unit, resource_type: str, body: dict, resource_id: str | None = None) -> StoredResource:
-    check_permission(unit.ctx, resource_type, "c")
+def _reads(unit: Unit, who: RequestContext) -> Reads:
+    from exchange.auth.access import access_filter
+
+    return Reads(unit.repo, access_filter(who), unit.exchange, unit.conn)
+
+
+async def _check(unit: Unit, change: Change, body: dict) -> dict:
+    """Every rule's `check`; a rule may return the body to store instead (the server's own elements)."""
+    reads = _reads(unit, change.who)
     for rule in unit.exchange.rules:
-        await rule.before_write(unit, resource_type, body, None, "POST")
+        check = getattr(rule, "check", None)
+        if check is None:
+            continue
+        amended = await check(change, reads)
+        if amended is not None:
+            body = dict(amended)
+            change = _with(change, after=frozen_view(body))
+    return body
+
+
+async def _follow(unit: Unit, change: Change, depth: int) -> None:
+    reads = _reads(unit, change.who)
+    for rule in unit.exchange.rules:
+        follow = getattr(rule, "follow", None)
+        if follow is None:
+            continue
+        for item in await follow(change, reads) or ():
+            await _apply(unit, item, depth)
+
+
+async def _apply(unit: Unit, item: FollowUp, depth: int) -> None:
+    if isinstance(item, Update):
+        if depth >= MAX_FOLLOW_DEPTH:
+            raise RuntimeError(f"follow-up changes do not settle after {depth} rounds ({item.current.reference})")
+        exchange = system_context(request_id=unit.ctx.request_id)  # the exchange, linked to the caller's request
+        await _update(unit, exchange, item.current, dict(item.body), None, depth + 1, checked=False)
+    elif isinstance(item, Unshare):
+        await unit.repo.remove_parties(item.resource_type, item.resource_id, item.organizations)
+    elif isinstance(item, Share):
+        await unit.repo.add_parties(item.resource_type, item.resource_id, item.organizations)
+    elif isinstance(item, Record):
+        unit.record(item.event)
+    elif isinstance(item, Rows):
+        await item.write(unit.conn)
+    else:
+        raise TypeError(f"not a follow-up change: {type(item).__name__}")
+
+
+async def apply_follow_ups(unit: Unit, items: Sequence[FollowUp]) -> None:
+    """Apply follow-up changes outside a write (the exchange's own sweeps), as the kernel does after one."""
+    for item in items:
+        await _apply(unit, item, 0)
+
+
+def _actor(unit: Unit, who: RequestContext) -> RequestContext | None:
+    return None if who is unit.ctx else who
+
+
+async def insert_new(unit: Unit, resource_type: str, body: dict, resource_id: str | None = None) -> StoredResource:
+    who = unit.ctx
+    check_permission(who, resource_type, "c")
+    change = Change.of(resource_type, "POST", None, body, who)
+    body = await _check(unit, change, body)
     resource_id = resource_id or new_id()
     stored = await unit.repo.create(resource_type, resource_id, body, index_rows(resource_type, body))
-    if unit.ctx.organization_id and resource_type in REFERRAL_TYPES:
-        await unit.repo.set_recorder(resource_type, resource_id, unit.ctx.organization_id)
-    await assign_parties(unit.repo, unit.ctx, resource_type, resource_id, body)
-    for rule in unit.exchange.rules:
-        await rule.after_write(unit, stored, None)
+    if who.organization_id and resource_type in REFERRAL_TYPES:
+        await unit.repo.set_recorder(resource_type, resource_id, who.organization_id)
+    await assign_parties(unit.repo, who, resource_type, resource_id, body)
+    await _follow(unit, _with(change, after=frozen_view(body), stored=stored), 0)
     unit.record(Event("create", "C", resource_type, resource_id, 1, stored=stored))
     return stored
 
@@ -60,31 +128,36 @@ async def current_for_write(unit: Unit, resource_type: str, resource_id: str, if
 
 
 async def replace(unit: Unit, current: StoredResource, body: dict, if_match: int | None) -> StoredResource:
-    check_permission(unit.ctx, current.resource_type, "u")
-    unit.if_match = if_match
-    for rule in unit.exchange.rules:
-        await rule.before_write(unit, current.resource_type, body, current, "PUT")
+    return await _update(unit, unit.ctx, current, body, if_match, 0, checked=True)
+
+
+async def _update(unit: Unit, who: RequestContext, current: StoredResource, body: dict, if_match: int | None,
+                  depth: int, checked: bool) -> StoredResource:
+    check_permission(who, current.resource_type, "u")
+    change = Change.of(current.resource_type, "PUT", current, body, who, if_match)
+    if checked:
+        body = await _check(unit, change, body)
     updated = await unit.repo.update(current, body, index_rows(current.resource_type, body))
     if updated is None:
         error = PreconditionFailed if if_match is not None else Conflict
         raise error(f"{current.reference} was changed by another request; read it again and retry",
                     expression="If-Match" if if_match is not None else f"{current.resource_type}.meta.versionId")
     if parties_changed(current.resource_type, current.resource, body):
-        await assign_parties(unit.repo, unit.ctx, current.resource_type, current.id, body)
-    for rule in unit.exchange.rules:
-        await rule.after_write(unit, updated, current)
+        await assign_parties(unit.repo, who, current.resource_type, current.id, body)
+    await _follow(unit, _with(change, after=frozen_view(body), stored=updated), depth)
     unit.record(Event("update", "U", current.resource_type, current.id, updated.version_id, stored=updated,
-                      previous=current))
+                      previous=current, actor=_actor(unit, who)))
     return updated
 
 
 async def remove(unit: Unit, current: StoredResource) -> StoredResource:
     check_permission(unit.ctx, current.resource_type, "d")
-    for rule in unit.exchange.rules:
-        await rule.before_write(unit, current.resource_type, {}, current, "DELETE")
+    change = Change.of(current.resource_type, "DELETE", current, None, unit.ctx)
+    await _check(unit, change, {})
     deleted = await unit.repo.delete(current)
     if deleted is None:
         raise Conflict(f"{current.reference} was changed by another request; read it again and retry")
+    await _follow(unit, _with(change, stored=deleted), 0)
     unit.record(Event("delete", "D", current.resource_type, current.id, deleted.version_id, stored=deleted,
                       previous=current))
     return deleted
