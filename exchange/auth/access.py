@@ -124,8 +124,10 @@ async def _may_share(repo: Repository, access: AccessFilter, resource_type: str,
 
 
 async def assign_parties(repo: Repository, ctx: RequestContext, resource_type: str, resource_id: str,
-                         body: dict) -> None:
-    """Record who may see this resource (and what it points at) after it is written."""
+                         body, previous=None) -> None:  # noqa: ANN001
+    """Record who may see this resource (and what it points at) after it is written. On an update (`previous`, the
+    version replaced) that points at the same resources and names nobody who is not a party already, there is
+    nothing to record (what it points at was shared with its parties when they became parties)."""
     if resource_type not in REFERRAL_TYPES:
         return
     parties: set[str] = {ctx.organization_id} if ctx.organization_id else set()
@@ -139,6 +141,9 @@ async def assign_parties(repo: Repository, ctx: RequestContext, resource_type: s
                 request = await repo.read(*target)
                 if request is not None and not request.deleted:
                     parties |= await organisations_of(repo, references_in(request.resource.get("performer")))
+    if previous is not None and all(previous.get(e) == body.get(e) for e in _SHARED_ELEMENTS.get(resource_type, ())) \
+            and parties <= await repo.parties(resource_type, resource_id):
+        return
     await repo.add_parties(resource_type, resource_id, parties)
     if resource_type not in _SHARED_ELEMENTS:
         return

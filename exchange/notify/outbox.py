@@ -24,14 +24,14 @@ class OutboxHook:
         if not changes:
             return
         now = to_db(utcnow())
-        by_topic: dict[str, list] = {}
+        by_topic = await queue.states_for_topics(unit.conn, [topic.canonical for event in changes
+                                                             for topic in topics_for(event.resource_type,
+                                                                                     event.interaction)])
         matched: dict[str, list] = {}  # subscription id -> events, in the unit's order
         for event in changes:
             body = event.stored.resource
             parties: set[str] | None = None
             for topic in topics_for(event.resource_type, event.interaction):
-                if topic.canonical not in by_topic:
-                    by_topic[topic.canonical] = await queue.states_for_topic(unit.conn, topic.canonical)
                 for row in by_topic[topic.canonical]:
                     try:
                         spec = SubscriptionSpec.loads(row.spec)

@@ -34,9 +34,15 @@ async def set_state(conn: AsyncConnection, subscription_id: str, **values) -> in
     return result.rowcount
 
 
-async def states_for_topic(conn: AsyncConnection, topic: str) -> list:
-    return list((await conn.execute(select(state).where(state.c.topic == topic, state.c.status.in_(LIVE))
-                                    .order_by(state.c.subscription_id))).all())
+async def states_for_topics(conn: AsyncConnection, topics: list[str]) -> dict[str, list]:
+    """The live subscriptions of each topic, in one query: topic -> rows in subscription id order."""
+    out: dict[str, list] = {t: [] for t in topics}
+    if topics:
+        for row in (await conn.execute(select(state).where(state.c.topic.in_(sorted(set(topics))),
+                                                           state.c.status.in_(LIVE))
+                                       .order_by(state.c.subscription_id))).all():
+            out[row.topic].append(row)
+    return out
 
 
 async def take_event_numbers(conn: AsyncConnection, counts: dict[str, int], lock_rows: bool) -> dict[str, int]:

@@ -109,6 +109,9 @@ async def follow_performers(repo: Repository, request_id: str) -> list[Unshare]:
     out += _unshare("ServiceRequest", request_id, lost)
     if not gone:
         return out
+    await repo.read_many([split for split in map(split_reference, [*references_in(body.get("subject")),
+                                                                    *references_in(body.get("supportingInfo"))])
+                          if split])  # what the next steps (and withdrawal) read, in one statement
     for ref in references_in(body.get("subject")):
         split = split_reference(ref)
         if not split or split[0] != "Patient":

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Iterable, Sequence
 
 import orjson
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.store.tables import (condition_lock, resource, resource_party, resource_recorder, resource_version,
@@ -94,6 +94,15 @@ def _stored(row) -> StoredResource:  # noqa: ANN001
                           row.content)
 
 
+_READ_WITH_PARTIES = (
+    select(resource, resource_party.c.organization_id.label("party"), resource_recorder.c.organization_id.label("recorder"))
+    .select_from(resource.outerjoin(resource_party, and_(resource_party.c.resource_type == resource.c.resource_type,
+                                                         resource_party.c.resource_id == resource.c.id))
+                 .outerjoin(resource_recorder, and_(resource_recorder.c.resource_type == resource.c.resource_type,
+                                                    resource_recorder.c.resource_id == resource.c.id)))
+    .where(resource.c.resource_type == bindparam("t"), resource.c.id == bindparam("i")))
+
+
 def visible_clause(table, resource_type: str, access: AccessFilter, id_column=None):  # noqa: ANN001
     """SQL condition: the row is visible under `access` (an EXISTS on resource_party)."""
     if not access.applies_to(resource_type):
@@ -117,14 +126,18 @@ def with_meta(body: dict, resource_id: str, version_id: int, last_updated: datet
 
 
 class Repository:
-    """One per unit of work. It remembers the current version of what it read or wrote (and party sets), so the
-    rules of one request never read the same row twice; a filtered read always asks the database (visibility may
-    have changed within the unit), and fills the memory for unfiltered reads of the same row."""
+    """One per unit of work. It remembers the current version of what it read or wrote, party sets and reference
+    lookups, so the rules of one request never read the same row twice. A filtered read of a row in memory asks only
+    for its party set (once: party changes of the unit keep that set in step); of another row, it asks the database
+    with the filter, and fills the memory for unfiltered reads of the same row. Reference lookups
+    (`referring_ids`) are forgotten when the unit rewrites the index of that resource type."""
 
     def __init__(self, conn: AsyncConnection):
         self.conn = conn
         self._current: dict[tuple[str, str], StoredResource | None] = {}
         self._parties: dict[tuple[str, str], set[str]] = {}
+        self._referring: dict[tuple[str, str, str, str], set[str]] = {}  # (type, param, target type, id) -> ids
+        self._recorders: dict[tuple[str, str], str | None] = {}
 
     def _remember(self, stored: StoredResource) -> StoredResource:
         self._current[(stored.resource_type, stored.id)] = stored
@@ -135,15 +148,20 @@ class Repository:
                    ) -> StoredResource | None:
         clause = visible_clause(resource, resource_type, access)
         key = (resource_type, resource_id)
-        if clause is None and key in self._current:
-            return self._current[key]
-        query = select(resource).where(resource.c.resource_type == resource_type, resource.c.id == resource_id)
-        if clause is not None:
-            query = query.where(clause)
-        row = (await self.conn.execute(query)).first()
-        found = _stored(row) if row else None
-        if found is not None or clause is None:
-            self._current[key] = found
+        if key in self._current:
+            if clause is None:
+                return self._current[key]
+            found = self._current[key]  # visibility from the party rows as this unit knows them (kept in step)
+            return found if found is not None and access.organization_id in await self.parties(*key) else None
+        # one statement: the row with its party set and recorder, so the rules that follow ask for neither again
+        rows = (await self.conn.execute(_READ_WITH_PARTIES, {"t": resource_type, "i": resource_id})).all()
+        found = _stored(rows[0]) if rows else None
+        self._current[key] = found
+        if found is not None:
+            self._parties[key] = {r.party for r in rows if r.party is not None}
+            self._recorders[key] = rows[0].recorder
+        if clause is not None and (found is None or access.organization_id not in self._parties[key]):
+            return None
         return found
 
     async def read_many(self, references: Iterable[tuple[str, str]], access: AccessFilter = UNRESTRICTED
@@ -153,22 +171,30 @@ class Repository:
         for rtype, rid in references:
             by_type.setdefault(rtype, set()).add(rid)
         out: list[StoredResource] = []
+        unfiltered: dict[str, list[str]] = {}  # asked for together, in one statement
         for rtype, ids in by_type.items():
             clause = visible_clause(resource, rtype, access)
             if clause is None:
                 known = [self._current[(rtype, i)] for i in sorted(ids) if (rtype, i) in self._current]
                 out.extend(k for k in known if k is not None and not k.deleted)
-                ids = {i for i in ids if (rtype, i) not in self._current}
-                if not ids:
-                    continue
+                missing = sorted(i for i in ids if (rtype, i) not in self._current)
+                if missing:
+                    unfiltered[rtype] = missing
+                continue
             query = select(resource).where(resource.c.resource_type == rtype, resource.c.id.in_(sorted(ids)),
-                                           resource.c.deleted.is_(False))
-            if clause is not None:
-                query = query.where(clause)
+                                           resource.c.deleted.is_(False), clause)
+            out.extend(self._remember(_stored(r)) for r in (await self.conn.execute(query)).all())
+        if unfiltered:
+            query = select(resource).where(or_(*(and_(resource.c.resource_type == t, resource.c.id.in_(ids))
+                                                 for t, ids in unfiltered.items())))
             rows = [_stored(r) for r in (await self.conn.execute(query)).all()]
+            for rtype, ids in unfiltered.items():
+                for i in ids:
+                    self._current.setdefault((rtype, i), None)  # (known not to exist)
             for row in rows:
-                self._current[(row.resource_type, row.id)] = row
-            out.extend(rows)
+                self._remember(row)
+                if not row.deleted:
+                    out.append(row)
         return out
 
     async def vread(self, resource_type: str, resource_id: str, version_id: int,
@@ -229,13 +255,21 @@ class Repository:
         if not targets:
             return []
         found: set[str] = set()
-        for target_type in {t for t, _ in targets}:
-            ids = [i for t, i in targets if t == target_type]
-            rows = (await self.conn.execute(
-                select(search_index.c.resource_id).where(
-                    search_index.c.resource_type == resource_type, search_index.c.param == param,
-                    search_index.c.system == target_type, search_index.c.value.in_(ids)))).all()
-            found.update(r.resource_id for r in rows)
+        for target_type in sorted({t for t, _ in targets}):
+            ids = sorted({i for t, i in targets if t == target_type})
+            keys = {i: (resource_type, param, target_type, i) for i in ids}
+            missing = [i for i in ids if keys[i] not in self._referring]
+            if missing:  # (remembered until this unit rewrites the index of `resource_type`)
+                rows = (await self.conn.execute(
+                    select(search_index.c.resource_id, search_index.c.value).where(
+                        search_index.c.resource_type == resource_type, search_index.c.param == param,
+                        search_index.c.system == target_type, search_index.c.value.in_(missing)))).all()
+                for i in missing:
+                    self._referring[keys[i]] = set()
+                for r in rows:
+                    self._referring[keys[r.value]].add(r.resource_id)
+            for i in ids:
+                found |= self._referring[keys[i]]
         return sorted(found)
 
     async def party_of_referral_to(self, organization_id: str, targets: Sequence[tuple[str, str]]) -> bool:
@@ -262,9 +296,12 @@ class Repository:
 
     async def recorder(self, resource_type: str, resource_id: str) -> str | None:
         """The organisation that created the resource (None: the exchange itself did, or it is not a referral's)."""
-        return (await self.conn.execute(select(resource_recorder.c.organization_id).where(
-            resource_recorder.c.resource_type == resource_type, resource_recorder.c.resource_id == resource_id))
-        ).scalar()
+        key = (resource_type, resource_id)
+        if key not in self._recorders:
+            self._recorders[key] = (await self.conn.execute(select(resource_recorder.c.organization_id).where(
+                resource_recorder.c.resource_type == resource_type, resource_recorder.c.resource_id == resource_id))
+            ).scalar()
+        return self._recorders[key]
 
     # --- writes ------------------------------------------------------------------------------------------------
     async def create(self, resource_type: str, resource_id: str, body: dict, index_rows: Iterable[IndexRow],
@@ -277,6 +314,7 @@ class Repository:
         await self.conn.execute(insert(resource).values(**values))
         await self.conn.execute(insert(resource_version).values(**values, method="POST"))
         await self._write_index(resource_type, resource_id, index_rows)
+        self._parties[(resource_type, resource_id)] = set()  # a new resource has no party rows yet
         await self.add_parties(resource_type, resource_id, parties)
         return self._remember(StoredResource(resource_type, resource_id, 1, now, False, content, stored_body))
 
@@ -327,6 +365,7 @@ class Repository:
         return True
 
     async def set_recorder(self, resource_type: str, resource_id: str, organization_id: str) -> None:
+        self._recorders[(resource_type, resource_id)] = organization_id
         await self.conn.execute(insert(resource_recorder).values(resource_type=resource_type, resource_id=resource_id,
                                                                  organization_id=organization_id))
 
@@ -338,14 +377,21 @@ class Repository:
             self._parties[(resource_type, resource_id)] |= missing
 
     async def remove_parties(self, resource_type: str, resource_id: str, organization_ids: Iterable[str]) -> None:
-        ids = list(organization_ids)
-        if ids:
-            await self.conn.execute(delete(resource_party).where(
-                resource_party.c.resource_type == resource_type, resource_party.c.resource_id == resource_id,
-                resource_party.c.organization_id.in_(ids)))
-            known = self._parties.get((resource_type, resource_id))
+        await self.remove_parties_many([(resource_type, resource_id, organization_ids)])
+
+    async def remove_parties_many(self, removals: Iterable[tuple[str, str, Iterable[str]]]) -> None:
+        """Several resources' party rows in one statement: (type, id, organisations) each."""
+        wanted = [(t, i, sorted(set(orgs))) for t, i, orgs in removals]
+        wanted = [w for w in wanted if w[2]]
+        if not wanted:
+            return
+        await self.conn.execute(delete(resource_party).where(or_(*(
+            and_(resource_party.c.resource_type == t, resource_party.c.resource_id == i,
+                 resource_party.c.organization_id.in_(orgs)) for t, i, orgs in wanted))))
+        for t, i, orgs in wanted:
+            known = self._parties.get((t, i))
             if known is not None:
-                known -= set(ids)
+                known -= set(orgs)
 
     async def lock_condition(self, resource_type: str, condition: str, dialect: str) -> None:
         """Upsert the condition's lock row: concurrent transactions with the same condition queue here."""
@@ -366,8 +412,14 @@ class Repository:
                         date_end=to_db(r.date_end) if r.date_end else None) for r in rows]
         if payload:
             await self.conn.execute(insert(search_index), payload)
+        self._forget_referring(resource_type)
+
+    def _forget_referring(self, resource_type: str) -> None:
+        for key in [k for k in self._referring if k[0] == resource_type]:
+            del self._referring[key]
 
     async def _delete_index(self, resource_type: str, resource_id: str) -> None:
+        self._forget_referring(resource_type)
         await self.conn.execute(delete(search_index).where(search_index.c.resource_type == resource_type,
                                                            search_index.c.resource_id == resource_id))
 

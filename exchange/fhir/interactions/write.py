@@ -69,8 +69,20 @@ async def _follow(unit: Unit, change: Change, depth: int) -> None:
         follow = getattr(rule, "follow", None)
         if follow is None:
             continue
+        pending: list[Unshare] = []  # consecutive removals go to the database in one statement
         for item in await follow(change, reads) or ():
+            if isinstance(item, Unshare):
+                pending.append(item)
+                continue
+            await _unshare(unit, pending)
             await _apply(unit, item, depth)
+        await _unshare(unit, pending)
+
+
+async def _unshare(unit: Unit, pending: list[Unshare]) -> None:
+    if pending:
+        await unit.repo.remove_parties_many([(u.resource_type, u.resource_id, u.organizations) for u in pending])
+        pending.clear()
 
 
 async def _apply(unit: Unit, item: FollowUp, depth: int) -> None:
@@ -93,8 +105,14 @@ async def _apply(unit: Unit, item: FollowUp, depth: int) -> None:
 
 async def apply_follow_ups(unit: Unit, items: Sequence[FollowUp]) -> None:
     """Apply follow-up changes outside a write (the exchange's own sweeps), as the kernel does after one."""
+    pending: list[Unshare] = []
     for item in items:
+        if isinstance(item, Unshare):
+            pending.append(item)
+            continue
+        await _unshare(unit, pending)
         await _apply(unit, item, 0)
+    await _unshare(unit, pending)
 
 
 def _actor(unit: Unit, who: RequestContext) -> RequestContext | None:
@@ -143,7 +161,7 @@ async def _update(unit: Unit, who: RequestContext, current: StoredResource, body
         raise error(f"{current.reference} was changed by another request; read it again and retry",
                     expression="If-Match" if if_match is not None else f"{current.resource_type}.meta.versionId")
     if parties_changed(current.resource_type, current.resource, body):
-        await assign_parties(unit.repo, who, current.resource_type, current.id, body)
+        await assign_parties(unit.repo, who, current.resource_type, current.id, body, previous=current.resource)
     await _follow(unit, _with(change, after=frozen_view(body), stored=updated), depth)
     unit.record(Event("update", "U", current.resource_type, current.id, updated.version_id, stored=updated,
                       previous=current, actor=_actor(unit, who)))
