@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 
 from dataclasses import replace as _with
-from typing import Mapping, Sequence
+from typing import Sequence
 
 from exchange.auth.access import REFERRAL_TYPES, assign_parties, check_permission, parties_changed
 from exchange.change import Change, FollowUp, Reads, Record, Rows, Share, Unshare, Update, frozen_view
@@ -49,13 +49,15 @@ def _reads(unit: Unit, who: RequestContext) -> Reads:
     return Reads(unit.repo, access_filter(who), unit.exchange, unit.conn)
 
 
+def _methods(unit: Unit, name: str) -> list:
+    """The rules' `check` or `follow` methods, in registration order (both are optional)."""
+    return [m for m in (getattr(rule, name, None) for rule in unit.exchange.rules) if m is not None]
+
+
 async def _check(unit: Unit, change: Change, body: dict) -> dict:
     """Every rule's `check`; a rule may return the body to store instead (the server's own elements)."""
     reads = _reads(unit, change.who)
-    for rule in unit.exchange.rules:
-        check = getattr(rule, "check", None)
-        if check is None:
-            continue
+    for check in _methods(unit, "check"):
         amended = await check(change, reads)
         if amended is not None:
             body = dict(amended)
@@ -65,18 +67,19 @@ async def _check(unit: Unit, change: Change, body: dict) -> dict:
 
 async def _follow(unit: Unit, change: Change, depth: int) -> None:
     reads = _reads(unit, change.who)
-    for rule in unit.exchange.rules:
-        follow = getattr(rule, "follow", None)
-        if follow is None:
+    for follow in _methods(unit, "follow"):
+        await _apply_all(unit, await follow(change, reads) or (), depth)
+
+
+async def _apply_all(unit: Unit, items: Sequence[FollowUp], depth: int) -> None:
+    pending: list[Unshare] = []  # consecutive removals go to the database in one statement
+    for item in items:
+        if isinstance(item, Unshare):
+            pending.append(item)
             continue
-        pending: list[Unshare] = []  # consecutive removals go to the database in one statement
-        for item in await follow(change, reads) or ():
-            if isinstance(item, Unshare):
-                pending.append(item)
-                continue
-            await _unshare(unit, pending)
-            await _apply(unit, item, depth)
         await _unshare(unit, pending)
+        await _apply(unit, item, depth)
+    await _unshare(unit, pending)
 
 
 async def _unshare(unit: Unit, pending: list[Unshare]) -> None:
@@ -105,14 +108,7 @@ async def _apply(unit: Unit, item: FollowUp, depth: int) -> None:
 
 async def apply_follow_ups(unit: Unit, items: Sequence[FollowUp]) -> None:
     """Apply follow-up changes outside a write (the exchange's own sweeps), as the kernel does after one."""
-    pending: list[Unshare] = []
-    for item in items:
-        if isinstance(item, Unshare):
-            pending.append(item)
-            continue
-        await _unshare(unit, pending)
-        await _apply(unit, item, 0)
-    await _unshare(unit, pending)
+    await _apply_all(unit, items, 0)
 
 
 def _actor(unit: Unit, who: RequestContext) -> RequestContext | None:
