@@ -286,6 +286,16 @@ async def test_the_coordinator_is_told_of_an_emergency_referral_and_of_nothing_a
         assert secret not in mail
 
 
+async def test_a_non_party_learns_nothing_of_an_emergency_referral_from_the_log(http, as_, ids, make_client):
+    ref = world.created_ids((await post(http, as_, ids, emergency_bundle(ids), 200)).json())
+    other = await make_client(ids["other"], scopes="system/*.rs system/AuditEvent.rs")
+    found = (await other.get("/AuditEvent", params={"subtype": "emergency-exception"})).json()
+    assert found["total"] == 0
+    assert (await other.get(f"/ServiceRequest/{ref['ServiceRequest']}")).status_code == 404
+    clinic = await make_client(ids["clinic"], scopes="system/*.rs system/AuditEvent.rs")  # the receiver is a party
+    assert (await clinic.get("/AuditEvent", params={"subtype": "emergency-exception"})).json()["total"] == 1
+
+
 async def test_emergency_exception_only_to_the_allowed_services(http, as_, ids, exchange):
     r = await post(http, as_, ids, emergency_bundle(ids, to="shelter", code="safety-shelter"), 422)
     assert (rule_of(r), where(r)) == ("emergency-exception", "Bundle.entry[1].resource.code")
