@@ -128,6 +128,17 @@ class Settings(BaseSettings):
         "descendants) a referral may be made to without her consent under the emergency exception; [] turns the "
         "exception off.")
 
+    # Statistics (exchange.stats): disclosure control and how fresh they are.
+    stats_small_cell_threshold: int = Field(
+        default=5, ge=2, description="Counts from 1 to this minus one are shown as \"<5\" (with this number), and "
+                                     "enough other cells are hidden that no total gives them away.")
+    stats_organization_min_referrals: int = Field(
+        default=20, ge=1, description="Organisations that received fewer referrals than this in a report's period "
+                                      "are not named in statistics: they are counted together.")
+    stats_integrate_seconds: float = Field(
+        default=60.0, description="How often the server reads new exchange-log records into the statistics "
+                                  "(every statistics request also catches up first); 0: only on request.")
+
     # Notifications (exchange.notify): delivery of FHIR Subscriptions.
     notify_dispatch_in_server: bool = Field(
         default=True, description="Run the notification dispatcher inside `exchange serve` (the embedded default). "

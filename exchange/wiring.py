@@ -9,7 +9,7 @@ from exchange.settings import Settings
 
 
 def build(settings: Settings) -> Exchange:
-    from exchange import audit, auth, jobs, notify, ops, referral, web
+    from exchange import audit, auth, jobs, notify, ops, referral, stats, web
 
     exchange = Exchange.from_settings(settings)
     exchange.on_start.append(_load_keys)
@@ -18,6 +18,7 @@ def build(settings: Settings) -> Exchange:
     referral.install(exchange)
     web.install(exchange)
     ops.install(exchange)
+    stats.install(exchange)
     audit.install(exchange)  # the audit hook last among the hooks: its records are built from the whole unit
     jobs.install(exchange)  # after every package registered its background jobs
     return exchange

@@ -12,6 +12,8 @@ _SAFE_ANY_TYPE = frozenset({"_id", "_lastUpdated", "_count", "_offset", "_sort",
                             "_include", "_revinclude", "status", "intent", "code", "category", "priority",
                             "business-status", "type", "active"})
 _SAFE_AUDIT = frozenset({"date", "agent", "entity", "action", "outcome", "subtype", "_since", "_until"})
+# statistics (exchange.stats): a breakdown code and a period, checked before they are recorded
+_SAFE_STATS = frozenset({"by", "start", "end"})
 _UNSAFE_DATES = frozenset({"birthdate", "death-date"})
 
 
@@ -19,7 +21,8 @@ def _value_is_safe(resource_type: str, key: str) -> bool:
     name, _, modifier = key.partition(":")
     if "." in key or modifier in ("identifier", "text", "contains", "exact", "below", "above"):
         return False  # chained searches and text matches can carry anything
-    if name in _SAFE_ANY_TYPE or (resource_type == "AuditEvent" and name in _SAFE_AUDIT):
+    if name in _SAFE_ANY_TYPE or (resource_type == "AuditEvent" and name in _SAFE_AUDIT) or \
+            (resource_type == "MeasureReport" and name in _SAFE_STATS):
         return True
     param = search_param(resource_type, name)
     if param is None:

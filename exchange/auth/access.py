@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 DIRECTORY_TYPES = frozenset({"Organization", "HealthcareService", "Location", "Practitioner", "PractitionerRole"})
 REFERRAL_TYPES = frozenset({"ServiceRequest", "Task", "Patient", "Consent", "DocumentReference", "Procedure"})
 AUDIT_TYPES = frozenset({"AuditEvent"})
+STATS_TYPES = frozenset({"MeasureReport"})  # statistics (exchange.stats): computed, never stored or written
+STATS_ROLES = frozenset({AUDITOR, COORDINATOR})
 _VERBS = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
 
 
@@ -48,6 +50,8 @@ def role_allows(role: str, resource_type: str, operation: str) -> bool:
     """Whether a client of `role` may perform `operation` (c r u d s) on `resource_type` at all."""
     if role == "system":
         return True
+    if resource_type in STATS_TYPES:
+        return role in STATS_ROLES and operation in "rs"
     if role == PARTNER:
         if resource_type in AUDIT_TYPES:  # only the events about its own referrals (exchange.audit.review)
             return operation in "rs"

@@ -1,0 +1,71 @@
+"""Fixtures for statistics tests: a simulated clock for the store (the times the exchange records each step) and
+referrals played through the real FHIR API."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from exchange.referral import codes
+from tests.referral import world
+
+
+class Clock:
+    """The store's clock (`exchange.store.repository.utcnow`), moved by the test: no sleeping."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, now: datetime) -> None:
+        self.now = now
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:  # noqa: ANN001
+    found = Clock(datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc))
+    monkeypatch.setattr("exchange.store.repository.utcnow", found)
+    return found
+
+
+class Referrals:
+    """Referrals from the hotline to the shelter, sent and answered at the clock's times (by the exchange itself,
+    which the Task state table does not hold to its parties: statistics are about what was stored when)."""
+
+    def __init__(self, http, ids: dict, clock: Clock) -> None:  # noqa: ANN001
+        self.http, self.ids, self.clock = http, ids, clock
+
+    async def send(self, at: datetime, priority: str = "urgent") -> str:
+        self.clock.set(at)
+        bundle = world.referral_bundle(self.ids, [f"HealthcareService/{self.ids['svc-shelter']}"],
+                                       request_extra={"priority": priority})
+        r = await self.http.post("", json=bundle)
+        assert r.status_code == 200, r.text
+        return world.created_ids(r.json())["Task"]
+
+    async def move(self, task_id: str, at: datetime, status: str, reason: dict | None = None) -> None:
+        self.clock.set(at)
+        current = (await self.http.get(f"/Task/{task_id}")).json()
+        body = dict(current, status=status)
+        if reason is not None:
+            body["statusReason"] = reason
+        r = await self.http.put(f"/Task/{task_id}", json=body)
+        assert r.status_code == 200, r.text
+
+    async def answered(self, at: datetime, status: str, after: timedelta, **kwargs) -> str:  # noqa: ANN003
+        task_id = await self.send(at, **kwargs)
+        reason = {"text": "no room tonight"} if status == "rejected" else None
+        await self.move(task_id, at + after, status, reason)
+        return task_id
+
+
+@pytest.fixture
+async def referrals(client, clock) -> Referrals:  # noqa: ANN001
+    ids = await world.directory(client)
+    return Referrals(client, ids, clock)
+
+
+CONSENT_WITHDRAWN = {"coding": [{"system": codes.REFERRAL_CODES, "code": codes.CONSENT_WITHDRAWN}],
+                     "text": "she withdrew her consent"}

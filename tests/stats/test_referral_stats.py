@@ -1,0 +1,134 @@
+"""GET /stats/referrals through HTTP with real tokens: counts, rates, medians, reasons, suppression, who may ask, bad
+input, and that every request is in the exchange log."""
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from .conftest import CONSENT_WITHDRAWN
+
+STATS = "http://127.0.0.1:8080/stats/referrals"
+JAN = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+FEB = datetime(2026, 2, 3, 9, 0, tzinfo=timezone.utc)
+PERIOD = {"start": "2026-01", "end": "2026-02"}
+
+
+async def _scenario(referrals) -> None:  # noqa: ANN001
+    """January: 10 accepted after 2 hours, 3 declined (a small cell); February: 12 accepted and 9 declined after
+    4 hours; one cancelled in February with a coded reason, one draft never sent."""
+    for i in range(10):
+        await referrals.answered(JAN + timedelta(minutes=i), "accepted", timedelta(hours=2))
+    for i in range(3):
+        await referrals.answered(JAN + timedelta(minutes=20 + i), "rejected", timedelta(hours=2))
+    for i in range(12):
+        await referrals.answered(FEB + timedelta(minutes=i), "accepted", timedelta(hours=4))
+    for i in range(9):
+        await referrals.answered(FEB + timedelta(minutes=20 + i), "rejected", timedelta(hours=4))
+
+
+@pytest.fixture
+async def auditor(make_client, referrals):  # noqa: ANN001
+    return await make_client(referrals.ids["other"], role="auditor",
+                             scopes="system/AuditEvent.rs system/MeasureReport.rs")
+
+
+async def test_a_small_cell_shows_as_below_five_and_no_total_gives_it_away(referrals, auditor):
+    await _scenario(referrals)
+    r = await auditor.get(STATS, params={"by": "month", **PERIOD})
+    assert r.status_code == 200, r.text
+    report = r.json()
+    assert report["period"] == {"start": "2026-01-01", "end": "2026-02-28"}
+    assert report["threshold"] == 5 and report["complete"] is True
+    jan, feb = report["rows"]
+    assert (jan["category"], feb["category"]) == ("2026-01", "2026-02")
+    assert jan["declined"] == "<5"
+    # the row total (13) and the column total (12) are shown; the cells that would let a reader subtract are not
+    assert jan["referrals"] == 13 and report["total"]["declined"] == 12
+    assert jan["accepted"] == "suppressed" and feb["declined"] == "suppressed" and feb["accepted"] == "suppressed"
+    assert report["total"]["referrals"] == 34 and report["total"]["accepted"] == 22
+    assert jan["acceptance_rate"] is None and feb["acceptance_rate"] is None  # their counts are hidden
+    assert report["total"]["acceptance_rate"] == round(22 / 34, 3)
+    assert jan["median_hours"]["acknowledge"] == 2.0 and feb["median_hours"]["decide"] == 4.0
+    assert report["total"]["median_hours"] == {"acknowledge": 4.0, "decide": 4.0, "complete": None}
+    declined = report["reasons"]["declined"]
+    assert [(d["code"], d["total"], d["by"]["2026-01"]) for d in declined] == [("other", 12, "<5")]
+    assert declined[0]["by"]["2026-02"] == "suppressed"
+
+
+async def test_rows_are_shown_whole_when_no_cell_is_small_and_reasons_are_coded_only_from_published_codes(
+        referrals, auditor):
+    for i in range(6):
+        await referrals.answered(JAN + timedelta(minutes=i), "accepted", timedelta(hours=1))
+    for i in range(5):
+        task = await referrals.send(JAN + timedelta(minutes=10 + i))
+        reason = CONSENT_WITHDRAWN if i < 3 else {"coding": [{"system": "urn:example:local", "code": "Fatima"}]}
+        await referrals.move(task, JAN + timedelta(minutes=30 + i), "cancelled", reason)
+    for i in range(5):
+        await referrals.send(JAN + timedelta(minutes=40 + i), priority="routine")
+    r = await auditor.get(STATS, params={"by": "priority", **PERIOD})
+    assert r.status_code == 200, r.text
+    report = r.json()
+    routine, urgent = report["rows"]
+    assert (routine["category"], routine["referrals"], routine["awaiting"]) == ("routine", 5, 5)
+    assert (urgent["category"], urgent["referrals"], urgent["accepted"]) == ("urgent", 11, 6)
+    assert report["total"]["referrals"] == 16 and report["total"]["cancelled-before-decision"] == 5
+    assert urgent["acceptance_rate"] == 1.0 and routine["acceptance_rate"] is None  # nothing decided yet
+    codes = {c["code"]: c["total"] for c in report["reasons"]["cancelled"]}
+    assert codes == {"https://gbv-exchange.org/fhir/CodeSystem/gbv-referral-codes|consent-withdrawn": "<5",
+                     "other": "<5"}
+    assert "Fatima" not in r.text  # an unpublished code is "other", never echoed
+
+
+async def test_partners_may_not_ask_for_statistics(referrals, make_client):
+    partner = await make_client(referrals.ids["hotline"], role="partner", scopes="system/*.cruds")
+    r = await partner.get(STATS)
+    assert r.status_code == 403
+    assert r.json()["resourceType"] == "OperationOutcome"
+
+
+async def test_an_auditor_needs_a_measure_report_scope(referrals, make_client):
+    auditor = await make_client(referrals.ids["other"], role="auditor", scopes="system/AuditEvent.rs")
+    r = await auditor.get(STATS)
+    assert r.status_code == 403
+    assert "MeasureReport" in r.json()["issue"][0]["diagnostics"]
+
+
+async def test_no_token_is_401(referrals, app):  # noqa: ANN001
+    import httpx
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8080") as raw:
+        r = await raw.get("/stats/referrals")
+    assert r.status_code == 401
+
+
+@pytest.mark.parametrize("params,expression", [
+    ({"by": "survivor-name"}, "by"),
+    ({"start": "last-tuesday"}, "start"),
+    ({"end": "2026-13"}, "end"),
+    ({"start": "2026-03", "end": "2026-01"}, "start"),
+    ({"name": "Fatima"}, None),
+])
+async def test_bad_parameters_are_400_naming_the_parameter_never_the_value(referrals, auditor, params, expression):
+    r = await auditor.get(STATS, params=params)
+    assert r.status_code == 400
+    outcome = r.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    issue = outcome["issue"][0]
+    assert issue.get("expression", [None]) == [expression]
+    for value in params.values():
+        if value not in ("by", "start", "end"):
+            assert value not in r.text
+
+
+async def test_every_statistics_request_is_in_the_exchange_log(referrals, auditor):
+    assert (await auditor.get(STATS, params={"by": "area", **PERIOD})).status_code == 200
+    assert (await auditor.get(STATS, params={"by": "nonsense"})).status_code == 400
+    r = await auditor.get("/AuditEvent", params={"subtype": "operation", "_sort": "date"})
+    assert r.status_code == 200, r.text
+    events = [e["resource"] for e in r.json().get("entry", [])]
+    ours = [e for e in events if e["agent"][0]["who"]["reference"] == f"Organization/{referrals.ids['other']}"]
+    assert [e["outcome"] for e in ours] == ["0", "4"]
+    query = next(x for x in ours[0]["entity"] if x.get("query"))["query"]
+    assert base64.b64decode(query).decode() == "MeasureReport?by=area&start=2026-01-01&end=2026-02-28"
