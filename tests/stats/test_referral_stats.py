@@ -132,3 +132,18 @@ async def test_every_statistics_request_is_in_the_exchange_log(referrals, audito
     assert [e["outcome"] for e in ours] == ["0", "4"]
     query = next(x for x in ours[0]["entity"] if x.get("query"))["query"]
     assert base64.b64decode(query).decode() == "MeasureReport?by=area&start=2026-01-01&end=2026-02-28"
+
+
+async def test_the_coordinating_organisations_coordinator_may_ask_and_another_coordinator_may_not(
+        referrals, make_client, exchange):  # noqa: ANN001
+    exchange.settings.coordinating_organization = referrals.ids["other"]
+    ours = await make_client(referrals.ids["other"], role="coordinator", scopes="system/MeasureReport.rs")
+    theirs = await make_client(referrals.ids["legal"], role="coordinator", scopes="system/MeasureReport.rs")
+    assert (await ours.get(STATS, params=PERIOD)).status_code == 200
+    r = await theirs.get(STATS, params=PERIOD)
+    assert r.status_code == 403 and r.json()["resourceType"] == "OperationOutcome"
+
+
+async def test_an_admin_may_not_ask_for_statistics(referrals, make_client):
+    admin = await make_client(referrals.ids["other"], role="admin", scopes="system/*.cruds")
+    assert (await admin.get(STATS)).status_code == 403
