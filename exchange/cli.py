@@ -17,6 +17,7 @@ from exchange.keys_cli import keys_app
 from exchange.notify.cli import dev_app, worker
 from exchange.ops.cli import backup, restore
 from exchange.settings import export_settings
+from exchange.stats.cli import stats
 from exchange.web.cli import staff_app
 
 app = typer.Typer(cls=ExchangeGroup, no_args_is_help=True,
@@ -32,6 +33,7 @@ app.add_typer(staff_app, name="staff")
 app.add_typer(keys_app, name="keys")
 app.command("backup")(backup)
 app.command("restore")(restore)
+app.command("stats")(stats)
 app.command("worker")(worker)
 app.add_typer(demo_app, name="demo")
 app.add_typer(dev_app, name="dev")

@@ -164,7 +164,7 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
 
 # The implementation guide's own resources (served read-only from conformance/, never stored or indexed).
 CONFORMANCE_TYPES: tuple[str, ...] = ("CodeSystem", "ValueSet", "StructureDefinition", "OperationDefinition",
-                                      "SearchParameter")
+                                      "SearchParameter", "Measure")
 for _kind in CONFORMANCE_TYPES:
     SEARCH_PARAMS[_kind] = {p.name: p for p in (
         _p("url", "uri", "url"),

@@ -17,5 +17,19 @@ def install(exchange: Exchange) -> None:
     from exchange.stats.routes import router
 
     exchange.routers.append(router)
+    exchange.capability.append(contribute_capability)  # after the referral package added Measure
     exchange.jobs.append(every("stats-integrate", lambda ex: ex.settings.stats_integrate_seconds, integrate,
                                at_start=True))
+
+
+def contribute_capability(statement: dict, _exchange: Exchange) -> None:
+    """Measure (served from conformance/) gets the $evaluate-measure operation in the CapabilityStatement."""
+    for rest in statement.get("rest", []):
+        for entry in rest.get("resource", []):
+            if entry.get("type") == "Measure":
+                entry["operation"] = [{
+                    "name": "evaluate-measure",
+                    "definition": "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure",
+                    "documentation": "GET [base]/Measure/referral-outcomes/$evaluate-measure?periodStart=&periodEnd= "
+                                     "(reportType population only): auditor and coordinator clients with a "
+                                     "MeasureReport read scope; small counts masked"}]

@@ -64,7 +64,7 @@ def _at(day: date) -> datetime:
 def parse(pairs: Sequence[tuple[str, str]], now: datetime, names: dict[str, str] | None = None,
           ignored: frozenset[str] = frozenset()) -> StatsQuery:
     """`names` renames the parameters (the FHIR operation calls start and end periodStart and periodEnd)."""
-    names = names or {"by": "by", "start": "start", "end": "end"}
+    names = names or {"by": "by", "start": "start", "end": "end"}  # the FHIR operation: no by, and reportType
     known = {v: k for k, v in names.items()}
     values: dict[str, str] = {}
     for position, (key, value) in enumerate(pairs, start=1):
@@ -80,6 +80,10 @@ def parse(pairs: Sequence[tuple[str, str]], now: datetime, names: dict[str, str]
     if breakdown not in BREAKDOWNS:
         raise BadRequest(f"{names['by']} must be one of {', '.join(BREAKDOWNS)}", expression=names["by"],
                          code="value")
+    report_type = values.get("reportType", "population")
+    if report_type != "population":  # the FHIR operation's: a summary of all referrals, never one subject's
+        raise BadRequest("reportType must be population (statistics never report on one subject)",
+                         expression="reportType", code="not-supported")
     today = now.astimezone(timezone.utc).date()
     end = _parse(names["end"], values["end"], True) if "end" in values else _first_of_next_month(today)
     if "start" in values:

@@ -45,10 +45,11 @@ class Referrals:
         assert r.status_code == 200, r.text
         return world.created_ids(r.json())["Task"]
 
-    async def move(self, task_id: str, at: datetime, status: str, reason: dict | None = None) -> None:
+    async def move(self, task_id: str, at: datetime, status: str, reason: dict | None = None,
+                   **changes) -> None:  # noqa: ANN003
         self.clock.set(at)
         current = (await self.http.get(f"/Task/{task_id}")).json()
-        body = dict(current, status=status)
+        body = dict(current, status=status, **changes)
         if reason is not None:
             body["statusReason"] = reason
         r = await self.http.put(f"/Task/{task_id}", json=body)
@@ -67,5 +68,6 @@ async def referrals(client, clock) -> Referrals:  # noqa: ANN001
     return Referrals(client, ids, clock)
 
 
+ACKNOWLEDGEMENT_DUE = f"{codes.BASE}/StructureDefinition/acknowledgement-due"
 CONSENT_WITHDRAWN = {"coding": [{"system": codes.REFERRAL_CODES, "code": codes.CONSENT_WITHDRAWN}],
                      "text": "she withdrew her consent"}

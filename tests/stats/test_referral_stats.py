@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from .conftest import CONSENT_WITHDRAWN
+from .conftest import ACKNOWLEDGEMENT_DUE, CONSENT_WITHDRAWN
 
 STATS = "http://127.0.0.1:8080/stats/referrals"
 JAN = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
@@ -147,3 +147,21 @@ async def test_the_coordinating_organisations_coordinator_may_ask_and_another_co
 async def test_an_admin_may_not_ask_for_statistics(referrals, make_client):
     admin = await make_client(referrals.ids["other"], role="admin", scopes="system/*.cruds")
     assert (await admin.get(STATS)).status_code == 403
+
+
+async def test_the_share_with_no_answer_by_the_acknowledgement_deadline(referrals, auditor):
+    """Ten referrals due for an answer within a day: five answered in time, three late, two never."""
+    for i, answer in enumerate([timedelta(hours=2)] * 5 + [timedelta(hours=30)] * 3 + [None] * 2):
+        sent = JAN + timedelta(minutes=i)
+        task = await referrals.send(sent)
+        due = (sent + timedelta(days=1)).isoformat().replace("+00:00", "Z")
+        await referrals.move(task, sent + timedelta(seconds=1), "requested",
+                             extension=[{"url": ACKNOWLEDGEMENT_DUE, "valueDateTime": due}])
+        if answer is not None:
+            await referrals.move(task, sent + answer, "received")
+    r = await auditor.get(STATS, params={"by": "month", **PERIOD})
+    assert r.status_code == 200, r.text
+    total = r.json()["total"]
+    assert (total["deadline-passed"], total["no-answer-by-deadline"]) == (10, 5)
+    assert total["no_answer_by_deadline_share"] == 0.5
+    assert total["awaiting"] == 10 and total["median_hours"]["acknowledge"] == 2.0
