@@ -165,3 +165,31 @@ async def test_the_share_with_no_answer_by_the_acknowledgement_deadline(referral
     assert (total["deadline-passed"], total["no-answer-by-deadline"]) == (10, 5)
     assert total["no_answer_by_deadline_share"] == 0.5
     assert total["awaiting"] == 10 and total["median_hours"]["acknowledge"] == 2.0
+
+
+async def test_organisations_below_the_deployments_size_are_not_named(referrals, auditor, exchange):
+    for i in range(6):
+        await referrals.answered(JAN + timedelta(minutes=i), "accepted", timedelta(hours=1))
+    r = await auditor.get(STATS, params={"by": "organization", **PERIOD})
+    assert r.status_code == 200, r.text
+    assert [(row["category"], row["referrals"]) for row in r.json()["rows"]] == [("other", 6)]
+    assert r.json()["rows"][0]["label"] == "other organisations (each fewer than 20 referrals)"
+    assert "Safe Haven" not in r.text and referrals.ids["shelter"] not in r.text
+    exchange.settings.stats_organization_min_referrals = 6
+    r = await auditor.get(STATS, params={"by": "organization", **PERIOD})
+    assert [(row["category"], row["label"]) for row in r.json()["rows"]] == \
+        [(referrals.ids["shelter"], "Safe Haven Shelter")]
+
+
+async def test_the_area_is_the_one_the_receiving_service_covers(referrals, auditor, client):
+    r = await client.post("/Location", json={"resourceType": "Location", "name": "Eastern governorate",
+                                             "mode": "kind"})
+    assert r.status_code == 201, r.text
+    service = (await client.get(f"/HealthcareService/{referrals.ids['svc-shelter']}")).json()
+    service["coverageArea"] = [{"reference": f"Location/{r.json()['id']}"}]
+    assert (await client.put(f"/HealthcareService/{service['id']}", json=service)).status_code == 200
+    for i in range(5):
+        await referrals.answered(JAN + timedelta(minutes=i), "accepted", timedelta(hours=1))
+    found = (await auditor.get(STATS, params={"by": "area", **PERIOD})).json()
+    assert [(row["label"], row["referrals"], row["accepted"]) for row in found["rows"]] == \
+        [("Eastern governorate", 5, 5)]
