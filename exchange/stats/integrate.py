@@ -23,7 +23,7 @@ from exchange.store.repository import from_db, to_db
 from exchange.store.tables import resource, resource_version
 
 LOCK_KEY = 0x7374617473  # "stats"
-BATCH = 500
+BATCH = 2000
 
 
 async def _position(conn: AsyncConnection) -> int:

@@ -11,7 +11,7 @@ from exchange.stats import integrate, params, report
 from exchange.stats.access import require_statistics_access
 from exchange.unit import Event, open_unit
 
-REQUEST_BATCHES = 10  # a request reads at most this many batches of new log records first (the job does the rest)
+REQUEST_BATCHES = 5  # a request reads at most this many batches of new log records first (the job does the rest)
 
 
 async def referral_statistics(exchange: Exchange, ctx: RequestContext, pairs: Sequence[tuple[str, str]], *,

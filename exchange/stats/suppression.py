@@ -51,18 +51,23 @@ def exposed(constraint: Constraint, values: Mapping[Hashable, int], states: Mapp
     if all(states[c] == SHOWN for c in cells):
         return []
     bounds = {c: _bounds(states[c], values[c], threshold) for c in cells}
+    # sums over the parts, once (an unbounded high counted apart: inf - inf has no value)
+    low_sum = sum(bounds[p][0] for p in constraint.parts)
+    high_sum = sum(bounds[p][1] for p in constraint.parts if bounds[p][1] != INFINITY)
+    unbounded = sum(1 for p in constraint.parts if bounds[p][1] == INFINITY)
+    whole_low, whole_high = bounds[constraint.whole]
     found = []
     for cell in cells:
         if states[cell] == SHOWN:
             continue
-        if cell == constraint.whole:
-            low = sum(bounds[p][0] for p in constraint.parts)
-            high = sum(bounds[p][1] for p in constraint.parts)
-        else:
-            others = [p for p in constraint.parts if p != cell]
-            low = bounds[constraint.whole][0] - sum(bounds[p][1] for p in others)
-            high = bounds[constraint.whole][1] - sum(bounds[p][0] for p in others)
         own_low, own_high = bounds[cell]
+        if cell == constraint.whole:
+            low, high = low_sum, INFINITY if unbounded else high_sum
+        else:
+            others_unbounded = unbounded - (own_high == INFINITY)
+            others_high = INFINITY if others_unbounded else high_sum - (0 if own_high == INFINITY else own_high)
+            low = whole_low - others_high
+            high = whole_high - (low_sum - own_low)
         if states[cell] == PRIMARY:
             if low > own_low or high < own_high:
                 found.append(cell)
