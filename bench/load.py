@@ -11,6 +11,7 @@ memory of each server process, the floor and the ratio; then checks the audit ch
     .venv/bin/python bench/load.py                                   # PostgreSQL on 127.0.0.1:5432
     .venv/bin/python bench/load.py --lifecycles 500 --workers 2 --json bench/results/latest.json
     .venv/bin/python bench/load.py --profile profile.txt             # py-spy samples of the lifecycle phase
+    .venv/bin/python bench/load.py --profile read.txt --profile-phase read   # ... or of the reads by id
     .venv/bin/python bench/load.py --database-url sqlite+aiosqlite:////tmp/bench.db
 """
 from __future__ import annotations
@@ -152,6 +153,13 @@ def start_profile(pids: list[int], output: Path) -> list[subprocess.Popen]:
             for pid in pids]
 
 
+def stop_profile(recorders: list[subprocess.Popen]) -> None:
+    for recorder in recorders:
+        recorder.send_signal(signal.SIGINT)  # py-spy writes its samples when interrupted
+    for recorder in recorders:
+        recorder.wait(timeout=30)
+
+
 def top_of_profile(output: Path, pids: list[int], limit: int = 25) -> dict:
     """Own and inclusive samples per function over every recorded process (the note's profile table)."""
     own: collections.Counter = collections.Counter()
@@ -258,6 +266,9 @@ def render(report: dict) -> None:
     console.print(f"peak memory (MB): {report['server_peak_memory_mb']}")
     console.print(f"server CPU per lifecycle: {report.get('server_cpu_ms_per_lifecycle')} ms "
                   f"(load generator CPU {report.get('load_generator_cpu_s')} s)")
+    for phase in ("read", "create"):
+        if report.get(phase):
+            console.print(f"server CPU per {phase}: {report[phase]['server_cpu_ms_per_request']} ms")
     console.print(f"rows per lifecycle: exchange {report['rows_per_lifecycle']}  floor "
                   f"{report.get('floor_rows_per_lifecycle')}")
     console.print(f"audit verify: {report['audit_verify']}")
@@ -289,25 +300,31 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict:
                       console=console) as progress:
             load = Load(f"http://127.0.0.1:{args.port}", world, args.clients, progress)
             await load.authorise()
-            if args.profile:
+            if args.profile and args.profile_phase == "lifecycle":
                 recorders = start_profile(memory.pids(), args.profile)
             cpu_before, server_before = psutil.Process().cpu_times(), memory.cpu_seconds()
             lifecycles = await load.run("lifecycles", args.lifecycles, load.lifecycle)
             cpu_after, server_after = psutil.Process().cpu_times(), memory.cpu_seconds()
-            for recorder in recorders:
-                recorder.send_signal(signal.SIGINT)  # py-spy writes its samples when interrupted
-            for recorder in recorders:
-                recorder.wait(timeout=30)
+            stop_profile(recorders)
             report["lifecycle"] = summary(lifecycles, "lifecycles")
             report["server_cpu_ms_per_lifecycle"] = round(1000 * (server_after - server_before)
                                                           / max(lifecycles.completed, 1), 1)
             report["load_generator_cpu_s"] = round((cpu_after.user + cpu_after.system)
                                                    - (cpu_before.user + cpu_before.system), 1)
-            await load.authorise()
-            if load.tasks and args.reads:
-                report["read"] = summary(await load.run("reads by id", args.reads, load.read))
-            if args.creates:
-                report["create"] = summary(await load.run("creates", args.creates, load.create))
+            for phase, name, count, work in (("read", "reads by id", args.reads if load.tasks else 0, load.read),
+                                             ("create", "creates", args.creates, load.create)):
+                if not count:
+                    continue
+                await load.authorise()
+                recorders = (start_profile(memory.pids(), args.profile)
+                             if args.profile and args.profile_phase == phase else [])
+                server_before = memory.cpu_seconds()
+                samples = await load.run(name, count, work)
+                report[phase] = summary(samples)
+                # CPU of the server processes per request: less sensitive to a loaded machine than the rate
+                report[phase]["server_cpu_ms_per_request"] = round(
+                    1000 * (memory.cpu_seconds() - server_before) / max(report[phase]["requests"], 1), 2)
+                stop_profile(recorders)
             await load.close()
         report["server_peak_memory_mb"] = memory.stop()
         if args.profile:
@@ -363,7 +380,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="server processes (exchange serve --workers)")
     parser.add_argument("--port", type=int, default=8102)
     parser.add_argument("--no-floor", dest="floor", action="store_false")
-    parser.add_argument("--profile", type=Path, default=None, help="record the lifecycle phase with py-spy")
+    parser.add_argument("--profile", type=Path, default=None, help="record one phase with py-spy")
+    parser.add_argument("--profile-phase", choices=("lifecycle", "read", "create"), default="lifecycle",
+                        help="the phase --profile records (default %(default)s)")
     parser.add_argument("--server-root", type=Path, default=None,
                         help="serve the exchange package of another checkout (compare versions)")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "latest.json")

@@ -105,8 +105,7 @@ class SafeEdge:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        given = headers.get("x-request-id")
+        given = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k.lower() == b"x-request-id"), None)
         scope.setdefault("state", {})["request_id"] = given or str(uuid.uuid4())
         request_id = scope["state"]["request_id"]
         if not _UUID.match(request_id):  # the caller's text may be anything: logged and echoed only as a hash

@@ -76,6 +76,11 @@ def serve(host: Optional[str] = typer.Option(None, help="Interface to listen on 
         typer.echo(said)
     typer.echo(f"FHIR base: {settings.fhir_base_url}   (GET {settings.fhir_base_url}/metadata)")
     if workers > 1:  # each worker process builds its app from the same settings, passed on as EXCHANGE_* values
+        from exchange.ops.metrics import prepare_multiprocess
+
+        if settings.metrics_multiprocess_dir is None:  # a scrape of any worker counts the requests of all
+            settings = settings.model_copy(update={"metrics_multiprocess_dir": settings.state_dir / "metrics"})
+        prepare_multiprocess(settings)
         export_settings(settings, migrate_on_start=False)  # migrated once, above
         uvicorn.run("exchange.app:worker_app", factory=True, workers=workers, host=settings.host,
                     port=settings.port, access_log=False, log_level="info", log_config=None,

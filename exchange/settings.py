@@ -264,7 +264,12 @@ def export_settings(settings: Settings, **overrides) -> None:
     import json
     import os
 
-    values = settings.model_copy(update=overrides).model_dump(mode="json")
+    exported = settings.model_copy(update=overrides)
+    values = exported.model_dump(mode="json")
+    for name in values:  # a secret is dumped masked ("**********"): the children need its value
+        secret = getattr(exported, name)
+        if isinstance(secret, SecretStr):
+            values[name] = secret.get_secret_value()
     for name, value in values.items():
         if value is None:
             os.environ.pop(f"EXCHANGE_{name.upper()}", None)

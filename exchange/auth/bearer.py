@@ -36,13 +36,15 @@ def _refuse(description: str, error: str | None = "invalid_token") -> Unauthoriz
 
 
 async def _verify(exchange, service, token: str) -> tokens.AccessClaims:  # noqa: ANN001
+    """Signature and claims, checked once per token and process (`exchange.auth.verified`: bounded by the token's
+    expiry and its key); revocation and the client's state are read below, on every request."""
     try:
-        return tokens.verify(token, await exchange.keys.token_jwks(), exchange.settings)
+        return service.verified.verify(token, await exchange.keys.token_jwks(), exchange.settings)
     except tokens.UnknownKey:
         if not service.may_reload_keys():  # at most one reload per interval: unknown kids are cheap to send
             raise
         await exchange.keys.refresh()
-        return tokens.verify(token, await exchange.keys.token_jwks(), exchange.settings)
+        return service.verified.verify(token, await exchange.keys.token_jwks(), exchange.settings)
 
 
 async def request_context(request: Request) -> RequestContext:

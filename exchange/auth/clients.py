@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from sqlalchemy import delete, exists, insert, select, update
+from sqlalchemy import bindparam, delete, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -129,6 +129,11 @@ async def check_jwks_url(url: object, policy: EgressPolicy | None) -> str:
         except EgressRefused as exc:
             raise ClientError(f"jwks_url: the exchange does not call this JWKS URL: it {exc}") from None
     return url
+
+
+# The bearer check's one statement, built once (its SQL and cache key are not rebuilt on every request).
+_TOKEN_STATE = select(auth_client, exists().where(auth_revoked_token.c.jti == bindparam("jti")).label("revoked")
+                      ).where(auth_client.c.client_id == bindparam("client_id"))
 
 
 class ClientRegistry:
@@ -269,17 +274,16 @@ class ClientRegistry:
                           ) -> tuple[ClientRecord | None, bool]:
         """The client behind a token and whether the token was revoked: one statement per request (in `conn`, the
         request's own transaction, when given)."""
-        revoked = exists().where(auth_revoked_token.c.jti == jti).label("revoked")
-        query = select(auth_client, revoked).where(auth_client.c.client_id == client_id)
+        query, params = _TOKEN_STATE, {"client_id": client_id, "jti": jti}
         if conn is not None:
-            row = (await conn.execute(query)).first()
+            row = (await conn.execute(query, params)).first()
         elif self.db.is_sqlite:
             async with self.db.transaction() as conn:  # queue with the writers, never spin on the file lock
-                row = (await conn.execute(query)).first()
+                row = (await conn.execute(query, params)).first()
         else:
             async with self.db.engine.connect() as conn:  # one read, no BEGIN/COMMIT round trips
                 conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                row = (await conn.execute(query)).first()
+                row = (await conn.execute(query, params)).first()
         if row is None:
             return None, False
         return _record(row), bool(row.revoked)

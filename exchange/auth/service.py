@@ -12,6 +12,7 @@ from joserfc.jwk import KeySet
 
 from exchange.auth.clients import ClientRecord, ClientRegistry
 from exchange.auth.jwks import JwksFetcher
+from exchange.auth.verified import VerifiedTokens
 from exchange.egress import egress
 from exchange.settings import Settings
 
@@ -45,6 +46,7 @@ class AuthService:
         self.registry = ClientRegistry(exchange.db, egress(exchange).jwks)
         self.fetcher = JwksFetcher(exchange.settings, egress(exchange).jwks)
         self.urls = Urls.of(exchange.settings)
+        self.verified = VerifiedTokens(exchange.settings.clock_skew_seconds)  # the bearer check's signature cache
         self._keys_reloaded = 0.0
 
     def may_reload_keys(self, interval: float = 10.0) -> bool:

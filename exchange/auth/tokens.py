@@ -68,14 +68,19 @@ def _key_set(public_jwks: dict) -> KeySet:
     return cached[1]
 
 
-def verify(token: str, public_jwks: dict, settings: Settings, now: int | None = None) -> AccessClaims:
-    """Check signature, type, issuer, audience and expiry; raise InvalidToken with a reason otherwise."""
+def key_id(token: str) -> str | None:
+    """The `kid` of the token's (unverified) header; InvalidToken if it is not a compact JWS at all."""
     if token.count(".") != 2 or len(token) > 8192:
         raise InvalidToken("The access token is malformed")
     try:
-        kid = jws.extract_compact(token.encode()).headers().get("kid")
+        return jws.extract_compact(token.encode()).headers().get("kid")
     except (JoseError, ValueError, TypeError):
         raise InvalidToken("The access token is malformed") from None
+
+
+def verify(token: str, public_jwks: dict, settings: Settings, now: int | None = None) -> AccessClaims:
+    """Check signature, type, issuer, audience and expiry; raise InvalidToken with a reason otherwise."""
+    kid = key_id(token)
     if kid not in {key.get("kid") for key in public_jwks.get("keys", [])}:
         raise UnknownKey("The access token is not signed by a key of this exchange")
     try:

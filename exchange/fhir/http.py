@@ -18,12 +18,13 @@ _FORMAT_ALIASES = {"json", "application/fhir+json", "application/json", "applica
 NDJSON_TYPES = ("application/fhir+ndjson", "application/ndjson", "ndjson")
 
 
-def negotiate(request: Request) -> None:
-    """Only JSON is served: `_format` or Accept asking for anything else gets 406."""
+async def negotiate(request: Request) -> None:
+    """Only JSON is served: `_format` or Accept asking for anything else gets 406. (async: FastAPI runs a plain
+    `def` dependency in a worker thread, a thread hand-off on every request for a few string checks.)"""
     _negotiate(request, _FORMAT_ALIASES, _JSON_TYPES)
 
 
-def negotiate_ndjson(request: Request) -> None:
+async def negotiate_ndjson(request: Request) -> None:
     """For bulk output ($export): NDJSON (application/fhir+ndjson), or whatever accepts JSON."""
     _negotiate(request, _FORMAT_ALIASES | set(NDJSON_TYPES), _JSON_TYPES + NDJSON_TYPES)
 

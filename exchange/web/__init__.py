@@ -27,20 +27,36 @@ def install(exchange: Exchange) -> None:
 
 def mount(app) -> None:  # noqa: ANN001
     """Mount the pages, their static files and their security headers on the FastAPI app (exchange.app)."""
-    from fastapi import Request
     from fastapi.staticfiles import StaticFiles
 
-    from exchange.web import security
     from exchange.web.routes import install_handlers, router
 
-    @app.middleware("http")
-    async def _headers(request: Request, call_next):  # noqa: ANN001, ANN202
-        response = await call_next(request)
-        if request.url.path.startswith("/web"):
-            for name, value in security.HEADERS.items():
-                response.headers.setdefault(name, value)
-        return response
-
+    app.add_middleware(WebHeaders)
     install_handlers(app)
     app.mount("/web/static", StaticFiles(directory=str(STATIC)), name="web-static")
     app.include_router(router)
+
+
+class WebHeaders:
+    """The pages' security headers (`security.HEADERS`) on every response under /web, unless the page set its own.
+    A plain ASGI layer: other paths (the FHIR API) pass straight through, at no cost per request."""
+
+    def __init__(self, app) -> None:  # noqa: ANN001
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] != "http" or not scope["path"].startswith("/web"):
+            await self.app(scope, receive, send)
+            return
+        from exchange.web.security import HEADERS
+
+        async def send_with_headers(message) -> None:  # noqa: ANN001
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in HEADERS.items()
+                            if k.lower().encode("latin-1") not in present]
+                message = dict(message, headers=headers)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
