@@ -162,6 +162,13 @@ def uvicorn_config(application: FastAPI, settings: Settings, port: int | None = 
                           log_config=None)  # its own records go through the handler of exchange.ops.logs
 
 
+def _may_serve_fhir(route) -> bool:  # noqa: ANN001
+    """Whether the route may match a /fhir path: it does, or it is not a plain route (a router included in a
+    router, a mount), so its paths are not known here."""
+    path = getattr(route, "path", None)
+    return not isinstance(path, str) or path.startswith("/fhir")
+
+
 def create_app(settings: Settings | None = None, exchange: Exchange | None = None) -> FastAPI:
     settings = settings or get_settings()
     if exchange is None:
@@ -188,14 +195,21 @@ def create_app(settings: Settings | None = None, exchange: Exchange | None = Non
                               "violence. Resources are application/fhir+json; errors are OperationOutcomes.")
     app.state.exchange = exchange
     _install_error_handlers(app)
-    if "web" in exchange.extensions:  # the web inbox (exchange.web), before the generic routes
+    # Routes are tried in order, each a regular expression: specific /fhir routes first (they must win over
+    # /fhir/{type}/{id}), then the generic ones, and only then those no /fhir path can match (the web inbox,
+    # operations, client administration), so a FHIR request does not try them all first.
+    serves_fhir = [r for r in exchange.routers if any(_may_serve_fhir(x) for x in r.routes)]
+    for router in serves_fhir:
+        app.include_router(router)
+    app.include_router(fhir_router)
+    for router in exchange.routers:
+        if router not in serves_fhir:
+            app.include_router(router)
+    if "web" in exchange.extensions:  # the web inbox (exchange.web): its pages, static files and headers
         from exchange.web import mount
 
         mount(app)
     app.add_middleware(SafeEdge)  # outermost: after every other middleware
-    for router in exchange.routers:  # specific routes first: they must win over /fhir/{type}/{id}
-        app.include_router(router)
-    app.include_router(fhir_router)
     app.add_middleware(HeadAsGet)
     _install_openapi(app)
     return app

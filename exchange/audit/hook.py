@@ -39,8 +39,12 @@ async def enqueue(conn: AsyncConnection, records: Sequence[AuditRecord]) -> None
     entity_rows = [{"event_id": r.id, "resource_type": t, "resource_id": i}
                    for r in records for t, i in r.entities[1:]]
     if entity_rows:
-        await conn.execute(insert(audit_entity), entity_rows)
-    await conn.execute(insert(audit_event), [_row(r) for r in records])
+        await conn.execute(_INSERT_ENTITY, entity_rows)
+    await conn.execute(_INSERT_EVENT, [_row(r) for r in records])
+
+
+_INSERT_EVENT = insert(audit_event)  # built once: every request inserts its records with it
+_INSERT_ENTITY = insert(audit_entity)
 
 
 class AuditLog:
