@@ -59,10 +59,10 @@ run: install
 
 ## make test: the whole suite (SQLite; PostgreSQL too when EXCHANGE_TEST_POSTGRES_URL is set), one worker per core
 # pytest-xdist: each worker has its own PostgreSQL database and SQLite files; a module that shares one server among
-# its tests is kept on one worker (xdist_group marks, --dist loadgroup). TEST_WORKERS=0 runs in this process.
+# its tests is kept on one worker (--dist loadfile: each module on one worker). TEST_WORKERS=0 runs in this process.
 TEST_WORKERS ?= auto
 test: dev
-	EXCHANGE_TEST_POSTGRES_URL=$(EXCHANGE_TEST_POSTGRES_URL) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	EXCHANGE_TEST_POSTGRES_URL=$(EXCHANGE_TEST_POSTGRES_URL) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 openapi: install
 	$(BIN)/exchange openapi --output openapi.yaml

@@ -15,6 +15,7 @@ from joserfc.errors import JoseError
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
+from exchange.audit import linker
 from exchange.audit.chain import GENESIS, canonical
 from exchange.audit.tables import audit_checkpoint, audit_head
 from exchange.keys import key_set
@@ -46,9 +47,7 @@ async def current_head(exchange) -> tuple[int, str]:  # noqa: ANN001
 
 async def sign_checkpoint(exchange) -> Checkpoint:  # noqa: ANN001
     """Link the queue, sign the chain's head (or return the checkpoint already signed for this tree size)."""
-    linker = exchange.extensions.get("audit.linker")
-    if linker is not None:
-        await linker.settle()
+    await linker.settle(exchange)
     size, head = await current_head(exchange)
     existing = await stored_checkpoint(exchange, size)
     if existing is not None:

@@ -145,6 +145,14 @@ class Linker:
                 await asyncio.sleep(1)  # (a database that is down is not hammered in a loop)
 
 
+async def settle(exchange) -> None:  # noqa: ANN001
+    """Return once every record committed before the call is linked (for readers of the linked log: checkpoints,
+    statistics). A no-op where the audit package is not installed."""
+    linker = exchange.extensions.get("audit.linker")
+    if linker is not None:
+        await linker.settle()
+
+
 def install_kicked(exchange, linker: Linker) -> None:  # noqa: ANN001
     """Every server process links soon after its own commits (the periodic job below runs in one process only)."""
     exchange.on_start.append(linker.start)

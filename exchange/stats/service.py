@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Sequence
 
+from exchange.audit import linker
 from exchange.context import RequestContext
 from exchange.services import Exchange
 from exchange.stats import integrate, params, report
@@ -24,6 +25,7 @@ async def referral_statistics(exchange: Exchange, ctx: RequestContext, pairs: Se
         require_statistics_access(ctx, settings)
         query = params.parse(pairs, now, names, ignored)
         unit.record(Event("operation", "E", "MeasureReport", query=query.as_pairs()))
+    await linker.settle(exchange)  # a write answers before its record is linked; statistics read the linked log
     await integrate.integrate(exchange, max_batches=REQUEST_BATCHES)
     async with exchange.db.transaction() as conn:
         behind = await integrate.behind(conn)
