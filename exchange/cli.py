@@ -11,11 +11,11 @@ from exchange.audit.cli import app as audit_app
 from exchange.auth.cli import clients_app
 from exchange.cli_support import DatabaseOption, build_exchange, run_with_exchange, settings_with
 from exchange.console import ExchangeGroup
-from exchange.demo import ORG_KINDS
-from exchange.demo_cli import demo_app
+from exchange.demo.cli import clients_demo, demo_app
 from exchange.keys_cli import keys_app
 from exchange.notify.cli import dev_app, worker
 from exchange.ops.cli import backup, restore
+from exchange.organizations import ORG_KINDS
 from exchange.settings import export_settings
 from exchange.stats.cli import stats
 from exchange.web.cli import staff_app
@@ -28,6 +28,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(orgs_app, name="orgs")
 # each package's own sub-commands (they share exchange/cli_support.py and never import this module)
 app.add_typer(clients_app, name="clients")
+clients_app.command("demo")(clients_demo)  # the demo wing's, mounted here so auth/ does not import the demo
 app.add_typer(audit_app, name="audit")
 app.add_typer(staff_app, name="staff")
 app.add_typer(keys_app, name="keys")
@@ -62,9 +63,9 @@ def serve(host: Optional[str] = typer.Option(None, help="Interface to listen on 
     async def _prepare(exchange):  # noqa: ANN001, ANN202  (the database answers and is migrated before serving)
         if not demo:
             return None
-        from exchange.auth.demo import instructions, register_demo_clients
         from exchange.console import progress
-        from exchange.web.demo import register_demo_staff, staff_instructions
+        from exchange.demo.clients import instructions, register_demo_clients
+        from exchange.demo.staff import register_demo_staff, staff_instructions
 
         with progress("loading the demo directory, story, clients and staff"):
             clients = await register_demo_clients(exchange)
@@ -116,8 +117,7 @@ def orgs_add(name: str = typer.Option(..., help="The organisation's name"),
              identifier: Optional[str] = typer.Option(None, help="system|value identifier"),
              database_url: Optional[str] = DatabaseOption) -> None:
     """Create an Organization in the directory and print its id."""
-    from exchange.demo import organization_resource
-    from exchange.directory import add_organization
+    from exchange.organizations import add_organization, organization_resource
 
     body = organization_resource(name, kind, identifier)
     org_id = asyncio.run(run_with_exchange(settings_with(database_url),

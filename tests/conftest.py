@@ -179,8 +179,7 @@ async def make_org(app, exchange):
     Created by the exchange itself (like `exchange orgs add`), so it needs no token. `kind` is one of the demo kinds
     (hotline, shelter, clinic, legal-aid, counselling, livelihood, police, social-services, ngo, other).
     """
-    from exchange.demo import organization_resource
-    from exchange.directory import add_organization
+    from exchange.organizations import add_organization, organization_resource
 
     async def _make(name: str = "Test organisation", kind: str = "ngo", identifier: str | None = None) -> str:
         return await add_organization(exchange, organization_resource(name, kind, identifier))

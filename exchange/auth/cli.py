@@ -19,7 +19,8 @@ from exchange.errors import FhirError
 clients_app = typer.Typer(help="OAuth clients (SMART Backend Services) of partner systems.", no_args_is_help=True)
 
 
-def _run(database_url: Optional[str], work):  # noqa: ANN001, ANN202
+def run_command(database_url: Optional[str], work):  # noqa: ANN001, ANN202
+    """Run `work(exchange)`; a refused client change or FHIR error is one `error:` line and exit status 2."""
     try:
         return asyncio.run(run_with_exchange(settings_with(database_url), work))
     except ClientError as exc:
@@ -72,7 +73,7 @@ def add(organization: str = typer.Option(..., help="The client's Organization id
             organization.removeprefix("Organization/"), role, scope, jwks=keys, jwks_url=jwks_url,
             client_id=client_id, label=label, conn=conn))
 
-    _print(_run(database_url, work).as_json())
+    _print(run_command(database_url, work).as_json())
 
 
 @clients_app.command("list")
@@ -81,7 +82,7 @@ def list_clients(database_url: Optional[str] = DatabaseOption, as_json: bool = J
     async def work(exchange):  # noqa: ANN001, ANN202
         return await _registry(exchange).list()
 
-    clients = [c.as_json() for c in _run(database_url, work)]
+    clients = [c.as_json() for c in run_command(database_url, work)]
     if as_json:
         _print(clients)
         return
@@ -111,7 +112,7 @@ def _set_active(client_id: str, active: bool, database_url: Optional[str]) -> No
         return await _change(exchange, "client-update",
                              lambda conn: _registry(exchange).set_active(client_id, active, conn=conn))
 
-    _print(_run(database_url, work).as_json())
+    _print(run_command(database_url, work).as_json())
 
 
 @clients_app.command("rotate-keys")
@@ -126,7 +127,7 @@ def rotate_keys(client_id: str = typer.Argument(..., help="The client whose keys
         return await _change(exchange, "client-update", lambda conn: _registry(exchange).set_keys(
             client_id, jwks=keys, jwks_url=jwks_url, conn=conn))
 
-    _print(_run(database_url, work).as_json())
+    _print(run_command(database_url, work).as_json())
 
 
 @clients_app.command("confirm")
@@ -137,7 +138,7 @@ def confirm(client_id: str = typer.Argument(..., help="The client registered or 
         return await _change(exchange, "client-confirm",
                              lambda conn: _registry(exchange).confirm(client_id, by=None, conn=conn))
 
-    _print(_run(database_url, work).as_json())
+    _print(run_command(database_url, work).as_json())
 
 
 @clients_app.command("set-scope")
@@ -149,15 +150,4 @@ def set_scope(client_id: str = typer.Argument(..., help="The client whose regist
         return await _change(exchange, "client-update",
                              lambda conn: _registry(exchange).set_scopes(client_id, scope, conn=conn))
 
-    _print(_run(database_url, work).as_json())
-
-
-@clients_app.command("demo")
-def demo(database_url: Optional[str] = DatabaseOption) -> None:
-    """Load the demo directory and register its demo clients (keys under state_dir/demo-clients/)."""
-    from exchange.auth.demo import instructions, register_demo_clients
-
-    async def work(exchange):  # noqa: ANN001, ANN202
-        return instructions(exchange, await register_demo_clients(exchange))
-
-    typer.echo(_run(database_url, work))
+    _print(run_command(database_url, work).as_json())

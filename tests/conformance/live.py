@@ -9,7 +9,7 @@ from pathlib import Path
 import uvicorn
 
 from exchange.app import create_app
-from exchange.auth.demo import register_demo_clients
+from exchange.demo.clients import register_demo_clients
 from exchange.settings import Settings
 from exchange.store.migrate import upgrade
 from exchange.wiring import build

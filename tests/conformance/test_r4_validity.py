@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 
 from exchange.auth.access import ROLES
-from exchange.demo import ORG_KINDS
+from exchange.organizations import ORG_KINDS
 from exchange.referral import codes
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,9 +1,10 @@
 """The demo story of `make run` passes every rule, is idempotent, and ends where the story says."""
 from __future__ import annotations
 
-from exchange.demo import load_demo
+from exchange.demo.directory import load_demo
+from exchange.demo.story import STORY_SID
 from exchange.referral import codes
-from exchange.referral.demo import STORY_SID
+from tests.referral.conftest import http  # noqa: F401  (the referral tests' fixture)
 
 
 async def test_demo_story(http, exchange, make_client):

@@ -1,4 +1,5 @@
-"""`exchange demo ...`: the demo directory, and the quickstart's round trip played by the demo clients over HTTP.
+"""`exchange demo ...`: the demo directory, and the quickstart's round trip played by the demo clients over HTTP
+(and `exchange clients demo`, which the root command mounts under `clients`).
 
 `referral` prints (or, with --post, posts as the hotline) a referral Bundle that fits the demo directory: the
 conformance example with its directory entries replaced by the demo's stable ids. `inbox`, `accept` and `log` are
@@ -40,7 +41,7 @@ def demo(ctx: typer.Context, database_url: Optional[str] = DatabaseOption, as_js
     """Load the demo organisations and their services (idempotent) and list them; sub-commands play the demo."""
     if ctx.invoked_subcommand is not None:
         return
-    from exchange.demo import DEMO_ORGS, load_demo
+    from exchange.demo.directory import DEMO_ORGS, load_demo
 
     loaded = asyncio.run(run_with_exchange(settings_with(database_url), load_demo))
     if as_json:
@@ -49,6 +50,17 @@ def demo(ctx: typer.Context, database_url: Optional[str] = DatabaseOption, as_js
     names = {key: (kind, name) for kind, key, name, _ in DEMO_ORGS}
     print_table([{"key": k, "id": f"Organization/{v}", "kind": names[k][0], "name": names[k][1]}
                  for k, v in loaded.items()], [("id", "Organization"), ("kind", "Kind"), ("name", "Name")])
+
+
+def clients_demo(database_url: Optional[str] = DatabaseOption) -> None:
+    """Load the demo directory and register its demo clients (keys under state_dir/demo-clients/)."""
+    from exchange.auth.cli import run_command
+    from exchange.demo.clients import instructions, register_demo_clients
+
+    async def work(exchange):  # noqa: ANN001, ANN202
+        return instructions(exchange, await register_demo_clients(exchange))
+
+    typer.echo(run_command(database_url, work))
 
 
 def demo_referral_bundle() -> dict:

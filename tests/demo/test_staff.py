@@ -1,9 +1,9 @@
 """`make run` (exchange serve --demo) gives the web inbox demo accounts one can sign in with at once."""
 from __future__ import annotations
 
-from exchange.auth.demo import register_demo_clients
-from exchange.web.demo import register_demo_staff, staff_instructions
-from tests.web.conftest import Person
+from exchange.demo.clients import register_demo_clients
+from exchange.demo.staff import register_demo_staff, staff_instructions
+from tests.web.conftest import Person, browser, clock, settings  # noqa: F401  (the web inbox's fixtures)
 
 
 async def test_demo_staff_accounts_are_made_once_and_sign_in(app, exchange, browser, clock):

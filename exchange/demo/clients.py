@@ -12,8 +12,8 @@ from pathlib import Path
 from joserfc.jwk import ECKey
 
 from exchange.auth.service import auth_service
-from exchange.demo import DEMO_ID_SYSTEM, load_demo, organization_resource
-from exchange.directory import add_organization
+from exchange.demo.directory import DEMO_ID_SYSTEM, load_demo
+from exchange.organizations import add_organization, organization_resource
 from exchange.services import Exchange
 
 COORDINATION = ("ngo", "coordination-1", "GBV Sub-Cluster Coordination", "تنسيق العنف القائم على النوع")
