@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 DIRECTORY_TYPES = frozenset({"Organization", "HealthcareService", "Location", "Practitioner", "PractitionerRole"})
 REFERRAL_TYPES = frozenset({"ServiceRequest", "Task", "Patient", "Consent", "DocumentReference", "Procedure"})
 AUDIT_TYPES = frozenset({"AuditEvent"})
+# The directory entries a partner updates when they are its own, and the element that says whose they are
+# (exchange.referral.authority: directory-provider; exchange.auth.confidential: who sees a confidential entry whole).
+DIRECTORY_OWNER = {"HealthcareService": "providedBy", "Location": "managingOrganization"}
 STATS_TYPES = frozenset({"MeasureReport"})  # statistics (exchange.stats): computed, never stored or written
 STATS_ROLES = frozenset({AUDITOR, COORDINATOR})
 _VERBS = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
@@ -56,7 +59,7 @@ def role_allows(role: str, resource_type: str, operation: str) -> bool:
         if resource_type in AUDIT_TYPES:  # only the events about its own referrals (exchange.audit.review)
             return operation in "rs"
         if resource_type in DIRECTORY_TYPES:
-            return operation in "rs" or (resource_type == "HealthcareService" and operation == "u")
+            return operation in "rs" or (resource_type in DIRECTORY_OWNER and operation == "u")
         return True  # referral resources and the exchange's own (e.g. Subscription)
     if role == AUDITOR:
         return operation in "rs" and (resource_type in AUDIT_TYPES or resource_type in DIRECTORY_TYPES)
@@ -206,14 +209,15 @@ class AccessRule:
             if change.created or change.changed("requester") and _reference_key(body.get("requester")) != \
                     _reference_key(change.before.get("requester")):
                 await self._own_requester(reads, ctx, change.resource_type, body)
-        elif change.resource_type == "HealthcareService" and not change.created:
+        elif change.resource_type in DIRECTORY_OWNER and not change.created:
+            element = DIRECTORY_OWNER[change.resource_type]
             for version, where in ((change.before, "the current entry"), (body, "the new entry")):
-                orgs = await organisations_of(reads.repo, references_in(version.get("providedBy")))
+                orgs = await organisations_of(reads.repo, references_in(version.get(element)))
                 if orgs != {ctx.organization_id}:
                     raise Forbidden(f"directory-provider: a partner updates only its own organisation's "
-                                    f"HealthcareService entries "
-                                    f"({where} is not provided by {ctx.organization_reference})",
-                                    expression="HealthcareService.providedBy")
+                                    f"{change.resource_type} entries "
+                                    f"({where} does not name {ctx.organization_reference} in {element})",
+                                    expression=f"{change.resource_type}.{element}")
 
     async def _own_requester(self, reads: "Reads", ctx: RequestContext, resource_type: str, body) -> None:  # noqa: ANN001
         refs = list(references_in(body.get("requester")))

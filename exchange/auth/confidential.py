@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Iterable
 
 import orjson
 
-from exchange.auth.access import organisations_of
+from exchange.auth.access import DIRECTORY_OWNER, organisations_of
 from exchange.context import RequestContext
 from exchange.fhir.definitions import CONFIDENTIAL_EXTENSION, CONFIDENTIAL_TYPES
 from exchange.fhir.references import references_in
@@ -34,7 +34,6 @@ HIDDEN: dict[str, tuple[str, ...]] = {
     "Location": ("telecom", "position", "photo", "endpoint", "description"),
 }
 AREA_ADDRESS_PARTS = ("use", "type", "district", "state", "country")  # Location.address: the area, not the street
-OWNER_ELEMENT = {"HealthcareService": "providedBy", "Location": "managingOrganization"}
 REDACTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "REDACTED",
             "display": "redacted"}
 
@@ -67,7 +66,7 @@ async def sees_details(repo: Repository, ctx: RequestContext, current: StoredRes
     if not org:
         return False
     body = current.resource
-    owners = await organisations_of(repo, references_in(body.get(OWNER_ELEMENT[current.resource_type])))
+    owners = await organisations_of(repo, references_in(body.get(DIRECTORY_OWNER[current.resource_type])))
     if org in owners:
         return True
     targets = [("Organization", o) for o in sorted(owners)]

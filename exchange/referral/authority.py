@@ -21,7 +21,8 @@ RECORDER = "recorder"
 REQUESTER = "requester"
 OWNER = "owner"
 PERFORMER = "performer"
-PROVIDER = "provider"  # the organisation behind a directory entry (HealthcareService.providedBy)
+PROVIDER = "provider"  # the organisation behind a directory entry (HealthcareService.providedBy,
+#                          Location.managingOrganization)
 ROLES = (RECORDER, REQUESTER, OWNER, PERFORMER, PROVIDER)
 ALL = frozenset({"*"})  # every element (but the frozen ones)
 UNCHANGED = frozenset({"resourceType", "id", "meta"})  # set by the server, not a change of the writer's
@@ -80,6 +81,12 @@ TABLE: dict[str, Authority] = {
                                          "the directory's admins create, change and delete entries and are not held "
                                          "to this table",
                                    deleted="by a directory admin"),
+    "Location": Authority("directory-provider", "the organisation that manages the location "
+                          "(Location.managingOrganization)", {PROVIDER: Grant(update=ALL)},
+                          frozen=("managingOrganization",), deletable=False,
+                          extra="a partner updates the locations it manages (hours, contacts, confidentiality); "
+                                "the directory's admins create, change and delete them",
+                          deleted="by a directory admin"),
 }
 
 

@@ -6,7 +6,7 @@ rules. The exchange itself (system context) is not held to the table.
 """
 from __future__ import annotations
 
-from exchange.auth.access import DIRECTORY_TYPES, organisations_of
+from exchange.auth.access import DIRECTORY_OWNER, DIRECTORY_TYPES, organisations_of
 from exchange.fhir.references import all_references, references_in, split_reference
 from exchange.referral import authority, task_states
 from exchange.referral.consent import subject_id
@@ -35,7 +35,7 @@ async def roles_of(repo: Repository, org: str | None, resource_type: str, resour
             roles.add(authority.PERFORMER)
     elif resource_type == "ServiceRequest" and org in await _orgs(repo, body.get("performer")):
         roles.add(authority.PERFORMER)
-    elif resource_type == "HealthcareService" and org in await _orgs(repo, body.get("providedBy")):
+    elif resource_type in DIRECTORY_OWNER and org in await _orgs(repo, body.get(DIRECTORY_OWNER[resource_type])):
         roles.add(authority.PROVIDER)
     return roles
 

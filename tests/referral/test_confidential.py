@@ -8,6 +8,7 @@ from exchange.auth.confidential import HIDDEN
 from exchange.fhir.definitions import CONFIDENTIAL_EXTENSION
 
 from . import world
+from .conftest import rule_of
 
 STREET = "17 Jasmine Lane"  # what must never reach a non-party
 CITY = "Zarqa-Hidden-Town"
@@ -141,3 +142,28 @@ async def test_a_referral_to_its_organisation_counts_too(http, as_, ids, hidden,
     await make_referral(to_keys=("shelter",))  # owner Organization/shelter: she is going to that provider
     _assert_whole((await http.get(f"/Location/{hidden['location']}", headers=hotline)).json())
     _assert_whole((await http.get(f"/HealthcareService/{hidden['service']}", headers=hotline)).json())
+
+
+async def test_the_shelter_marks_its_own_location_confidential_and_nobody_else_may(http, as_, ids):
+    """The organisation that manages a Location keeps it (directory-provider), as a provider keeps its service."""
+    shelter, hotline = as_(ids["shelter"]), as_(ids["hotline"])
+    location = {"resourceType": "Location", "name": "Second house", "mode": "instance",
+                "address": {"line": [STREET], "district": "Zarqa Qasabah", "country": "JO"},
+                "telecom": [{"system": "phone", "value": PHONE}],
+                "managingOrganization": {"reference": f"Organization/{ids['shelter']}"}}
+    r = await http.post("/Location", json=location)
+    assert r.status_code == 201, r.text
+    current = r.json()
+    marked = {**current, "extension": [{"url": CONFIDENTIAL_EXTENSION, "extension": [
+        {"url": "intake-contact", "valueContactPoint": INTAKE}]}]}
+    r = await http.put(f"/Location/{current['id']}", json=marked, headers=hotline)
+    assert r.status_code == 403 and rule_of(r) == "directory-provider"
+    assert STREET in str((await http.get(f"/Location/{current['id']}", headers=hotline)).json())
+    given_away = {**current, "managingOrganization": {"reference": f"Organization/{ids['hotline']}"}}
+    r = await http.put(f"/Location/{current['id']}", json=given_away, headers=shelter)
+    assert r.status_code == 403 and rule_of(r) == "directory-provider"
+    r = await http.put(f"/Location/{current['id']}", json=marked, headers=shelter)
+    assert r.status_code == 200, r.text
+    _assert_redacted((await http.get(f"/Location/{current['id']}", headers=hotline)).json())
+    _assert_whole((await http.get(f"/Location/{current['id']}", headers=shelter)).json())
+    assert (await http.delete(f"/Location/{current['id']}", headers=shelter)).status_code == 403
