@@ -20,7 +20,7 @@ from exchange.context import system_context
 from exchange.fhir.interactions import create, read
 from exchange.settings import Settings
 from exchange.store.migrate import upgrade
-from exchange.wiring import build
+from exchange.main import build
 
 PATIENT = {"resourceType": "Patient", "gender": "female",
            "identifier": [{"system": "https://hotline.example.org/case", "value": "BENCH"}]}

@@ -122,10 +122,10 @@ async def play_kinds(url: str, state_dir: Path) -> tuple[World, list[Played]]:
     import httpx
     from sqlalchemy import text
 
-    from exchange.app import create_app
+    from exchange.main import create_app
     from exchange.settings import Settings
     from exchange.store.tables import metadata
-    from exchange.wiring import build
+    from exchange.main import build
     from lifecycle import OUTPUT, Load, Samples
 
     await recreate_database(url)
@@ -263,7 +263,7 @@ class Template:
 
 def table_columns(table: str) -> list[str]:
     """The columns of the exchange's own table definition that a template fills (not those numbered on load)."""
-    import exchange.wiring  # noqa: F401 - every package declares its tables on the shared metadata
+    import exchange.main  # noqa: F401 - every package declares its tables on the shared metadata
     from exchange.store.tables import metadata
 
     return [c.name for c in metadata.tables[table].columns if c.name not in RENUMBERED.get(table, ())]
@@ -433,7 +433,7 @@ async def generate(args: argparse.Namespace) -> dict:
 
     from exchange.audit.checkpoint import sign_checkpoint
     from exchange.settings import Settings
-    from exchange.wiring import build
+    from exchange.main import build
 
     report: dict = {"referrals": args.referrals, "organisations": args.organisations}
     state_dir = args.state_dir

@@ -121,11 +121,11 @@ def start_server(database_url: str, port: int, workers: int, workdir: Path, root
     """`exchange serve`; with `root`, the exchange of another checkout (to compare two versions on one machine);
     `state_dir`: the exchange's state directory (default `<workdir>/var`)."""
     if root is None:
-        command = [sys.executable, "-m", "exchange.cli"]
+        command = [sys.executable, "-m", "exchange.main"]
     else:
         site = next(p for p in sys.path if p.endswith("site-packages"))
         command = [sys.executable, "-S", "-c", f"import sys; sys.path[:0] = [{str(root)!r}, {site!r}]; "
-                                               "sys.argv[0] = 'exchange'; from exchange.cli import app; app()"]
+                                               "sys.argv[0] = 'exchange'; from exchange.main import cli; cli()"]
     command += ["serve", "--port", str(port), "--database-url", database_url]
     if workers > 1:
         command += ["--workers", str(workers)]
@@ -237,7 +237,7 @@ async def link_window(database_url: str) -> dict | None:
 
 def verify_chain(database_url: str, workdir: Path) -> dict:
     started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "exchange.cli", "audit", "verify", "--database-url", database_url],
+    out = subprocess.run([sys.executable, "-m", "exchange.main", "audit", "verify", "--database-url", database_url],
                          cwd=workdir, capture_output=True, text=True,
                          env=dict(os.environ, EXCHANGE_STATE_DIR=str(workdir / "var")))
     return {"ok": out.returncode == 0, "output": (out.stdout or out.stderr).strip().splitlines()[-1:],

@@ -51,7 +51,7 @@ async def prepare(database_url: str, endpoint: str, subscriptions: int, tasks: i
     from exchange.fhir.interactions.create import create
     from exchange.settings import Settings
     from exchange.store.migrate import upgrade
-    from exchange.wiring import build
+    from exchange.main import build
 
     settings = Settings(database_url=database_url, notify_dispatch_in_server=False, notify_allow_loopback=True)
     exchange = build(settings)
@@ -96,7 +96,7 @@ def main() -> None:
     env = dict(os.environ, EXCHANGE_DATABASE_URL=args.database_url, EXCHANGE_NOTIFY_ALLOW_LOOPBACK="true",
                EXCHANGE_NOTIFY_POLL_INTERVAL="0.05", EXCHANGE_STATE_DIR=state)
     started = time.perf_counter()
-    workers = [subprocess.Popen([sys.executable, "-m", "exchange.cli", "worker", "--id", f"bench-{n}"], env=env,
+    workers = [subprocess.Popen([sys.executable, "-m", "exchange.main", "worker", "--id", f"bench-{n}"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=open(f"{state}/worker-{n}.log", "w"))
                for n in range(args.workers)]
     try:

@@ -198,9 +198,9 @@ async def explain(url: str, state: Path, seed: int, picks: int = 5) -> tuple[str
     import asyncpg
     from sqlalchemy import event
 
-    from exchange.app import create_app
+    from exchange.main import create_app
     from exchange.settings import Settings
-    from exchange.wiring import build
+    from exchange.main import build
 
     world = load_world(state / "world.json")
     tasks = await _sample_tasks(url)

@@ -31,7 +31,7 @@ async def run(args: argparse.Namespace) -> dict:
     from exchange.stats.tables import referral_fact, stats_state
     from exchange.store.migrate import upgrade
     from exchange.store.tables import resource
-    from exchange.wiring import build
+    from exchange.main import build
 
     exchange = build(Settings(database_url=args.database_url, state_dir=Path(args.state_dir)))
     report: dict = {}

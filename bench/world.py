@@ -99,7 +99,7 @@ async def build_world(settings, hotlines: int, shelters: int, concurrency: int =
     from exchange.context import system_context
     from exchange.fhir.interactions import create
     from exchange.store.migrate import upgrade
-    from exchange.wiring import build
+    from exchange.main import build
 
     exchange = build(settings)
     example = orjson.loads(EXAMPLE.read_bytes())

@@ -1,7 +1,7 @@
 """What every `exchange` command shares: the `--database-url` option, the settings a command runs with, and running
 work against a built, migrated exchange.
 
-A leaf of the command line: it imports no command module, so the root command (`exchange/cli.py`) and each
+A leaf of the command line: it imports no command module, so the root command (`exchange/main.py`) and each
 package's commands (`auth/cli.py`, `audit/cli.py`, `notify/cli.py`, ...) import it and never each other.
 """
 from __future__ import annotations
@@ -11,6 +11,11 @@ from typing import Awaitable, Callable, Optional, TypeVar
 import typer
 
 from exchange.settings import Settings, get_settings, usable_database_url
+
+try:  # recent typer carries its own copy of click: its context is the one a command runs in
+    from typer._click.globals import get_current_context
+except ImportError:  # pragma: no cover
+    from click import get_current_context
 
 T = TypeVar("T")
 
@@ -30,10 +35,10 @@ def settings_with(database_url: Optional[str] = None, **overrides) -> Settings:
 
 
 def build_exchange(settings: Settings):  # noqa: ANN201
-    """The exchange with every package wired in (the same wiring the server uses)."""
-    from exchange.wiring import build
-
-    return build(settings)
+    """The exchange with every package wired in (the same `build` the server uses): the root command
+    (`exchange/main.py`) puts its builder in the click context of every sub-command, so this leaf need not import
+    the composition root above it."""
+    return get_current_context().obj(settings)
 
 
 async def run_with_exchange(settings: Settings, work: Callable[..., Awaitable[T]], migrate: bool = True) -> T:

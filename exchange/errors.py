@@ -1,6 +1,6 @@
 """The few exception classes of the exchange.
 
-Domain code raises these; one handler in `exchange.app` turns each into an HTTP status and an OperationOutcome.
+Domain code raises these; one handler in `exchange.edge` turns each into an HTTP status and an OperationOutcome.
 `expression` names the element at fault in FHIRPath (e.g. ``Task.status``) so a partner can fix its request.
 """
 from __future__ import annotations

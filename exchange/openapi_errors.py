@@ -1,7 +1,7 @@
 """What every route can answer, added to the generated OpenAPI document so it matches behaviour (issue 13).
 
 FastAPI documents a `422 HTTPValidationError` (application/json) that never happens here: malformed parameters get
-400 with an OperationOutcome (`exchange.app`). Every route can answer 500 and, under /fhir, 400, 401, 403, 404 and
+400 with an OperationOutcome (`exchange.edge`). Every route can answer 500 and, under /fhir, 400, 401, 403, 404 and
 406 as application/fhir+json; bodies add 413 and 415; every 405 carries `Allow`. FHIR routes answer
 application/fhir+json, never plain application/json (the FastAPI default).
 """

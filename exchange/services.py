@@ -18,7 +18,7 @@ __all__ = ["Exchange", "WriteRule"]
 
 @dataclass
 class Exchange:
-    """Everything an interaction needs besides the request. Packages register themselves in `exchange.wiring`.
+    """Everything an interaction needs besides the request. Packages register themselves in `exchange.main.build`.
 
     - hooks: see every unit of work before it commits (audit log, notification outbox);
     - rules: business rules around writes (referral workflow, consent): `exchange.change` says what they see and

@@ -18,10 +18,10 @@ from fastapi import Request
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from exchange.app import create_app
+from exchange.main import create_app
 from exchange.custody import generate_kek
 from exchange.settings import Settings
-from exchange.wiring import build
+from exchange.main import build
 
 # One key-encryption key for the whole run, so the app under test and the CLI run beside it (which reads its
 # settings from the environment) open the same sealed keys. Tests of key custody pass their own.

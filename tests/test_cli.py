@@ -10,7 +10,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from exchange.cli import app
+from exchange.main import cli as app
 from tests.serving import free_port, wait_until_answering
 
 runner = CliRunner()
@@ -57,7 +57,7 @@ def test_demo_loads_each_kind_of_organisation_once(db_url):
 
 def test_serve_answers_metadata_over_real_http(tmp_path: Path):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "exchange.cli", "serve", "--port", str(port), "--database-url",
+    proc = subprocess.Popen([sys.executable, "-m", "exchange.main", "serve", "--port", str(port), "--database-url",
                              f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}", "--demo"], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

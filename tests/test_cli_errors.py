@@ -13,7 +13,7 @@ import typer
 from joserfc.jwk import ECKey
 from typer.testing import CliRunner
 
-from exchange.cli import app
+from exchange.main import cli as app
 
 runner = CliRunner()
 

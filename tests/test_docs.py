@@ -39,7 +39,7 @@ def served(tmp_path_factory):
     env.pop("EXCHANGE_KEY_ENCRYPTION_KEY", None)  # like `make run`: the development KEK in var/, which the
     # reader's shell (no EXCHANGE_* variables) finds too
     log = (home / "server.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "exchange.cli", "serve", "--demo"], cwd=home, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "exchange.main", "serve", "--demo"], cwd=home, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
     wait_until_answering(f"http://127.0.0.1:{port}/fhir/metadata", proc, (home / "server.log").read_text)
     yield home, port
@@ -179,7 +179,7 @@ def synopsis() -> str:
     """One line per `exchange` command, made from the app (the Command line section of docs/operators.md)."""
     import typer
 
-    from exchange.cli import app
+    from exchange.main import cli as app
 
     def leaves(command, path):  # noqa: ANN001, ANN202
         children = getattr(command, "commands", None)
@@ -215,7 +215,7 @@ def test_every_command_a_synopsis_names_exists_with_its_options():
     """Plain ``` blocks (synopses, placeholders) name real commands and options only."""
     import typer
 
-    from exchange.cli import app
+    from exchange.main import cli as app
 
     root = typer.main.get_command(app)
     for page in [ROOT / "README.md", *PAGES]:

@@ -8,9 +8,9 @@ import asyncio
 import pytest
 from typer.testing import CliRunner
 
-from exchange.app import create_app
-from exchange.cli import app as cli_app
-from exchange.wiring import build
+from exchange.main import create_app
+from exchange.main import cli as cli_app
+from exchange.main import build
 
 
 def _dispatchers() -> int:

@@ -14,14 +14,14 @@ from joserfc.jwk import ECKey, KeySet
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from exchange.app import create_app
+from exchange.main import create_app
 from exchange.audit.checkpoint import sign_checkpoint
 from exchange.auth import tokens
-from exchange.cli import app as cli_app
+from exchange.main import cli as cli_app
 from exchange.custody import DEVELOPMENT_KEK_NAME, KeyCustodyError, generate_kek
 from exchange.settings import get_settings
 from exchange.store.repository import to_db, utcnow
-from exchange.wiring import build
+from exchange.main import build
 
 
 async def _rows(exchange, table: str) -> list[dict]:  # noqa: ANN001

@@ -1,7 +1,7 @@
 """openapi.yaml at the repository root is generated from the app; this fails when it is out of date."""
 from pathlib import Path
 
-from exchange.openapi_doc import openapi_yaml
+from exchange.main import openapi_yaml
 
 
 def test_openapi_yaml_is_up_to_date():

@@ -12,7 +12,7 @@ import httpx
 import uvicorn
 from sqlalchemy import text
 
-from exchange.app import uvicorn_config
+from exchange.edge import uvicorn_config
 from tests.conftest import SYSTEM_HEADER
 from tests.fhir_checks import patient
 

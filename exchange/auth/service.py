@@ -68,5 +68,5 @@ class AuthService:
 def auth_service(exchange: "Exchange") -> AuthService:
     service = exchange.extensions.get("auth")
     if service is None:
-        raise RuntimeError("exchange.auth is not installed on this exchange (see exchange.wiring)")
+        raise RuntimeError("exchange.auth is not installed on this exchange (see exchange.main.build)")
     return service

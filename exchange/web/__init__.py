@@ -26,7 +26,7 @@ def install(exchange: Exchange) -> None:
 
 
 def mount(app) -> None:  # noqa: ANN001
-    """Mount the pages, their static files and their security headers on the FastAPI app (exchange.app)."""
+    """Mount the pages, their static files and their security headers on the FastAPI app (exchange.main.create_app)."""
     from fastapi.staticfiles import StaticFiles
 
     from exchange.web.routes import install_handlers, router

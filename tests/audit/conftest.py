@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 from typer.testing import CliRunner
 
 from exchange.audit.tables import audit_event
-from exchange.cli import app as cli_app
+from exchange.main import cli as cli_app
 
 AUDIT_SCOPES = "system/AuditEvent.rs"
 

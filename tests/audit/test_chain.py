@@ -205,9 +205,9 @@ async def test_a_failed_audit_write_fails_the_request_and_leaves_nothing(client,
 
 
 async def test_the_server_signs_checkpoints_periodically(settings):
-    from exchange.app import create_app
+    from exchange.main import create_app
     from exchange.audit.checkpoint import stored_checkpoint
-    from exchange.wiring import build
+    from exchange.main import build
 
     fast = settings.model_copy(update={"audit_checkpoint_interval": 0.05})
     exchange = build(fast)
@@ -227,7 +227,7 @@ async def test_two_processes_writing_at_once_keep_one_unbroken_chain(client, set
     often stale, and the chain must still come out whole."""
     from exchange.context import system_context
     from exchange.fhir.interactions import create
-    from exchange.wiring import build
+    from exchange.main import build
 
     other = build(settings)
     await _some_events(client, settings, 1)

@@ -118,12 +118,12 @@ async def test_the_public_checkpoint_is_the_statement_as_signed(client, settings
 
 
 async def test_records_queued_when_a_process_died_are_reported_then_linked(client, settings, exchange):
-    from exchange.app import create_app
+    from exchange.main import create_app
     from exchange.audit.builder import records_for_events
     from exchange.audit.hook import enqueue
     from exchange.context import system_context
     from exchange.unit import Event
-    from exchange.wiring import build
+    from exchange.main import build
 
     await _events(client, 2)
     await exchange.extensions["audit.linker"].settle()  # this server's own pass for them is done, and none is due

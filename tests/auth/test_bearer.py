@@ -113,8 +113,8 @@ async def test_the_system_context_is_not_reachable_over_http(anonymous):
 async def test_a_token_signed_after_another_process_rotated_the_key_is_accepted(settings, make_org, make_client,
                                                                                  root):
     """Worker 2 rotates the exchange's key and issues a token with it; worker 1 picks the new key up."""
-    from exchange.app import create_app
-    from exchange.wiring import build
+    from exchange.main import create_app
+    from exchange.main import build
 
     partner = await make_client(await make_org())
     assert (await partner.get("/Organization")).status_code == 200

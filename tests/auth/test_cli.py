@@ -11,7 +11,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from exchange.cli import app
+from exchange.main import cli as app
 from tests.auth.keys import ec_key
 from tests.serving import free_port, wait_until_answering
 
@@ -129,7 +129,7 @@ def test_demo_clients_are_registered_once_with_keys_in_the_state_dir(db_url, tmp
 def test_make_run_and_the_readme_session_get_a_working_token(tmp_path):
     """`exchange serve --demo` (what `make run` runs), then scripts/get_token.py as the README shows."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "exchange.cli", "serve", "--port", str(port), "--database-url",
+    proc = subprocess.Popen([sys.executable, "-m", "exchange.main", "serve", "--port", str(port), "--database-url",
                              f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}", "--demo"], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

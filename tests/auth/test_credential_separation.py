@@ -76,7 +76,7 @@ async def test_an_admin_cannot_make_itself_a_second_admin(admin, coordination, r
 
 async def test_rekeying_a_partner_over_http_suspends_it_until_confirmed_on_the_cli(admin, make_org, make_client,
                                                                                    root, settings):
-    from exchange.cli import app as cli
+    from exchange.main import cli
 
     shelter = await make_org("Safe House", "shelter")
     partner = await make_client(shelter)

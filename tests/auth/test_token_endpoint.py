@@ -168,8 +168,8 @@ async def test_a_second_worker_refuses_a_replay(root, registry, org, settings):
     """Two exchanges (two worker processes) on one database share the used-jti table."""
     import httpx
 
-    from exchange.app import create_app
-    from exchange.wiring import build
+    from exchange.main import create_app
+    from exchange.main import build
 
     key = ec_key()
     client_id = await _client(registry, org, key)

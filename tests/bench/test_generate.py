@@ -59,9 +59,9 @@ def _world(state: Path):  # noqa: ANN202
 @asynccontextmanager
 async def _exchange(url: str, state: Path):
     """The exchange on the generated database, and `client(party, scope)`: an HTTP client with a real token."""
-    from exchange.app import create_app
+    from exchange.main import create_app
     from exchange.settings import Settings
-    from exchange.wiring import build
+    from exchange.main import build
     from lifecycle import assertion
 
     settings = Settings(database_url=url, state_dir=state / "var", host="127.0.0.1", port=8080)
@@ -98,7 +98,7 @@ async def _tasks(exchange) -> list[dict]:  # noqa: ANN001
 
 
 def _verify(url: str, state: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "exchange.cli", "audit", "verify", "--database-url", url],
+    return subprocess.run([sys.executable, "-m", "exchange.main", "audit", "verify", "--database-url", url],
                           capture_output=True, text=True, cwd=ROOT,
                           env=dict(os.environ, EXCHANGE_STATE_DIR=str(state / "var")))
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import uvicorn
 
-from exchange.app import create_app
+from exchange.main import create_app
 from exchange.demo.clients import register_demo_clients
 from exchange.settings import Settings
 from exchange.store.migrate import upgrade
-from exchange.wiring import build
+from exchange.main import build
 from tests.serving import free_port
 
 

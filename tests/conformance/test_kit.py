@@ -67,7 +67,7 @@ def test_the_kit_fails_naming_the_rule_against_a_server_with_it_broken(broken, t
 def test_exchange_conformance_is_the_kit_and_exits_2_when_it_cannot_start(tmp_path):
     from typer.testing import CliRunner
 
-    from exchange.cli import app
+    from exchange.main import cli as app
 
     result = CliRunner().invoke(app, ["conformance", "--base-url", f"http://127.0.0.1:{free_port()}",
                                       "--client-id", "x", "--key", str(tmp_path / "none.json")])

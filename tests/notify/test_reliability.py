@@ -77,10 +77,10 @@ async def test_server_runs_its_own_dispatcher_and_stops_it_with_the_server(setti
     """The embedded default: `exchange serve` (the app's lifespan) delivers without any worker."""
     import httpx
 
-    from exchange.app import create_app
+    from exchange.main import create_app
     from exchange.auth.bearer import request_context
     from exchange.context import system_context
-    from exchange.wiring import build
+    from exchange.main import build
     from tests.conftest import BASE
 
     embedded = settings.model_copy(update={"notify_dispatch_in_server": True})

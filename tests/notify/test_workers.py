@@ -24,7 +24,7 @@ def _worker(database_url: str, name: str, tmp_path, **settings) -> subprocess.Po
     env = dict(os.environ, EXCHANGE_DATABASE_URL=database_url, EXCHANGE_STATE_DIR=str(tmp_path / name),
                **{f"EXCHANGE_NOTIFY_{k.upper()}": str(v) for k, v in settings.items()})
     log = open(tmp_path / f"{name}.log", "w")  # a file, not a pipe: a full pipe would block the worker
-    return subprocess.Popen([sys.executable, "-m", "exchange.cli", "worker", "--id", name], env=env,
+    return subprocess.Popen([sys.executable, "-m", "exchange.main", "worker", "--id", name], env=env,
                             stdout=log, stderr=subprocess.STDOUT, text=True)
 
 

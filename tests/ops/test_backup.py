@@ -12,10 +12,10 @@ from joserfc.jwk import KeySet
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from exchange.app import create_app
+from exchange.main import create_app
 from exchange.audit.checkpoint import sign_checkpoint
-from exchange.cli import app as cli_app
-from exchange.wiring import build
+from exchange.main import cli as cli_app
+from exchange.main import build
 from tests.conftest import BASE, POSTGRES_URL, _admin_url, make_assertion
 from tests.notify.referrals import create_referral
 from tests.ops.test_health import _admin

@@ -11,9 +11,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from exchange.app import create_app
+from exchange.main import create_app
 from exchange.ops.health import schema_heads
-from exchange.wiring import build
+from exchange.main import build
 from tests.conftest import POSTGRES_URL, _admin_url
 
 ROOT = "http://127.0.0.1:8080"

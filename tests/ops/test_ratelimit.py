@@ -11,9 +11,9 @@ import httpx
 import pytest
 from joserfc.jwk import ECKey
 
-from exchange.app import create_app
+from exchange.main import create_app
 from exchange.auth.service import auth_service
-from exchange.wiring import build
+from exchange.main import build
 from tests.conftest import BASE, make_assertion
 from tests.ops.test_metrics import scrape, value
 

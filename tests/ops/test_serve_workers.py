@@ -44,7 +44,7 @@ def test_two_server_processes_share_their_metrics(database_url, tmp_path):
     env.update(EXCHANGE_STATE_DIR=str(state), EXCHANGE_PORT=str(port))
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
-        server = subprocess.Popen([sys.executable, "-m", "exchange.cli", "serve", "--workers", "2",
+        server = subprocess.Popen([sys.executable, "-m", "exchange.main", "serve", "--workers", "2",
                                    "--database-url", database_url], env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         _wait_until_up(server, base, log)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 from typer.testing import CliRunner
 
-from exchange.cli import app
+from exchange.main import cli as app
 from tests.test_cli_errors import one_error_line
 
 runner = CliRunner()

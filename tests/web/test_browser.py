@@ -48,8 +48,8 @@ class Server:
     def __init__(self, tmp: Path):
         import uvicorn
 
-        from exchange.app import create_app
-        from exchange.wiring import build
+        from exchange.main import create_app
+        from exchange.main import build
         from tests.web.conftest import web_settings
 
         settings = web_settings(f"sqlite+aiosqlite:///{tmp / 'browser.db'}", tmp, port=PORT, web_exit_url=NEUTRAL)

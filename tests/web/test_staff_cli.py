@@ -6,7 +6,7 @@ import re
 
 from typer.testing import CliRunner
 
-from exchange.cli import app
+from exchange.main import cli as app
 
 runner = CliRunner()
 

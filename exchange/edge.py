@@ -1,5 +1,6 @@
-"""The FastAPI application: routers, the one place errors become OperationOutcomes, the safe access log, and the
-lifespan (migrations on start, then whatever background work the exchange runs)."""
+"""The HTTP edge every request passes, put on the app by `exchange/main.py`: the one place errors become
+OperationOutcomes, HEAD as GET, the safe access log and the 500 of last resort, uvicorn's configuration, the OpenAPI
+document."""
 from __future__ import annotations
 
 import hashlib
@@ -7,8 +8,6 @@ import logging
 import re
 import time
 import uuid
-from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
 import orjson
 from fastapi import FastAPI, Request
@@ -20,12 +19,9 @@ from starlette.routing import Match
 from exchange.errors import FhirError, Issue
 from exchange.fhir import bundles
 from exchange.fhir.http import FHIR_JSON
-from exchange.fhir.rest import router as fhir_router
 from exchange.ops import counters
 from exchange.ops.logs import access_fields
-from exchange.services import Exchange
-from exchange.settings import Settings, get_settings
-from exchange.store.migrate import upgrade
+from exchange.settings import Settings
 
 log = logging.getLogger("exchange")
 access_log = logging.getLogger("exchange.access")
@@ -67,7 +63,8 @@ class HeadAsGet:
         await self.app({**scope, "method": "GET"}, receive, send_headers_only)
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI) -> None:
+    """The one place errors become OperationOutcomes: FhirError, an unknown route or method, bad parameters."""
     @app.exception_handler(FhirError)
     async def _fhir_error(_request: Request, exc: FhirError) -> Response:
         return _outcome_response(exc.status, exc.issues, exc.headers)
@@ -144,15 +141,6 @@ class SafeEdge:
                                                 scope["state"].get("ctx"), request_id))
 
 
-def worker_app() -> FastAPI:
-    """The app of one `exchange serve --workers` process: the settings the parent exported to the environment."""
-    from exchange.ops.logs import configure_logging
-
-    settings = get_settings()
-    configure_logging(settings)
-    return create_app(settings)
-
-
 def uvicorn_config(application: FastAPI, settings: Settings, port: int | None = None):  # noqa: ANN201
     """How `exchange serve` runs uvicorn: its own access log off (it would print query strings)."""
     import uvicorn
@@ -162,60 +150,8 @@ def uvicorn_config(application: FastAPI, settings: Settings, port: int | None = 
                           log_config=None)  # its own records go through the handler of exchange.ops.logs
 
 
-def _may_serve_fhir(route) -> bool:  # noqa: ANN001
-    """Whether the route may match a /fhir path: it does, or it is not a plain route (a router included in a
-    router, a mount), so its paths are not known here."""
-    path = getattr(route, "path", None)
-    return not isinstance(path, str) or path.startswith("/fhir")
-
-
-def create_app(settings: Settings | None = None, exchange: Exchange | None = None) -> FastAPI:
-    settings = settings or get_settings()
-    if exchange is None:
-        from exchange.wiring import build
-
-        exchange = build(settings)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.migrate_on_start:
-            await upgrade(exchange.db)
-        await exchange.keys.load()  # without the key-encryption key the exchange does not start
-        for start in exchange.on_start:
-            await start(exchange)
-        try:
-            yield
-        finally:
-            for stop in exchange.on_stop:
-                await stop(exchange)
-            await exchange.db.dispose()
-
-    app = FastAPI(title="GBV referral exchange", version="0.1.0", lifespan=lifespan,
-                  description="FHIR R4 referral exchange for organisations serving survivors of gender-based "
-                              "violence. Resources are application/fhir+json; errors are OperationOutcomes.")
-    app.state.exchange = exchange
-    _install_error_handlers(app)
-    # Routes are tried in order, each a regular expression: specific /fhir routes first (they must win over
-    # /fhir/{type}/{id}), then the generic ones, and only then those no /fhir path can match (the web inbox,
-    # operations, client administration), so a FHIR request does not try them all first.
-    serves_fhir = [r for r in exchange.routers if any(_may_serve_fhir(x) for x in r.routes)]
-    for router in serves_fhir:
-        app.include_router(router)
-    app.include_router(fhir_router)
-    for router in exchange.routers:
-        if router not in serves_fhir:
-            app.include_router(router)
-    if "web" in exchange.extensions:  # the web inbox (exchange.web): its pages, static files and headers
-        from exchange.web import mount
-
-        mount(app)
-    app.add_middleware(SafeEdge)  # outermost: after every other middleware
-    app.add_middleware(HeadAsGet)
-    _install_openapi(app)
-    return app
-
-
-def _install_openapi(app: FastAPI) -> None:
+def install_openapi(app: FastAPI) -> None:
+    """The app's OpenAPI document, with the OperationOutcome answers every route can give (openapi_errors)."""
     from fastapi.openapi.utils import get_openapi
 
     from exchange.openapi_errors import complete
