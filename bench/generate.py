@@ -39,10 +39,14 @@ from typing import Any, Callable
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lifecycle import BED_RESERVED  # noqa: E402
 from world import ROOT, Party, World, build_world, drop_database, recreate_database  # noqa: E402
+
+from exchange.referral import codes  # noqa: E402
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/exchange_scale"
 REJECTED_TEXT = "No bed free this week; referred on"
+REJECTED = {"coding": [{"system": codes.REFERRAL_OUTCOME, "code": "no-capacity"}], "text": REJECTED_TEXT}
 
 # The tables a referral writes, in the order they are loaded; with the columns the generator fills (the others are
 # numbered by the generator: search_index.row_id, web_alert.id, audit_event.entry/seq/hash/linked).
@@ -66,7 +70,7 @@ def _dsn(url: str) -> str:
 # --- the kinds of referral, played through the exchange ------------------------------------------------------------
 
 def _accepted(task: dict) -> dict:
-    return dict(task, status="accepted", businessStatus={"text": "Bed reserved"})
+    return dict(task, status="accepted", businessStatus=BED_RESERVED)
 
 
 KINDS: dict[str, list[str]] = {  # kind -> the steps after the hotline's transaction Bundle
@@ -167,7 +171,7 @@ async def play_kinds(url: str, state_dir: Path) -> tuple[World, list[Played]]:
                         continue
                     body = {"accept": lambda t: _accepted(t),
                             "complete": lambda t: dict(t, status="completed", output=OUTPUT),
-                            "reject": lambda t: dict(t, status="rejected", statusReason={"text": REJECTED_TEXT}),
+                            "reject": lambda t: dict(t, status="rejected", statusReason=REJECTED),
                             }[step](task)
                     r = await load._call(samples, step, shelter, "PUT", task_path, 200, body, {"If-Match": etag})
                     task, etag = r.json(), r.headers["ETag"]

@@ -20,6 +20,9 @@ from world import SCOPES, Party, Referrals, World  # noqa: I001  (bench/ is the 
 
 FHIR_JSON = "application/fhir+json"
 STEPS = ("transaction", "inbox", "accept", "complete", "audit")
+# the accept step's milestone (gbv-referral-milestone): a businessStatus carries a code, words optional
+BED_RESERVED = {"coding": [{"system": "https://gbv-exchange.org/fhir/CodeSystem/gbv-referral-outcome",
+                            "code": "appointment-set"}], "text": "Bed reserved"}
 OUTPUT = [{"type": {"coding": [{"system": "https://gbv-exchange.org/fhir/CodeSystem/gbv-referral-codes",
                                 "code": "resulting-activity"}]},
            "valueString": "Admitted; safety plan made with her"}]
@@ -125,7 +128,7 @@ class Load:
         task = next((e["resource"] for e in r.json().get("entry", []) if e["resource"].get("id") == task_id), None)
         if task is None:  # more open referrals than one page: read it by id
             task = (await self._call(samples, "inbox", shelter, "GET", f"/Task/{task_id}", 200)).json()
-        accepted = dict(task, status="accepted", businessStatus={"text": "Bed reserved"})
+        accepted = dict(task, status="accepted", businessStatus=BED_RESERVED)
         r = await self._call(samples, "accept", shelter, "PUT", f"/Task/{task_id}", 200, accepted,
                              {"If-Match": 'W/"1"'})
         completed = dict(r.json(), status="completed", output=OUTPUT)

@@ -14,6 +14,7 @@ GUIDE = "https://gbv-exchange.org/fhir"
 PROFILE = f"{GUIDE}/StructureDefinition"
 SERVICE_TYPE = f"{GUIDE}/CodeSystem/gbv-service-type"
 DATA_CATEGORY = f"{GUIDE}/CodeSystem/gbv-data-category"
+OUTCOME = f"{GUIDE}/CodeSystem/gbv-referral-outcome"
 TASK_STATES = "the guide's Task state table (conformance/README.md, gbv-referral-task)"
 CASE = "https://conformance-kit.example.org/case"
 
@@ -177,12 +178,21 @@ def owner_side(kit: Kit) -> None:
     kit.state["closed-task"] = task["id"]
 
 
-@check("task-reject-reason", "workflow", "rejecting a referral needs statusReason", TASK_STATES)
+@check("task-reject-reason", "workflow", "rejecting a referral needs a coded statusReason from ValueSet "
+       "gbv-decline-reason (words alone, or a code of another ValueSet, are refused)", TASK_STATES)
 def reject_reason(kit: Kit) -> None:
     peer = kit.need_peer()
     task = _task(peer, post_referral(kit)["Task"])
     _refused(_put_task(peer, task, status="rejected"), 422, "task-status-reason")
-    expect_status(_put_task(peer, task, status="rejected", statusReason={"text": "No room tonight"}), 200)
+    _refused(_put_task(peer, task, status="rejected", statusReason={"text": "No room tonight"}), 422,
+             "task-status-reason")
+    _refused(_put_task(peer, task, status="rejected", statusReason=_cc(OUTCOME, "did-not-attend")), 422,
+             "task-status-reason")  # a failure reason, not a decline reason
+    declines = expect_status(kit.me.http.get("/ValueSet/gbv-decline-reason"), 200).json()
+    include = next(i for i in declines["compose"]["include"] if i["system"] == OUTCOME)
+    code = include["concept"][0]["code"]
+    expect_status(_put_task(peer, task, status="rejected", statusReason={**_cc(OUTCOME, code),
+                                                                          "text": "No room tonight"}), 200)
 
 
 @check("consent-required", "consent", "a referral whose Consent does not name the receiving organisation is "

@@ -186,7 +186,8 @@ async def load_story(exchange: Exchange, orgs: dict[str, str]) -> None:
     consents, tasks = dict(zip(REFERRALS, ids["Consent"])), dict(zip(REFERRALS, ids["Task"]))
     shelter, clinic, legal = (_partner(orgs[k]) for k in ("shelter-1", "clinic-1", "legal-1"))
     await _change(exchange, shelter, "Task", tasks["shelter-1"], status="accepted",
-                  businessStatus={"text": "Bed reserved; she will come with the hotline's escort"})
+                  businessStatus={**_cc(codes.REFERRAL_OUTCOME, "appointment-set"),
+                                  "text": "Bed reserved; she will come with the hotline's escort"})
     await _change(exchange, clinic, "Task", tasks["clinic-1"], status="accepted")
     await _change(exchange, clinic, "Task", tasks["clinic-1"], status="completed", output=[{
         "type": _cc(codes.REFERRAL_CODES, codes.RESULTING_ACTIVITY),

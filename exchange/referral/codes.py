@@ -16,6 +16,7 @@ SERVICE_TYPE = f"{BASE}/CodeSystem/gbv-service-type"
 DATA_CATEGORY = f"{BASE}/CodeSystem/gbv-data-category"
 ELIGIBILITY = f"{BASE}/CodeSystem/gbv-eligibility"
 REFERRAL_CODES = f"{BASE}/CodeSystem/gbv-referral-codes"
+REFERRAL_OUTCOME = f"{BASE}/CodeSystem/gbv-referral-outcome"  # decline/cancel/failure reasons, milestones
 
 EXT_SAFE_CONTACT = f"{BASE}/StructureDefinition/safe-contact"
 EXT_ACCEPTING = f"{BASE}/StructureDefinition/accepting-referrals"  # replaced by EXT_CAPACITY (refused now)
@@ -77,6 +78,51 @@ def _walk(concepts: Iterable[dict], parent: str | None) -> Iterator[tuple[str, s
 def hierarchy(code_system_id: str) -> dict[str, str | None]:
     """{code: parent code or None} of one of our CodeSystems."""
     return dict(_walk(load("CodeSystem", code_system_id).get("concept") or [], None))
+
+
+@lru_cache(maxsize=None)
+def expansion(value_set_id: str) -> tuple[tuple[str, str], ...]:
+    """The (system, code) pairs of one of our ValueSets, in its order: its compose.include, each a listed set of
+    concepts or a whole CodeSystem of ours (no filters, no excludes: ours use none)."""
+    out: list[tuple[str, str]] = []
+    for include in load("ValueSet", value_set_id)["compose"]["include"]:
+        system = include["system"]
+        listed = [c["code"] for c in include.get("concept") or []]
+        out.extend((system, code) for code in listed or hierarchy(system.rsplit("/", 1)[1]))
+    return tuple(out)
+
+
+@lru_cache(maxsize=None)
+def value_set(value_set_id: str) -> frozenset[tuple[str, str]]:
+    return frozenset(expansion(value_set_id))
+
+
+def display(system: str, code: str, language: str = "en") -> str | None:
+    """The name of a code of one of our CodeSystems in `language` (its designation; the English display when it
+    has none); None when it is not one of ours."""
+    if not system.startswith(f"{BASE}/CodeSystem/"):
+        return None
+    code_system_id = system.rsplit("/", 1)[1]
+    if not (conformance_dir() / f"CodeSystem-{code_system_id}.json").is_file():
+        return None
+    names = _names(code_system_id).get(code) or {}
+    return names.get(language) or names.get("en")
+
+
+@lru_cache(maxsize=None)
+def _names(code_system_id: str) -> dict[str, dict[str, str]]:
+    """{code: {language: name}} of one of our CodeSystems ("en": the display)."""
+    out: dict[str, dict[str, str]] = {}
+
+    def walk(concepts: Iterable[dict]) -> None:
+        for concept in concepts:
+            names = {d["language"]: d["value"] for d in concept.get("designation") or [] if d.get("language")}
+            if concept.get("display"):
+                names["en"] = concept["display"]
+            out[concept["code"]] = names
+            walk(concept.get("concept") or [])
+    walk(load("CodeSystem", code_system_id).get("concept") or [])
+    return out
 
 
 def service_types() -> dict[str, str | None]:

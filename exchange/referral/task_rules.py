@@ -9,7 +9,7 @@ from __future__ import annotations
 from exchange.auth.access import organisations_of
 from exchange.fhir.references import references_in
 from exchange.errors import PreconditionRequired
-from exchange.referral import task_states as states
+from exchange.referral import codes, task_states as states
 from exchange.referral.consent import subject_id
 from exchange.referral.refusal import refuse
 from exchange.store.repository import StoredResource
@@ -45,13 +45,56 @@ async def check_links(reads: Reads, body) -> StoredResource:  # noqa: ANN001
     return request
 
 
+def _ours(concept: object) -> set[tuple[str, str]]:
+    """The (system, code) pairs of the exchange's own CodeSystems in a CodeableConcept."""
+    if not isinstance(concept, dict):
+        return set()
+    return {(c["system"], c["code"]) for c in concept.get("coding") or [] if isinstance(c, dict)
+            and isinstance(c.get("system"), str) and c["system"].startswith(f"{codes.BASE}/")
+            and isinstance(c.get("code"), str)}
+
+
+def _value_set_url(value_set_id: str) -> str:
+    return f"{codes.BASE}/ValueSet/{value_set_id}"
+
+
+def _status_reason(body: dict, new: str) -> None:
+    """Moving to rejected, cancelled or failed: a code of that state's ValueSet (the table), none of ours outside it."""
+    value_set = states.REASON_VALUE_SETS[new]
+    allowed = codes.value_set(value_set)
+    found = _ours(body.get("statusReason"))
+    if not found & allowed:
+        refuse("task-status-reason", f"a Task moving to '{new}' needs statusReason with a code of ValueSet "
+                                     f"{_value_set_url(value_set)} (text optional)", "Task.statusReason")
+    if found - allowed:
+        refuse("task-status-reason", f"statusReason of a Task moving to '{new}' holds a code outside ValueSet "
+                                     f"{_value_set_url(value_set)}", "Task.statusReason")
+
+
+def check_business_status(body: dict, old_body: dict | None) -> None:
+    """A businessStatus a partner sets or changes: milestone codes (and the exchange's own statuses, which only
+    the exchange adds); at least one."""
+    status = body.get("businessStatus")
+    if status is None or (old_body is not None and status == old_body.get("businessStatus")):
+        return
+    milestones = codes.value_set(states.MILESTONE_VALUE_SET)
+    exchange_set = codes.value_set(states.EXCHANGE_STATUS_VALUE_SET)
+    found = _ours(status)
+    rule, where = "task-business-status", "Task.businessStatus"
+    if not found or found - milestones - exchange_set:
+        refuse(rule, f"businessStatus needs a code of ValueSet {_value_set_url(states.MILESTONE_VALUE_SET)} (text "
+                     "optional) and no other code of the exchange's", where)
+    if (found & exchange_set) - _ours((old_body or {}).get("businessStatus")):
+        refuse(rule, f"the codes of ValueSet {_value_set_url(states.EXCHANGE_STATUS_VALUE_SET)} are set by the "
+                     "exchange itself", where)
+
+
 def _reason_and_output(body: dict, old: str | None) -> None:
     new = body.get("status")
     if new == old:
         return
-    if new in states.REASON_REQUIRED and not (body.get("statusReason") or {}).get("text"):
-        refuse("task-status-reason", f"a Task moving to '{new}' needs statusReason.text (why)",
-               "Task.statusReason.text")
+    if new in states.REASON_VALUE_SETS:
+        _status_reason(body, new)
     if new == "completed" and not body.get("output"):
         refuse("task-output", "a completed Task needs output (type resulting-activity: what was done)", "Task.output")
 
@@ -62,6 +105,7 @@ async def check_create(reads: Reads, body) -> StoredResource:  # noqa: ANN001
     if status not in states.CREATE_STATES:
         refuse("task-transition", f"a referral Task is created as {' or '.join(sorted(states.CREATE_STATES))}, "
                                   f"not '{status}'", "Task.status", conflict=True)
+    check_business_status(body, None)
     return await check_links(reads, body)
 
 
@@ -100,6 +144,7 @@ async def check_update(change: Change, reads: Reads) -> None:
                    "Task.status")
     # which elements each party may change at all is the write-authority table's (`authority`, checked before)
     _reason_and_output(body, old)
+    check_business_status(body, old_body)
 
 
 async def _check_claim(change: Change, reads: Reads, system: bool) -> None:

@@ -37,8 +37,25 @@ TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
        for state in OPEN_STATES | FINAL_STATES if state != "entered-in-error"},
 }
 
-# These states need `statusReason.text` (why it was refused, stopped or failed).
-REASON_REQUIRED: frozenset[str] = frozenset({"rejected", "cancelled", "failed"})
+# Moving to these states needs `statusReason` with a code of the ValueSet named here (conformance/ValueSet-*.json;
+# text optional): why it was declined, cancelled or failed, coded so that partners and statistics read the same.
+REASON_VALUE_SETS: dict[str, str] = {
+    "rejected": "gbv-decline-reason",
+    "cancelled": "gbv-cancel-reason",
+    "failed": "gbv-failure-reason",
+}
+REASON_REQUIRED: frozenset[str] = frozenset(REASON_VALUE_SETS)
+
+# A businessStatus a write sets or changes carries codes of these ValueSets only, at least one: the owner's
+# milestones, and the statuses the exchange itself sets (overdue, consent-withdrawn), which a partner may keep
+# but not add.
+MILESTONE_VALUE_SET = "gbv-referral-milestone"
+EXCHANGE_STATUS_VALUE_SET = "gbv-task-business-status"
+
+# A final Task of these states can be re-offered by its requester in one step (`Task/[id]/$reoffer`): a new Task
+# for the same ServiceRequest, to a named provider or back to the pool of listed providers.
+REOFFER_FROM: frozenset[str] = frozenset({"rejected", "cancelled", "failed"})
+REOFFER_STATUS = "requested"
 
 # Elements nobody changes after creation (owner: except when claiming an open Task, see CLAIM_FROM).
 FROZEN_ELEMENTS: tuple[str, ...] = ("requester", "owner", "for", "focus", "intent")

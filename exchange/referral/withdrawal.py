@@ -24,6 +24,12 @@ from exchange.store.repository import Repository, StoredResource
 WITHDRAWN_REASON = "Consent withdrawn by the survivor: the receiving organisation no longer has access to her data"
 
 
+def withdrawn_reason() -> dict:
+    """The cancelled Task's statusReason: consent-withdrawn (ValueSet gbv-cancel-reason) and why, in words."""
+    return {"coding": [{"system": codes.REFERRAL_CODES, "code": codes.CONSENT_WITHDRAWN,
+                        "display": "Consent withdrawn"}], "text": WITHDRAWN_REASON}
+
+
 def withdrawn_status() -> dict:
     return {"coding": [{"system": codes.REFERRAL_CODES, "code": codes.CONSENT_WITHDRAWN,
                         "display": "Consent withdrawn"}], "text": "Consent withdrawn"}
@@ -99,7 +105,7 @@ async def _settle_task(repo: Repository, task: StoredResource, request: StoredRe
     status = body.get("status")
     marked = codes.CONSENT_WITHDRAWN in codes.codes_in(body.get("businessStatus"), codes.REFERRAL_CODES)
     if status in task_states.OPEN_STATES:
-        new = dict(body, status="cancelled", statusReason={"text": WITHDRAWN_REASON},
+        new = dict(body, status="cancelled", statusReason=withdrawn_reason(),
                    businessStatus=withdrawn_status())
     elif not marked:
         new = dict(body, businessStatus=withdrawn_status())

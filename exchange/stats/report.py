@@ -95,26 +95,13 @@ class Report:
 
 
 def _reason_label(code: str) -> str:
+    """The English display of a reason code (its code when the CodeSystem has none)."""
     if code == facts.OTHER_REASON:
         return "other (not a published code)"
     if not code:
         return "no reason given"
     system, _, value = code.partition("|")
-    for path in codes.conformance_dir().glob("CodeSystem-*.json"):
-        body = codes.load("CodeSystem", path.stem.removeprefix("CodeSystem-"))
-        if body.get("url") == system:
-            return _display(body.get("concept") or [], value) or value
-    return value
-
-
-def _display(concepts: list[dict], code: str) -> str | None:
-    for concept in concepts:
-        if concept.get("code") == code:
-            return concept.get("display")
-        found = _display(concept.get("concept") or [], code)
-        if found:
-            return found
-    return None
+    return codes.display(system, value) or value
 
 
 async def _names(conn: AsyncConnection, resource_type: str, ids: set[str]) -> dict[str, str]:
@@ -242,8 +229,7 @@ async def build(conn: AsyncConnection, query: StatsQuery, now: datetime, thresho
     shown = {k: label(v, states[k], threshold) for k, v in values.items()}
 
     labels = {"month": {m: m for m in by["month"]},
-              "service-type": {c: _display(codes.load("CodeSystem", "gbv-service-type").get("concept") or [], c)
-                               or c for c in by["service-type"] if c},
+              "service-type": {c: codes.display(codes.SERVICE_TYPE, c) or c for c in by["service-type"] if c},
               "area": await _names(conn, "Location", {c for c in by["area"] if c}),
               "priority": {c: c for c in by["priority"] if c},
               "organization": await _names(conn, "Organization",

@@ -17,7 +17,7 @@ from exchange.store.repository import fhir_instant
 class Action:
     name: str
     to: str | None  # the new status (None: a note, no status change)
-    needs: str | None  # "reason" (statusReason.text), "outcome" (output), "note" (note.text) or nothing
+    needs: str | None  # "reason" (a coded statusReason, words optional), "outcome" (output), "note" (note.text)
 
 
 ACTIONS: tuple[Action, ...] = (
@@ -49,9 +49,19 @@ def allowed(status: str, roles: set[str], claimable: bool) -> list[Action]:
     return out
 
 
-def apply(task: dict, action: Action, text: str, claim_by: str | None, now: datetime) -> dict:
-    """The Task after `action` (text: the reason, outcome or note). `claim_by`: the Organization reference that
-    claims an open Task."""
+def reasons(action: Action) -> tuple[str, ...]:
+    """The reason codes (gbv-referral-outcome) a person chooses from for `action`: those of the ValueSet the Task
+    state table names for its status (the exchange's own, such as consent-withdrawn, are not offered)."""
+    if action.needs != "reason" or action.to not in states.REASON_VALUE_SETS:
+        return ()
+    return tuple(code for system, code in codes.expansion(states.REASON_VALUE_SETS[action.to])
+                 if system == codes.REFERRAL_OUTCOME)
+
+
+def apply(task: dict, action: Action, text: str, claim_by: str | None, now: datetime,
+          reason: str | None = None) -> dict:
+    """The Task after `action` (text: the outcome or note, or the words beside the reason code). `claim_by`: the
+    Organization reference that claims an open Task."""
     body = dict(task)
     text = text.strip()[:MAX_TEXT]
     if action.to is not None:
@@ -59,7 +69,9 @@ def apply(task: dict, action: Action, text: str, claim_by: str | None, now: date
     if claim_by is not None:
         body["owner"] = {"reference": claim_by}
     if action.needs == "reason":
-        body["statusReason"] = {"text": text}
+        body["statusReason"] = {"coding": [{"system": codes.REFERRAL_OUTCOME, "code": reason,
+                                            "display": codes.display(codes.REFERRAL_OUTCOME, reason or "")}],
+                                **({"text": text} if text else {})}
     elif action.needs == "outcome":
         body["output"] = list(body.get("output") or []) + [{
             "type": {"coding": [{"system": codes.REFERRAL_CODES, "code": codes.RESULTING_ACTIVITY}]},

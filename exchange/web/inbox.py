@@ -239,8 +239,12 @@ class Referral:
         return self.task.get("priority") or (self.request or {}).get("priority") or "routine"
 
     @property
-    def reason(self) -> str | None:
-        return (self.task.get("statusReason") or {}).get("text")
+    def reason(self) -> tuple[str | None, str | None]:
+        """(the reason code of gbv-referral-outcome or gbv-referral-codes, the words beside it)."""
+        given = self.task.get("statusReason") or {}
+        code = next(iter(codes.codes_in(given, codes.REFERRAL_OUTCOME) or codes.codes_in(given, codes.REFERRAL_CODES)),
+                    None)
+        return code, given.get("text")
 
     @property
     def outcome(self) -> list[str]:

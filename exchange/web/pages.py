@@ -8,7 +8,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from exchange.web import i18n
+from exchange.referral import codes
+from exchange.web import actions, i18n
 from exchange.web.sessions import Session
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -20,7 +21,17 @@ def environment(locale: str) -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=StrictUndefined,
                       extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True)
     env.install_gettext_translations(i18n.translations(locale), newstyle=True)  # type: ignore[attr-defined]
+    env.globals["reasons_of"] = actions.reasons
+    env.globals["reason_name"] = lambda code: _reason_name(code, locale)
     return env
+
+
+def _reason_name(code: str | None, locale: str) -> str:
+    """A reason's name in the page's language, from the published CodeSystem's designations."""
+    if not code:
+        return ""
+    return codes.display(codes.REFERRAL_OUTCOME, code, locale) or codes.display(codes.REFERRAL_CODES, code, locale) \
+        or code
 
 
 def locale_of(request: Request, session: Session | None) -> str:

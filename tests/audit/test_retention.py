@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from tests.audit.conftest import cli, whole_log_text
+from exchange.referral import codes
 from tests.fhir_checks import organization, patient, task
 
 NAME = "Leila"
@@ -24,7 +25,7 @@ async def _referral(client, hotline: str, shelter: str, patient_id: str, status:
     if status != "requested":
         body["status"] = status
         if status in ("rejected", "cancelled", "failed"):
-            body["statusReason"] = {"text": "no capacity"}
+            body["statusReason"] = {"coding": [{"system": codes.REFERRAL_OUTCOME, "code": "no-capacity"}]}
         updated = await client.put(f"/Task/{body['id']}", json=body)
         assert updated.status_code == 200, updated.text
     return {"sr": sr.json()["id"], "task": body["id"]}

@@ -49,7 +49,7 @@ def _resources(a: str, c: str) -> dict[str, dict]:
         "Task": {"resourceType": "Task", "status": "requested", "intent": "order",
                  "identifier": [{"system": CASE, "value": "T-7"}],
                  "code": {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}]},
-                 "businessStatus": {"coding": [{"system": SVC, "code": "waiting"}]},
+                 "businessStatus": referral_world.reason("waitlisted"),
                  "requester": {"reference": f"Organization/{a}"}, "owner": {"reference": f"Organization/{c}"},
                  "authoredOn": "2026-11-20T10:00:00Z", "lastModified": "2026-11-20T10:00:00Z"},
     }
@@ -118,7 +118,7 @@ def _queries(world) -> list[tuple[str, str]]:
     p, sr = f"Patient/{ids['Patient']}", f"ServiceRequest/{ids['ServiceRequest']}"
     values = {
         "Task": {"status": "requested", "owner": f"Organization/{orgs['c']}", "requester": f"Organization/{orgs['a']}",
-                 "focus": sr, "patient": p, "subject": p, "code": "fulfill", "business-status": "waiting",
+                 "focus": sr, "patient": p, "subject": p, "code": "fulfill", "business-status": "waitlisted",
                  "authored-on": "2026-11-20", "modified": "ge2026-11-01", "intent": "order",
                  "identifier": f"{CASE}|T-7", "based-on": sr, "owner-organization": f"Organization/{orgs['c']}"},
         "ServiceRequest": {"status": "active", "intent": "order", "category": f"{SVC}|safety-shelter",

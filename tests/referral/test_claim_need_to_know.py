@@ -148,5 +148,5 @@ async def test_an_owner_dropped_from_performer_keeps_its_task(http, as_, ids, ma
     for rtype in ("Task", "ServiceRequest", "Patient"):
         assert (await http.get(f"/{rtype}/{ref[rtype]}", headers=a)).status_code == 200, rtype
     assert (await http.get(f"/Task/{ref['Task']}", headers=b)).status_code == 404  # not the owner of a claimed Task
-    r = await change_task(http, a, ref["Task"], status="cancelled", statusReason={"text": "no longer needed"})
+    r = await change_task(http, a, ref["Task"], status="cancelled", statusReason=world.reason("no-longer-needed"))
     assert r.status_code == 200, r.text

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from exchange.referral import codes
 from tests.audit.conftest import cli
 
+from . import world
 from .conftest import rule_of
 from .test_claim import _claim, _two_shelters
 from .test_write_authority import _document
@@ -57,7 +58,7 @@ async def test_listed_provider_cannot_claim_an_open_referral_and_cancel_it_in_on
     shelter = as_(ids["shelter"])
     task = (await http.get(f"/Task/{ref['Task']}", headers=shelter)).json()
     claimed = {**task, **_claim(ids, "shelter")}
-    cancelled = {**claimed, "status": "cancelled", "statusReason": {"text": "not for us"}}
+    cancelled = {**claimed, "status": "cancelled", "statusReason": world.reason("wrong-service")}
     url = f"Task/{ref['Task']}"
     for kind in ("transaction", "batch"):
         bundle = {"resourceType": "Bundle", "type": kind, "entry": [

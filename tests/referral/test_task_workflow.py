@@ -6,17 +6,20 @@ import pytest
 
 from exchange.referral import codes, task_states
 
+from . import world
 from .conftest import change_task, rule_of
 
 OUTPUT = [{"type": {"coding": [{"system": codes.REFERRAL_CODES, "code": codes.RESULTING_ACTIVITY}]},
            "valueString": "Admitted to the shelter"}]
-REASON = {"text": "No capacity for this need"}
+# a code of each final state's ValueSet (task_states.REASON_VALUE_SETS)
+REASONS = {"rejected": world.reason("no-capacity", "No capacity for this need"),
+           "cancelled": world.reason("no-longer-needed"), "failed": world.reason("lost-contact")}
 
 
 def step(status: str) -> dict:
     change = {"status": status}
     if status in task_states.REASON_REQUIRED:
-        change["statusReason"] = REASON
+        change["statusReason"] = REASONS[status]
     if status == "completed":
         change["output"] = OUTPUT
     return change
@@ -49,7 +52,7 @@ async def test_owner_walks_legal_transitions(http, as_, ids, make_referral, path
     if path[-1] == "completed":
         assert seen["output"] == OUTPUT
     if path[-1] in task_states.REASON_REQUIRED:
-        assert seen["statusReason"] == REASON
+        assert seen["statusReason"] == REASONS[path[-1]]
 
 
 @pytest.mark.parametrize("path", [["cancelled"], ["accepted*", "cancelled"], ["accepted*", "completed*",
@@ -86,8 +89,8 @@ ILLEGAL = [
     ("hotline", {"owner": {"reference": "Organization/x"}}, 422, "task-frozen-element", "Task.owner"),
     ("shelter", {"priority": "stat"}, 403, "task-owner-fields", "Task.priority"),  # authority: sees, may not change
     ("shelter", {"description": "changed"}, 403, "task-owner-fields", "Task.description"),
-    ("shelter", {"status": "rejected"}, 422, "task-status-reason", "Task.statusReason.text"),
-    ("hotline", {"status": "cancelled"}, 422, "task-status-reason", "Task.statusReason.text"),
+    ("shelter", {"status": "rejected"}, 422, "task-status-reason", "Task.statusReason"),
+    ("hotline", {"status": "cancelled"}, 422, "task-status-reason", "Task.statusReason"),
 ]
 
 
@@ -137,7 +140,7 @@ async def test_completion_needs_output(http, as_, ids, make_referral):
 async def test_owner_may_write_its_fields_without_a_transition(http, as_, ids, make_referral):
     ref = await make_referral()
     r = await change_task(http, as_(ids["shelter"]), ref["Task"], note=[{"text": "Bed reserved"}],
-                          businessStatus={"text": "bed reserved"})
+                          businessStatus=world.reason("waitlisted", "bed reserved"))
     assert r.status_code == 200, r.text
 
 

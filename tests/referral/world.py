@@ -17,6 +17,11 @@ def coding(system: str, code: str) -> dict:
     return {"coding": [{"system": system, "code": code}]}
 
 
+def reason(code: str, text: str | None = None) -> dict:
+    """A Task.statusReason (or businessStatus) coded from gbv-referral-outcome, with optional words."""
+    return {**coding(codes.REFERRAL_OUTCOME, code), **({"text": text} if text else {})}
+
+
 CAPACITY_UPDATED = "2026-11-20T08:00:00Z"
 
 

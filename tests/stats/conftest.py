@@ -57,7 +57,7 @@ class Referrals:
 
     async def answered(self, at: datetime, status: str, after: timedelta, **kwargs) -> str:  # noqa: ANN003
         task_id = await self.send(at, **kwargs)
-        reason = {"text": "no room tonight"} if status == "rejected" else None
+        reason = declined("no-capacity", "no room tonight") if status == "rejected" else None
         await self.move(task_id, at + after, status, reason)
         return task_id
 
@@ -68,6 +68,12 @@ async def referrals(client, clock) -> Referrals:  # noqa: ANN001
     return Referrals(client, ids, clock)
 
 
+def declined(code: str, text: str | None = None) -> dict:
+    """A statusReason coded from gbv-referral-outcome (the ValueSets of task_states.REASON_VALUE_SETS)."""
+    return {"coding": [{"system": codes.REFERRAL_OUTCOME, "code": code}], **({"text": text} if text else {})}
+
+
+OUTCOME = codes.REFERRAL_OUTCOME
 ACKNOWLEDGEMENT_DUE = f"{codes.BASE}/StructureDefinition/acknowledgement-due"
 CONSENT_WITHDRAWN = {"coding": [{"system": codes.REFERRAL_CODES, "code": codes.CONSENT_WITHDRAWN}],
                      "text": "she withdrew her consent"}

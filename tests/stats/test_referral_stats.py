@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from .conftest import ACKNOWLEDGEMENT_DUE, CONSENT_WITHDRAWN
+from .conftest import ACKNOWLEDGEMENT_DUE, CONSENT_WITHDRAWN, OUTCOME, declined
 
 STATS = "http://127.0.0.1:8080/stats/referrals"
 JAN = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
@@ -53,8 +53,30 @@ async def test_a_small_cell_shows_as_below_five_and_no_total_gives_it_away(refer
     assert jan["median_hours"]["acknowledge"] == 2.0 and feb["median_hours"]["decide"] == 4.0
     assert report["total"]["median_hours"] == {"acknowledge": 4.0, "decide": 4.0, "complete": None}
     declined = report["reasons"]["declined"]
-    assert [(d["code"], d["total"], d["by"]["2026-01"]) for d in declined] == [("other", 12, "<5")]
+    assert [(d["code"], d["label"], d["total"], d["by"]["2026-01"]) for d in declined] == [
+        (f"{OUTCOME}|no-capacity", "No capacity", 12, "<5")]
     assert declined[0]["by"]["2026-02"] == "suppressed"
+    assert "no room tonight" not in r.text  # counted by its code, the words never shown
+
+
+async def test_decline_and_failure_reasons_are_counted_by_code_with_the_codes_display(referrals, auditor):
+    for i in range(6):
+        await referrals.answered(JAN + timedelta(minutes=i), "accepted", timedelta(hours=1))
+    for i, code in enumerate(["no-capacity"] * 6 + ["survivor-declined"] * 5):
+        task = await referrals.send(JAN + timedelta(minutes=10 + i))
+        await referrals.move(task, JAN + timedelta(hours=1, minutes=i), "rejected", declined(code))
+    for i in range(5):
+        task = await referrals.send(JAN + timedelta(minutes=30 + i))
+        await referrals.move(task, JAN + timedelta(hours=1, minutes=30 + i), "accepted")
+        await referrals.move(task, JAN + timedelta(hours=5, minutes=i), "failed", declined("lost-contact", "gone"))
+    r = await auditor.get(STATS, params={"by": "month", "start": "2026-01", "end": "2026-01"})
+    assert r.status_code == 200, r.text
+    reasons = r.json()["reasons"]
+    assert [(d["code"], d["label"], d["total"]) for d in reasons["declined"]] == [
+        (f"{OUTCOME}|no-capacity", "No capacity", 6), (f"{OUTCOME}|survivor-declined", "Declined by the survivor", 5)]
+    assert [(d["code"], d["label"], d["total"]) for d in reasons["failed"]] == [
+        (f"{OUTCOME}|lost-contact", "Lost contact with her", 5)]
+    assert reasons["cancelled"] == []
 
 
 async def test_rows_are_shown_whole_when_no_cell_is_small_and_reasons_are_coded_only_from_published_codes(

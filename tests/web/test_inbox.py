@@ -109,7 +109,7 @@ async def test_a_stale_page_is_refused_and_shows_the_referral_as_it_is_now(web_w
     await one.get(path)
     await two.get(path)
     assert (await one.post(path, {"action": "accept", "version": "1"})).status_code == 303
-    late = await two.post(path, {"action": "decline", "version": "1", "text": "no beds"})
+    late = await two.post(path, {"action": "decline", "version": "1", "reason": "no-capacity", "text": "no beds"})
     assert late.status_code == 412 and 'id="message"' in late.text and 'id="task-status">Accepted<' in late.text
 
 
@@ -141,9 +141,47 @@ async def test_nothing_about_her_reaches_a_url_a_title_or_a_log(web_world, brows
     path = f"/web/referral/{send_referral_ids['Task']}"
     html = (await page.get(path)).text
     case_code = re.search(r"HTL-[0-9a-f]{6}", html).group(0)
-    done = await page.post(path, {"action": "decline", "version": "1", "text": f"{world.CODE_WORD} moved away"})
+    done = await page.post(path, {"action": "decline", "version": "1", "reason": "outside-coverage-area",
+                                  "text": f"{world.CODE_WORD} moved away"})
+    assert done.status_code == 303, done.text[-600:]
     secrets_ = (case_code, world.CODE_WORD, world.SAFE_PHONE)
     for text in [f"{r.name} {r.getMessage()}" for r in caplog.records] + [done.headers.get("location", "")]:
         assert not any(s in text for s in secrets_), text
     assert all(s not in re.search(r"<title>(.*?)</title>", html).group(1) for s in secrets_)
     assert codes.EXT_SAFE_CONTACT not in path
+
+
+def _options(html: str, action: str) -> list[tuple[str, str]]:
+    form = re.search(rf'id="action-{action}".*?</form>', html, re.S).group(0)
+    return re.findall(r'<option value="([a-z-]+)">([^<]+)</option>', form)
+
+
+async def test_declining_offers_the_coded_reasons_in_her_language_and_stores_the_code(
+        web_world, browser, send_referral_ids, client):
+    task_id = send_referral_ids["Task"]
+    path = f"/web/referral/{task_id}"
+    shelter = browser()
+    await shelter.sign_in(web_world.people["shelter"])
+    html = (await shelter.get(path)).text
+    declines = [code for system, code in codes.expansion("gbv-decline-reason") if system == codes.REFERRAL_OUTCOME]
+    assert _options(html, "decline")[:2] == [("no-capacity", "No capacity"), ("not-eligible", "Not eligible")]
+    assert [code for code, _ in _options(html, "decline")] == declines
+    assert "did-not-attend" not in [code for code, _ in _options(html, "decline")]  # a failure reason, not a decline
+    assert "consent-withdrawn" not in [code for code, _ in _options(html, "cancel")]  # the exchange's own
+    assert (await shelter.get("/web/lang/ar")).status_code == 303
+    arabic = (await shelter.get(path)).text
+    assert ("no-capacity", "لا توجد قدرة استيعابية") in _options(arabic, "decline")
+    for refused in ({}, {"reason": "did-not-attend"}, {"reason": "she-was-scared", "text": "words only"}):
+        r = await shelter.post(path, {"action": "decline", "version": "1", **refused})
+        assert r.status_code == 422 and 'id="message"' in r.text
+    assert (await client.get(f"/Task/{task_id}")).json()["status"] == "requested"  # nothing changed
+    done = await shelter.post(path, {"action": "decline", "version": "1", "reason": "survivor-declined",
+                                     "text": "she will call the hotline"})
+    assert done.status_code == 303, done.text[-600:]
+    task = (await client.get(f"/Task/{task_id}")).json()
+    assert task["status"] == "rejected"
+    assert task["statusReason"] == {"coding": [{"system": codes.REFERRAL_OUTCOME, "code": "survivor-declined",
+                                                "display": "Declined by the survivor"}],
+                                    "text": "she will call the hotline"}
+    shown = re.search(r'<dd id="reason">(.*?)</dd>', (await shelter.get(path)).text).group(1)
+    assert shown == "رفضتها الناجية: she will call the hotline"
