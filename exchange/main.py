@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None, exchange: Exchange | None = Non
     from fastapi import FastAPI
 
     from exchange.edge import HeadAsGet, SafeEdge, install_error_handlers, install_openapi
-    from exchange.fhir.rest import router as fhir_router
+    from exchange.fhir.routes import router as fhir_router
     from exchange.store.migrate import upgrade
 
     settings = settings or get_settings()

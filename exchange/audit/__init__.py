@@ -17,7 +17,7 @@ def install(exchange: Exchange) -> None:
     from exchange.audit.checkpoint import install_periodic
     from exchange.audit.hook import AuditLog
     from exchange.audit.linker import Linker, install_kicked, install_periodic as install_linker
-    from exchange.audit.rest import router
+    from exchange.audit.routes import router
 
     linker = Linker(exchange)
     exchange.extensions["audit.linker"] = linker

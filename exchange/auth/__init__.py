@@ -14,9 +14,9 @@ if TYPE_CHECKING:
 def install(exchange: "Exchange") -> None:
     from exchange.auth import tables  # noqa: F401  (declares the auth tables on the shared metadata)
     from exchange.auth.access import AccessRule
-    from exchange.auth.admin import router as admin_router
+    from exchange.auth.client_routes import router as admin_router
     from exchange.auth.discovery import contribute_security
-    from exchange.auth.endpoints import router
+    from exchange.auth.routes import router
     from exchange.auth.service import AuthService
 
     exchange.extensions["auth"] = AuthService(exchange)

@@ -18,7 +18,7 @@ def install(exchange: "Exchange") -> None:
     from exchange.notify.operations import contribute_capability
     from exchange.notify.outbox import OutboxHook
     from exchange.notify.routes import router
-    from exchange.notify.rule import SubscriptionRule
+    from exchange.notify.rules import SubscriptionRule
 
     exchange.rules.append(SubscriptionRule())
     exchange.hooks.append(OutboxHook())

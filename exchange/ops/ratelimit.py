@@ -19,20 +19,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sqlalchemy import BigInteger, Column, Integer, String, Table, delete, text
+from sqlalchemy import delete, text
 
 from exchange.errors import TooManyRequests
 from exchange.ops import counters
+from exchange.ops.tables import rate_limit_window
 from exchange.settings import Settings
 from exchange.store.engine import Database
-from exchange.store.tables import metadata
-
-rate_limit_window = Table(
-    "rate_limit_window", metadata,
-    Column("key", String(200), primary_key=True),
-    Column("window_start", BigInteger, primary_key=True, autoincrement=False),
-    Column("count", Integer, nullable=False),
-)
 
 CHUNKS = 20  # a process claims 1/CHUNKS of a limit at a time
 

@@ -6,7 +6,7 @@ from exchange.services import Exchange
 
 
 def install(exchange: Exchange) -> None:
-    from exchange.referral.conformance_api import contribute_capability, router
+    from exchange.referral.routes import contribute_capability, router
     from exchange.referral.overdue import OverdueSweeper
     from exchange.referral.authority_rule import AuthorityRule
     from exchange.referral.profile import issues_for

@@ -1,6 +1,6 @@
 """The exchange's own canonical URLs and the code systems the referral rules check against.
 
-The CodeSystems live as JSON in `conformance/` (served read-only by `exchange.referral.conformance_api`); the rules
+The CodeSystems live as JSON in `conformance/` (served read-only by `exchange.referral.routes`); the rules
 read the same files, so what is published is exactly what is enforced.
 """
 from __future__ import annotations

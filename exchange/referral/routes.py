@@ -18,7 +18,7 @@ from exchange.errors import BadRequest, NotFound
 from exchange.fhir import http
 from exchange.fhir.definitions import CONFORMANCE_TYPES, SEARCH_PARAMS
 from exchange.fhir.search import Criterion, page_links, parse_search
-from exchange.fhir.rest import ERROR_RESPONSES
+from exchange.fhir.routes import ERROR_RESPONSES
 from exchange.referral import codes
 
 KINDS = CONFORMANCE_TYPES
