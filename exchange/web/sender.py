@@ -16,7 +16,7 @@ from exchange.context import RequestContext
 from exchange.fhir.interactions import search_type
 from exchange.fhir.references import references_in, split_reference
 from exchange.fhir.transaction import process_bundle
-from exchange.referral import codes, profile
+from exchange.referral import codes, consent_rules, profile
 from exchange.services import Exchange
 from exchange.store.repository import fhir_instant
 
@@ -24,7 +24,14 @@ BCP47 = "urn:ietf:bcp:47"
 LANGUAGES = ("ar", "en", "fr", "fa", "prs", "ps", "ur", "tr", "id", "ms", "bn", "ku", "so")
 GENDERS = ("female", "male", "other", "unknown")
 PRIORITIES = ("routine", "urgent", "asap", "stat")
-CONSENT_METHODS = ("verbal", "written", "caregiver")
+# How consent was given, who gave it, a caregiver's relationship to the child and the child's assent: codes of the
+# published ValueSets (exchange.referral.consent_rules reads the same), so the form sends what a partner system would.
+CONSENT_METHODS = ("verbal-in-person", "verbal-phone", "written")
+CONSENT_BY = ("self", *sorted(consent_rules.CAREGIVER_CAPACITIES), consent_rules.BEST_INTEREST)
+CAREGIVER_RELATIONSHIPS = ("MTH", "FTH", "GRMTH", "GRFTH", "AUNT", "UNCLE", "SIS", "BRO", "GUARD")
+ASSENTS = tuple(sorted(consent_rules.ASSENT_ALLOWS))
+# A refusal of the child's consent names the element; the form names the field that sets it.
+CHILD_FIELDS = {"capacity": "consent_by", "performer": "caregiver_relationship", "assent": "assent"}
 SHARED = (codes.CORE, codes.IDENTITY, codes.CONTACT, codes.INCIDENT, codes.HEALTH)
 MAX_TEXT = 500
 
@@ -41,7 +48,8 @@ def choices() -> dict:
     tree = codes.service_types()
     eligibility = [c["code"] for c in codes.load("CodeSystem", "gbv-eligibility").get("concept", [])]
     return {"service_types": list(tree), "languages": LANGUAGES, "eligibility": eligibility, "genders": GENDERS,
-            "priorities": PRIORITIES, "consent_methods": CONSENT_METHODS, "shared": SHARED,
+            "priorities": PRIORITIES, "consent_methods": CONSENT_METHODS, "consent_by": CONSENT_BY,
+            "caregiver_relationships": CAREGIVER_RELATIONSHIPS, "assents": ASSENTS, "shared": SHARED,
             "contact_methods": sorted(profile.SAFE_CONTACT_METHODS)}
 
 
@@ -107,9 +115,10 @@ def _category(code: str) -> str:
     return code
 
 
-def bundle(ctx: RequestContext, fields: dict, services: dict[str, Service], now: datetime) -> dict:
+def bundle(ctx: RequestContext, fields: dict, services: dict[str, Service], now: datetime,
+           deployment: consent_rules.Deployment = consent_rules.Deployment()) -> dict:
     """The referral transaction from the form's fields (FormError names the first field that is wrong)."""
-    ref = {n: f"urn:uuid:{uuid.uuid4()}" for n in ("patient", "consent", "request", "task")}
+    ref = {n: f"urn:uuid:{uuid.uuid4()}" for n in ("patient", "consent", "request", "task", "form")}
     service = services.get(fields.get("service") or "")
     if service is None:
         raise FormError("service")
@@ -122,9 +131,6 @@ def bundle(ctx: RequestContext, fields: dict, services: dict[str, Service], now:
     case_code = _text(fields, "case_code", required=True)
     if fields.get("consent") != "yes":
         raise FormError("consent")
-    method = fields.get("consent_method")
-    if method not in CONSENT_METHODS:
-        raise FormError("consent_method")
     shared = sorted({codes.CORE} | {c for c in SHARED if fields.get(f"share_{c}") == "yes"})
     org_ref, receiver = f"Organization/{ctx.organization_id}", f"Organization/{service.organization_id}"
     patient: dict = {"resourceType": "Patient", "identifier": [{"system": f"{codes.BASE}/sid/case-code/"
@@ -160,11 +166,15 @@ def bundle(ctx: RequestContext, fields: dict, services: dict[str, Service], now:
                "scope": _cc(codes.CONSENT_SCOPE_SYSTEM, "patient-privacy"),
                "category": [_cc("http://loinc.org", "59284-0")], "patient": {"reference": ref["patient"]},
                "dateTime": fhir_instant(now), "organization": [{"reference": org_ref}],
-               "policyRule": {"text": f"consent given: {method}"},
+               "policyRule": _cc(codes.ACT_CODE_SYSTEM, codes.OPT_IN),
                "provision": {"type": "permit", "actor": [{"role": _cc(codes.PARTICIPATION_SYSTEM,
                                                                          codes.RECIPIENT_ROLE),
                                                           "reference": {"reference": receiver}}],
                              "code": [_cc(codes.DATA_CATEGORY, c) for c in shared]}}
+    form = _consent_given(ctx, fields, consent, ref, now)
+    for issue in consent_rules.child_issues(consent, patient, deployment, now):
+        element = (issue.expression[0] if issue.expression else "").rsplit(".", 1)[-1]
+        raise FormError(next((f for key, f in CHILD_FIELDS.items() if key in element), "consent_by"))
     contact_parts = []
     prohibited = fields.get("do_not_contact") == "yes"
     contact_method = fields.get("contact_method") or ("via-referrer" if prohibited else None)
@@ -201,16 +211,60 @@ def bundle(ctx: RequestContext, fields: dict, services: dict[str, Service], now:
         if not (due_hours.isdigit() and 1 <= int(due_hours) <= 24 * 90):
             raise FormError("due_hours")
         task["restriction"] = {"period": {"end": fhir_instant(now + timedelta(hours=int(due_hours)))}}
-    entries = [("patient", patient), ("consent", consent), ("request", request), ("task", task)]
+    entries = [("patient", patient), *([("form", form)] if form else []), ("consent", consent), ("request", request),
+               ("task", task)]
     return {"resourceType": "Bundle", "type": "transaction", "entry": [
         {"fullUrl": ref[name], "resource": body, "request": {"method": "POST", "url": body["resourceType"]}}
         for name, body in entries]}
 
 
+def _consent_given(ctx: RequestContext, fields: dict, consent: dict, ref: dict, now: datetime) -> dict | None:
+    """How she (or her caregiver) consented, recorded on `consent` as the consent-given extension: the method, the
+    signed-in worker who obtained it (attested now for a verbal consent), who gave it and the child's assent. A
+    written consent's signed form stays on paper with the organisation: the returned DocumentReference says so and
+    carries none of it (None for a verbal consent)."""
+    method, by = fields.get("consent_method"), fields.get("consent_by") or "self"
+    if method not in CONSENT_METHODS:
+        raise FormError("consent_method")
+    if by not in CONSENT_BY:
+        raise FormError("consent_by")
+    system = consent_rules.CONSENT_CODES
+    worker = {"type": "Practitioner", "identifier": {"system": f"{codes.BASE}/sid/staff/{ctx.organization_id}",
+                                                     "value": ctx.user_id or ctx.client_id or "web"}}
+    parts = [{"url": "method", "valueCodeableConcept": _cc(system, method)},
+             {"url": "obtained-by", "valueReference": worker},
+             {"url": "capacity", "valueCodeableConcept": _cc(system, by)}]
+    if consent_rules.METHOD_NEEDS.get(method) == "attested":
+        parts.append({"url": "attested", "valueDateTime": fhir_instant(now)})
+    assent = fields.get("assent")
+    if assent:
+        if assent not in ASSENTS:
+            raise FormError("assent")
+        parts.append({"url": "assent", "valueCodeableConcept": _cc(system, assent)})
+    consent["extension"] = [{"url": consent_rules.EXT_CONSENT_GIVEN, "extension": parts}]
+    if by in consent_rules.CAREGIVER_CAPACITIES:
+        relationship = fields.get("caregiver_relationship")
+        if relationship not in CAREGIVER_RELATIONSHIPS:
+            raise FormError("caregiver_relationship")
+        consent["contained"] = [{"resourceType": "RelatedPerson", "id": "caregiver",
+                                 "patient": {"reference": ref["patient"]},
+                                 "relationship": [_cc(consent_rules.ROLE_CODE_SYSTEM, relationship)]}]
+        consent["performer"] = [{"reference": "#caregiver"}]
+    if consent_rules.METHOD_NEEDS.get(method) != "form":
+        return None
+    consent["sourceReference"] = {"reference": ref["form"]}
+    return {"resourceType": "DocumentReference", "status": "current", "subject": {"reference": ref["patient"]},
+            "type": {"text": "Signed consent form"}, "date": fhir_instant(now),
+            "category": [_cc(codes.DATA_CATEGORY, codes.IDENTITY)],
+            "content": [{"attachment": {"title": "Signed consent form, kept on paper by the referring "
+                                                 "organisation"}}]}
+
+
 async def send(exchange: Exchange, ctx: RequestContext, fields: dict, now: datetime) -> str:
     """Send the referral; returns the new Task's id."""
     services = {s.id: s for s in await find_services(exchange, ctx, fields)}
-    result = await process_bundle(exchange, ctx, bundle(ctx, fields, services, now))
+    deployment = consent_rules.Deployment.of(exchange.settings)
+    result = await process_bundle(exchange, ctx, bundle(ctx, fields, services, now, deployment))
     for entry in (result.body or {}).get("entry", []):
         location = (entry.get("response") or {}).get("location", "")
         if location.startswith("Task/"):

@@ -159,7 +159,7 @@ def test_a_hotline_caseworker_refers_a_survivor_from_the_form(story):
     page.select_option("select[name=pref_language]", "prs")
     page.check("input[name=interpreter]")
     page.check("input[name=consent]")
-    page.select_option("select[name=consent_method]", "verbal")
+    page.select_option("select[name=consent_method]", "verbal-phone")
     page.check("input[name=do_not_contact]")
     page.fill("input[name=safe_times]", "Weekdays 10:00-12:00")
     page.fill("input[name=code_word]", world.CODE_WORD)

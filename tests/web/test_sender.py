@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import re
 
-from exchange.referral import codes
+from exchange.referral import codes, consent_rules
 from tests.referral import world
 
 FORM = {"service_type": "safety-shelter", "language": "", "eligibility": "", "case_code": "HTL-2026-0777",
         "gender": "female", "birth_year": "1995", "pref_language": "prs", "interpreter": "yes", "priority": "urgent",
-        "due_hours": "48", "consent": "yes", "consent_method": "verbal", "share_identity": "yes",
+        "due_hours": "48", "consent": "yes", "consent_method": "verbal-phone", "share_identity": "yes",
         "do_not_contact": "yes", "safe_times": "Weekdays 10:00-12:00", "code_word": world.CODE_WORD,
         "leave_message": "no"}
 
@@ -68,3 +68,73 @@ async def test_the_form_names_the_field_that_is_missing_and_sends_nothing(web_wo
     direct = await page.post("/web/send", {**FORM, "service": service, "contact_method": "phone"})
     assert direct.status_code == 422 and "<strong>How to contact her</strong>" in direct.text  # and do-not-contact
     assert "entry" not in (await client.get("/Task")).json()
+
+
+async def _sent_consent(client, sent) -> dict:  # noqa: ANN001
+    assert sent.status_code == 303, sent.text[-800:]
+    task = (await client.get(f"/Task/{sent.headers['location'].rsplit('/', 1)[1]}")).json()
+    request = (await client.get(f"/{task['focus']['reference']}")).json()
+    return (await client.get(f"/{request['supportingInfo'][0]['reference']}")).json()
+
+
+def _given(consent: dict) -> dict:
+    [given] = [e for e in consent["extension"] if e["url"] == consent_rules.EXT_CONSENT_GIVEN]
+    return {p["url"]: p for p in given["extension"]}
+
+
+async def test_a_verbal_consent_names_the_caseworker_who_attested_it(web_world, browser, client):
+    page = browser()
+    await page.sign_in(web_world.people["hotline"])
+    await page.get("/web/send")
+    consent = await _sent_consent(client, await page.post("/web/send", {**FORM, "service": web_world.ids["svc-shelter"]}))
+    parts = _given(consent)
+    assert codes.codes_in(parts["method"]["valueCodeableConcept"], consent_rules.CONSENT_CODES) == ["verbal-phone"]
+    assert codes.codes_in(parts["capacity"]["valueCodeableConcept"], consent_rules.CONSENT_CODES) == ["self"]
+    assert parts["obtained-by"]["valueReference"]["type"] == "Practitioner"
+    assert parts["obtained-by"]["valueReference"]["identifier"]["system"].endswith(
+        f"/sid/staff/{web_world.ids['hotline']}")
+    assert parts["attested"]["valueDateTime"].startswith("2026-11-25")
+    assert "performer" not in consent and "sourceReference" not in consent
+
+
+async def test_a_child_is_referred_on_her_caregivers_consent_with_her_assent(web_world, browser, client):
+    page = browser()
+    await page.sign_in(web_world.people["hotline"])
+    await page.get("/web/send")
+    child = {**FORM, "service": web_world.ids["svc-shelter"], "birth_year": "2015"}
+    for fields, expected in (({}, "Who gave consent"),
+                             ({"consent_by": "parent"}, "Her caregiver's relationship to her"),
+                             ({"consent_by": "parent", "caregiver_relationship": "MTH"}, "The child's assent"),
+                             ({"consent_by": "parent", "caregiver_relationship": "MTH", "assent": "assent-declined"},
+                              "The child's assent"),
+                             ({"consent_by": "parent", "caregiver_relationship": "boyfriend", "assent": "assent-given"},
+                              "Her caregiver's relationship to her")):
+        refused = await page.post("/web/send", {**child, **fields})
+        assert refused.status_code == 422 and f"<strong>{expected}</strong>" in refused.text, (fields, expected)
+    assert "entry" not in (await client.get("/Task")).json()
+    consent = await _sent_consent(client, await page.post("/web/send", {
+        **child, "consent_by": "parent", "caregiver_relationship": "MTH", "assent": "assent-given"}))
+    parts = _given(consent)
+    assert codes.codes_in(parts["capacity"]["valueCodeableConcept"], consent_rules.CONSENT_CODES) == ["parent"]
+    assert codes.codes_in(parts["assent"]["valueCodeableConcept"], consent_rules.CONSENT_CODES) == ["assent-given"]
+    [caregiver] = consent["contained"]
+    assert sorted(caregiver) == ["id", "patient", "relationship", "resourceType"]  # her relationship, nothing more
+    assert codes.codings_in(caregiver["relationship"], consent_rules.ROLE_CODE_SYSTEM) == ["MTH"]
+    assert consent["performer"] == [{"reference": "#caregiver"}]
+    # a best-interest determination may refer a child who did not assent
+    determined = await page.post("/web/send", {**child, "consent_by": consent_rules.BEST_INTEREST,
+                                               "assent": "assent-declined"})
+    assert determined.status_code == 303, determined.text[-800:]
+
+
+async def test_a_written_consent_records_that_the_signed_form_stays_on_paper(web_world, browser, client):
+    page = browser()
+    await page.sign_in(web_world.people["hotline"])
+    await page.get("/web/send")
+    consent = await _sent_consent(client, await page.post("/web/send", {
+        **FORM, "service": web_world.ids["svc-shelter"], "consent_method": "written"}))
+    assert "attested" not in _given(consent)
+    form = (await client.get(f"/{consent['sourceReference']['reference']}")).json()
+    assert form["resourceType"] == "DocumentReference" and "data" not in form["content"][0]["attachment"]
+    unknown = await page.post("/web/send", {**FORM, "service": web_world.ids["svc-shelter"], "consent_method": "verbal"})
+    assert unknown.status_code == 422 and "<strong>How she gave consent</strong>" in unknown.text
