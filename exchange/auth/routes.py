@@ -15,7 +15,8 @@ from authlib.oauth2.rfc6749.errors import InsecureTransportError
 
 from exchange.auth import discovery
 from exchange.auth.bearer import REALM
-from exchange.auth.server import ExchangeAuthServer, FormRequest, duplicate_parameter, invalid_request
+from exchange.auth.rfc6749 import FormRequest, duplicate_parameter, invalid_request
+from exchange.auth.server import ExchangeAuthServer
 from exchange.auth.service import (INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, SMART_CONFIG_PATH, TOKEN_PATH,
                                    auth_service)
 from exchange.context import RequestContext
