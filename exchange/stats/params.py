@@ -2,8 +2,11 @@
 the rule, never the value sent.
 
 `by` chooses the breakdown (month, service-type, area, priority, organization); `start` and `end` the period of the
-time referrals were sent, as dates (YYYY-MM-DD) or months (YYYY-MM), both included; the default is the twelve
-calendar months up to and including the current one (UTC).
+time referrals were sent, in whole calendar months (YYYY-MM, or the first and the last day of a month as YYYY-MM-DD),
+both included; the default is the twelve calendar months up to and including the current one (UTC).
+
+Whole months only: two periods that differ by a few days could be subtracted, cell by cell, to reveal the small
+counts that each report suppresses (a differencing attack); a month is the smallest unit one can take away.
 """
 from __future__ import annotations
 
@@ -51,10 +54,15 @@ def _parse(name: str, raw: str, is_end: bool) -> date:
         d = _DAY.match(raw)
         if d:
             day = date(int(d.group(1)), int(d.group(2)), int(d.group(3)))
-            return date.fromordinal(day.toordinal() + 1) if is_end else day
+            after = date.fromordinal(day.toordinal() + 1)
+            if (after.day == 1) if is_end else (day.day == 1):
+                return after if is_end else day
+            raise BadRequest(f"{name} must be the {'last' if is_end else 'first'} day of a month: statistics cover "
+                             "whole calendar months (so that two periods cannot be subtracted to reveal a small "
+                             "count)", expression=name, code="value")
     except ValueError:
         pass
-    raise BadRequest(f"{name} must be a date (YYYY-MM-DD) or a month (YYYY-MM)", expression=name, code="value")
+    raise BadRequest(f"{name} must be a month (YYYY-MM) or a date (YYYY-MM-DD)", expression=name, code="value")
 
 
 def _at(day: date) -> datetime:

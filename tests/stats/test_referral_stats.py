@@ -130,6 +130,8 @@ async def test_no_token_is_401(referrals, app):  # noqa: ANN001
     ({"start": "last-tuesday"}, "start"),
     ({"end": "2026-13"}, "end"),
     ({"start": "2026-03", "end": "2026-01"}, "start"),
+    ({"start": "2026-01-02", "end": "2026-01"}, "start"),  # whole months only: no differencing by days
+    ({"start": "2026-01", "end": "2026-01-30"}, "end"),
     ({"name": "Fatima"}, None),
 ])
 async def test_bad_parameters_are_400_naming_the_parameter_never_the_value(referrals, auditor, params, expression):
