@@ -1,9 +1,7 @@
-"""The dispatcher: delivers the outbox, one subscription at a time per claim, in order, at least once.
-
-Claiming: a dispatcher leases a few subscriptions that have due work (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so
-several `exchange worker` processes share the load without waiting on each other; SQLite serialises writers, and
-one dispatcher is expected there). A lease expires after `notify_lease_seconds`, so a crashed worker's
-subscriptions are picked up by another. The lease is renewed before every delivery and released afterwards.
+"""The dispatcher: delivers the outbox, one subscription at a time per claim, in order, at least once. This module
+is the loop; each of its jobs has a module of its own: leases (`leases.py`), heartbeats (`heartbeats.py`), who may
+still receive an event (`withholding.py`), building, signing and posting a notification (`sending.py`), and what
+an outcome does to the outbox and the subscription (`outcomes.py`).
 
 Ordering: a subscription's queue head is delivered before anything behind it (a pending handshake first, then rows
 in the order written); on failure the head is retried with exponential back-off and jitter, and nothing behind it
@@ -18,41 +16,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import socket
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import exists, or_, select, update
 
-from exchange.notify import bundle as notification, queue
-from exchange.notify.delivery import Outcome, new_client, post
+from exchange.notify import heartbeats, leases, outcomes, queue
+from exchange.notify.delivery import new_client
 from exchange.notify.lifecycle import set_status
-from exchange.notify.signing import sign
+from exchange.notify.sending import Step, send
 from exchange.notify.spec import SubscriptionSpec
-from exchange.notify.tables import notification_outbox as outbox, subscription_state as state
-from exchange.ops import counters
+from exchange.notify.withholding import still_parties
 from exchange.services import Exchange
-from exchange.store.repository import Repository, from_db, to_db, utcnow
+from exchange.store.repository import Repository, to_db, utcnow
 
 log = logging.getLogger("exchange.notify")
-
-
-def backoff(attempts: int, base: float, cap: float) -> float:
-    """Exponential back-off with jitter: between half and all of min(cap, base * 2^(attempts-1)) seconds."""
-    delay = min(cap, base * (2 ** max(0, attempts - 1)))
-    return delay / 2 + random.uniform(0, delay / 2)
-
-
-@dataclass
-class Step:
-    """One notification to send: the subscription's state row and the outbox rows it carries."""
-    row: object
-    spec: SubscriptionSpec
-    rows: list
-    events: list[notification.NotificationEvent]
 
 
 class Dispatcher:
@@ -123,50 +102,11 @@ class Dispatcher:
                 return
 
     # --- claiming ---------------------------------------------------------------------------------------------
-    def _skip_locked(self, query):  # noqa: ANN001, ANN202
-        return query if self.exchange.db.is_sqlite else query.with_for_update(skip_locked=True, of=state)
-
     async def enqueue_heartbeats(self) -> None:
-        now = utcnow()
-        pending = exists().where(outbox.c.subscription_id == state.c.subscription_id, outbox.c.state == "pending")
-        async with self.exchange.db.transaction() as conn:
-            rows = (await conn.execute(self._skip_locked(
-                select(state.c.subscription_id, state.c.spec)
-                .where(state.c.status == "active", state.c.next_heartbeat.is_not(None),
-                       state.c.next_heartbeat <= to_db(now), ~pending).limit(100)))).all()
-            for row in rows:
-                try:
-                    spec = SubscriptionSpec.loads(row.spec)
-                except Exception as exc:  # noqa: BLE001 - a bad row is reported and put off, the others go on
-                    self._report(row.subscription_id, exc)
-                    await queue.set_state(conn, row.subscription_id, next_heartbeat=to_db(self._later(now)))
-                    continue
-                await queue.enqueue(conn, row.subscription_id, "heartbeat", now)
-                await queue.set_state(conn, row.subscription_id,
-                                      next_heartbeat=to_db(now + timedelta(seconds=spec.heartbeat or 0))
-                                      if spec.heartbeat else None)
+        await heartbeats.enqueue_due(self.exchange.db, self._later, self._report)
 
     async def claim(self, limit: int) -> list[str]:
-        now = to_db(utcnow())
-        until = now + timedelta(seconds=self.settings.notify_lease_seconds)
-        pending = exists().where(outbox.c.subscription_id == state.c.subscription_id, outbox.c.state == "pending")
-        async with self.exchange.db.transaction() as conn:
-            ids = list((await conn.execute(self._skip_locked(
-                select(state.c.subscription_id)
-                .where(state.c.status.in_(queue.DELIVERING),
-                       or_(state.c.lease_until.is_(None), state.c.lease_until < now),
-                       or_(state.c.retry_at.is_(None), state.c.retry_at <= now), pending)
-                .order_by(state.c.created, state.c.subscription_id).limit(limit)))).scalars())
-            if ids:
-                await conn.execute(update(state).where(state.c.subscription_id.in_(ids))
-                                   .values(lease_owner=self.worker_id, lease_until=until))
-        return ids
-
-    async def _release(self, subscription_id: str) -> None:
-        async with self.exchange.db.transaction() as conn:
-            await conn.execute(update(state).where(state.c.subscription_id == subscription_id,
-                                                   state.c.lease_owner == self.worker_id)
-                               .values(lease_owner=None, lease_until=None))
+        return await leases.claim(self.exchange.db, self.worker_id, limit, self.settings.notify_lease_seconds)
 
     # --- delivering -------------------------------------------------------------------------------------------
     def _later(self, now):  # noqa: ANN001, ANN202
@@ -185,28 +125,21 @@ class Dispatcher:
                     break
                 if not step.rows:
                     continue  # everything at the head was withheld
-                outcome = await self._send(subscription_id, step)
-                await self._record(subscription_id, step, outcome)
-                if not outcome.ok:
+                if not await self._deliver(subscription_id, step):
                     break
         except Exception as exc:  # noqa: BLE001 - one bad subscription must not stop delivery to the others
             self._report(subscription_id, exc)
             async with self.exchange.db.transaction() as conn:
                 await queue.set_state(conn, subscription_id, retry_at=to_db(self._later(utcnow())))
         finally:
-            await self._release(subscription_id)
+            await leases.release(self.exchange.db, subscription_id, self.worker_id)
 
     async def _next(self, subscription_id: str) -> Step | None:
         """Renew the lease and take the queue head. None when the lease is lost, nothing is due, or the
         subscription reached its `end` (it is turned off)."""
         now = to_db(utcnow())
         async with self.exchange.db.transaction() as conn:
-            renewed = await conn.execute(
-                update(state).where(state.c.subscription_id == subscription_id,
-                                    state.c.lease_owner == self.worker_id, state.c.status.in_(queue.DELIVERING),
-                                    or_(state.c.retry_at.is_(None), state.c.retry_at <= now))
-                .values(lease_until=now + timedelta(seconds=self.settings.notify_lease_seconds)))
-            if renewed.rowcount != 1:
+            if not await leases.renew(conn, subscription_id, self.worker_id, self.settings.notify_lease_seconds, now):
                 return None
             row = await queue.get_state(conn, subscription_id)
             spec = SubscriptionSpec.loads(row.spec)
@@ -232,66 +165,15 @@ class Dispatcher:
                 break
             rows.append(item)
         repo = Repository(conn)
-        allowed, withheld = [], []
-        for item in rows:
-            if row.organization_id is None or row.organization_id in await repo.parties(item.focus_type,
-                                                                                        item.focus_id):
-                allowed.append(item)
-            else:
-                withheld.append(item.id)
-        if withheld:
-            await conn.execute(update(outbox).where(outbox.c.id.in_(withheld), outbox.c.state == "pending")
-                               .values(state="withheld", last_error="receiver no longer a party"))
+        allowed = await still_parties(conn, repo, row.organization_id, rows)
         return Step(row, spec, allowed, await queue.load_events(repo, allowed, spec.payload))
 
-    async def _send(self, subscription_id: str, step: Step) -> Outcome:
-        kind = step.rows[0].kind
-        status = {"handshake": "requested"}.get(kind, step.row.status)
-        base = self.settings.fhir_base_url
-        parameters = notification.status_parameters(base, subscription_id, step.spec.topic, status, kind,
-                                                    int(step.row.events_counter), step.events, step.spec.payload)
-        body = notification.dumps(notification.notification_bundle(base, parameters, step.events,
-                                                                   step.spec.payload))
-        signature = await sign(self.exchange.keys, body)
-        return await post(self.client, step.spec, body, signature)
-
-    async def _record(self, subscription_id: str, step: Step, outcome: Outcome) -> None:
-        now = utcnow()
-        ids = [r.id for r in step.rows]
-        kind = step.rows[0].kind
-        counters.count_delivery(kind, outcome.ok, outcome.status, outcome.error)
+    async def _deliver(self, subscription_id: str, step: Step) -> bool:
+        """Send the step and record its outcome; whether it was delivered."""
+        outcome = await send(self.exchange, self.client, subscription_id, step)
         if outcome.ok:
             self.delivered += 1
-            async with self.exchange.db.transaction() as conn:
-                await conn.execute(update(outbox).where(outbox.c.id.in_(ids), outbox.c.state == "pending")
-                                   .values(state="delivered", delivered_at=to_db(now),
-                                           attempts=outbox.c.attempts + 1, last_error=None))
-                row = step.row
-                if step.spec.heartbeat or row.retry_at or row.failing_since or row.last_error or row.next_heartbeat:
-                    heartbeat = to_db(now + timedelta(seconds=step.spec.heartbeat)) if step.spec.heartbeat else None
-                    await conn.execute(update(state).where(state.c.subscription_id == subscription_id)
-                                       .values(retry_at=None, failing_since=None, last_error=None,
-                                               next_heartbeat=heartbeat))
-            if kind == "handshake":
-                await set_status(self.exchange, subscription_id, "active", expected=("requested",))
-            return
-        self.failed += 1
-        async with self.exchange.db.transaction() as conn:
-            await conn.execute(update(outbox).where(outbox.c.id.in_(ids))
-                               .values(attempts=outbox.c.attempts + 1, last_error=outcome.error,
-                                       state="failed" if kind != "event-notification" else "pending"))
-            current = await queue.get_state(conn, subscription_id)
-            failing_since = from_db(current.failing_since) if current.failing_since else now
-            attempts = max(r.attempts for r in step.rows) + 1
-            retry_at = now + timedelta(seconds=backoff(attempts, self.settings.notify_retry_base,
-                                                       self.settings.notify_retry_max_delay))
-            await conn.execute(update(state).where(state.c.subscription_id == subscription_id)
-                               .values(failing_since=to_db(failing_since), retry_at=to_db(retry_at),
-                                       last_error=outcome.error))
-        if kind == "handshake":
-            await set_status(self.exchange, subscription_id, "error", f"handshake failed: {outcome.error}",
-                             expected=("requested",))
-        elif (now - failing_since).total_seconds() >= self.settings.notify_retry_period:
-            await set_status(self.exchange, subscription_id, "error",
-                             f"delivery failing since {failing_since.isoformat(timespec='seconds')}: {outcome.error}",
-                             expected=("active",))
+        else:
+            self.failed += 1
+        await outcomes.record(self.exchange, subscription_id, step, outcome)
+        return outcome.ok
