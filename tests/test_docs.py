@@ -22,7 +22,6 @@ import pytest
 from tests.serving import free_port, wait_until_answering
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.xdist_group("docs-server")  # one worker runs the module: one server, set up once
 BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
 
 

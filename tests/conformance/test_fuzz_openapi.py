@@ -20,7 +20,6 @@ from conformance.session import Party, load_key
 from tests.conformance.live import LiveServer, demo_settings
 
 FUZZ_EXAMPLES = int(os.environ.get("EXCHANGE_FUZZ_EXAMPLES", "5"))
-pytestmark = pytest.mark.xdist_group("fuzz-server")  # one worker runs the module: one server, set up once
 SCHEMA = schemathesis.openapi.from_path(Path(__file__).resolve().parents[2] / "openapi.yaml")
 # Routes a partner token is not meant for: the admin API (a partner gets 403, documented), the web UI (HTML forms
 # with a CSRF token, its own tests), and the OAuth endpoints that take a signed assertion, not a bearer token

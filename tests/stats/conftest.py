@@ -10,6 +10,11 @@ from exchange.referral import codes
 from tests.referral import world
 
 
+STATS = "http://127.0.0.1:8080/stats/referrals"
+JAN = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+FEB = datetime(2026, 2, 3, 9, 0, tzinfo=timezone.utc)
+
+
 class Clock:
     """The store's clock (`exchange.store.repository.utcnow`), moved by the test: no sleeping."""
 
@@ -66,6 +71,21 @@ class Referrals:
 async def referrals(client, clock) -> Referrals:  # noqa: ANN001
     ids = await world.directory(client)
     return Referrals(client, ids, clock)
+
+
+@pytest.fixture
+async def two_months(referrals) -> Referrals:  # noqa: ANN001
+    """The data set of the report tests. January: 10 accepted after 2 hours, 3 declined (a small cell); February:
+    12 accepted and 9 declined after 4 hours (every decline coded no-capacity, with words of its own)."""
+    for i in range(10):
+        await referrals.answered(JAN + timedelta(minutes=i), "accepted", timedelta(hours=2))
+    for i in range(3):
+        await referrals.answered(JAN + timedelta(minutes=20 + i), "rejected", timedelta(hours=2))
+    for i in range(12):
+        await referrals.answered(FEB + timedelta(minutes=i), "accepted", timedelta(hours=4))
+    for i in range(9):
+        await referrals.answered(FEB + timedelta(minutes=20 + i), "rejected", timedelta(hours=4))
+    return referrals
 
 
 def declined(code: str, text: str | None = None) -> dict:

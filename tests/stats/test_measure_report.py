@@ -2,15 +2,13 @@
 suppression as the JSON report, the Measure served from conformance/, and the same access rules."""
 from __future__ import annotations
 
-from datetime import timedelta
-
 import orjson
 import pytest
 
 from exchange.stats.measure import DATA_ABSENT, EXT_SUPPRESSED
 from tests.conformance.test_r4_validity import FILES, validate
 
-from .test_referral_stats import FEB, JAN, STATS
+from .conftest import STATS
 
 EVALUATE = "/Measure/referral-outcomes/$evaluate-measure"
 PERIOD = {"periodStart": "2026-01", "periodEnd": "2026-02"}
@@ -30,15 +28,7 @@ def _stratum(group: dict, breakdown: str, text: str) -> dict:
     return next(s for s in stratifier["stratum"] if s["value"]["text"] == text)
 
 
-async def test_the_measure_report_is_valid_r4_and_masks_what_the_json_report_hides(referrals, auditor, tmp_path):
-    for i in range(10):
-        await referrals.answered(JAN + timedelta(minutes=i), "accepted", timedelta(hours=2))
-    for i in range(3):
-        await referrals.answered(JAN + timedelta(minutes=20 + i), "rejected", timedelta(hours=2))
-    for i in range(12):
-        await referrals.answered(FEB + timedelta(minutes=i), "accepted", timedelta(hours=4))
-    for i in range(9):
-        await referrals.answered(FEB + timedelta(minutes=20 + i), "rejected", timedelta(hours=4))
+async def test_the_measure_report_is_valid_r4_and_masks_what_the_json_report_hides(auditor, two_months, tmp_path):
     r = await auditor.get(EVALUATE, params=PERIOD)
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("application/fhir+json")

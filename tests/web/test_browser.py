@@ -32,7 +32,6 @@ from tests.serving import free_port  # noqa: E402
 
 PORT = free_port()  # a fixed one collides with other servers on the same machine
 BASE = f"http://127.0.0.1:{PORT}"
-pytestmark = pytest.mark.xdist_group("browser-server")  # one worker runs the module: one server, set up once
 NEUTRAL = f"{BASE}/weather"  # stands for the neutral site quick exit leaves to (the test server adds it)
 PASSWORD = "correct horse battery"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
