@@ -42,7 +42,10 @@ class Settings(BaseSettings):
         default=900, description="How long the page token in the links of a search on identifying parameters "
                                  "(name, identifier, birthdate, ...) stays good.")
     migrate_on_start: bool = True
-    database_pool_size: int = 10
+    database_pool_size: int = Field(
+        default=20, description="Connections each process keeps open to PostgreSQL (as many again may be opened "
+                                "at a peak; those are closed when returned). Below the concurrent requests, "
+                                "every request past it pays a new connection.")
     state_dir: Path = Field(
         default=Path.cwd() / "var",
         description="Where the exchange keeps local secrets (its signing key, demo client keys).",

@@ -47,10 +47,15 @@ class Unit:
 
     @property
     def repo(self) -> Repository:
-        """The unit's one repository: what it read or wrote is read from the database once."""
+        """The unit's one repository: what it read or wrote is read from the database once; the version and index
+        rows of its writes go to the database together (`flush`)."""
         if self._repo is None:
-            self._repo = Repository(self.conn)
+            self._repo = Repository(self.conn, deferred=True)
         return self._repo
+
+    async def flush(self) -> None:
+        if self._repo is not None:
+            await self._repo.flush()
 
     @property
     def dialect(self) -> str:
@@ -91,8 +96,10 @@ async def open_unit(exchange: "Exchange", ctx: RequestContext, interaction: str,
         async with exchange.db.transaction(ctx.begun) as conn:
             unit = Unit(exchange, ctx, conn, interaction)
             yield unit
+            await unit.flush()  # (the hooks read nothing of it; what a hook writes through the unit goes after)
             for hook in exchange.hooks:
                 await hook.before_commit(unit)
+            await unit.flush()
     except FhirError as error:
         await record_failure(exchange, Failure(ctx, interaction, resource_type, resource_id, error))
         raise

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Iterable, Sequence
 
 import orjson
-from sqlalchemy import and_, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.store.tables import (condition_lock, resource, resource_party, resource_recorder, resource_version,
@@ -103,6 +103,23 @@ _READ_WITH_PARTIES = (
     .where(resource.c.resource_type == bindparam("t"), resource.c.id == bindparam("i")))
 
 
+# The writes, built once (a statement built per call costs its cache key and coercions on every request).
+_INSERT_RESOURCE = insert(resource)
+_INSERT_VERSION = insert(resource_version)
+_INSERT_INDEX = insert(search_index)
+_INSERT_PARTY = insert(resource_party)
+_INSERT_RECORDER = insert(resource_recorder)
+_MOVE_ROW = (update(resource)
+             .where(resource.c.resource_type == bindparam("m_type"), resource.c.id == bindparam("m_id"),
+                    resource.c.version_id == bindparam("m_from"))
+             .values(version_id=bindparam("m_to"), last_updated=bindparam("m_at"), deleted=bindparam("m_deleted"),
+                     content=bindparam("m_content")))
+_UNINDEX_ONE = delete(search_index).where(search_index.c.resource_type == bindparam("u_type"),
+                                          search_index.c.resource_id == bindparam("u_id"))
+_UNINDEX_MANY = delete(search_index).where(tuple_(search_index.c.resource_type, search_index.c.resource_id)
+                                           .in_(bindparam("u_keys", expanding=True)))
+
+
 def visible_clause(table, resource_type: str, access: AccessFilter, id_column=None):  # noqa: ANN001
     """SQL condition: the row is visible under `access` (an EXISTS on resource_party)."""
     if not access.applies_to(resource_type):
@@ -130,10 +147,20 @@ class Repository:
     lookups, so the rules of one request never read the same row twice. A filtered read of a row in memory asks only
     for its party set (once: party changes of the unit keep that set in step); of another row, it asks the database
     with the filter, and fills the memory for unfiltered reads of the same row. Reference lookups
-    (`referring_ids`) are forgotten when the unit rewrites the index of that resource type."""
+    (`referring_ids`) are forgotten when the unit rewrites the index of that resource type.
 
-    def __init__(self, conn: AsyncConnection):
+    With `deferred` (a unit's repository), the version rows and the index rows of its writes wait in memory and go
+    to the database together, three statements for all the writes of the unit (`flush`): before any read of those
+    tables through this repository, and before the unit's hooks run (`exchange.unit.open_unit`). The row itself is
+    written at once: its version check decides a lost race there."""
+
+    def __init__(self, conn: AsyncConnection, deferred: bool = False):
         self.conn = conn
+        self.deferred = deferred
+        self._versions: list[dict] = []  # version rows not yet written
+        self._index: dict[tuple[str, str], list[dict]] = {}  # index rows not yet written, by resource
+        self._unindex: dict[tuple[str, str], None] = {}  # resources whose stored index rows are to go (in order)
+        self._fresh: set[tuple[str, str]] = set()  # created since the last flush: no index rows stored yet
         self._current: dict[tuple[str, str], StoredResource | None] = {}
         self._parties: dict[tuple[str, str], set[str]] = {}
         self._referring: dict[tuple[str, str, str, str], set[str]] = {}  # (type, param, target type, id) -> ids
@@ -143,13 +170,31 @@ class Repository:
         self._current[(stored.resource_type, stored.id)] = stored
         return stored
 
+    async def flush(self) -> None:
+        """Write the deferred version and index rows: stored index rows out, then versions and index rows in."""
+        unindex, versions = list(self._unindex), self._versions
+        index = [row for rows in self._index.values() for row in rows]
+        self._unindex, self._versions, self._index, self._fresh = {}, [], {}, set()
+        if len(unindex) == 1:
+            await self.conn.execute(_UNINDEX_ONE, {"u_type": unindex[0][0], "u_id": unindex[0][1]})
+        elif unindex:
+            await self.conn.execute(_UNINDEX_MANY, {"u_keys": unindex})
+        if versions:
+            await self.conn.execute(_INSERT_VERSION, versions)
+        if index:
+            await self.conn.execute(_INSERT_INDEX, index)
+
+    async def _flushed(self) -> None:
+        if self._versions or self._index or self._unindex:
+            await self.flush()
+
     # --- reads -------------------------------------------------------------------------------------------------
     async def read(self, resource_type: str, resource_id: str, access: AccessFilter = UNRESTRICTED
                    ) -> StoredResource | None:
-        clause = visible_clause(resource, resource_type, access)
+        filtered = access.applies_to(resource_type)  # (the party set read with the row decides: no clause built)
         key = (resource_type, resource_id)
         if key in self._current:
-            if clause is None:
+            if not filtered:
                 return self._current[key]
             found = self._current[key]  # visibility from the party rows as this unit knows them (kept in step)
             return found if found is not None and access.organization_id in await self.parties(*key) else None
@@ -160,7 +205,7 @@ class Repository:
         if found is not None:
             self._parties[key] = {r.party for r in rows if r.party is not None}
             self._recorders[key] = rows[0].recorder
-        if clause is not None and (found is None or access.organization_id not in self._parties[key]):
+        if filtered and (found is None or access.organization_id not in self._parties[key]):
             return None
         return found
 
@@ -199,6 +244,7 @@ class Repository:
 
     async def vread(self, resource_type: str, resource_id: str, version_id: int,
                     access: AccessFilter = UNRESTRICTED) -> StoredResource | None:
+        await self._flushed()
         query = select(resource_version).where(resource_version.c.resource_type == resource_type,
                                                resource_version.c.id == resource_id,
                                                resource_version.c.version_id == version_id)
@@ -210,6 +256,7 @@ class Repository:
 
     async def history(self, resource_type: str, resource_id: str, access: AccessFilter, count: int, offset: int
                       ) -> tuple[list[StoredResource], int]:
+        await self._flushed()
         where = [resource_version.c.resource_type == resource_type, resource_version.c.id == resource_id]
         clause = visible_clause(resource_version, resource_type, access)
         if clause is not None:
@@ -221,6 +268,7 @@ class Repository:
         return [_stored(r) for r in rows], int(total or 0)
 
     async def methods_of(self, resource_type: str, resource_id: str) -> dict[int, str]:
+        await self._flushed()
         rows = (await self.conn.execute(
             select(resource_version.c.version_id, resource_version.c.method)
             .where(resource_version.c.resource_type == resource_type, resource_version.c.id == resource_id))).all()
@@ -228,6 +276,7 @@ class Repository:
 
     async def search(self, resource_type: str, conditions: Sequence, order_by: Sequence, count: int, offset: int,
                      access: AccessFilter, with_total: bool = True) -> tuple[list[StoredResource], int | None]:
+        await self._flushed()
         where = [resource.c.resource_type == resource_type, resource.c.deleted.is_(False), *conditions]
         clause = visible_clause(resource, resource_type, access)
         if clause is not None:
@@ -242,6 +291,7 @@ class Repository:
 
     async def references_from(self, resource_type: str, ids: Sequence[str], param: str) -> list[tuple[str, str]]:
         """(target type, target id) of the reference index rows `param` of the given resources."""
+        await self._flushed()
         if not ids:
             return []
         rows = (await self.conn.execute(
@@ -252,6 +302,7 @@ class Repository:
 
     async def referring_ids(self, resource_type: str, param: str, targets: Sequence[tuple[str, str]]) -> list[str]:
         """Ids of `resource_type` resources whose reference param `param` points at one of `targets`."""
+        await self._flushed()
         if not targets:
             return []
         found: set[str] = set()
@@ -275,6 +326,7 @@ class Repository:
     async def party_of_referral_to(self, organization_id: str, targets: Sequence[tuple[str, str]]) -> bool:
         """Whether `organization_id` is party to a Task (owner) or ServiceRequest (performer) naming one of
         `targets` (directory entries: who may see a confidential entry's address)."""
+        await self._flushed()
         if not targets:
             return False
         named = or_(*[and_(search_index.c.system == t, search_index.c.value == i) for t, i in targets])
@@ -311,8 +363,10 @@ class Repository:
         content = orjson.dumps(stored_body).decode()
         values = dict(resource_type=resource_type, id=resource_id, version_id=1, last_updated=to_db(now),
                       deleted=False, content=content)
-        await self.conn.execute(insert(resource).values(**values))
-        await self.conn.execute(insert(resource_version).values(**values, method="POST"))
+        await self.conn.execute(_INSERT_RESOURCE, values)
+        await self._keep_version(dict(values, method="POST"))
+        if self.deferred:
+            self._fresh.add((resource_type, resource_id))
         await self._write_index(resource_type, resource_id, index_rows)
         self._parties[(resource_type, resource_id)] = set()  # a new resource has no party rows yet
         await self.add_parties(resource_type, resource_id, parties)
@@ -353,26 +407,30 @@ class Repository:
     async def _write_version(self, current: StoredResource, version_id: int, now: datetime, content: str,
                              deleted: bool, method: str) -> bool:
         """Move the current row to `version_id` if it is still at `current`'s version, and keep the version."""
-        result = await self.conn.execute(
-            update(resource).where(resource.c.resource_type == current.resource_type, resource.c.id == current.id,
-                                   resource.c.version_id == current.version_id)
-            .values(version_id=version_id, last_updated=to_db(now), deleted=deleted, content=content))
+        result = await self.conn.execute(_MOVE_ROW, {
+            "m_type": current.resource_type, "m_id": current.id, "m_from": current.version_id, "m_to": version_id,
+            "m_at": to_db(now), "m_deleted": deleted, "m_content": content})
         if result.rowcount != 1:
             return False
-        await self.conn.execute(insert(resource_version).values(
-            resource_type=current.resource_type, id=current.id, version_id=version_id, last_updated=to_db(now),
-            deleted=deleted, content=content, method=method))
+        await self._keep_version(dict(resource_type=current.resource_type, id=current.id, version_id=version_id,
+                                      last_updated=to_db(now), deleted=deleted, content=content, method=method))
         return True
+
+    async def _keep_version(self, values: dict) -> None:
+        if self.deferred:
+            self._versions.append(values)
+        else:
+            await self.conn.execute(_INSERT_VERSION, values)
 
     async def set_recorder(self, resource_type: str, resource_id: str, organization_id: str) -> None:
         self._recorders[(resource_type, resource_id)] = organization_id
-        await self.conn.execute(insert(resource_recorder).values(resource_type=resource_type, resource_id=resource_id,
-                                                                 organization_id=organization_id))
+        await self.conn.execute(_INSERT_RECORDER, {"resource_type": resource_type, "resource_id": resource_id,
+                                                   "organization_id": organization_id})
 
     async def add_parties(self, resource_type: str, resource_id: str, organization_ids: Iterable[str]) -> None:
         missing = set(organization_ids) - await self.parties(resource_type, resource_id)
         if missing:
-            await self.conn.execute(insert(resource_party), [
+            await self.conn.execute(_INSERT_PARTY, [
                 dict(resource_type=resource_type, resource_id=resource_id, organization_id=o) for o in sorted(missing)])
             self._parties[(resource_type, resource_id)] |= missing
 
@@ -410,9 +468,11 @@ class Repository:
                         value=r.value, text=r.text,
                         date_start=to_db(r.date_start) if r.date_start else None,
                         date_end=to_db(r.date_end) if r.date_end else None) for r in rows]
-        if payload:
-            await self.conn.execute(insert(search_index), payload)
         self._forget_referring(resource_type)
+        if self.deferred:
+            self._index[(resource_type, resource_id)] = payload  # (replaces rows an earlier write left pending)
+        elif payload:
+            await self.conn.execute(_INSERT_INDEX, payload)
 
     def _forget_referring(self, resource_type: str) -> None:
         for key in [k for k in self._referring if k[0] == resource_type]:
@@ -420,6 +480,10 @@ class Repository:
 
     async def _delete_index(self, resource_type: str, resource_id: str) -> None:
         self._forget_referring(resource_type)
-        await self.conn.execute(delete(search_index).where(search_index.c.resource_type == resource_type,
-                                                           search_index.c.resource_id == resource_id))
-
+        key = (resource_type, resource_id)
+        if not self.deferred:
+            await self.conn.execute(_UNINDEX_ONE, {"u_type": resource_type, "u_id": resource_id})
+            return
+        self._index.pop(key, None)
+        if key not in self._fresh:  # (rows of a resource created since the last flush were never stored)
+            self._unindex[key] = None
