@@ -39,7 +39,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from floor import Floor  # noqa: E402
 from lifecycle import STEPS, Load, Samples  # noqa: E402
-from world import ROOT, build_world, recreate_database  # noqa: E402
+from world import ROOT, build_world, recreate_database, world_from_json  # noqa: E402
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/exchange_bench"
 console = Console()
@@ -116,17 +116,38 @@ class MemoryWatch:
         return {f"{self.names[p]} {p}": round(v / 2**20, 1) for p, v in sorted(self.peaks.items())}
 
 
+def _under(root: Path, code: str) -> list[str]:
+    """python running `code` with the exchange package of `root` first on the path (this venv's packages)."""
+    site = next(p for p in sys.path if p.endswith("site-packages"))
+    return [sys.executable, "-S", "-c", f"import sys; sys.path[:0] = [{str(root)!r}, {site!r}]; {code}"]
+
+
+def exchange_command(root: Path | None = None) -> list[str]:
+    """The `exchange` command of this checkout, or of the checkout at `root`."""
+    if root is None:
+        return [sys.executable, "-m", "exchange.main"]
+    entry = "from exchange.main import cli as app" if (root / "exchange" / "main.py").exists() else \
+        "from exchange.cli import app"  # (before the composition root moved)
+    return _under(root, f"sys.argv[0] = 'exchange'; {entry}; app()")
+
+
+def build_world_under(root: Path, settings, hotlines: int, shelters: int, workdir: Path):  # noqa: ANN001, ANN201
+    """The database and the world made by the code of `root` (its migrations: its server refuses a schema at a
+    revision it does not know), with this checkout's bench/world.py."""
+    out = workdir / "world.json"
+    world_py = Path(__file__).resolve().parent / "world.py"
+    subprocess.run(_under(root, f"import runpy; sys.argv = ['world.py', *sys.argv[1:]]; "
+                                f"runpy.run_path({str(world_py)!r}, run_name='__main__')")
+                   + [settings.database_url, str(settings.state_dir), str(settings.port), str(hotlines),
+                      str(shelters), str(out)], check=True, cwd=workdir)
+    return world_from_json(json.loads(out.read_bytes()))
+
+
 def start_server(database_url: str, port: int, workers: int, workdir: Path, root: Path | None = None,
                  state_dir: Path | None = None, timeout: float = 30.0) -> subprocess.Popen:
     """`exchange serve`; with `root`, the exchange of another checkout (to compare two versions on one machine);
     `state_dir`: the exchange's state directory (default `<workdir>/var`)."""
-    if root is None:
-        command = [sys.executable, "-m", "exchange.main"]
-    else:
-        site = next(p for p in sys.path if p.endswith("site-packages"))
-        command = [sys.executable, "-S", "-c", f"import sys; sys.path[:0] = [{str(root)!r}, {site!r}]; "
-                                               "sys.argv[0] = 'exchange'; from exchange.main import cli; cli()"]
-    command += ["serve", "--port", str(port), "--database-url", database_url]
+    command = exchange_command(root) + ["serve", "--port", str(port), "--database-url", database_url]
     if workers > 1:
         command += ["--workers", str(workers)]
     env = dict(os.environ, EXCHANGE_STATE_DIR=str(state_dir or workdir / "var"), EXCHANGE_MIGRATE_ON_START="false")
@@ -235,9 +256,9 @@ async def link_window(database_url: str) -> dict | None:
             "records": row[2]}
 
 
-def verify_chain(database_url: str, workdir: Path) -> dict:
+def verify_chain(database_url: str, workdir: Path, root: Path | None = None) -> dict:
     started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "exchange.main", "audit", "verify", "--database-url", database_url],
+    out = subprocess.run(exchange_command(root) + ["audit", "verify", "--database-url", database_url],
                          cwd=workdir, capture_output=True, text=True,
                          env=dict(os.environ, EXCHANGE_STATE_DIR=str(workdir / "var")))
     return {"ok": out.returncode == 0, "output": (out.stdout or out.stderr).strip().splitlines()[-1:],
@@ -283,9 +304,12 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict:
 
     database_url = args.database_url
     is_postgres = database_url.startswith("postgresql")
-    await recreate_database(database_url)
     settings = Settings(database_url=database_url, state_dir=workdir / "var", port=args.port)
-    world = await build_world(settings, args.hotlines, args.shelters)
+    if args.server_root is None:
+        await recreate_database(database_url)
+        world = await build_world(settings, args.hotlines, args.shelters)
+    else:
+        world = build_world_under(args.server_root, settings, args.hotlines, args.shelters, workdir)
     server = start_server(database_url, args.port, args.workers, workdir, args.server_root)
     memory = MemoryWatch(server.pid)
     memory.start()
@@ -363,7 +387,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict:
                                               for t, n in floor_counts.items()}
         exchange_rate = report["lifecycle"]["lifecycles_per_s"] or 1
         report["floor_ratio"] = round(report["floor"]["lifecycles_per_s"] / exchange_rate, 1)
-    report["audit_verify"] = verify_chain(database_url, workdir)
+    report["audit_verify"] = verify_chain(database_url, workdir, args.server_root)
     return report
 
 
@@ -384,7 +408,8 @@ def main() -> None:
     parser.add_argument("--profile-phase", choices=("lifecycle", "read", "create"), default="lifecycle",
                         help="the phase --profile records (default %(default)s)")
     parser.add_argument("--server-root", type=Path, default=None,
-                        help="serve the exchange package of another checkout (compare versions)")
+                        help="the exchange package of another checkout (compare versions): it migrates the "
+                             "database, builds the world, serves and verifies the chain")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="exchange-bench-"))

@@ -99,7 +99,11 @@ async def build_world(settings, hotlines: int, shelters: int, concurrency: int =
     from exchange.context import system_context
     from exchange.fhir.interactions import create
     from exchange.store.migrate import upgrade
-    from exchange.main import build
+
+    try:
+        from exchange.main import build
+    except ImportError:  # (an older checkout's code, bench/load.py --server-root)
+        from exchange.wiring import build
 
     exchange = build(settings)
     example = orjson.loads(EXAMPLE.read_bytes())
@@ -131,6 +135,45 @@ async def build_world(settings, hotlines: int, shelters: int, concurrency: int =
     finally:
         await exchange.db.dispose()
     return world
+
+
+def world_to_json(world: World) -> dict:
+    def party(p: Party) -> dict:
+        return {"organization_id": p.organization_id, "client_id": p.client_id, "service_id": p.service_id,
+                "key": p.key.as_dict(private=True)}
+    return {"hotlines": [party(p) for p in world.hotlines], "shelters": [party(p) for p in world.shelters],
+            "auditor": party(world.auditor)}
+
+
+def world_from_json(data: dict) -> World:
+    from joserfc.jwk import ECKey
+
+    def party(d: dict) -> Party:
+        return Party(d["organization_id"], d["client_id"], ECKey.import_key(d["key"]), d["service_id"])
+    return World([party(d) for d in data["hotlines"]], [party(d) for d in data["shelters"]], party(data["auditor"]))
+
+
+def main() -> None:
+    """`world.py DATABASE_URL STATE_DIR PORT HOTLINES SHELTERS OUT.json`: build the world with whichever exchange
+    package is first on the path (bench/load.py --server-root runs this under the other checkout's code, so its
+    own migrations make the schema its server expects) and write it as JSON."""
+    import asyncio
+    import sys
+
+    from exchange.settings import Settings
+
+    url, state_dir, port, hotlines, shelters, out = sys.argv[1:7]
+    settings = Settings(database_url=url, state_dir=Path(state_dir), port=int(port))
+
+    async def go() -> World:
+        await recreate_database(url)
+        return await build_world(settings, int(hotlines), int(shelters))
+
+    Path(out).write_bytes(orjson.dumps(world_to_json(asyncio.run(go()))))
+
+
+if __name__ == "__main__":
+    main()
 
 
 class Referrals:
