@@ -107,6 +107,12 @@ async def organisations_of(repo: Repository, references: Iterable[str]) -> set[s
     return orgs
 
 
+async def organisations_in(repo: Repository, value) -> set[str]:  # noqa: ANN001
+    """Organisation ids behind the references of a Reference element or a list of them (a Task's owner, a
+    ServiceRequest's performer ...)."""
+    return await organisations_of(repo, references_in(value))
+
+
 # For each referral type: which elements name its parties, and which referenced resources share them.
 _PARTY_ELEMENTS = {"Task": ("requester", "owner"), "ServiceRequest": ("requester", "performer")}
 _SHARED_ELEMENTS = {"Task": ("focus", "for"), "ServiceRequest": ("subject", "supportingInfo")}

@@ -18,6 +18,7 @@ import re
 import orjson
 
 from exchange.errors import Issue
+from exchange.fhir.references import reference_path
 
 RULE = "r4-element"
 REFERENCE_RULE = "r4-reference"
@@ -106,9 +107,7 @@ def _target(reference: dict, element: str, expr: str) -> Iterator[Issue]:
     ref = reference.get("reference")
     if not isinstance(ref, str) or ref.startswith(("#", "urn:")):
         return
-    parts = ref.split("?")[0].split("/")
-    if len(parts) >= 4 and parts[-2] == "_history":
-        parts = parts[:-2]
+    parts = reference_path(ref.split("?")[0])
     if len(parts) < 2 or parts[-2] not in _resource_types():
         return  # not a Type/id reference: the referral rules check the references they need
     allowed = definitions()["targets"][element]

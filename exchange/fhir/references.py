@@ -8,6 +8,15 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")  # FHIR id: what every id col
 TYPE_PATTERN = re.compile(r"^[A-Z][A-Za-z]{0,63}$")
 
 
+def reference_path(reference: str) -> list[str]:
+    """The segments of a literal reference, its version left out: 'a/fhir/Task/1/_history/2' -> ['a', 'fhir',
+    'Task', '1']. The one place a reference string is taken apart (the type and id are the last two segments)."""
+    parts = reference.split("/")
+    if len(parts) >= 4 and parts[-2] == "_history":
+        parts = parts[:-2]
+    return parts
+
+
 def split_reference(reference: str) -> tuple[str, str] | None:
     """'Organization/1', '.../fhir/Organization/1' or 'Organization/1/_history/2' -> ('Organization', '1').
 
@@ -16,9 +25,7 @@ def split_reference(reference: str) -> tuple[str, str] | None:
     """
     if reference.startswith(("#", "urn:")):
         return None
-    parts = reference.rstrip("/").split("/")
-    if len(parts) >= 4 and parts[-2] == "_history":
-        parts = parts[:-2]
+    parts = reference_path(reference.rstrip("/"))
     if len(parts) < 2 or not TYPE_PATTERN.match(parts[-2]) or not ID_PATTERN.match(parts[-1]):
         return None
     return parts[-2], parts[-1]

@@ -13,6 +13,7 @@ from exchange.errors import BadRequest
 from exchange.fhir.dates import parse_fhir_date
 from exchange.fhir.definitions import (IDENTIFYING_SEARCH_PARAMS, INCLUDES, RESOURCE_TYPES, REVINCLUDES,
                                        SearchParam, search_param)
+from exchange.fhir.references import reference_path
 from exchange.fhir.validate import ID_PATTERN
 from exchange.settings import Settings
 
@@ -355,9 +356,7 @@ def _token_value(raw: str) -> tuple[str | None, str | None, bool]:
 
 
 def _reference_value(raw: str, type_modifier: str | None) -> tuple[str | None, str]:
-    parts = raw.rstrip("/").split("/")
-    if len(parts) >= 4 and parts[-2] == "_history":
-        parts = parts[:-2]
+    parts = reference_path(raw.rstrip("/"))
     if len(parts) >= 2:
         return parts[-2], parts[-1]
     return type_modifier if type_modifier and type_modifier != "missing" else None, parts[-1]

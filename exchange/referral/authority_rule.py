@@ -6,17 +6,13 @@ rules. The exchange itself (system context) is not held to the table.
 """
 from __future__ import annotations
 
-from exchange.auth.access import DIRECTORY_OWNER, DIRECTORY_TYPES, organisations_of
+from exchange.auth.access import DIRECTORY_OWNER, DIRECTORY_TYPES, organisations_in
 from exchange.fhir.references import all_references, references_in, split_reference
 from exchange.referral import authority, task_states
 from exchange.referral.consent import subject_id
 from exchange.referral.rules import REQUEST_OPEN
 from exchange.store.repository import Repository, StoredResource
 from exchange.change import Change, Reads
-
-async def _orgs(repo: Repository, value) -> set[str]:  # noqa: ANN001
-    return await organisations_of(repo, references_in(value))
-
 
 async def roles_of(repo: Repository, org: str | None, resource_type: str, resource_id: str | None,
                    body: dict) -> set[str]:
@@ -26,16 +22,17 @@ async def roles_of(repo: Repository, org: str | None, resource_type: str, resour
     roles: set[str] = set()
     if resource_id is None or await repo.recorder(resource_type, resource_id) == org:
         roles.add(authority.RECORDER)
-    if resource_type in ("ServiceRequest", "Task") and org in await _orgs(repo, body.get("requester")):
+    if resource_type in ("ServiceRequest", "Task") and org in await organisations_in(repo, body.get("requester")):
         roles.add(authority.REQUESTER)
     if resource_type == "Task":
-        if org in await _orgs(repo, body.get("owner")):
+        if org in await organisations_in(repo, body.get("owner")):
             roles.add(authority.OWNER)
         elif not body.get("owner") and org in await _task_performers(repo, body):
             roles.add(authority.PERFORMER)
-    elif resource_type == "ServiceRequest" and org in await _orgs(repo, body.get("performer")):
+    elif resource_type == "ServiceRequest" and org in await organisations_in(repo, body.get("performer")):
         roles.add(authority.PERFORMER)
-    elif resource_type in DIRECTORY_OWNER and org in await _orgs(repo, body.get(DIRECTORY_OWNER[resource_type])):
+    elif resource_type in DIRECTORY_OWNER and org in await organisations_in(repo,
+                                                                          body.get(DIRECTORY_OWNER[resource_type])):
         roles.add(authority.PROVIDER)
     return roles
 
@@ -46,7 +43,7 @@ async def _task_performers(repo: Repository, task: dict) -> set[str]:
         if split and split[0] == "ServiceRequest":
             request = await repo.read(*split)
             if request is not None and not request.deleted:
-                return await _orgs(repo, request.resource.get("performer"))
+                return await organisations_in(repo, request.resource.get("performer"))
     return set()
 
 

@@ -18,7 +18,7 @@ so later writes never bring a removed provider back.
 from __future__ import annotations
 
 
-from exchange.auth.access import organisations_of
+from exchange.auth.access import organisations_in
 from exchange.change import Change, FollowUp, Reads, Unshare, Update
 from exchange.fhir.references import references_in, split_reference
 from exchange.store.repository import Repository
@@ -32,10 +32,6 @@ def pointed_at(body: dict, resource_type: str) -> list[str]:
         if split and split[0] == resource_type:
             out.append(split[1])
     return out
-
-
-async def _orgs(repo: Repository, value) -> set[str]:  # noqa: ANN001
-    return await organisations_of(repo, references_in(value))
 
 
 async def shared_elsewhere(repo: Repository, patient_id: str, request_id: str, orgs: set[str]
@@ -62,7 +58,7 @@ async def narrow_on_claim(change: Change, reads: Reads) -> list[FollowUp]:
     if change.before.get("owner") or not task.get("owner"):
         return []
     repo = reads.repo
-    owners = await _orgs(repo, task.get("owner"))
+    owners = await organisations_in(repo, task.get("owner"))
     out: list[FollowUp] = []
     for ref in references_in(task.get("focus")):
         split = split_reference(ref)
@@ -72,7 +68,7 @@ async def narrow_on_claim(change: Change, reads: Reads) -> list[FollowUp]:
         if request is None or request.deleted:
             continue
         performers = request.resource.get("performer") or []
-        kept = [p for p in performers if await _orgs(repo, p) & owners]
+        kept = [p for p in performers if await organisations_in(repo, p) & owners]
         if kept and kept != performers:  # the request's own follow-up runs follow_performers
             out.append(Update(request, dict(request.resource, performer=kept), "need to know after a claim"))
         else:
@@ -90,13 +86,13 @@ async def follow_performers(repo: Repository, request_id: str) -> list[Unshare]:
     if request is None or request.deleted:
         return []
     body = request.resource
-    requesters = await _orgs(repo, body.get("requester"))
-    performers = await _orgs(repo, body.get("performer"))
+    requesters = await organisations_in(repo, body.get("requester"))
+    performers = await organisations_in(repo, body.get("performer"))
     task_ids = await repo.referring_ids("Task", "focus", [("ServiceRequest", request_id)])
     owners_of_any: set[str] = set()
     task_cuts: list[tuple[str, set[str]]] = []
     for task in await repo.read_many([("Task", i) for i in task_ids]):
-        owners = await _orgs(repo, task.resource.get("owner"))
+        owners = await organisations_in(repo, task.resource.get("owner"))
         owners_of_any |= owners
         keep_task = requesters | owners | (set() if owners else performers)
         task_cuts.append((task.id, await repo.parties("Task", task.id) - keep_task))
@@ -130,4 +126,4 @@ async def _custodians(repo: Repository, resource_type: str, resource_id: str) ->
     if resource_type != "Consent":
         return set()
     found = await repo.read(resource_type, resource_id)
-    return await _orgs(repo, found.resource.get("organization")) if found and not found.deleted else set()
+    return await organisations_in(repo, found.resource.get("organization")) if found and not found.deleted else set()

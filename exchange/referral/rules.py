@@ -12,7 +12,7 @@ they prove the rules. The follow-ups run for everyone, so a withdrawal always ta
 """
 from __future__ import annotations
 
-from exchange.auth.access import organisations_of
+from exchange.auth.access import organisations_in
 from exchange.fhir.references import references_in, split_reference
 from exchange.referral import (authority, consent, consent_checks, emergency, need_to_know, profile, routing,
                                task_rules, withdrawal)
@@ -29,10 +29,6 @@ DISCLOSING = ("performer", "subject", "supportingInfo", "reasonCode", "reasonRef
 WITHDRAWAL_INPUTS = {"Task": ("owner", "focus", "for"), "ServiceRequest": ("requester", *DISCLOSING), "Consent": ()}
 # the elements the parties of a referral follow: a Task's owner (a claim), a request's performers and requester
 NEED_TO_KNOW_INPUTS = {"Task": ("owner",), "ServiceRequest": ("requester", "performer")}
-
-
-async def _orgs(reads: Reads, body, element: str) -> set[str]:  # noqa: ANN001
-    return await organisations_of(reads.repo, references_in(body.get(element)))
 
 
 async def _visible(reads: Reads, body, element: str, types: tuple[str, ...], where: str) -> None:  # noqa: ANN001
@@ -117,7 +113,8 @@ class ReferralRules:
                   ) -> None:  # noqa: N802, ANN001
         raise_all(profile.consent(body))
         if not change.who.is_system:
-            if change.who.organization_id not in await _orgs(reads, body, "organization"):  # who changes it: authority
+            # who changes it: authority
+            if change.who.organization_id not in await organisations_in(reads.repo, body.get("organization")):
                 refuse("consent-custodian", "a referral Consent is recorded and changed by the organisation that "
                                             "holds it (Consent.organization)", "Consent.organization")
             await _visible(reads, body, "patient", ("Patient",), "Consent.patient")

@@ -6,8 +6,8 @@ context: CLI, demo loader, sweeps) is no party; it may make any change the table
 """
 from __future__ import annotations
 
-from exchange.auth.access import organisations_of
-from exchange.fhir.references import references_in
+from exchange.auth.access import organisations_in
+from exchange.fhir.references import references_in, split_reference
 from exchange.errors import PreconditionRequired
 from exchange.referral import codes, task_states as states
 from exchange.referral.consent import subject_id
@@ -16,15 +16,11 @@ from exchange.store.repository import StoredResource
 from exchange.change import Change, Reads
 
 
-async def _orgs(reads: Reads, body, element: str) -> set[str]:  # noqa: ANN001
-    return await organisations_of(reads.repo, references_in(body.get(element)))
-
-
 async def focus_request(reads: Reads, body) -> StoredResource | None:  # noqa: ANN001
     for ref in references_in(body.get("focus")):
-        type_, _, rid = ref.rpartition("/")
-        if type_.endswith("ServiceRequest"):
-            found = await reads.repo.read("ServiceRequest", rid, reads.access)
+        split = split_reference(ref)
+        if split and split[0] == "ServiceRequest":
+            found = await reads.repo.read("ServiceRequest", split[1], reads.access)
             return found if found and not found.deleted else None
     return None
 
@@ -37,10 +33,11 @@ async def check_links(reads: Reads, body) -> StoredResource:  # noqa: ANN001
     sr = request.resource
     if subject_id(body, "for") != subject_id(sr):
         refuse("task-focus", "for must be the ServiceRequest's subject", "Task.for")
-    if await _orgs(reads, body, "requester") != await _orgs(reads, sr, "requester"):
+    requesters = await organisations_in(reads.repo, body.get("requester"))
+    if requesters != await organisations_in(reads.repo, sr.get("requester")):
         refuse("task-focus", "requester must be the ServiceRequest's requester", "Task.requester")
-    owners = await _orgs(reads, body, "owner")
-    if owners and not owners <= await _orgs(reads, sr, "performer"):
+    owners = await organisations_in(reads.repo, body.get("owner"))
+    if owners and not owners <= await organisations_in(reads.repo, sr.get("performer")):
         refuse("task-focus", "owner must be one of the ServiceRequest's performers", "Task.owner")
     return request
 
@@ -119,9 +116,9 @@ async def check_update(change: Change, reads: Reads) -> None:
     system = change.who.is_system
     org = change.who.organization_id
     roles: set[str] = set()
-    if org in await _orgs(reads, old_body, "requester"):
+    if org in await organisations_in(reads.repo, old_body.get("requester")):
         roles.add(states.REQUESTER)
-    if org in await _orgs(reads, old_body, "owner"):
+    if org in await organisations_in(reads.repo, old_body.get("owner")):
         roles.add(states.OWNER)
     claim = not old_body.get("owner") and body.get("owner") is not None
     if claim:
@@ -159,10 +156,10 @@ async def _check_claim(change: Change, reads: Reads, system: bool) -> None:
     if system:
         return
     org = change.who.organization_id
-    new_owners = await _orgs(reads, body, "owner")
+    new_owners = await organisations_in(reads.repo, body.get("owner"))
     if new_owners != {org}:
         refuse("task-claim", "a claim sets owner to your own organisation (or one of its services)", "Task.owner")
     request = await focus_request(reads, old_body)
-    performers = await _orgs(reads, request.resource, "performer") if request else set()
+    performers = await organisations_in(reads.repo, request.resource.get("performer")) if request else set()
     if org not in performers:
         refuse("task-claim", "only a provider listed in the ServiceRequest's performer may claim it", "Task.owner")
