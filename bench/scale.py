@@ -30,7 +30,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import generate, load_world  # noqa: E402
-from lifecycle import assertion  # noqa: E402
+from lifecycle import token  # noqa: E402
 from load import percentile, start_server  # noqa: E402
 from world import ROOT  # noqa: E402
 
@@ -87,16 +87,6 @@ def _queries(world, tasks: list[tuple[str, str]], rng: random.Random) -> dict:  
     }
 
 
-async def _token(http: httpx.AsyncClient, base: str, party, scope: str) -> str:  # noqa: ANN001
-    token_url = f"{base}/auth/token"
-    r = await http.post(token_url, data={
-        "grant_type": "client_credentials", "scope": scope,
-        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        "client_assertion": assertion(party.client_id, party.key, token_url)})
-    r.raise_for_status()
-    return r.json()["access_token"]
-
-
 async def _sample_tasks(url: str, limit: int = 2000) -> list[tuple[str, str]]:
     """(Task id, owner service id) of Tasks picked at random (TABLESAMPLE: cheap at any size)."""
     import asyncpg
@@ -135,7 +125,8 @@ async def measure(url: str, state: Path, repeat: int, clients: int, seed: int) -
                 """A token per organisation, renewed before its 300 s are up (a query's requests all fit in)."""
                 if time.monotonic() - issued.get(party.client_id, -1e9) > 120:
                     scope = "system/AuditEvent.rs" if party is world.auditor else "system/*.cruds"
-                    headers[party.client_id] = {"Authorization": f"Bearer {await _token(http, base, party, scope)}",
+                    bearer = await token(http, party, f"{base}/auth/token", scope)
+                    headers[party.client_id] = {"Authorization": f"Bearer {bearer}",
                                                 "Accept": "application/fhir+json"}
                     issued[party.client_id] = time.monotonic()
                 return headers[party.client_id]
@@ -228,7 +219,8 @@ async def explain(url: str, state: Path, seed: int, picks: int = 5) -> tuple[str
                         party, path = make()
                         if party.client_id not in tokens:
                             scope = "system/AuditEvent.rs" if party is world.auditor else "system/*.cruds"
-                            tokens[party.client_id] = await _token(http, "http://127.0.0.1:8080", party, scope)
+                            tokens[party.client_id] = await token(http, party, "http://127.0.0.1:8080/auth/token",
+                                                                  scope)
                         event.listen(exchange.db.engine.sync_engine, "before_cursor_execute", capture)
                         try:
                             r = await http.get(f"/fhir{path}",

@@ -6,10 +6,12 @@ package's commands (`auth/cli.py`, `audit/cli.py`, `notify/cli.py`, ...) import 
 """
 from __future__ import annotations
 
+import asyncio
 from typing import Awaitable, Callable, Optional, TypeVar
 
 import typer
 
+from exchange.errors import FhirError
 from exchange.settings import Settings, get_settings, usable_database_url
 
 try:  # recent typer carries its own copy of click: its context is the one a command runs in
@@ -53,3 +55,13 @@ async def run_with_exchange(settings: Settings, work: Callable[..., Awaitable[T]
         return await work(exchange)
     finally:
         await exchange.db.dispose()
+
+
+def run_or_report(database_url: Optional[str], work: Callable[..., Awaitable[T]], *expected: type[Exception]) -> T:
+    """Run `work(exchange)` on the command's database; a failure of an `expected` kind (a refusal the person can
+    act on) is one `error:` line, a FhirError's diagnostics or the exception's text, and exit status 2."""
+    try:
+        return asyncio.run(run_with_exchange(settings_with(database_url), work))
+    except expected as exc:
+        typer.echo(f"error: {exc.diagnostics if isinstance(exc, FhirError) else exc}", err=True)
+        raise typer.Exit(2) from None

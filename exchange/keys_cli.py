@@ -1,23 +1,18 @@
 """`exchange keys ...`: the exchange's own signing keys (list, rotate) and a new key-encryption key."""
 from __future__ import annotations
 
-import asyncio
 from typing import Optional
 
 import typer
 
-from exchange.cli_support import DatabaseOption, run_with_exchange, settings_with
+from exchange.cli_support import DatabaseOption, run_or_report
 from exchange.custody import KeyCustodyError, generate_kek
 
 keys_app = typer.Typer(help="The exchange's signing keys, sealed under the key-encryption key.", no_args_is_help=True)
 
 
 def _run(database_url: Optional[str], work):  # noqa: ANN001, ANN202
-    try:
-        return asyncio.run(run_with_exchange(settings_with(database_url), work))
-    except KeyCustodyError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    return run_or_report(database_url, work, KeyCustodyError)
 
 
 @keys_app.command("list")

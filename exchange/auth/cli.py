@@ -1,7 +1,6 @@
 """`exchange clients ...`: register, list, disable, enable and re-key the partner systems that may get tokens."""
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Optional
@@ -11,7 +10,7 @@ import typer
 
 from exchange.auth.clients import ClientError, audited_change
 from exchange.auth.roles import ROLES
-from exchange.cli_support import DatabaseOption, run_with_exchange, settings_with
+from exchange.cli_support import DatabaseOption, run_or_report
 from exchange.console import JsonOption, print_table
 from exchange.context import system_context
 from exchange.errors import FhirError
@@ -21,14 +20,7 @@ clients_app = typer.Typer(help="OAuth clients (SMART Backend Services) of partne
 
 def run_command(database_url: Optional[str], work):  # noqa: ANN001, ANN202
     """Run `work(exchange)`; a refused client change or FHIR error is one `error:` line and exit status 2."""
-    try:
-        return asyncio.run(run_with_exchange(settings_with(database_url), work))
-    except ClientError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except FhirError as exc:
-        typer.echo(f"error: {exc.diagnostics}", err=True)
-        raise typer.Exit(2) from None
+    return run_or_report(database_url, work, ClientError, FhirError)
 
 
 async def _change(exchange, interaction: str, work):  # noqa: ANN001, ANN202

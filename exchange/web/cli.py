@@ -1,25 +1,20 @@
 """`exchange staff ...`: the administrator creates, lists, disables and enables the people who use the web inbox."""
 from __future__ import annotations
 
-import asyncio
 import sys
 from typing import Optional
 
 import orjson
 import typer
 
-from exchange.cli_support import DatabaseOption, run_with_exchange, settings_with
+from exchange.cli_support import DatabaseOption, run_or_report
 from exchange.web import accounts
 
 staff_app = typer.Typer(help="Staff accounts of the web inbox (people, not partner systems).", no_args_is_help=True)
 
 
 def _run(database_url: Optional[str], work):  # noqa: ANN001, ANN202
-    try:
-        return asyncio.run(run_with_exchange(settings_with(database_url), work))
-    except accounts.StaffError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    return run_or_report(database_url, work, accounts.StaffError)
 
 
 @staff_app.command("add")
