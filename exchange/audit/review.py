@@ -24,7 +24,7 @@ from exchange.fhir.references import split_reference
 from exchange.fhir.search import SearchPlan, checked_values, date_value, int_param
 from exchange.settings import Settings
 from exchange.store.repository import StoredResource, from_db
-from exchange.store.search_sql import instant_condition
+from exchange.fhir.search_sql import instant_condition
 from exchange.store.tables import resource_party, search_index
 
 SEARCH_PARAMS = {

@@ -10,7 +10,7 @@ Everyone else gets the entry without the elements of `HIDDEN` (its address keeps
 country), labelled `REDACTED` in `meta.security`; the extension's intake contacts stay, so anyone can still reach
 intake. Every interaction that returns a directory entry passes it through `shown` (read, vread, history, search,
 _include, _revinclude, transactions, the web inbox); a search on a hidden element never matches a confidential
-entry for them (`exchange.store.search_sql`, `definitions.CONFIDENTIAL_SEARCH_PARAMS`). Notifications never carry
+entry for them (`exchange.fhir.search_sql`, `definitions.CONFIDENTIAL_SEARCH_PARAMS`). Notifications never carry
 directory entries (the topics are Task and ServiceRequest).
 """
 from __future__ import annotations

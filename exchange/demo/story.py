@@ -14,7 +14,7 @@ from exchange.fhir.search import parse_search
 from exchange.fhir.transaction import process_bundle
 from exchange.referral import codes, directory
 from exchange.services import Exchange
-from exchange.store.search_sql import plan_conditions, plan_order
+from exchange.fhir.search_sql import plan_conditions, plan_order
 from exchange.unit import open_unit
 
 SERVICE_SID = f"{codes.BASE}/sid/service"

@@ -1,6 +1,6 @@
 """Search parameters -> a search plan (what to match, page, include), and the plan's paging links.
 
-Knows FHIR search syntax, not HTTP and not SQL: `exchange.store.search_sql` turns a plan into a query.
+Knows FHIR search syntax, not HTTP and not SQL: `exchange.fhir.search_sql` turns a plan into a query.
 """
 from __future__ import annotations
 

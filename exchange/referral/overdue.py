@@ -23,7 +23,7 @@ from exchange.fhir.search import parse_search
 from exchange.ops import counters
 from exchange.referral import codes, task_states
 from exchange.services import Exchange
-from exchange.store.search_sql import plan_conditions, plan_order
+from exchange.fhir.search_sql import plan_conditions, plan_order
 from exchange.unit import open_unit
 
 log = logging.getLogger("exchange.referral.overdue")

@@ -10,7 +10,7 @@ from exchange.fhir.interactions.write import insert_new
 from exchange.fhir.search import SearchPlan, parse_search
 from exchange.fhir.validate import validate_resource
 from exchange.services import Exchange
-from exchange.store.search_sql import plan_conditions, plan_order
+from exchange.fhir.search_sql import plan_conditions, plan_order
 from exchange.unit import Event, Unit, open_unit
 
 

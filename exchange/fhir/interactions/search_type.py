@@ -12,7 +12,7 @@ from exchange.fhir.search import SearchPlan, identifying, page_links, parse_sear
 from exchange.fhir.validate import check_resource_type
 from exchange.services import Exchange
 from exchange.store.repository import StoredResource
-from exchange.store.search_sql import plan_conditions, plan_order
+from exchange.fhir.search_sql import plan_conditions, plan_order
 from exchange.unit import Event, Unit, open_unit
 
 
