@@ -63,9 +63,8 @@ class Unit:
 
     @property
     def access(self) -> AccessFilter:
-        from exchange.auth.access import access_filter
-
-        return access_filter(self.ctx)
+        """What the caller may see, by the access policy the exchange was built with (`auth.install`)."""
+        return self.exchange.access_policy(self.ctx)
 
     def record(self, event: Event) -> None:
         self.events.append(event)

@@ -1,7 +1,7 @@
 """OAuth 2 for partner systems (SMART Backend Services) and the access rules.
 
 `install(exchange)` registers the client registry, the token/introspection/revocation/discovery routes, the
-CapabilityStatement's security section and the access write rule.
+CapabilityStatement's security section, the access write rule and the access policy every unit of work reads with.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 def install(exchange: "Exchange") -> None:
     from exchange.auth import tables  # noqa: F401  (declares the auth tables on the shared metadata)
-    from exchange.auth.access import AccessRule
+    from exchange.auth.access import AccessRule, access_filter
     from exchange.auth.client_routes import router as admin_router
     from exchange.auth.discovery import contribute_security
     from exchange.auth.routes import router
@@ -24,3 +24,4 @@ def install(exchange: "Exchange") -> None:
     exchange.routers.append(admin_router)
     exchange.capability.append(contribute_security)
     exchange.rules.insert(0, AccessRule())
+    exchange.access_policy = access_filter
