@@ -13,17 +13,20 @@ from exchange.services import Exchange
 
 def install(exchange: Exchange) -> None:
     """Register the exchange log: its hook, routes, capability entry and periodic checkpoints."""
+    from exchange.audit.backlog import audit_unlinked
     from exchange.audit.capability import contribute
     from exchange.audit.checkpoint import install_periodic
     from exchange.audit.hook import AuditLog
     from exchange.audit.linker import Linker, install_kicked, install_periodic as install_linker
     from exchange.audit.routes import router
+    from exchange.ops import gauges
 
     linker = Linker(exchange)
     exchange.extensions["audit.linker"] = linker
     exchange.hooks.append(AuditLog(exchange.settings.base_url, linker))
     exchange.routers.append(router)
     exchange.capability.append(contribute)
+    gauges.register(exchange, gauges.AUDIT_UNLINKED, audit_unlinked)
     install_periodic(exchange)
     install_kicked(exchange, linker)
     install_linker(exchange, linker)

@@ -14,16 +14,19 @@ if TYPE_CHECKING:
 
 def install(exchange: "Exchange") -> None:
     from exchange.notify import tables  # noqa: F401 - declares the tables on the shared metadata
+    from exchange.notify.backlog import notification_backlog
     from exchange.notify.dispatcher import Dispatcher
     from exchange.notify.operations import contribute_capability
     from exchange.notify.outbox import OutboxHook
     from exchange.notify.routes import router
     from exchange.notify.rules import SubscriptionRule
+    from exchange.ops import gauges
 
     exchange.rules.append(SubscriptionRule())
     exchange.hooks.append(OutboxHook())
     exchange.routers.append(router)
     exchange.capability.append(contribute_capability)
+    gauges.register(exchange, gauges.NOTIFICATION_BACKLOG, notification_backlog)
     if exchange.settings.notify_dispatch_in_server:
         running: list[Dispatcher] = []
 

@@ -1,51 +1,29 @@
 """Numbers read from the database, the same for every process: what readiness checks and metrics report.
 
 Computed when asked (a readiness probe, a scrape), so that with several server processes and `exchange worker`s
-every answer counts the whole deployment, not one process.
+every answer counts the whole deployment, not one process. Each package registers the readers of its own tables
+(`notify.install`: NOTIFICATION_BACKLOG; `audit.install`: AUDIT_UNLINKED), so operations reads them without
+importing the packages above it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exchange.notify import queue
-from exchange.notify.tables import notification_outbox as outbox, subscription_state as state
-from exchange.store.repository import from_db, utcnow
+if TYPE_CHECKING:
+    from exchange.services import Exchange
+
+NOTIFICATION_BACKLOG = "notification-backlog"  # -> pending, held, oldest_age_seconds (notify.backlog.Backlog)
+AUDIT_UNLINKED = "audit-unlinked"  # -> records waiting to be linked, None while the log links in the request
+
+Reader = Callable[[AsyncConnection], Awaitable[Any]]
 
 
-@dataclass(frozen=True)
-class Backlog:
-    pending: int  # undelivered events of subscriptions being delivered (requested, active)
-    oldest_age_seconds: float  # 0 when none is waiting
-    held: int  # undelivered events of subscriptions in error or off (kept until re-activated)
+def register(exchange: "Exchange", name: str, reader: Reader) -> None:
+    exchange.extensions.setdefault("gauges", {})[name] = reader
 
 
-async def notification_backlog(conn: AsyncConnection, now: datetime | None = None) -> Backlog:
-    delivering = state.c.status.in_(queue.DELIVERING)
-    rows = (await conn.execute(
-        select(delivering.label("delivering"), func.count(), func.min(outbox.c.occurred))
-        .select_from(outbox.join(state, state.c.subscription_id == outbox.c.subscription_id))
-        .where(outbox.c.state == "pending", outbox.c.kind == "event-notification")
-        .group_by(delivering))).all()
-    pending = held = 0
-    oldest: datetime | None = None
-    for is_delivering, count, first in rows:
-        if is_delivering:
-            pending, oldest = int(count), first
-        else:
-            held = int(count)
-    age = max(0.0, ((now or utcnow()) - from_db(oldest)).total_seconds()) if oldest is not None else 0.0
-    return Backlog(pending, age, held)
-
-
-async def audit_unlinked(conn: AsyncConnection) -> int | None:
-    """Audit records queued but not yet linked into the chain; None while the log links in the request itself."""
-    from exchange.audit.tables import audit_event
-
-    if "linked" not in audit_event.c:
-        return None
-    return int((await conn.execute(select(func.count()).select_from(audit_event)
-                                   .where(audit_event.c.seq.is_(None)))).scalar_one())
+async def read(exchange: "Exchange", name: str, conn: AsyncConnection) -> Any:
+    """The gauge `name` as its package's reader finds it now."""
+    return await exchange.extensions["gauges"][name](conn)

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exchange.ops.gauges import audit_unlinked, notification_backlog
+from exchange.ops import gauges
 from exchange.services import Exchange
 from exchange.store.migrate import alembic_config
 
@@ -46,11 +46,12 @@ async def _signing_key(exchange: Exchange, _conn: AsyncConnection) -> bool:
 
 
 async def _notification_backlog(exchange: Exchange, conn: AsyncConnection) -> bool:
-    return (await notification_backlog(conn)).pending <= exchange.settings.ready_max_notification_backlog
+    backlog = await gauges.read(exchange, gauges.NOTIFICATION_BACKLOG, conn)
+    return backlog.pending <= exchange.settings.ready_max_notification_backlog
 
 
 async def _audit_queue(exchange: Exchange, conn: AsyncConnection) -> bool:
-    waiting = await audit_unlinked(conn)
+    waiting = await gauges.read(exchange, gauges.AUDIT_UNLINKED, conn)
     return waiting is None or waiting <= exchange.settings.ready_max_audit_unlinked
 
 

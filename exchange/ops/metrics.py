@@ -20,7 +20,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from exchange.errors import Forbidden
-from exchange.ops.gauges import notification_backlog
+from exchange.ops import gauges
 from exchange.ops.health import readiness
 from exchange.services import Exchange
 from exchange.settings import Settings
@@ -60,8 +60,8 @@ async def _database_gauges(exchange: Exchange) -> list[GaugeMetricFamily]:
     families = [checks]
     if ready["database"]:
         async with exchange.db.engine.connect() as conn:
-            backlog = await notification_backlog(conn)
-            families.extend(await _audit_gauges(conn))
+            backlog = await gauges.read(exchange, gauges.NOTIFICATION_BACKLOG, conn)
+            families.extend(await _audit_gauges(exchange, conn))
         families += [
             GaugeMetricFamily("exchange_notification_backlog",
                               "Undelivered events of subscriptions being delivered", value=backlog.pending),
@@ -73,10 +73,8 @@ async def _database_gauges(exchange: Exchange) -> list[GaugeMetricFamily]:
     return families
 
 
-async def _audit_gauges(conn) -> list[GaugeMetricFamily]:  # noqa: ANN001
-    from exchange.ops.gauges import audit_unlinked
-
-    waiting = await audit_unlinked(conn)
+async def _audit_gauges(exchange: Exchange, conn) -> list[GaugeMetricFamily]:  # noqa: ANN001
+    waiting = await gauges.read(exchange, gauges.AUDIT_UNLINKED, conn)
     if waiting is None:
         return []
     return [GaugeMetricFamily("exchange_audit_unlinked_records", "Audit records waiting to be linked into the chain",
