@@ -4,12 +4,23 @@ Nothing else in the code base reads the environment; everything that can be conf
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+@dataclass(frozen=True)
+class SearchLimits:
+    """What one search may ask for (`Settings.search_limits`, read by the search parser): bounds the SQL a request
+    can make."""
+    or_values: int
+    parameters: int
+    value_length: int  # at most the width of the index columns: a longer value could never match
+    offset: int
 
 
 class Settings(BaseSettings):
@@ -230,9 +241,7 @@ class Settings(BaseSettings):
         return f"{self.base_url}/fhir"
 
     @property
-    def search_limits(self):  # noqa: ANN201 - exchange.fhir.search.SearchLimits
-        from exchange.fhir.search import SearchLimits
-
+    def search_limits(self) -> SearchLimits:
         return SearchLimits(self.search_max_or_values, self.search_max_parameters, self.search_max_value_length,
                             self.search_max_offset)
 

@@ -15,7 +15,7 @@ from exchange.fhir.definitions import (IDENTIFYING_SEARCH_PARAMS, INCLUDES, RESO
                                        SearchParam, search_param)
 from exchange.fhir.references import reference_path
 from exchange.fhir.validate import ID_PATTERN
-from exchange.settings import Settings
+from exchange.settings import SearchLimits, Settings
 
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 RESULT_PARAMS = ("_count", "_offset", "_sort", "_include", "_revinclude", "_total", "_summary")
@@ -29,15 +29,6 @@ MODIFIERS = {
     "uri": ("missing",),
 }
 SORTABLE = {"_lastUpdated": "last_updated", "_id": "id"}
-
-
-@dataclass(frozen=True)
-class SearchLimits:
-    """What one search may ask for (from `Settings.search_limits`): bounds the SQL a request can make."""
-    or_values: int
-    parameters: int
-    value_length: int  # at most the width of the index columns: a longer value could never match
-    offset: int
 
 
 @dataclass(frozen=True)
