@@ -53,6 +53,19 @@ def make_referral(http, as_, ids):
     return make
 
 
+async def attach_document(http, headers: dict, ref: dict[str, str], author: str) -> dict[str, str]:  # noqa: ANN001
+    """Post a DocumentReference about the referral's Patient (by `author`, with the caller's `headers`) and add it to
+    the ServiceRequest's supportingInfo; `ref` (from make_referral) gains its id."""
+    r = await http.post("/DocumentReference", json=world.document(ref["Patient"], author), headers=headers)
+    assert r.status_code == 201, r.text
+    ref["DocumentReference"] = r.json()["id"]
+    request = (await http.get(f"/ServiceRequest/{ref['ServiceRequest']}", headers=headers)).json()
+    request["supportingInfo"].append({"reference": f"DocumentReference/{ref['DocumentReference']}"})
+    r = await http.put(f"/ServiceRequest/{ref['ServiceRequest']}", json=request, headers=headers)
+    assert r.status_code == 200, r.text
+    return ref
+
+
 async def change_task(http, headers: dict, task_id: str, if_match: bool = False, **changes):  # noqa: ANN001
     """Read the Task as the caller, apply `changes` (None removes an element), PUT it back."""
     current = (await http.get(f"/Task/{task_id}", headers=headers)).json()

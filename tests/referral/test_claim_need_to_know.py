@@ -3,33 +3,16 @@ Task, the ServiceRequest, the survivor's Patient, her Consent and the documents,
 history; the requester and the claimant keep everything, and later writes do not bring the others back."""
 from __future__ import annotations
 
-import base64
-
 from . import world
-from .conftest import change_task
+from .conftest import attach_document, change_task
 from .test_claim import _claim, _two_shelters
-
-DATA = "https://gbv-exchange.org/fhir/CodeSystem/gbv-data-category"
 
 
 async def _open_referral_with_document(http, as_, ids, make_referral) -> dict[str, str]:  # noqa: ANN001
     """An open referral from the hotline to both shelters, with a DocumentReference in its supportingInfo."""
     await _two_shelters(http, ids, as_)
     ref = await make_referral(to_keys=("shelter", "shelter2"), owner=None, categories=("referral", "incident"))
-    hotline = as_(ids["hotline"])
-    r = await http.post("/DocumentReference", headers=hotline, json={
-        "resourceType": "DocumentReference", "status": "current", "subject": {"reference": f"Patient/{ref['Patient']}"},
-        "type": {"coding": [{"system": "http://loinc.org", "code": "57133-1"}]},
-        "category": [{"coding": [{"system": DATA, "code": "incident"}]}],
-        "author": [{"reference": f"Organization/{ids['hotline']}"}],
-        "content": [{"attachment": {"contentType": "text/plain", "data": base64.b64encode(b"note").decode()}}]})
-    assert r.status_code == 201, r.text
-    ref["DocumentReference"] = r.json()["id"]
-    request = (await http.get(f"/ServiceRequest/{ref['ServiceRequest']}", headers=hotline)).json()
-    request["supportingInfo"].append({"reference": f"DocumentReference/{ref['DocumentReference']}"})
-    r = await http.put(f"/ServiceRequest/{ref['ServiceRequest']}", json=request, headers=hotline)
-    assert r.status_code == 200, r.text
-    return ref
+    return await attach_document(http, as_(ids["hotline"]), ref, ids["hotline"])
 
 
 async def _sees_all(http, headers: dict, ref: dict[str, str]) -> None:  # noqa: ANN001

@@ -13,7 +13,6 @@ from tests.audit.conftest import cli
 from . import world
 from .conftest import rule_of
 from .test_claim import _claim, _two_shelters
-from .test_write_authority import _document
 
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 CASE = {"system": "https://amal-hotline.example/case", "value": "HTL-1234"}
@@ -38,7 +37,7 @@ async def test_identifier_other_than_the_case_code_needs_consent_for_identity(ht
 async def test_document_and_procedure_cannot_point_at_a_patient_the_writer_cannot_see(http, as_, ids, make_referral):
     ref = await make_referral()
     other = as_(ids["other"])
-    r = await http.post("/DocumentReference", json=_document(ref["Patient"], ids["other"]), headers=other)
+    r = await http.post("/DocumentReference", json=world.document(ref["Patient"], ids["other"]), headers=other)
     assert r.status_code == 422 and rule_of(r) == "referral-reference", r.text
     assert r.json()["issue"][0]["expression"] == ["DocumentReference.subject"]
     procedure = {"resourceType": "Procedure", "status": "completed",

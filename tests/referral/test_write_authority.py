@@ -4,39 +4,20 @@ points at is deleted. A party that may see but not change gets 403, a non-party 
 a PUT: no update as create), each naming rule and element."""
 from __future__ import annotations
 
-import base64
 import re
 from pathlib import Path
 
 from exchange.referral import authority, codes
 
 from . import world
-from .conftest import change_task, rule_of
+from .conftest import attach_document, change_task, rule_of
 from .test_claim import _two_shelters
 from .test_task_workflow import step
-
-DATA = "https://gbv-exchange.org/fhir/CodeSystem/gbv-data-category"
-
-
-def _document(patient_id: str, org_id: str) -> dict:
-    return {"resourceType": "DocumentReference", "status": "current", "subject": {"reference": f"Patient/{patient_id}"},
-            "type": {"coding": [{"system": "http://loinc.org", "code": "57133-1"}]},
-            "category": [{"coding": [{"system": DATA, "code": "incident"}]}],
-            "author": [{"reference": f"Organization/{org_id}"}],
-            "content": [{"attachment": {"contentType": "text/plain", "data": base64.b64encode(b"note").decode()}}]}
 
 
 async def _referral_with_document(http, as_, ids, make_referral) -> dict[str, str]:  # noqa: ANN001
     ref = await make_referral(categories=("referral", "incident"))
-    hotline = as_(ids["hotline"])
-    r = await http.post("/DocumentReference", json=_document(ref["Patient"], ids["hotline"]), headers=hotline)
-    assert r.status_code == 201, r.text
-    ref["DocumentReference"] = r.json()["id"]
-    request = (await http.get(f"/ServiceRequest/{ref['ServiceRequest']}", headers=hotline)).json()
-    request["supportingInfo"].append({"reference": f"DocumentReference/{ref['DocumentReference']}"})
-    r = await http.put(f"/ServiceRequest/{ref['ServiceRequest']}", json=request, headers=hotline)
-    assert r.status_code == 200, r.text
-    return ref
+    return await attach_document(http, as_(ids["hotline"]), ref, ids["hotline"])
 
 
 def _refused(r, status: int, rule: str, expression: str) -> None:  # noqa: ANN001
@@ -155,7 +136,7 @@ async def test_owner_links_only_its_own_records_from_task_output(http, as_, ids,
     assert (await change_task(http, shelter, ref["Task"], status="accepted")).status_code == 200
     r = await change_task(http, shelter, ref["Task"], status="completed", output=output)
     _refused(r, 403, "task-output-own", "Task.output")  # the sender's document is not the shelter's outcome
-    r = await http.post("/DocumentReference", json=_document(ref["Patient"], ids["shelter"]), headers=shelter)
+    r = await http.post("/DocumentReference", json=world.document(ref["Patient"], ids["shelter"]), headers=shelter)
     assert r.status_code == 201, r.text
     output[0]["valueReference"]["reference"] = f"DocumentReference/{r.json()['id']}"
     r = await change_task(http, shelter, ref["Task"], status="completed", output=output)

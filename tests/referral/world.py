@@ -1,6 +1,7 @@
 """Builders for referral tests: a small directory of organisations and services, and referral transactions."""
 from __future__ import annotations
 
+import base64
 import uuid
 
 from exchange.referral import codes
@@ -82,6 +83,15 @@ def consent(patient_ref: str, holder: str, recipients: list[str], categories: tu
                           "actor": [{"role": coding(codes.PARTICIPATION_SYSTEM, codes.RECIPIENT_ROLE),
                                      "reference": {"reference": r}} for r in recipients],
                           "code": [coding(codes.DATA_CATEGORY, c) for c in categories]}}
+
+
+def document(patient_id: str, author: str, category: str = "incident") -> dict:
+    """A DocumentReference about the Patient, authored by the organisation `author` (a one-line text note)."""
+    return {"resourceType": "DocumentReference", "status": "current", "subject": {"reference": f"Patient/{patient_id}"},
+            "type": {"coding": [{"system": "http://loinc.org", "code": "57133-1"}]},
+            "category": [{"coding": [{"system": codes.DATA_CATEGORY, "code": category}]}],
+            "author": [{"reference": f"Organization/{author}"}],
+            "content": [{"attachment": {"contentType": "text/plain", "data": base64.b64encode(b"note").decode()}}]}
 
 
 def service_request(patient_ref: str, requester: str, performers: list[str], code: str, category: str,
