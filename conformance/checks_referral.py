@@ -195,6 +195,23 @@ def reject_reason(kit: Kit) -> None:
                                                                           "text": "No room tonight"}), 200)
 
 
+@check("task-reoffer", "workflow", "a declined referral is re-offered in one step by its requester only "
+       "(Task/[id]/$reoffer: a new Task for the same ServiceRequest)", "the guide: OperationDefinition task-reoffer")
+def reoffer(kit: Kit) -> None:
+    peer = kit.need_peer()
+    task = _task(peer, post_referral(kit)["Task"])
+    declined = expect_status(_put_task(peer, task, status="rejected", statusReason=_cc(OUTCOME, "no-capacity")),
+                             200).json()
+    again = {"resourceType": "Parameters", "parameter": [{"name": "owner", "valueReference": declined["owner"]}]}
+    _refused(peer.http.post(f"/Task/{declined['id']}/$reoffer", json=again), 403, "task-reoffer")
+    new = expect_status(kit.me.http.post(f"/Task/{declined['id']}/$reoffer", json=again), 201).json()
+    expect(new.get("status") == "requested" and new.get("focus") == declined.get("focus"),
+           "the re-offer is a new requested Task for the same ServiceRequest")
+    expect(expect_status(peer.http.get(f"/Task/{new['id']}"), 200).json()["id"] == new["id"],
+           "the provider sees the re-offered referral")
+    _refused(kit.me.http.post(f"/Task/{new['id']}/$reoffer", json=again), 409, "task-reoffer")
+
+
 @check("consent-required", "consent", "a referral whose Consent does not name the receiving organisation is "
        "refused, and nothing of it is stored", "the guide: gbv-referral-consent, rule consent-required")
 def consent_required(kit: Kit) -> None:

@@ -25,6 +25,7 @@ EXT_INTAKE = f"{BASE}/StructureDefinition/intake"
 EXT_CONFIDENTIAL = f"{BASE}/StructureDefinition/confidential"
 EXT_INTERPRETER = f"{BASE}/StructureDefinition/interpreter-needed"
 EXT_SPECIFIC_NEEDS = f"{BASE}/StructureDefinition/specific-needs"
+EXT_REOFFER_OF = f"{BASE}/StructureDefinition/reoffer-of"  # on a Task made by $reoffer: the Task it offers again
 
 PROFILE_SERVICE_REQUEST = f"{BASE}/StructureDefinition/gbv-referral-servicerequest"
 PROFILE_TASK = f"{BASE}/StructureDefinition/gbv-referral-task"

@@ -1,4 +1,5 @@
-"""Read-only FHIR API for the implementation guide's own resources: CodeSystem, ValueSet, StructureDefinition.
+"""The referral package's routes: the implementation guide's own resources, read-only (CodeSystem, ValueSet,
+StructureDefinition, ...), and the operation `POST /fhir/Task/{id}/$reoffer` (thin: parse, `reoffer`, render).
 
 They are the JSON files in `conformance/` (the same ones the referral rules validate against), not stored
 resources: `GET /fhir/{type}/{id}` reads one; `GET /fhir/{type}?url=...` and `POST /fhir/{type}/_search` search
@@ -19,7 +20,8 @@ from exchange.fhir import http
 from exchange.fhir.definitions import CONFORMANCE_TYPES, SEARCH_PARAMS
 from exchange.fhir.search import Criterion, page_links, parse_search
 from exchange.fhir.routes import ERROR_RESPONSES
-from exchange.referral import codes
+from exchange.context import RequestContext
+from exchange.referral import codes, reoffer as reoffer_op
 
 KINDS = CONFORMANCE_TYPES
 _PARAMS = ("_id", *SEARCH_PARAMS["CodeSystem"])
@@ -27,6 +29,7 @@ PROFILES = {"ServiceRequest": codes.PROFILE_SERVICE_REQUEST, "Task": codes.PROFI
             "Patient": codes.PROFILE_PATIENT, "Consent": codes.PROFILE_CONSENT,
             "HealthcareService": codes.PROFILE_SERVICE}
 
+REOFFER = "https://gbv-exchange.org/fhir/OperationDefinition/task-reoffer"
 _FHIR = {"application/fhir+json": {"schema": {"type": "object", "description": "A FHIR R4 conformance resource"}}}
 router = APIRouter(prefix="/fhir", dependencies=[Depends(http.negotiate), Depends(request_context)],
                    responses={k: v for k, v in ERROR_RESPONSES.items() if k in (400, 401, 404, 406, 422)})
@@ -112,12 +115,26 @@ for _kind in KINDS:
     _routes(_kind)
 
 
+@router.post("/Task/{task_id}/$reoffer", status_code=201, operation_id="task_reoffer",
+             summary="$reoffer: the requester offers a rejected, cancelled or failed referral again (a new Task)",
+             responses={201: {"content": {"application/fhir+json": {"schema": {"type": "object",
+                                                                               "description": "The new Task"}}}},
+                        **{k: v for k, v in ERROR_RESPONSES.items() if k in (403, 409, 410, 413, 415)}})
+async def reoffer(task_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
+    exchange = request.app.state.exchange
+    body = await http.read_json(request, exchange.settings.max_body_bytes)
+    result = await reoffer_op.reoffer(exchange, ctx, task_id, body)
+    return http.render(result, request, exchange.settings.fhir_base_url, honour_prefer=True)
+
+
 def contribute_capability(body: dict, _exchange) -> None:  # noqa: ANN001
-    """Advertise the conformance resources and the referral profiles in the CapabilityStatement."""
+    """Advertise the conformance resources, the referral profiles and $reoffer in the CapabilityStatement."""
     rest = body["rest"][0]
     for entry in rest["resource"]:
         if entry["type"] in PROFILES:
             entry["supportedProfile"] = [PROFILES[entry["type"]]]
+        if entry["type"] == "Task":
+            entry.setdefault("operation", []).append({"name": "reoffer", "definition": REOFFER})
     for kind in KINDS:
         params = [{"name": "_id", "type": "token"}] + [{"name": p.name, "type": p.type}
                                                         for p in SEARCH_PARAMS[kind].values()]

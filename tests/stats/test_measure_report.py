@@ -8,7 +8,7 @@ import pytest
 from exchange.stats.measure import DATA_ABSENT, EXT_SUPPRESSED
 from tests.conformance.test_r4_validity import FILES, validate
 
-from .conftest import STATS
+from .conftest import OUTCOME, STATS
 
 EVALUATE = "/Measure/referral-outcomes/$evaluate-measure"
 PERIOD = {"periodStart": "2026-01", "periodEnd": "2026-02"}
@@ -53,6 +53,10 @@ async def test_the_measure_report_is_valid_r4_and_masks_what_the_json_report_hid
     rate = _group(report, "acceptance-rate")
     assert rate["measureScore"] == {"value": round(22 / 34, 3)}
     assert "measureScore" not in _stratum(rate, "month", "2026-01")
+    reason = _group(report, "declined-reason")["stratifier"][0]["stratum"]
+    assert [(st["value"], st["population"][0]["count"]) for st in reason] == [
+        ({"coding": [{"system": OUTCOME, "code": "no-capacity"}], "text": "No capacity"}, 12)]  # by code, its display
+    assert "no room tonight" not in r.text
     hours = _group(report, "time-to-acknowledge")
     assert hours["measureScore"] == {"value": 4.0, "unit": "h", "system": "http://unitsofmeasure.org", "code": "h"}
 
