@@ -17,7 +17,8 @@ from exchange.store.repository import fhir_instant
 class Action:
     name: str
     to: str | None  # the new status (None: a note, no status change)
-    needs: str | None  # "reason" (a coded statusReason, words optional), "outcome" (output), "note" (note.text)
+    needs: str | None  # "reason" (a coded statusReason), "milestone" (a coded businessStatus; words optional in
+    # both), "outcome" (output), "note" (note.text)
 
 
 ACTIONS: tuple[Action, ...] = (
@@ -28,8 +29,10 @@ ACTIONS: tuple[Action, ...] = (
     Action("complete", "completed", "outcome"),
     Action("fail", "failed", "reason"),
     Action("cancel", "cancelled", "reason"),
+    Action("progress", None, "milestone"),
     Action("note", None, "note"),
 )
+CODED = ("reason", "milestone")  # the actions whose person chooses a code (`choices`)
 BY_NAME = {a.name: a for a in ACTIONS}
 MAX_TEXT = 2000
 
@@ -39,8 +42,9 @@ def allowed(status: str, roles: set[str], claimable: bool) -> list[Action]:
     listed provider of an open Task and may claim it (owner and accepted in one change)."""
     out = []
     for action in ACTIONS:
-        if action.to is None:
-            if roles and status in states.OPEN_STATES:
+        if action.to is None:  # a milestone is the owner's (businessStatus); a note anyone's
+            who = roles & {states.OWNER} if action.needs == "milestone" else roles
+            if who and status in states.OPEN_STATES:
                 out.append(action)
         elif claimable and action.to == states.CLAIM_TO and status in states.CLAIM_FROM:
             out.append(action)
@@ -49,18 +53,26 @@ def allowed(status: str, roles: set[str], claimable: bool) -> list[Action]:
     return out
 
 
-def reasons(action: Action) -> tuple[str, ...]:
-    """The reason codes (gbv-referral-outcome) a person chooses from for `action`: those of the ValueSet the Task
-    state table names for its status (the exchange's own, such as consent-withdrawn, are not offered)."""
-    if action.needs != "reason" or action.to not in states.REASON_VALUE_SETS:
+def choices(action: Action) -> tuple[str, ...]:
+    """The codes (gbv-referral-outcome) a person chooses from for `action`: a reason from the ValueSet the Task
+    state table names for its status, or a milestone (the exchange's own codes, such as consent-withdrawn, are not
+    offered)."""
+    if action.needs == "milestone":
+        value_set = states.MILESTONE_VALUE_SET
+    elif action.needs == "reason" and action.to in states.REASON_VALUE_SETS:
+        value_set = states.REASON_VALUE_SETS[action.to]
+    else:
         return ()
-    return tuple(code for system, code in codes.expansion(states.REASON_VALUE_SETS[action.to])
-                 if system == codes.REFERRAL_OUTCOME)
+    return tuple(code for system, code in codes.expansion(value_set) if system == codes.REFERRAL_OUTCOME)
+
+
+def _coding(code: str | None) -> dict:
+    return {"system": codes.REFERRAL_OUTCOME, "code": code, "display": codes.display(codes.REFERRAL_OUTCOME, code or "")}
 
 
 def apply(task: dict, action: Action, text: str, claim_by: str | None, now: datetime,
-          reason: str | None = None) -> dict:
-    """The Task after `action` (text: the outcome or note, or the words beside the reason code). `claim_by`: the
+          code: str | None = None) -> dict:
+    """The Task after `action` (text: the outcome or note, or the words beside the chosen code). `claim_by`: the
     Organization reference that claims an open Task."""
     body = dict(task)
     text = text.strip()[:MAX_TEXT]
@@ -69,9 +81,12 @@ def apply(task: dict, action: Action, text: str, claim_by: str | None, now: date
     if claim_by is not None:
         body["owner"] = {"reference": claim_by}
     if action.needs == "reason":
-        body["statusReason"] = {"coding": [{"system": codes.REFERRAL_OUTCOME, "code": reason,
-                                            "display": codes.display(codes.REFERRAL_OUTCOME, reason or "")}],
-                                **({"text": text} if text else {})}
+        body["statusReason"] = {"coding": [_coding(code)], **({"text": text} if text else {})}
+    elif action.needs == "milestone":  # the statuses the exchange set (overdue ...) stay beside it
+        exchange_set = codes.value_set(states.EXCHANGE_STATUS_VALUE_SET)
+        kept = [c for c in (task.get("businessStatus") or {}).get("coding") or []
+                if isinstance(c, dict) and (c.get("system"), c.get("code")) in exchange_set]
+        body["businessStatus"] = {"coding": [*kept, _coding(code)], **({"text": text} if text else {})}
     elif action.needs == "outcome":
         body["output"] = list(body.get("output") or []) + [{
             "type": {"coding": [{"system": codes.REFERRAL_CODES, "code": codes.RESULTING_ACTIVITY}]},

@@ -247,6 +247,13 @@ class Referral:
         return code, given.get("text")
 
     @property
+    def milestone(self) -> tuple[str | None, str | None]:
+        """(the latest milestone code of gbv-referral-outcome, the words beside it)."""
+        given = self.task.get("businessStatus") or {}
+        found = codes.codes_in(given, codes.REFERRAL_OUTCOME)
+        return (found[-1] if found else None), (given.get("text") if found else None)
+
+    @property
     def outcome(self) -> list[str]:
         return [o.get("valueString") for o in self.task.get("output") or [] if o.get("valueString")]
 

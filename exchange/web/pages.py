@@ -21,13 +21,13 @@ def environment(locale: str) -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=StrictUndefined,
                       extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True)
     env.install_gettext_translations(i18n.translations(locale), newstyle=True)  # type: ignore[attr-defined]
-    env.globals["reasons_of"] = actions.reasons
+    env.globals["choices_of"] = actions.choices
     env.globals["reason_name"] = lambda code: _reason_name(code, locale)
     return env
 
 
 def _reason_name(code: str | None, locale: str) -> str:
-    """A reason's name in the page's language, from the published CodeSystem's designations."""
+    """A reason's or milestone's name in the page's language, from the published CodeSystem's designations."""
     if not code:
         return ""
     return codes.display(codes.REFERRAL_OUTCOME, code, locale) or codes.display(codes.REFERRAL_CODES, code, locale) \

@@ -258,14 +258,14 @@ async def referral_action(task_id: str, request: Request) -> Response:
         return await _referral_page(request, session, task_id, "changed", 412)
     if action is None or action not in found.actions:
         return await _referral_page(request, session, task_id, "not-allowed", 409)
-    reason = fields.get("reason", "")
-    if action.needs == "reason" and reason not in actions.reasons(action):
-        return await _referral_page(request, session, task_id, "needs-reason", 422)
+    code = fields.get("code", "")
+    if action.needs in actions.CODED and code not in actions.choices(action):
+        return await _referral_page(request, session, task_id, f"needs-{action.needs}", 422)
     if action.needs in ("outcome", "note") and not text:
         return await _referral_page(request, session, task_id, f"needs-{action.needs}", 422)
     claim = f"Organization/{ctx.organization_id}" if action.to == "accepted" and not found.task.get("owner") \
         else None
-    body = actions.apply(found.task, action, text, claim, now, reason if action.needs == "reason" else None)
+    body = actions.apply(found.task, action, text, claim, now, code if action.needs in actions.CODED else None)
     try:
         await update.update(exchange, ctx, "Task", task_id, body, f'W/"{version}"')
     except PreconditionFailed:

@@ -76,7 +76,7 @@ async def test_only_the_state_tables_actions_are_offered_and_each_goes_through_t
     path = f"/web/referral/{task_id}"
     shelter = browser()
     await shelter.sign_in(web_world.people["shelter"])
-    assert _action_ids((await shelter.get(path)).text) == ["accept", "decline", "cancel", "note"]
+    assert _action_ids((await shelter.get(path)).text) == ["accept", "decline", "cancel", "progress", "note"]
     stale_form = shelter.csrf
     assert (await shelter.post(path, {"action": "decline", "version": "1"})).status_code == 422  # needs a reason
     assert (await shelter.post(path, {"action": "complete", "version": "1", "text": "x"})).status_code == 409
@@ -109,7 +109,7 @@ async def test_a_stale_page_is_refused_and_shows_the_referral_as_it_is_now(web_w
     await one.get(path)
     await two.get(path)
     assert (await one.post(path, {"action": "accept", "version": "1"})).status_code == 303
-    late = await two.post(path, {"action": "decline", "version": "1", "reason": "no-capacity", "text": "no beds"})
+    late = await two.post(path, {"action": "decline", "version": "1", "code": "no-capacity", "text": "no beds"})
     assert late.status_code == 412 and 'id="message"' in late.text and 'id="task-status">Accepted<' in late.text
 
 
@@ -141,7 +141,7 @@ async def test_nothing_about_her_reaches_a_url_a_title_or_a_log(web_world, brows
     path = f"/web/referral/{send_referral_ids['Task']}"
     html = (await page.get(path)).text
     case_code = re.search(r"HTL-[0-9a-f]{6}", html).group(0)
-    done = await page.post(path, {"action": "decline", "version": "1", "reason": "outside-coverage-area",
+    done = await page.post(path, {"action": "decline", "version": "1", "code": "outside-coverage-area",
                                   "text": f"{world.CODE_WORD} moved away"})
     assert done.status_code == 303, done.text[-600:]
     secrets_ = (case_code, world.CODE_WORD, world.SAFE_PHONE)
@@ -171,11 +171,11 @@ async def test_declining_offers_the_coded_reasons_in_her_language_and_stores_the
     assert (await shelter.get("/web/lang/ar")).status_code == 303
     arabic = (await shelter.get(path)).text
     assert ("no-capacity", "لا توجد قدرة استيعابية") in _options(arabic, "decline")
-    for refused in ({}, {"reason": "did-not-attend"}, {"reason": "she-was-scared", "text": "words only"}):
+    for refused in ({}, {"code": "did-not-attend"}, {"code": "she-was-scared", "text": "words only"}):
         r = await shelter.post(path, {"action": "decline", "version": "1", **refused})
         assert r.status_code == 422 and 'id="message"' in r.text
     assert (await client.get(f"/Task/{task_id}")).json()["status"] == "requested"  # nothing changed
-    done = await shelter.post(path, {"action": "decline", "version": "1", "reason": "survivor-declined",
+    done = await shelter.post(path, {"action": "decline", "version": "1", "code": "survivor-declined",
                                      "text": "she will call the hotline"})
     assert done.status_code == 303, done.text[-600:]
     task = (await client.get(f"/Task/{task_id}")).json()
@@ -185,3 +185,34 @@ async def test_declining_offers_the_coded_reasons_in_her_language_and_stores_the
                                     "text": "she will call the hotline"}
     shown = re.search(r'<dd id="reason">(.*?)</dd>', (await shelter.get(path)).text).group(1)
     assert shown == "رفضتها الناجية: she will call the hotline"
+
+
+async def test_the_owner_records_a_milestone_from_the_list_and_the_exchanges_own_status_stays(
+        web_world, browser, send_referral_ids, client):
+    task_id = send_referral_ids["Task"]
+    path = f"/web/referral/{task_id}"
+    task = (await client.get(f"/Task/{task_id}")).json()
+    overdue = {"system": codes.REFERRAL_CODES, "code": codes.OVERDUE}
+    assert (await client.put(f"/Task/{task_id}", json={**task, "businessStatus": {"coding": [overdue]}})
+            ).status_code == 200  # the exchange's sweep marked it
+    hotline = browser()
+    await hotline.sign_in(web_world.people["hotline"])
+    assert "progress" not in _action_ids((await hotline.get(path)).text)  # a milestone is the owner's
+    shelter = browser()
+    await shelter.sign_in(web_world.people["shelter"])
+    html = (await shelter.get(path)).text
+    milestones = [code for system, code in codes.expansion("gbv-referral-milestone") if system == codes.REFERRAL_OUTCOME]
+    assert [code for code, _ in _options(html, "progress")] == milestones
+    for refused in ({}, {"code": "no-capacity"}, {"code": "overdue"}):  # a reason, the exchange's own: not offered
+        r = await shelter.post(path, {"action": "progress", "version": "2", **refused})
+        assert r.status_code == 422 and 'id="message"' in r.text
+    done = await shelter.post(path, {"action": "progress", "version": "2", "code": "contacted-safely",
+                                     "text": "at the safe time"})
+    assert done.status_code == 303, done.text[-600:]
+    stored = (await client.get(f"/Task/{task_id}")).json()
+    assert stored["businessStatus"] == {"coding": [overdue, {"system": codes.REFERRAL_OUTCOME, "code": "contacted-safely",
+                                                             "display": "Contacted her safely"}],
+                                        "text": "at the safe time"}
+    assert stored["status"] == "requested"
+    shown = re.search(r'<dd id="milestone">(.*?)</dd>', (await shelter.get(path)).text).group(1)
+    assert shown == "Contacted her safely: at the safe time"
