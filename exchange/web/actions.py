@@ -18,7 +18,7 @@ class Action:
     name: str
     to: str | None  # the new status (None: a note, no status change)
     needs: str | None  # "reason" (a coded statusReason), "milestone" (a coded businessStatus; words optional in
-    # both), "outcome" (output), "note" (note.text)
+    # both), "outcome" (output), "note" (note.text), "provider" (to whom a re-offer goes: `Task/[id]/$reoffer`)
 
 
 ACTIONS: tuple[Action, ...] = (
@@ -30,6 +30,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("fail", "failed", "reason"),
     Action("cancel", "cancelled", "reason"),
     Action("progress", None, "milestone"),
+    Action("reoffer", None, "provider"),
     Action("note", None, "note"),
 )
 CODED = ("reason", "milestone")  # the actions whose person chooses a code (`choices`)
@@ -42,7 +43,10 @@ def allowed(status: str, roles: set[str], claimable: bool) -> list[Action]:
     listed provider of an open Task and may claim it (owner and accepted in one change)."""
     out = []
     for action in ACTIONS:
-        if action.to is None:  # a milestone is the owner's (businessStatus); a note anyone's
+        if action.needs == "provider":  # the requester's, from the states the table lets it re-offer
+            if states.REQUESTER in roles and status in states.REOFFER_FROM:
+                out.append(action)
+        elif action.to is None:  # a milestone is the owner's (businessStatus); a note anyone's
             who = roles & {states.OWNER} if action.needs == "milestone" else roles
             if who and status in states.OPEN_STATES:
                 out.append(action)

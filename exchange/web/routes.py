@@ -19,6 +19,7 @@ from fastapi.responses import RedirectResponse, Response
 from exchange.context import RequestContext
 from exchange.errors import FhirError, Gone, NotFound, PreconditionFailed, Unauthorized
 from exchange.fhir.interactions import update
+from exchange.referral import reoffer as reoffer_op
 from exchange.store.repository import utcnow
 from exchange.unit import Event, Failure, open_unit, record_failure
 from exchange.web import accounts, actions, audit_view, inbox, sender, security, sessions
@@ -229,7 +230,9 @@ async def _referral_page(request: Request, session: sessions.Session, task_id: s
         found = await inbox.referral(exchange, context_of(request, session), task_id, web_of(request).clock())
     except (NotFound, Gone):
         return render(request, "notfound.html", session, status=404)
-    return render(request, "referral.html", session, ref=found, message=message, status=status)
+    offers = await sender.find_services(exchange, context_of(request, session), {"service_type": found.service or ""}) \
+        if actions.BY_NAME["reoffer"] in found.actions else []  # the services with room a re-offer may go to
+    return render(request, "referral.html", session, ref=found, message=message, status=status, offers=offers)
 
 
 @router.get("/referral/{task_id}")
@@ -258,6 +261,8 @@ async def referral_action(task_id: str, request: Request) -> Response:
         return await _referral_page(request, session, task_id, "changed", 412)
     if action is None or action not in found.actions:
         return await _referral_page(request, session, task_id, "not-allowed", 409)
+    if action.needs == "provider":
+        return await _reoffer(request, session, ctx, task_id, fields.get("to", ""))
     code = fields.get("code", "")
     if action.needs in actions.CODED and code not in actions.choices(action):
         return await _referral_page(request, session, task_id, f"needs-{action.needs}", 422)
@@ -275,6 +280,24 @@ async def referral_action(task_id: str, request: Request) -> Response:
     except FhirError as error:
         return await _referral_page(request, session, task_id, "refused", error.status)
     return see_other(f"/web/referral/{task_id}")
+
+
+async def _reoffer(request: Request, session: sessions.Session, ctx: RequestContext, task_id: str, to: str
+                   ) -> Response:
+    """Offer a declined, cancelled or failed referral again: to the chosen service, or (none chosen) to the
+    other providers it was sent to; the operation decides (`exchange.referral.reoffer`)."""
+    if to and not _ID.match(to):
+        return await _referral_page(request, session, task_id, "not-allowed", 422)
+    params: dict = {"resourceType": "Parameters"}
+    if to:
+        params["parameter"] = [{"name": "owner", "valueReference": {"reference": f"HealthcareService/{to}"}}]
+    try:
+        result = await reoffer_op.reoffer(request.app.state.exchange, ctx, task_id, params)
+    except (NotFound, Gone):
+        return render(request, "notfound.html", session, status=404)
+    except FhirError as error:
+        return await _referral_page(request, session, task_id, "refused", error.status)
+    return see_other(f"/web/referral/{result.stored.id}")
 
 
 # --- the referral form (sender) ---------------------------------------------------------------------------------

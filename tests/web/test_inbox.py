@@ -216,3 +216,31 @@ async def test_the_owner_records_a_milestone_from_the_list_and_the_exchanges_own
     assert stored["status"] == "requested"
     shown = re.search(r'<dd id="milestone">(.*?)</dd>', (await shelter.get(path)).text).group(1)
     assert shown == "Contacted her safely: at the safe time"
+
+
+async def test_the_requester_offers_a_declined_referral_again_from_its_page(web_world, browser, send_referral_ids,
+                                                                            client):
+    task_id = send_referral_ids["Task"]
+    path = f"/web/referral/{task_id}"
+    shelter, hotline = browser(), browser()
+    await shelter.sign_in(web_world.people["shelter"])
+    await hotline.sign_in(web_world.people["hotline"])
+    assert "reoffer" not in _action_ids((await hotline.get(path)).text)  # not while it is open
+    declined = await shelter.post(path, {"action": "decline", "version": "1", "code": "no-capacity"})
+    assert declined.status_code == 303
+    assert "reoffer" not in _action_ids((await shelter.get(path)).text)  # the requester's, not the owner's
+    html = (await hotline.get(path)).text
+    assert "reoffer" in _action_ids(html)
+    form = re.search(r'id="action-reoffer".*?</form>', html, re.S).group(0)
+    offered = re.findall(r'<option value="([0-9a-f-]+)">', form)
+    assert offered == [web_world.ids["svc-shelter"]]  # services with room for this service type
+    refused = await hotline.post(path, {"action": "reoffer", "version": "2"})  # nobody else was listed
+    assert refused.status_code == 400 and 'id="message"' in refused.text
+    done = await hotline.post(path, {"action": "reoffer", "version": "2", "to": web_world.ids["svc-shelter"]})
+    assert done.status_code == 303, done.text[-600:]
+    new_id = done.headers["location"].rsplit("/", 1)[1]
+    assert new_id != task_id
+    new = (await client.get(f"/Task/{new_id}")).json()
+    assert (new["status"], new["owner"]) == ("requested", {"reference": f"HealthcareService/{web_world.ids['svc-shelter']}"})
+    assert new["extension"][0]["valueReference"] == {"reference": f"Task/{task_id}"}
+    assert new_id in (await shelter.get("/web/inbox")).text

@@ -12,6 +12,8 @@ AR = {
     "Please choose what happened.": "يُرجى اختيار ما حدث.",
     "Progress": "التقدّم",
     "Record progress": "تسجيل التقدّم",
+    "Offer again": "إعادة عرض الإحالة",
+    "The other providers it was sent to": "مقدّمو الخدمة الآخرون الذين أُرسلت إليهم",
     "What happened (required)": "ما حدث (مطلوب)",
     "3. About her (only what the service needs)": "٣. عنها (ما تحتاجه الخدمة فقط)",
     "4. Her consent": "٤. موافقتها",
