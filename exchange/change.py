@@ -1,11 +1,19 @@
 """The write-rule interface: what a rule sees of a write, and the follow-up changes it may ask for.
 
 A write rule (the referral workflow, consent, the write-authority table, Subscriptions; register one with
-`exchange.rules.append(rule)`) is an object with two async methods, both optional:
+`exchange.rules.append(rule)`) is an object with three async methods, all optional:
 
     async def check(self, change: Change, reads: Reads) -> None
         Before the write. Raise an exchange error (`exchange.errors`, or `exchange.referral.refusal.refuse`) to
-        refuse it: nothing is stored and the refusal is recorded. Read what you need through `reads`.
+        refuse it: nothing is stored and the refusal is recorded. Read what you need through `reads`. What it
+        returns is ignored: a check never changes the body.
+
+    async def complete(self, change: Change, reads: Reads) -> Mapping | None
+        After every check passed, before the one store write: the server's own elements (e.g. a referral's
+        deadlines, `exchange.referral.deadline_rule`). Return the body to store (a new dict built from
+        `change.after`), or None to leave it as it is; the next rule's `complete` and every `follow` see the body
+        returned. It runs for the exchange's own `Update`s too, so an element the server owns is kept by every
+        write. Refuse in `check`, not here: by now every rule has accepted the change.
 
     async def follow(self, change: Change, reads: Reads) -> Sequence[FollowUp]
         After the write, in the same transaction (`change.stored` is the version written). Return what the exchange
@@ -16,9 +24,9 @@ A write rule (the referral workflow, consent, the write-authority table, Subscri
 The kernel (`exchange.fhir.interactions.write`) applies the follow-ups in order, each `Update` as the exchange
 itself (its own AuditEvent, whose agent is the exchange, linked to the request by its request id; versioned and
 notified like any write) and then the rules' `follow` for that change in turn, depth first, before the next
-follow-up. An `Update` is not `check`ed (the exchange may make any change) and a rule is never called from inside
-itself: there is no re-entry to guard against. A rule that reacts to its own follow-ups must stop on its own
-(e.g. "only when the elements I depend on changed": `Change.changed`).
+follow-up. An `Update` is not `check`ed (the exchange may make any change) but is `complete`d; a rule is never
+called from inside itself: there is no re-entry to guard against. A rule that reacts to its own follow-ups must
+stop on its own (e.g. "only when the elements I depend on changed": `Change.changed`).
 
 `Change` is immutable (frozen; `before` and `after` are read-only views: copy with `dict(change.after, ...)` to
 make a new body). `Reads` is the unit's read cache (`exchange.store.repository.Repository`: a row read once is not
@@ -133,5 +141,7 @@ FollowUp = Union[Update, Unshare, Share, Record, Rows]
 
 class WriteRule(Protocol):
     async def check(self, change: Change, reads: Reads) -> None: ...
+
+    async def complete(self, change: Change, reads: Reads) -> Mapping | None: ...
 
     async def follow(self, change: Change, reads: Reads) -> Sequence[FollowUp]: ...

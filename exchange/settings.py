@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,6 +21,28 @@ class SearchLimits:
     parameters: int
     value_length: int  # at most the width of the index columns: a longer value could never match
     offset: int
+
+
+class DeadlineRule(BaseModel):
+    """One row of the deadline table (`Settings.referral_deadlines`): the first row that matches a referral's
+    priority and service type gives its deadlines (`exchange.referral.deadlines`)."""
+    priority: Literal["routine", "urgent", "asap", "stat"] | None = None  # None: any priority
+    service_type: str | None = None  # a gbv-service-type code, its descendants included; None: any service
+    acknowledge_hours: float = Field(gt=0)  # from when the referral is sent
+    action_hours: float = Field(gt=0)  # from when it is sent, or from the incident (below)
+    from_incident: bool = False  # the action deadline counts from the incident date the referral carries, if any
+
+
+# IASC inter-agency referral form: a response within 24 hours, 72 hours or two weeks; clinical management of rape
+# must start within 72 hours of the incident (post-exposure prophylaxis and emergency contraception).
+DEFAULT_DEADLINES = [
+    DeadlineRule(service_type="clinical-management-of-rape", acknowledge_hours=1, action_hours=72,
+                 from_incident=True),
+    DeadlineRule(priority="stat", acknowledge_hours=1, action_hours=24),
+    DeadlineRule(priority="asap", acknowledge_hours=4, action_hours=24),
+    DeadlineRule(priority="urgent", acknowledge_hours=24, action_hours=72),
+    DeadlineRule(acknowledge_hours=72, action_hours=14 * 24),  # routine, or no priority given
+]
 
 
 class Settings(BaseSettings):
@@ -124,9 +146,20 @@ class Settings(BaseSettings):
         default=5.0, description="At most one refetch per URL in this interval when an unknown kid arrives.")
     jwks_allow_loopback: bool = Field(
         default=False, description="Allow JWKS URLs on loopback (http too): development and tests only.")
+    referral_deadlines: list[DeadlineRule] = Field(
+        default_factory=lambda: list(DEFAULT_DEADLINES), min_length=1,
+        description="The deadline table, first match wins: for a referral's priority (routine | urgent | asap | "
+                    "stat, or any) and service type (a gbv-service-type code and its descendants, or any), hours "
+                    "to acknowledge and hours to act, from when it is sent (the action from the incident date the "
+                    "referral carries when from_incident). JSON, e.g. [{\"priority\": \"stat\", "
+                    "\"acknowledge_hours\": 1, \"action_hours\": 24}, {\"acknowledge_hours\": 72, "
+                    "\"action_hours\": 336}]; keep a last row without priority and service type.")
     referral_overdue_hours: float = Field(
-        default=72.0, description="A referral Task still open this long after authoredOn (or past its "
-        "restriction.period.end) is marked overdue in businessStatus.")
+        default=72.0, description="A referral Task stored before deadlines were set (without "
+        "restriction.period.end) still open this long after authoredOn is marked overdue in businessStatus.")
+    referral_escalation_hours: float = Field(
+        default=24.0, ge=0, description="Hours after a referral was marked overdue before it is escalated to the "
+        "coordinating organisation (when one is set).")
     coordinating_organization: str | None = Field(
         default=None, description="The Organization id of the deployment's coordinating organisation (e.g. the GBV "
                                   "sub-cluster lead): overdue referrals are escalated to it, and its `coordinator` "
@@ -221,6 +254,14 @@ class Settings(BaseSettings):
         if not (count.isdigit() and seconds.isdigit() and int(count) > 0 and int(seconds) > 0):
             raise ValueError("a rate limit is 'count/seconds', both positive integers (e.g. 300/60)")
         return spec
+
+    @field_validator("referral_deadlines")
+    @classmethod
+    def _catch_all_last(cls, rules: list[DeadlineRule]) -> list[DeadlineRule]:
+        last = rules[-1]
+        if last.priority is not None or last.service_type is not None:
+            raise ValueError("the last deadline rule must match every referral (no priority, no service_type)")
+        return rules
 
     @field_validator("assertion_algorithms")
     @classmethod

@@ -35,6 +35,9 @@ def _p(name: str, type_: str, *paths: str, targets: tuple[str, ...] = (), doc: s
 
 
 OWNER_ORGANIZATION = "https://gbv-exchange.org/fhir/SearchParameter/task-owner-organization"
+TASK_DEADLINE = "https://gbv-exchange.org/fhir/SearchParameter/task-deadline"
+TASK_ACKNOWLEDGEMENT_DUE = "https://gbv-exchange.org/fhir/SearchParameter/task-acknowledgement-due"
+ACKNOWLEDGEMENT_DUE_EXTENSION = "https://gbv-exchange.org/fhir/StructureDefinition/acknowledgement-due"
 CONFIDENTIAL_EXTENSION = "https://gbv-exchange.org/fhir/StructureDefinition/confidential"
 _CONFIDENTIAL_DOC = "true for an entry whose address and contacts only parties of a referral to it see"
 
@@ -61,6 +64,14 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
                     via_param="owner",
                     via=(("HealthcareService", "organization"), ("PractitionerRole", "organization")),
                     definition=OWNER_ORGANIZATION),
+        SearchParam("deadline", "date", ("restriction.period.end",),
+                    documentation="The action deadline the exchange set from the referral's priority and service "
+                                  "type (Task.restriction.period.end), e.g. deadline=lt2026-12-01T12:00:00Z",
+                    definition=TASK_DEADLINE),
+        SearchParam("acknowledgement-due", "date", ("extension",),
+                    documentation="The acknowledgement deadline the exchange set (the acknowledgement-due "
+                                  "extension)", extension_url=ACKNOWLEDGEMENT_DUE_EXTENSION,
+                    definition=TASK_ACKNOWLEDGEMENT_DUE),
     )},
     "ServiceRequest": {p.name: p for p in (
         _p("status", "token", "status"),

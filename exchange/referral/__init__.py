@@ -9,11 +9,13 @@ def install(exchange: Exchange) -> None:
     from exchange.referral.routes import contribute_capability, router
     from exchange.referral.overdue import OverdueSweeper
     from exchange.referral.authority_rule import AuthorityRule
+    from exchange.referral.deadline_rule import DeadlineRule
     from exchange.referral.profile import issues_for
     from exchange.referral.rules import EmergencyRule, NeedToKnowRule, ReferralRules, WithdrawalRule
 
     exchange.rules.append(AuthorityRule())  # who may change what, before any rule about the content
     exchange.rules.append(ReferralRules())
+    exchange.rules.append(DeadlineRule())  # the deadlines: refused from partners, set by the exchange (complete)
     exchange.rules.append(EmergencyRule())  # the exchange's follow-ups: the exception's record, parties, withdrawal
     exchange.rules.append(NeedToKnowRule())
     exchange.rules.append(WithdrawalRule())

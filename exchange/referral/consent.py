@@ -38,7 +38,8 @@ async def categories_sent(repo: Repository, request: dict, patient: dict | None 
         stored = await repo.read("Patient", pid) if pid else None
         patient = stored.resource if stored and not stored.deleted else {}
     found = profile.patient_categories(patient)
-    if request.get("reasonCode") or request.get("reasonReference"):
+    if request.get("reasonCode") or request.get("reasonReference") or any(
+            isinstance(e, dict) and e.get("url") == codes.EXT_INCIDENT_DATE for e in request.get("extension") or []):
         found.add(codes.INCIDENT)
     for i, doc_id in enumerate(_targets(request, "supportingInfo", "DocumentReference")):
         doc = await repo.read("DocumentReference", doc_id)

@@ -2,8 +2,9 @@
 
 A sweep (not a computed view) so that the mark is stored, searchable (`Task?business-status=...|overdue`),
 versioned, audited and notified like any other change; it writes through the normal write path as the exchange
-itself. Due time: Task.restriction.period.end when the requester set one, else authoredOn plus
-`settings.referral_overdue_hours`. Drafts are not yet sent and are never overdue. The overdue coding is added to
+itself. Due time: the deadline the Task waits for in its status (`exchange.referral.deadlines`: the acknowledgement
+while requested, the action until the service starts); a Task stored before the exchange set deadlines, authoredOn
+plus `settings.referral_overdue_hours`. Drafts are not yet sent and are never overdue. The overdue coding is added to
 businessStatus (its other codings and text stay); if the owner drops it while the Task is still late, the next
 sweep adds it again. A Task the sweep cannot read or mark is skipped and reported (its id and the error class,
 nothing of its content): one bad row never stops the sweep for every other referral.
@@ -17,11 +18,10 @@ from datetime import datetime, timedelta, timezone
 
 from exchange.context import system_context
 from exchange.errors import FhirError
-from exchange.fhir.dates import parse_fhir_date
 from exchange.fhir.interactions.write import replace
 from exchange.fhir.search import parse_search
 from exchange.ops import counters
-from exchange.referral import codes, task_states
+from exchange.referral import codes, deadlines, task_states
 from exchange.services import Exchange
 from exchange.fhir.search_sql import plan_conditions, plan_order
 from exchange.unit import open_unit
@@ -32,15 +32,8 @@ PAGE = 200
 
 
 def due_at(task: dict, overdue_after: timedelta) -> datetime | None:
-    try:
-        end = ((task.get("restriction") or {}).get("period") or {}).get("end")
-        if end:
-            return parse_fhir_date(end)[1]
-        if task.get("authoredOn"):
-            return parse_fhir_date(task["authoredOn"])[0] + overdue_after
-    except ValueError:
-        return None
-    return None
+    """The deadline the Task waits for now (`exchange.referral.deadlines.due_now`)."""
+    return deadlines.due_now(task, overdue_after)
 
 
 def with_overdue(task: dict) -> dict:

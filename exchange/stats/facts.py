@@ -37,7 +37,7 @@ _OUTCOME_OF_STATUS = {"requested": AWAITING, "received": AWAITING, "accepted": A
                       "on-hold": ACCEPTED, "completed": COMPLETED, "failed": FAILED, "rejected": DECLINED}
 # Where a Task carries its acknowledgement deadline (an extension, valueDateTime); the action deadline is
 # Task.restriction.period.end.
-ACKNOWLEDGE_BY_URLS = (f"{codes.BASE}/StructureDefinition/acknowledgement-due",)  # exchange.referral.deadlines
+ACKNOWLEDGE_BY_URLS = (codes.EXT_ACKNOWLEDGE_DUE,)  # set by exchange.referral.deadlines
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import orjson
 
@@ -206,11 +206,7 @@ def bundle(ctx: RequestContext, fields: dict, services: dict[str, Service], now:
                   "code": _cc(codes.TASK_CODE_SYSTEM, "fulfill"), "focus": {"reference": ref["request"]},
                   "for": {"reference": ref["patient"]}, "requester": {"reference": org_ref},
                   "owner": {"reference": receiver}, "authoredOn": fhir_instant(now)}
-    due_hours = _text(fields, "due_hours")
-    if due_hours:
-        if not (due_hours.isdigit() and 1 <= int(due_hours) <= 24 * 90):
-            raise FormError("due_hours")
-        task["restriction"] = {"period": {"end": fhir_instant(now + timedelta(hours=int(due_hours)))}}
+    # the deadlines are the exchange's, from the priority and service type (exchange.referral.deadlines)
     entries = [("patient", patient), *([("form", form)] if form else []), ("consent", consent), ("request", request),
                ("task", task)]
     return {"resourceType": "Bundle", "type": "transaction", "entry": [

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from exchange.fhir.dates import parse_fhir_date
+
 from tests.conftest import SYSTEM_HEADER
 
 from . import world
@@ -72,6 +74,16 @@ async def change_task(http, headers: dict, task_id: str, if_match: bool = False,
     body = {k: v for k, v in {**current, **changes}.items() if v is not None}
     extra = {"If-Match": f'W/"{current["meta"]["versionId"]}"'} if if_match else {}
     return await http.put(f"/Task/{task_id}", json=body, headers={**headers, **extra})
+
+
+async def deadlines_of(http, task_id: str):  # noqa: ANN001
+    """(acknowledgement deadline, action deadline) of the Task as stored by the exchange (aware datetimes)."""
+    from exchange.referral import deadlines
+
+    task = (await http.get(f"/Task/{task_id}")).json()
+    acknowledge, action = deadlines.stored_of(task)
+    assert acknowledge and action, task.get("status")
+    return (parse_fhir_date(acknowledge)[0], parse_fhir_date(action)[1])
 
 
 def rule_of(response) -> str:  # noqa: ANN001

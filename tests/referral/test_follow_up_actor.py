@@ -57,14 +57,15 @@ async def test_tasks_cancelled_on_withdrawal_are_recorded_as_the_exchange(http, 
 
 
 async def test_the_overdue_mark_is_recorded_as_the_exchange(http, as_, ids, make_referral, exchange):
-    from datetime import datetime, timedelta, timezone
+    from datetime import timedelta
 
     from exchange.referral.overdue import sweep_overdue
 
+    from .conftest import deadlines_of
+
     ref = await make_referral()
-    authored = datetime(2026, 11, 20, 10, 5, tzinfo=timezone.utc)  # world.task authoredOn
-    assert await sweep_overdue(exchange, now=authored + timedelta(hours=exchange.settings.referral_overdue_hours + 1)
-                               ) == 1
+    acknowledge, _ = await deadlines_of(http, ref["Task"])
+    assert await sweep_overdue(exchange, now=acknowledge + timedelta(minutes=1)) == 1
     [mark] = _events_about(await audit_rows(exchange), f"Task/{ref['Task']}", "update")
     assert _actor(mark)["who"]["identifier"]["value"] == "exchange"
     assert _actor(mark)["role"][0]["coding"][0]["code"] == "system"

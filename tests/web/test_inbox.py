@@ -16,18 +16,23 @@ def _action_ids(html: str) -> list[str]:
     return re.findall(r'id="action-([a-z]+)"', html)
 
 
-async def test_the_inbox_lists_overdue_and_urgent_referrals_first(web_world, browser, make_client, clock):
+async def test_the_inbox_lists_overdue_and_urgent_referrals_first(web_world, browser, make_client, clock,
+                                                                  monkeypatch):
+    from datetime import timedelta
+
+    from exchange.store import repository
+
     ids = web_world.ids
     partner = await make_client(ids["hotline"])
-    later = "2026-12-30T10:00:00Z"  # due in the future: not overdue
+    monkeypatch.setattr(repository, "utcnow", lambda: clock.now)  # sent now: their deadlines are ahead
     routine = await send_referral(partner, ids, request_extra={"priority": "routine"})
     urgent = await send_referral(partner, ids, request_extra={"priority": "urgent"})
-    for created in (routine, urgent):  # give both a deadline far ahead
+    for created in (routine, urgent):
         task = (await partner.get(f"/Task/{created['Task']}")).json()
-        task["restriction"] = {"period": {"end": later}}
         task["priority"] = "routine" if created is routine else "urgent"
         assert (await partner.put(f"/Task/{task['id']}", json=task)).status_code == 200
-    overdue = await send_referral(partner, ids, request_extra={"priority": "routine"})  # authored long ago
+    monkeypatch.setattr(repository, "utcnow", lambda: clock.now - timedelta(days=20))
+    overdue = await send_referral(partner, ids, request_extra={"priority": "routine"})  # sent 20 days ago
     page = browser()
     await page.sign_in(web_world.people["shelter"])
     html = (await page.get("/web/inbox")).text

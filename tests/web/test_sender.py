@@ -3,12 +3,16 @@ from __future__ import annotations
 
 import re
 
-from exchange.referral import codes, consent_rules
+from datetime import datetime, timedelta, timezone
+
+from exchange.referral import codes, consent_rules, deadlines
+from exchange.store import repository
+from exchange.store.repository import fhir_instant
 from tests.referral import world
 
 FORM = {"service_type": "safety-shelter", "language": "", "eligibility": "", "case_code": "HTL-2026-0777",
         "gender": "female", "birth_year": "1995", "pref_language": "prs", "interpreter": "yes", "priority": "urgent",
-        "due_hours": "48", "consent": "yes", "consent_method": "verbal-phone", "share_identity": "yes",
+        "consent": "yes", "consent_method": "verbal-phone", "share_identity": "yes",
         "do_not_contact": "yes", "safe_times": "Weekdays 10:00-12:00", "code_word": world.CODE_WORD,
         "leave_message": "no"}
 
@@ -23,7 +27,11 @@ async def _areas(client, service_id: str) -> tuple[str, str]:  # noqa: ANN001
     return north, south
 
 
-async def test_a_hotline_caseworker_finds_a_service_and_sends_a_referral(web_world, browser, client):
+STORED = datetime(2026, 11, 25, 9, 0, 30, tzinfo=timezone.utc)  # the store's clock, held in the test below
+
+
+async def test_a_hotline_caseworker_finds_a_service_and_sends_a_referral(web_world, browser, client, monkeypatch):
+    monkeypatch.setattr(repository, "utcnow", lambda: STORED)
     north, south = await _areas(client, web_world.ids["svc-shelter"])
     page = browser()
     await page.sign_in(web_world.people["hotline"])
@@ -42,7 +50,9 @@ async def test_a_hotline_caseworker_finds_a_service_and_sends_a_referral(web_wor
     task = (await client.get(f"/Task/{task_id}")).json()
     assert task["status"] == "requested" and task["owner"] == {"reference": f"Organization/{web_world.ids['shelter']}"}
     assert task["requester"] == {"reference": f"Organization/{web_world.ids['hotline']}"}
-    assert task["restriction"]["period"]["end"] == "2026-11-27T09:00:30.000Z"  # 48 h after it was sent
+    # the exchange's deadlines for an urgent referral, from when it stored it (the form sets none)
+    assert deadlines.stored_of(task) == (fhir_instant(STORED + timedelta(hours=24)),
+                                         fhir_instant(STORED + timedelta(hours=72)))
     request = (await client.get(f"/{task['focus']['reference']}")).json()
     assert codes.CONTACT_PROHIBITED in codes.codings_in(request["orderDetail"], codes.REFERRAL_CODES)
     contact = {p["url"]: p for p in request["extension"][0]["extension"]}

@@ -1,7 +1,7 @@
 """The write path (the kernel of every write) shared by create, update, delete, transactions and the exchange's sweeps.
 
-Checks the scope, lets every write rule `check` the change (`exchange.change`: before, after, who), writes the
-version with its index rows, records who may see it (only when the elements that decide it changed), records the
+Checks the scope, lets every write rule `check` the change (`exchange.change`: before, after, who) and then
+`complete` it (the server's own elements, on the exchange's own changes too), writes the version with its index rows, records who may see it (only when the elements that decide it changed), records the
 event for the audit log and notifications, and then applies the rules' follow-up changes as the exchange itself:
 each `Update` is written here like any other change, with the exchange as its actor, and its own follow-ups are
 applied in turn (depth first). Rules never call back into this module.
@@ -54,15 +54,26 @@ def _methods(unit: Unit, name: str) -> list:
     return [m for m in (getattr(rule, name, None) for rule in unit.exchange.rules) if m is not None]
 
 
-async def _check(unit: Unit, change: Change, body: dict) -> dict:
-    """Every rule's `check`; a rule may return the body to store instead (the server's own elements)."""
+async def _check(unit: Unit, change: Change) -> None:
+    """Every rule's `check` (what it returns is ignored: a rule that wants elements stored says so in `complete`)."""
     reads = _reads(unit, change.who)
     for check in _methods(unit, "check"):
-        amended = await check(change, reads)
+        await check(change, reads)
+
+
+async def _complete(unit: Unit, change: Change, body: dict) -> tuple[Change, dict]:
+    """Every rule's `complete`, after the checks and before the one store write: each may return the body with the
+    server's own elements (e.g. the referral's deadlines); the next rule sees that body."""
+    completes = _methods(unit, "complete")
+    if not completes:
+        return change, body
+    reads = _reads(unit, change.who)
+    for complete in completes:
+        amended = await complete(change, reads)
         if amended is not None:
             body = dict(amended)
             change = _with(change, after=frozen_view(body))
-    return body
+    return change, body
 
 
 async def _follow(unit: Unit, change: Change, depth: int) -> None:
@@ -119,7 +130,8 @@ async def insert_new(unit: Unit, resource_type: str, body: dict, resource_id: st
     who = unit.ctx
     check_permission(who, resource_type, "c")
     change = Change.of(resource_type, "POST", None, body, who)
-    body = await _check(unit, change, body)
+    await _check(unit, change)
+    change, body = await _complete(unit, change, body)
     resource_id = resource_id or new_id()
     stored = await unit.repo.create(resource_type, resource_id, body, index_rows(resource_type, body))
     if who.organization_id and resource_type in REFERRAL_TYPES:
@@ -150,7 +162,8 @@ async def _update(unit: Unit, who: RequestContext, current: StoredResource, body
     check_permission(who, current.resource_type, "u")
     change = Change.of(current.resource_type, "PUT", current, body, who, if_match)
     if checked:
-        body = await _check(unit, change, body)
+        await _check(unit, change)
+    change, body = await _complete(unit, change, body)
     updated = await unit.repo.update(current, body, index_rows(current.resource_type, body))
     if updated is None:
         error = PreconditionFailed if if_match is not None else Conflict
@@ -167,7 +180,7 @@ async def _update(unit: Unit, who: RequestContext, current: StoredResource, body
 async def remove(unit: Unit, current: StoredResource) -> StoredResource:
     check_permission(unit.ctx, current.resource_type, "d")
     change = Change.of(current.resource_type, "DELETE", current, None, unit.ctx)
-    await _check(unit, change, {})
+    await _check(unit, change)
     deleted = await unit.repo.delete(current)
     if deleted is None:
         raise Conflict(f"{current.reference} was changed by another request; read it again and retry")
