@@ -2,6 +2,8 @@
 alerts on, and never an id, an organisation, a client or a query value in them."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -57,7 +59,8 @@ async def test_metrics_name_their_families_with_fixed_label_sets_and_no_identify
     assert value(waiting, "exchange_notification_backlog") >= 1
     assert value(waiting, "exchange_notification_oldest_pending_age_seconds") >= 0
     await dispatcher.run_until_idle()
-    await sweep_overdue(exchange)  # marks the Task overdue: one more event, left waiting
+    later = datetime.now(timezone.utc) + timedelta(days=30)  # past every deadline of the new referral
+    assert await sweep_overdue(exchange, now=later) == 1  # marks the Task overdue: one more event, left waiting
     response = await scrape(app)
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     text = response.text
