@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from exchange.referral import codes
+from exchange.referral import codes, deadlines
 
 from . import world
 from .conftest import change_task, rule_of
@@ -46,7 +46,11 @@ async def test_the_requester_reoffers_a_declined_referral_to_another_provider(ht
     assert r.headers["Location"].split("/fhir/")[1] == f"Task/{new['id']}/_history/1"
     assert (new["status"], new["owner"], new["focus"]) == (
         "requested", {"reference": f"Organization/{ids['shelter2']}"}, {"reference": f"ServiceRequest/{ref['ServiceRequest']}"})
-    assert new["extension"] == [{"url": codes.EXT_REOFFER_OF, "valueReference": {"reference": f"Task/{ref['Task']}"}}]
+    assert [e for e in new["extension"] if e["url"] == codes.EXT_REOFFER_OF] == [
+        {"url": codes.EXT_REOFFER_OF, "valueReference": {"reference": f"Task/{ref['Task']}"}}]
+    old = (await http.get(f"/Task/{ref['Task']}", headers=hotline)).json()
+    # sent again: deadlines of its own, counted from the re-offer (the exchange's, not copied from the old Task)
+    assert all(deadlines.stored_of(new)) and deadlines.stored_of(new)[0] >= deadlines.stored_of(old)[0]
     assert "statusReason" not in new and new["id"] != ref["Task"]
     request = (await http.get(f"/ServiceRequest/{ref['ServiceRequest']}", headers=hotline)).json()
     assert request["performer"] == [{"reference": f"Organization/{ids['shelter2']}"}]
