@@ -88,8 +88,10 @@ async def request_context(request: Request) -> RequestContext:
 
 async def begin_request_transaction(request: Request, exchange) -> BegunTransaction | None:  # noqa: ANN001
     """On PostgreSQL the request's one transaction starts here, so the token check is its first statement (the
-    app finishes it when the response is done, if no unit did). SQLite keeps the check in a short transaction of
-    its own: beginning there would hold the single write lock while the request body is still being received."""
+    app finishes it when the response is done, if no unit did). SQLite keeps the check in a short read transaction
+    of its own, deferred and not queued with the writers (`Database.read`): beginning the request's transaction
+    there would hold the single write lock while the request body is still being received, and a refusal's record
+    (its own transaction, after the rollback) would wait for a lock its own request holds."""
     if exchange.db.is_sqlite:
         return None
     begun = await BegunTransaction.begin(exchange.db.engine)

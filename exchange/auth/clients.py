@@ -277,12 +277,8 @@ class ClientRegistry:
         query, params = _TOKEN_STATE, {"client_id": client_id, "jti": jti}
         if conn is not None:
             row = (await conn.execute(query, params)).first()
-        elif self.db.is_sqlite:
-            async with self.db.transaction() as conn:  # queue with the writers, never spin on the file lock
-                row = (await conn.execute(query, params)).first()
         else:
-            async with self.db.engine.connect() as conn:  # one read, no BEGIN/COMMIT round trips
-                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            async with self.db.read() as conn:  # (SQLite: not queued with the writers)
                 row = (await conn.execute(query, params)).first()
         if row is None:
             return None, False

@@ -1,7 +1,8 @@
 """The database: one async engine for SQLite (embedded default) or PostgreSQL (production).
 
-SQLite allows one writer at a time: every transaction starts with BEGIN IMMEDIATE and, inside one process, an
-asyncio lock queues writers so they never spin on the busy handler. PostgreSQL runs READ COMMITTED transactions and
+SQLite allows one writer at a time: every transaction that may write starts with BEGIN IMMEDIATE and, inside one
+process, an asyncio lock queues writers so they never spin on the busy handler; one that only reads (`read`) is a
+deferred transaction outside that queue (in WAL mode a reader neither waits for the writer nor holds it up). PostgreSQL runs READ COMMITTED transactions and
 relies on row locks and constraints where order matters.
 
 Both engines hide SQL parameters in their errors (`hide_parameters`): a failed statement's message would otherwise
@@ -16,6 +17,9 @@ from typing import AsyncIterator
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+
+_READ_ONLY = "exchange_read_only"  # the execution option of `Database.read`'s connections
 
 
 def _sqlite_engine(url: str) -> AsyncEngine:
@@ -33,7 +37,7 @@ def _sqlite_engine(url: str) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn):  # noqa: ANN001
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -107,6 +111,18 @@ class Database:
             return
         async with (self._write_lock or nullcontext()):
             async with self.engine.begin() as conn:
+                yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction that only reads (the bearer check's token state): on SQLite a deferred one, not queued
+        with the writers; on PostgreSQL no transaction at all (one statement, no BEGIN/COMMIT round trips)."""
+        async with self.engine.connect() as conn:
+            if not self.is_sqlite:
+                yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+                return
+            conn = await conn.execution_options(**{_READ_ONLY: True})
+            async with conn.begin():
                 yield conn
 
     async def dispose(self) -> None:

@@ -149,10 +149,11 @@ class Repository:
     with the filter, and fills the memory for unfiltered reads of the same row. Reference lookups
     (`referring_ids`) are forgotten when the unit rewrites the index of that resource type.
 
-    With `deferred` (a unit's repository), the version rows and the index rows of its writes wait in memory and go
-    to the database together, three statements for all the writes of the unit (`flush`): before any read of those
-    tables through this repository, and before the unit's hooks run (`exchange.unit.open_unit`). The row itself is
-    written at once: its version check decides a lost race there."""
+    With `deferred` (a unit's repository), the version, index, party and recorder rows of its writes wait in memory
+    and go to the database together, one statement a table for all the writes of the unit (`flush`): before any
+    read of those tables through this repository (this repository's memory already holds its own), and before the
+    unit's hooks run (`exchange.unit.open_unit`). The resource row itself is written at once: its version check
+    decides a lost race there, and its key a duplicate id."""
 
     def __init__(self, conn: AsyncConnection, deferred: bool = False):
         self.conn = conn
@@ -161,6 +162,8 @@ class Repository:
         self._index: dict[tuple[str, str], list[dict]] = {}  # index rows not yet written, by resource
         self._unindex: dict[tuple[str, str], None] = {}  # resources whose stored index rows are to go (in order)
         self._fresh: set[tuple[str, str]] = set()  # created since the last flush: no index rows stored yet
+        self._party_rows: dict[tuple[str, str], set[str]] = {}  # party rows not yet written, by resource
+        self._recorder_rows: list[dict] = []  # recorder rows not yet written
         self._current: dict[tuple[str, str], StoredResource | None] = {}
         self._parties: dict[tuple[str, str], set[str]] = {}
         self._referring: dict[tuple[str, str, str, str], set[str]] = {}  # (type, param, target type, id) -> ids
@@ -171,10 +174,13 @@ class Repository:
         return stored
 
     async def flush(self) -> None:
-        """Write the deferred version and index rows: stored index rows out, then versions and index rows in."""
-        unindex, versions = list(self._unindex), self._versions
+        """Write the deferred rows: stored index rows out, then versions, index, party and recorder rows in."""
+        unindex, versions, recorders = list(self._unindex), self._versions, self._recorder_rows
         index = [row for rows in self._index.values() for row in rows]
+        parties = [{"resource_type": t, "resource_id": i, "organization_id": o}
+                   for (t, i), orgs in self._party_rows.items() for o in sorted(orgs)]
         self._unindex, self._versions, self._index, self._fresh = {}, [], {}, set()
+        self._party_rows, self._recorder_rows = {}, []
         if len(unindex) == 1:
             await self.conn.execute(_UNINDEX_ONE, {"u_type": unindex[0][0], "u_id": unindex[0][1]})
         elif unindex:
@@ -183,9 +189,19 @@ class Repository:
             await self.conn.execute(_INSERT_VERSION, versions)
         if index:
             await self.conn.execute(_INSERT_INDEX, index)
+        if parties:
+            await self.conn.execute(_INSERT_PARTY, parties)
+        if recorders:
+            await self.conn.execute(_INSERT_RECORDER, recorders)
 
-    async def _flushed(self) -> None:
-        if self._versions or self._index or self._unindex:
+    async def _flushed(self, index_of: str | None = None) -> None:
+        """Flush before a read of the deferred tables; `index_of`: the read is of that type's index rows alone, so
+        it waits only for rows of that type (a Bundle's Patient and Consent need not be written for its
+        ServiceRequest's rules to look up other requests)."""
+        if index_of is not None:
+            if any(t == index_of for t, _ in self._index) or any(t == index_of for t, _ in self._unindex):
+                await self.flush()
+        elif self._versions or self._index or self._unindex or self._party_rows or self._recorder_rows:
             await self.flush()
 
     # --- reads -------------------------------------------------------------------------------------------------
@@ -203,7 +219,7 @@ class Repository:
         found = _stored(rows[0]) if rows else None
         self._current[key] = found
         if found is not None:
-            self._parties[key] = {r.party for r in rows if r.party is not None}
+            self._parties[key] = {r.party for r in rows if r.party is not None} | self._party_rows.get(key, set())
             self._recorders[key] = rows[0].recorder
         if filtered and (found is None or access.organization_id not in self._parties[key]):
             return None
@@ -226,6 +242,7 @@ class Repository:
                 if missing:
                     unfiltered[rtype] = missing
                 continue
+            await self._flushed()  # (the filter reads the party rows)
             query = select(resource).where(resource.c.resource_type == rtype, resource.c.id.in_(sorted(ids)),
                                            resource.c.deleted.is_(False), clause)
             out.extend(self._remember(_stored(r)) for r in (await self.conn.execute(query)).all())
@@ -291,7 +308,7 @@ class Repository:
 
     async def references_from(self, resource_type: str, ids: Sequence[str], param: str) -> list[tuple[str, str]]:
         """(target type, target id) of the reference index rows `param` of the given resources."""
-        await self._flushed()
+        await self._flushed(index_of=resource_type)
         if not ids:
             return []
         rows = (await self.conn.execute(
@@ -302,7 +319,7 @@ class Repository:
 
     async def referring_ids(self, resource_type: str, param: str, targets: Sequence[tuple[str, str]]) -> list[str]:
         """Ids of `resource_type` resources whose reference param `param` points at one of `targets`."""
-        await self._flushed()
+        await self._flushed(index_of=resource_type)
         if not targets:
             return []
         found: set[str] = set()
@@ -424,32 +441,47 @@ class Repository:
 
     async def set_recorder(self, resource_type: str, resource_id: str, organization_id: str) -> None:
         self._recorders[(resource_type, resource_id)] = organization_id
-        await self.conn.execute(_INSERT_RECORDER, {"resource_type": resource_type, "resource_id": resource_id,
-                                                   "organization_id": organization_id})
+        row = {"resource_type": resource_type, "resource_id": resource_id, "organization_id": organization_id}
+        if self.deferred:
+            self._recorder_rows.append(row)
+        else:
+            await self.conn.execute(_INSERT_RECORDER, row)
 
     async def add_parties(self, resource_type: str, resource_id: str, organization_ids: Iterable[str]) -> None:
+        key = (resource_type, resource_id)
         missing = set(organization_ids) - await self.parties(resource_type, resource_id)
-        if missing:
+        if not missing:
+            return
+        self._parties[key] |= missing
+        if self.deferred:
+            self._party_rows.setdefault(key, set()).update(missing)
+        else:
             await self.conn.execute(_INSERT_PARTY, [
                 dict(resource_type=resource_type, resource_id=resource_id, organization_id=o) for o in sorted(missing)])
-            self._parties[(resource_type, resource_id)] |= missing
 
     async def remove_parties(self, resource_type: str, resource_id: str, organization_ids: Iterable[str]) -> None:
         await self.remove_parties_many([(resource_type, resource_id, organization_ids)])
 
     async def remove_parties_many(self, removals: Iterable[tuple[str, str, Iterable[str]]]) -> None:
         """Several resources' party rows in one statement: (type, id, organisations) each."""
-        wanted = [(t, i, sorted(set(orgs))) for t, i, orgs in removals]
-        wanted = [w for w in wanted if w[2]]
+        wanted = []
+        for t, i, orgs in removals:
+            orgs = set(orgs)
+            known = self._parties.get((t, i))
+            if known is not None:
+                known -= orgs
+            pending = self._party_rows.get((t, i))
+            if pending:  # rows not written yet are simply not written (they are never in the database too)
+                unwritten = pending & orgs
+                pending -= unwritten
+                orgs -= unwritten
+            if orgs:
+                wanted.append((t, i, sorted(orgs)))
         if not wanted:
             return
         await self.conn.execute(delete(resource_party).where(or_(*(
             and_(resource_party.c.resource_type == t, resource_party.c.resource_id == i,
                  resource_party.c.organization_id.in_(orgs)) for t, i, orgs in wanted))))
-        for t, i, orgs in wanted:
-            known = self._parties.get((t, i))
-            if known is not None:
-                known -= set(orgs)
 
     async def lock_condition(self, resource_type: str, condition: str, dialect: str) -> None:
         """Upsert the condition's lock row: concurrent transactions with the same condition queue here."""
