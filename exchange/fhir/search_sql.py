@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import and_, exists, not_, or_, select
 
 from exchange.fhir.definitions import CONFIDENTIAL_OWNER_PARAM, CONFIDENTIAL_SEARCH_PARAMS
-from exchange.fhir.indexing import normalise_string
+from exchange.fhir.indexing import COMBINED_KEYS, combined_value, normalise_string
 from exchange.fhir.search import Criterion, DateValue, SearchPlan
 from exchange.store.repository import AccessFilter, to_db, visible_clause
 from exchange.store.tables import resource, search_index
@@ -140,7 +140,37 @@ def criterion_condition(plan: SearchPlan, criterion: Criterion, access: AccessFi
 
 def plan_conditions(plan: SearchPlan, access: AccessFilter | None = None) -> list:
     """The plan's conditions; `access` (the caller's filter) is needed by chained criteria."""
-    return [criterion_condition(plan, c, access) for c in plan.criteria]
+    combined, covered = _combined_conditions(plan)
+    return [*(criterion_condition(plan, c, access) for c in plan.criteria if id(c) not in covered), *combined]
+
+
+_MOST_COMBINED = 100  # value pairs of one combined condition; past that the criteria alone decide
+
+
+def _combined_conditions(plan: SearchPlan) -> tuple[list, set[int]]:
+    """For two plain criteria that a combined key holds together (`exchange.fhir.indexing.COMBINED_KEYS`): the key's
+    one condition instead of theirs, and which criteria it covers (by identity). It selects the same rows (every
+    stored pair of values has its key row), and the database finds them by the one key instead of probing every
+    row of the first criterion for the second (with both conditions, PostgreSQL still drove from the first)."""
+    out, covered = [], set()
+    for key, first, second in COMBINED_KEYS.get(plan.resource_type, ()):
+        firsts = [c for c in plan.criteria if c.name == first]
+        seconds = [c for c in plan.criteria if c.name == second]
+        if len(firsts) != 1 or len(seconds) != 1:
+            continue
+        ref, token = firsts[0], seconds[0]
+        if ref.type != "reference" or ref.modifier or ref.chain or token.type != "token" or token.modifier:
+            continue
+        codes = [code for _system, code, _given in token.values]
+        if None in codes or any(given for _s, _c, given in token.values) \
+                or len(ref.values) * len(codes) > _MOST_COMBINED:
+            continue  # (a code system asked for: the key does not hold it)
+        pairs = [and_(search_index.c.value == combined_value(target_id, code),
+                      *([search_index.c.system == target_type] if target_type else []))
+                 for target_type, target_id in ref.values for code in codes]
+        out.append(_exists_in(plan.resource_type, resource, search_index, key, or_(*pairs)))
+        covered |= {id(ref), id(token)}
+    return out, covered
 
 
 def plan_order(plan: SearchPlan) -> list:
