@@ -10,7 +10,7 @@ A write rule (the referral workflow, consent, the write-authority table, Subscri
 
     async def complete(self, change: Change, reads: Reads) -> Mapping | None
         After every check passed, before the one store write: the server's own elements (e.g. a referral's
-        deadlines, `exchange.referral.deadline_rule`). Return the body to store (a new dict built from
+        deadlines, `exchange.referral.exchange_elements`). Return the body to store (a new dict built from
         `change.after`), or None to leave it as it is; the next rule's `complete` and every `follow` see the body
         returned. It runs for the exchange's own `Update`s too, so an element the server owns is kept by every
         write. Refuse in `check`, not here: by now every rule has accepted the change.

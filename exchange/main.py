@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 def build(settings: Settings) -> Exchange:
     """One Exchange with every package's hooks, rules, routers and background jobs installed."""
-    from exchange import audit, auth, jobs, notify, ops, referral, stats, web
+    from exchange import audit, auth, coordination, jobs, notify, ops, referral, stats, web
 
     exchange = Exchange.from_settings(settings)
     exchange.on_start.append(_load_keys)
@@ -45,6 +45,7 @@ def build(settings: Settings) -> Exchange:
     web.install(exchange)
     ops.install(exchange)
     stats.install(exchange)
+    coordination.install(exchange)
     audit.install(exchange)  # the audit hook last among the hooks: its records are built from the whole unit
     jobs.install(exchange)  # after every package registered its background jobs
     return exchange

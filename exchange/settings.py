@@ -165,7 +165,8 @@ class Settings(BaseSettings):
                                   "sub-cluster lead): overdue referrals are escalated to it, and its `coordinator` "
                                   "clients see escalated referrals without anything about the survivor.")
     referral_sweep_seconds: float = Field(
-        default=300.0, description="How often the server looks for overdue referral Tasks (0: never).")
+        default=300.0, description="How often the deployment's referral sweep marks overdue referral Tasks and "
+                                   "escalates late ones (0: never; it runs in one server process of the deployment).")
     referral_age_of_consent: int = Field(
         default=18, ge=1, le=21, description="Below this age (from Patient.birthDate when she consented) a "
         "survivor is a child: a caregiver consents for her, or a best-interest determination is recorded, with "

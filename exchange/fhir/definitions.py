@@ -38,6 +38,7 @@ OWNER_ORGANIZATION = "https://gbv-exchange.org/fhir/SearchParameter/task-owner-o
 TASK_DEADLINE = "https://gbv-exchange.org/fhir/SearchParameter/task-deadline"
 TASK_ACKNOWLEDGEMENT_DUE = "https://gbv-exchange.org/fhir/SearchParameter/task-acknowledgement-due"
 ACKNOWLEDGEMENT_DUE_EXTENSION = "https://gbv-exchange.org/fhir/StructureDefinition/acknowledgement-due"
+ESCALATION_EXTENSION = "https://gbv-exchange.org/fhir/StructureDefinition/escalation"
 CONFIDENTIAL_EXTENSION = "https://gbv-exchange.org/fhir/StructureDefinition/confidential"
 _CONFIDENTIAL_DOC = "true for an entry whose address and contacts only parties of a referral to it see"
 
@@ -72,6 +73,9 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
                     documentation="The acknowledgement deadline the exchange set (the acknowledgement-due "
                                   "extension)", extension_url=ACKNOWLEDGEMENT_DUE_EXTENSION,
                     definition=TASK_ACKNOWLEDGEMENT_DUE),
+        SearchParam("escalated", "token", (), documentation="true for a referral the exchange escalated to the "
+                                                            "coordinating organisation (the escalation extension)",
+                    flag_extension=ESCALATION_EXTENSION),
     )},
     "ServiceRequest": {p.name: p for p in (
         _p("status", "token", "status"),

@@ -24,14 +24,16 @@ class OutboxHook:
         if not changes:
             return
         now = to_db(utcnow())
-        by_topic = await queue.states_for_topics(unit.conn, [topic.canonical for event in changes
-                                                             for topic in topics_for(event.resource_type,
-                                                                                     event.interaction)])
+        fired = [(event, [topic for topic in topics_for(event.resource_type, event.interaction)
+                          if topic.fired_by(event.previous.resource if event.previous is not None else None,
+                                            event.stored.resource)]) for event in changes]
+        by_topic = await queue.states_for_topics(unit.conn, [topic.canonical for _, topics in fired
+                                                             for topic in topics])
         matched: dict[str, list] = {}  # subscription id -> events, in the unit's order
-        for event in changes:
+        for event, topics in fired:
             body = event.stored.resource
             parties: set[str] | None = None
-            for topic in topics_for(event.resource_type, event.interaction):
+            for topic in topics:
                 for row in by_topic[topic.canonical]:
                     try:
                         spec = SubscriptionSpec.loads(row.spec)

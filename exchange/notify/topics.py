@@ -7,10 +7,12 @@ filters a subscriber may use in `backport-filter-criteria`, each backed by the s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Mapping
 
 from exchange.auth.access import organisations_of
 from exchange.fhir.indexing import index_rows
 from exchange.fhir.references import split_reference
+from exchange.referral import codes
 from exchange.store.repository import Repository
 
 TOPIC_BASE = "http://gbv-exchange.org/fhir/SubscriptionTopic"
@@ -32,6 +34,12 @@ class Topic:
     triggers: tuple[str, ...]  # create | update
     filters: dict[str, TopicFilter]
     description: str = ""
+    # whether a change (the version before, None on a create; the version written) is an event of the topic at
+    # all; None: every create or update of its resource type is
+    fires: Callable[[Mapping | None, Mapping], bool] | None = None
+
+    def fired_by(self, before: Mapping | None, after: Mapping) -> bool:
+        return self.fires is None or self.fires(before, after)
 
 
 def _filters(*items: TopicFilter) -> dict[str, TopicFilter]:
@@ -66,7 +74,35 @@ SERVICE_REQUEST_TOPIC = Topic(
     description="A referral's ServiceRequest was created or updated.",
 )
 
-TOPICS: dict[str, Topic] = {t.canonical: t for t in (TASK_TOPIC, SERVICE_REQUEST_TOPIC)}
+def _late_marks(task: Mapping | None) -> set[str]:
+    """What makes a Task late news: the overdue mark (businessStatus) and the escalation (the exchange's extension)."""
+    if not task:
+        return set()
+    status = task.get("businessStatus") if isinstance(task.get("businessStatus"), Mapping) else {}
+    marks = {"overdue"} if codes.OVERDUE in codes.codes_in(status, codes.REFERRAL_CODES) else set()
+    if any(isinstance(e, Mapping) and e.get("url") == codes.EXT_ESCALATION for e in task.get("extension") or []):
+        marks.add("escalated")
+    return marks
+
+
+OVERDUE_TOPIC = Topic(
+    canonical=f"{TOPIC_BASE}/referral-overdue",
+    title="Referral overdue or escalated",
+    resource_type="Task",
+    triggers=("update",),
+    filters=_filters(
+        TopicFilter("owner", "reference", party=True, documentation="Organization/[id] the Task is addressed to "
+                                                                    "(the provider reminded)"),
+        TopicFilter("requester", "reference", party=True, documentation="Organization/[id] that sent the referral "
+                                                                        "(told that it is late)"),
+    ),
+    description="A referral passed the deadline it was waiting for (the exchange marked it overdue: the provider "
+                "is reminded, the sender told) or, still late after the deployment's delay, was escalated to the "
+                "coordinating organisation. Only these changes, made by the exchange itself.",
+    fires=lambda before, after: bool(_late_marks(after) - _late_marks(before)),
+)
+
+TOPICS: dict[str, Topic] = {t.canonical: t for t in (TASK_TOPIC, SERVICE_REQUEST_TOPIC, OVERDUE_TOPIC)}
 TOPIC_TYPES = frozenset(t.resource_type for t in TOPICS.values())
 
 

@@ -7,20 +7,21 @@ from exchange.services import Exchange
 
 def install(exchange: Exchange) -> None:
     from exchange.referral.routes import contribute_capability, router
-    from exchange.referral.overdue import OverdueSweeper
+    from exchange.jobs import every
+    from exchange.referral.escalation import sweep_referrals
     from exchange.referral.authority_rule import AuthorityRule
-    from exchange.referral.deadline_rule import DeadlineRule
+    from exchange.referral.exchange_elements import ExchangeElementsRule
     from exchange.referral.profile import issues_for
     from exchange.referral.rules import EmergencyRule, NeedToKnowRule, ReferralRules, WithdrawalRule
 
     exchange.rules.append(AuthorityRule())  # who may change what, before any rule about the content
     exchange.rules.append(ReferralRules())
-    exchange.rules.append(DeadlineRule())  # the deadlines: refused from partners, set by the exchange (complete)
+    exchange.rules.append(ExchangeElementsRule())  # deadlines, escalation: refused from partners, set by the exchange
     exchange.rules.append(EmergencyRule())  # the exchange's follow-ups: the exception's record, parties, withdrawal
     exchange.rules.append(NeedToKnowRule())
     exchange.rules.append(WithdrawalRule())
     exchange.profile_checks.append(issues_for)
     exchange.routers.append(router)
     exchange.capability.append(contribute_capability)
-    sweeper = OverdueSweeper()
-    exchange.jobs.append((sweeper.start, sweeper.stop))
+    # reminders and escalation: once per deployment (exchange.jobs), every EXCHANGE_REFERRAL_SWEEP_SECONDS
+    exchange.jobs.append(every("referral sweep", lambda e: e.settings.referral_sweep_seconds, sweep_referrals))

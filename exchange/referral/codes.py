@@ -28,6 +28,7 @@ EXT_SPECIFIC_NEEDS = f"{BASE}/StructureDefinition/specific-needs"
 EXT_REOFFER_OF = f"{BASE}/StructureDefinition/reoffer-of"  # on a Task made by $reoffer: the Task it offers again
 EXT_ACKNOWLEDGE_DUE = f"{BASE}/StructureDefinition/acknowledgement-due"  # on Task, set by the exchange
 EXT_INCIDENT_DATE = f"{BASE}/StructureDefinition/incident-date"  # on ServiceRequest: when the incident happened
+EXT_ESCALATION = f"{BASE}/StructureDefinition/escalation"  # on Task, set by the exchange: escalated, re-route
 
 PROFILE_SERVICE_REQUEST = f"{BASE}/StructureDefinition/gbv-referral-servicerequest"
 PROFILE_TASK = f"{BASE}/StructureDefinition/gbv-referral-task"

@@ -62,11 +62,7 @@ def rule_for(rules: Sequence[DeadlineRule], priority: str, service_types: Sequen
 def incident_date(request: Mapping) -> datetime | None:
     for extension in request.get("extension") or []:
         if isinstance(extension, Mapping) and extension.get("url") == codes.EXT_INCIDENT_DATE:
-            value = extension.get("valueDateTime") or extension.get("valueDate")
-            try:
-                return parse_fhir_date(value)[0] if isinstance(value, str) else None
-            except ValueError:
-                return None
+            return instant(extension.get("valueDateTime") or extension.get("valueDate"))
     return None
 
 
@@ -114,7 +110,8 @@ def with_stored(task: Mapping, acknowledge: str | None, action: str | None) -> d
     return out
 
 
-def _instant(value: str | None, end: bool = False) -> datetime | None:
+def instant(value: object, end: bool = False) -> datetime | None:
+    """A FHIR date or dateTime as its first (or, with `end`, last) instant; None when it is not one."""
     if not isinstance(value, str):
         return None
     try:
@@ -132,13 +129,13 @@ def due_now(task: Mapping, fallback: timedelta) -> datetime | None:
     acknowledge, action = stored_of(task)
     candidates = []
     if status in UNACKNOWLEDGED and acknowledge:
-        candidates.append(_instant(acknowledge))
+        candidates.append(instant(acknowledge))
     if status in NOT_STARTED and action:
-        candidates.append(_instant(action, end=True))
+        candidates.append(instant(action, end=True))
     found = [c for c in candidates if c is not None]
     if found:
         return min(found)
     if acknowledge or action:
         return None
-    authored = _instant(task.get("authoredOn"))
+    authored = instant(task.get("authoredOn"))
     return authored + fallback if authored is not None else None

@@ -11,10 +11,10 @@ nothing of its content): one bad row never stops the sweep for every other refer
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
+from typing import Callable
 
 from exchange.context import system_context
 from exchange.errors import FhirError
@@ -24,6 +24,7 @@ from exchange.ops import counters
 from exchange.referral import codes, deadlines, task_states
 from exchange.services import Exchange
 from exchange.fhir.search_sql import plan_conditions, plan_order
+from exchange.store import repository
 from exchange.unit import open_unit
 
 log = logging.getLogger("exchange.referral.overdue")
@@ -44,75 +45,66 @@ def with_overdue(task: dict) -> dict:
     return dict(task, businessStatus=status)
 
 
-async def sweep_overdue(exchange: Exchange, now: datetime | None = None) -> int:
-    """Mark every open Task past its due time; return how many were marked."""
-    now = now or datetime.now(timezone.utc)
-    after = timedelta(hours=exchange.settings.referral_overdue_hours)
-    ctx = system_context()
+def is_marked(task: dict) -> bool:
+    return codes.OVERDUE in codes.codes_in(task.get("businessStatus"), codes.REFERRAL_CODES)
+
+
+async def scan(exchange: Exchange, name: str, pick: Callable[[dict], bool]) -> list[str]:
+    """The ids of the open, sent Tasks for which `pick(body)` holds, read page by page as the exchange. A Task
+    `pick` fails on is skipped and reported (its id and the error class)."""
     plan = parse_search("Task", [("status", ",".join(SWEPT_STATES))], strict=True, default_count=PAGE,
                         max_count=PAGE)
-    late: list[str] = []
+    found: list[str] = []
     offset = 0
-    async with open_unit(exchange, ctx, "search-type", "Task") as unit:
+    async with open_unit(exchange, system_context(), "search-type", "Task") as unit:
         while True:
             page, _ = await unit.repo.search("Task", plan_conditions(plan), plan_order(plan), PAGE, offset,
                                              unit.access, with_total=False)
             for task in page:
                 try:
-                    due = due_at(task.resource, after)
-                    marked = codes.OVERDUE in codes.codes_in(task.resource.get("businessStatus"),
-                                                             codes.REFERRAL_CODES)
+                    if pick(task.resource):
+                        found.append(task.id)
                 except Exception as error:  # noqa: BLE001 - a bad row is reported, the sweep goes on
-                    log.warning("overdue sweep skipped Task %s: %s", task.id, type(error).__name__)
-                    continue
-                if due is not None and due <= now and not marked:
-                    late.append(task.id)
+                    log.warning("%s sweep skipped Task %s: %s", name, task.id, type(error).__name__)
             if len(page) < PAGE:
                 break
             offset += PAGE
-    marked_count = 0
-    for task_id in late:  # one unit each: a Task changed meanwhile is left for the next sweep
+    return found
+
+
+async def change_each(exchange: Exchange, name: str, task_ids: list[str],
+                      change: Callable[[dict], dict | None]) -> int:
+    """Write `change(body)` (None: nothing to do any more) as the next version of each Task, as the exchange, one
+    unit each: a Task changed meanwhile is left for the next sweep. Returns how many were changed."""
+    changed = 0
+    for task_id in task_ids:
         try:
-            async with open_unit(exchange, ctx, "update", "Task", task_id) as unit:
+            async with open_unit(exchange, system_context(), "update", "Task", task_id) as unit:
                 current = await unit.repo.read("Task", task_id)
                 if current is None or current.resource.get("status") not in SWEPT_STATES:
                     continue
-                await replace(unit, current, with_overdue(current.resource), current.version_id)
-                marked_count += 1
+                body = change(current.resource)
+                if body is None:
+                    continue
+                await replace(unit, current, body, current.version_id)
+                changed += 1
         except FhirError as error:
-            log.info("overdue sweep left Task %s for later: %s", task_id, type(error).__name__)
+            log.info("%s sweep left Task %s for later: %s", name, task_id, type(error).__name__)
         except Exception as error:  # noqa: BLE001 - a bad row is reported, the sweep goes on
-            log.warning("overdue sweep skipped Task %s: %s", task_id, type(error).__name__)
+            log.warning("%s sweep skipped Task %s: %s", name, task_id, type(error).__name__)
+    return changed
+
+
+async def sweep_overdue(exchange: Exchange, now: datetime | None = None) -> int:
+    """Mark every open Task past its due time (at `now`, by default the store's clock); return how many."""
+    now = now or repository.utcnow()
+    after = timedelta(hours=exchange.settings.referral_overdue_hours)
+
+    def late(task: dict) -> bool:
+        due = due_at(task, after)
+        return due is not None and due <= now and not is_marked(task)
+
+    marked = await change_each(exchange, "overdue", await scan(exchange, "overdue", late),
+                               lambda task: with_overdue(task) if late(task) else None)
     counters.sweep_finished("overdue", time.time())
-    return marked_count
-
-
-class OverdueSweeper:
-    """The background loop the server runs (registered in `exchange.on_start` / `on_stop`)."""
-
-    def __init__(self) -> None:
-        self.task: asyncio.Task | None = None
-
-    async def start(self, exchange: Exchange) -> None:
-        interval = exchange.settings.referral_sweep_seconds
-        if interval > 0:
-            self.task = asyncio.create_task(self._loop(exchange, interval))
-
-    async def stop(self, _exchange: Exchange) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            try:
-                await self.task
-            except asyncio.CancelledError:
-                pass
-            self.task = None
-
-    async def _loop(self, exchange: Exchange, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                count = await sweep_overdue(exchange)
-                if count:
-                    log.info("overdue sweep marked %d Task(s)", count)
-            except Exception as error:  # noqa: BLE001 - the loop survives a failed sweep (the database restarting)
-                log.error("overdue sweep failed: %s", type(error).__name__)  # no traceback: it may quote values
+    return marked

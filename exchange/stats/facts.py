@@ -14,9 +14,8 @@ from typing import Mapping, Sequence
 
 import orjson
 
-from exchange.fhir.dates import parse_fhir_date
 from exchange.fhir.references import split_reference
-from exchange.referral import codes
+from exchange.referral import codes, deadlines
 
 # The outcome of a sent referral, one per referral, in the order reports show them.
 AWAITING = "awaiting"  # requested or received: no decision yet
@@ -106,26 +105,16 @@ def service_type_of(request: dict | None) -> str:
     return ""
 
 
-def _instant(value: object, end: bool = False) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        low, high = parse_fhir_date(value)
-    except ValueError:
-        return None
-    return high if end else low
-
-
 def acknowledge_due(task: dict) -> datetime | None:
     for extension in task.get("extension") or []:
         if isinstance(extension, dict) and extension.get("url") in ACKNOWLEDGE_BY_URLS:
-            return _instant(extension.get("valueDateTime"))
+            return deadlines.instant(extension.get("valueDateTime"))
     return None
 
 
 def action_due(task: dict) -> datetime | None:
     period = (task.get("restriction") or {}).get("period") or {}
-    return _instant(period.get("end"), end=True) if isinstance(period, dict) else None
+    return deadlines.instant(period.get("end"), end=True) if isinstance(period, dict) else None
 
 
 def _reference(value: object) -> tuple[str, str] | None:

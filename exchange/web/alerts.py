@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.auth.access import organisations_of
 from exchange.fhir.references import references_in, split_reference
-from exchange.referral import codes
+from exchange.referral import codes, escalation
 from exchange.services import Exchange
 from exchange.store.repository import Repository, to_db, utcnow
 from exchange.unit import Failure, Unit
@@ -31,9 +31,14 @@ log = logging.getLogger("exchange.web.alerts")
 MAX_ATTEMPTS = 10
 BATCH = 50
 SUBJECTS = {"new": "New referral", "answered": "A referral was answered", "overdue": "A referral is overdue",
+            "escalated": "A referral was escalated to you", "reroute": "A re-route awaits your agreement",
             "emergency": "A referral was made under the emergency exception"}
 BODIES = {"new": "You have a new referral.", "answered": "One of your referrals has an answer.",
           "overdue": "A referral is overdue.",
+          "escalated": "A referral is overdue and was escalated to your organisation as the coordinating "
+                       "organisation (GET /coordination/referrals).",
+          "reroute": "The coordinating organisation proposes to send one of your referrals to another provider; "
+                     "it waits for your agreement.",
           "emergency": "A partner made a referral without the survivor's consent because her life was at risk (the "
                        "emergency exception). Your auditors find it in the exchange log (AuditEvent subtype "
                        "emergency-exception, or `exchange audit emergencies`)."}
@@ -80,8 +85,18 @@ async def alerts_for(unit: Unit) -> list[tuple[str, str]]:
                 unit.ctx.organization_id in await organisations_of(unit.repo, references_in(task.get("owner"))):
             out += [(org, "answered") for org in await organisations_of(unit.repo, references_in(
                 task.get("requester")))]
-        elif _overdue(task) and not _overdue(before):
+        elif escalation.rerouted_at(task) != escalation.rerouted_at(before):  # re-routed: new to its new owner
+            out += [(org, "new") for org in await _receivers(unit.repo, task)]
+        elif _overdue(task) and not _overdue(before):  # the owner is reminded, the requester told
             out += [(org, "overdue") for org in await _receivers(unit.repo, task)]
+            out += [(org, "overdue") for org in await organisations_of(unit.repo, references_in(
+                task.get("requester")))]
+        elif escalation.escalated_to(task) and not escalation.escalated_to(before):
+            coordinating = split_reference(escalation.escalated_to(task)) or ("", "")
+            out.append((coordinating[1], "escalated"))
+        elif escalation.proposed_owner(task) and escalation.proposed_owner(task) != escalation.proposed_owner(before):
+            out += [(org, "reroute") for org in await organisations_of(unit.repo, references_in(
+                task.get("requester")))]
     return list(dict.fromkeys(out))
 
 

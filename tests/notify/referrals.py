@@ -10,6 +10,7 @@ SURVIVOR_PHONE = "+93 700 555 123"
 SAFE_WORD = "blue-lantern"
 TASK_TOPIC = "http://gbv-exchange.org/fhir/SubscriptionTopic/referral-task"
 SR_TOPIC = "http://gbv-exchange.org/fhir/SubscriptionTopic/referral-service-request"
+OVERDUE_TOPIC = "http://gbv-exchange.org/fhir/SubscriptionTopic/referral-overdue"
 EXT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.notify.referrals import EXT, SR_TOPIC, TASK_TOPIC, subscription
+from tests.notify.referrals import EXT, OVERDUE_TOPIC, SR_TOPIC, TASK_TOPIC, subscription
 
 HOOK = "https://receiver.example.org/hook"
 
@@ -94,14 +94,14 @@ async def test_topics_are_listed_and_advertised(system):
     assert r.status_code == 200
     topics = {next(p["valueCanonical"] for p in t["part"] if p["name"] == "canonical"): t
               for t in r.json()["parameter"]}
-    assert set(topics) == {TASK_TOPIC, SR_TOPIC}
+    assert set(topics) == {TASK_TOPIC, SR_TOPIC, OVERDUE_TOPIC}
     task_filters = {f["part"][0]["valueString"] for f in topics[TASK_TOPIC]["part"] if f["name"] == "filter"}
     assert task_filters == {"owner", "requester", "status", "code"}
     statement = (await system.get("/metadata")).json()
     entry = next(e for e in statement["rest"][0]["resource"] if e["type"] == "Subscription")
     canonicals = {e["valueCanonical"] for e in entry["extension"]
                   if e["url"].endswith("capabilitystatement-subscriptiontopic-canonical")}
-    assert canonicals == {TASK_TOPIC, SR_TOPIC}
+    assert canonicals == {TASK_TOPIC, SR_TOPIC, OVERDUE_TOPIC}
     assert {o["name"] for o in entry["operation"]} >= {"status", "events"}
     assert "SubscriptionTopic" not in {e["type"] for e in statement["rest"][0]["resource"]}
 

@@ -63,12 +63,13 @@ async def test_alerts_say_only_that_there_is_something_to_see(web_world, client,
     assert sum(await asyncio.gather(send_pending(exchange), send_pending(exchange))) == 1  # claimed: sent once
     assert (await shelter.put(f"/Task/{task['id']}", json={**task, "status": "accepted"})).status_code == 200
     assert await sweep_overdue(exchange, datetime(2027, 1, 1, tzinfo=timezone.utc)) == 1
-    assert await send_pending(exchange) == 2
+    assert await send_pending(exchange) == 3
     assert await send_pending(exchange) == 0  # each alert is sent once
     sent = [(to, mail["Subject"], mail.get_payload()) for to, mail in smtp.messages]
     assert [(to, subject) for to, subject, _ in sent] == [
         (["referrals@shelter.example"], "New referral"), (["referrals@hotline.example"], "A referral was answered"),
-        (["referrals@shelter.example"], "A referral is overdue")]
+        (["referrals@shelter.example"], "A referral is overdue"),  # the owner reminded, the requester told
+        (["referrals@hotline.example"], "A referral is overdue")]
     survivor = (created["Task"], created["Patient"], world.CODE_WORD, world.SAFE_PHONE, "HTL-", "Shelter", "Amal")
     for _to, _subject, body in sent:
         assert "https://exchange.example/web/" in body
