@@ -3,6 +3,8 @@ search (by every search parameter), _include, _revinclude, _history, update or d
 For it the referral does not exist: 404, or absent from the Bundle. The organisations party to it see it."""
 from __future__ import annotations
 
+import uuid
+
 import base64
 
 import pytest
@@ -120,7 +122,9 @@ def _queries(world) -> list[tuple[str, str]]:
         "Task": {"status": "requested", "owner": f"Organization/{orgs['c']}", "requester": f"Organization/{orgs['a']}",
                  "focus": sr, "patient": p, "subject": p, "code": "fulfill", "business-status": "waitlisted",
                  "authored-on": "2026-11-20", "modified": "ge2026-11-01", "intent": "order",
-                 "identifier": f"{CASE}|T-7", "based-on": sr, "owner-organization": f"Organization/{orgs['c']}"},
+                 "identifier": f"{CASE}|T-7", "based-on": sr, "owner-organization": f"Organization/{orgs['c']}",
+                 # the deadlines the exchange set when the Task was sent (from now on), and not escalated
+                 "deadline": "ge2026-01-01", "acknowledgement-due": "ge2026-01-01", "escalated": ":not=true"},
         "ServiceRequest": {"status": "active", "intent": "order", "category": f"{SVC}|safety-shelter",
                            "code": "safety-shelter", "priority": "urgent", "patient": p, "subject": p,
                            "requester": f"Organization/{orgs['a']}", "performer": f"Organization/{orgs['c']}",
@@ -134,7 +138,8 @@ def _queries(world) -> list[tuple[str, str]]:
     out = []
     for rtype in REFERRAL_TYPES:
         assert set(values[rtype]) == set(SEARCH_PARAMS[rtype]), f"a search parameter of {rtype} is not tried"
-        out += [(rtype, f"{name}={value}") for name, value in values[rtype].items()]
+        out += [(rtype, f"{name}{value}" if value.startswith(":") else f"{name}={value}")  # (a modifier first)
+                for name, value in values[rtype].items()]
         out += [(rtype, f"_id={ids[rtype]}"), (rtype, "_lastUpdated=ge2000-01-01"), (rtype, "_total=accurate")]
     out += [("Task", f"patient.identifier={CASE}|HL-7"), ("Task", "focus:ServiceRequest.priority=urgent"),
             ("ServiceRequest", f"subject:Patient.identifier={CASE}|HL-7")]  # chains
@@ -160,13 +165,12 @@ async def test_stranger_cannot_reach_the_referral_through_include_or_revinclude(
                 "code": {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}]},
                 "requester": {"reference": f"Organization/{orgs['b']}"}, "owner": {"reference": f"Organization/{orgs['b']}"},
                 "focus": {"reference": f"ServiceRequest/{ids['ServiceRequest']}"},
-                "for": {"reference": f"Patient/{ids['Patient']}"}}
+                "for": {"reference": f"Patient/{ids['Patient']}"}, "authoredOn": "2026-11-20T09:00:00Z"}
+    # refused exactly as if the request did not exist: the stranger cannot even point at it (no existence oracle)
     created = await stranger.post("/Task", json=own_task)
-    assert created.status_code in (201, 404, 422), created.text
-    if created.status_code == 201:
-        tid = created.json()["id"]
-        bundle = (await stranger.get(f"/Task?_id={tid}&_include=Task:focus&_include=Task:patient")).json()
-        assert [e["resource"]["id"] for e in bundle["entry"]] == [tid]
+    missing = await stranger.post("/Task", json={**own_task, "focus": {"reference": f"ServiceRequest/{uuid.uuid4()}"}})
+    assert created.status_code == missing.status_code == 422
+    assert created.json() == missing.json() and created.json()["issue"][0]["expression"] == ["Task.focus"]
     for rtype in ("ServiceRequest", "Patient", "Consent", "DocumentReference"):
         assert_outcome(await stranger.get(f"/{rtype}/{ids[rtype]}"), 404)
     # the first organisation's Task pointing at the stranger's own survivor is not revincluded for the stranger
