@@ -78,8 +78,10 @@ class Load:
         self.headers: dict[str, dict] = {}
         self.referrals = Referrals()
         self.tasks: list[tuple[Party, str]] = []  # (shelter, task id): read phase targets
-        self.http = httpx.AsyncClient(limits=httpx.Limits(max_connections=clients, max_keepalive_connections=clients),
-                                      timeout=60)
+        # Idle connections are dropped before uvicorn's 5 s keep-alive timeout would close them under a request
+        # (that race showed as one ReadError between phases: the generator's, not the exchange's).
+        self.http = httpx.AsyncClient(limits=httpx.Limits(max_connections=clients, max_keepalive_connections=clients,
+                                                          keepalive_expiry=2.0), timeout=60)
 
     async def authorise(self) -> None:
         """Fresh tokens for every organisation (a phase starts with 240 s of token life at least)."""
