@@ -29,7 +29,7 @@ import httpcore
 import httpx
 
 if TYPE_CHECKING:
-    from exchange.services import Exchange
+    from exchange.kernel.exchange import Exchange
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str], Awaitable[list[str]]]

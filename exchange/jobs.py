@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 from sqlalchemy import text
 
 if TYPE_CHECKING:
-    from exchange.services import Exchange
+    from exchange.kernel.exchange import Exchange
 
 log = logging.getLogger("exchange.jobs")
 Job = Callable[["Exchange"], Awaitable[None]]

@@ -24,7 +24,7 @@ from exchange.keys_cli import keys_app
 from exchange.notify.cli import dev_app, worker
 from exchange.ops.cli import backup, restore
 from exchange.organizations import ORG_KINDS
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 from exchange.settings import Settings, export_settings, get_settings
 from exchange.stats.cli import stats
 from exchange.web.cli import staff_app

@@ -5,7 +5,7 @@ from __future__ import annotations
 from exchange.context import system_context
 from exchange.fhir.interactions import create
 from exchange.referral import codes
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 
 ORG_TYPE_SYSTEM = f"{codes.BASE}/CodeSystem/organization-kind"
 

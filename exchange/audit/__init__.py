@@ -8,7 +8,7 @@ chain), `checkpoint` (signed heads),
 """
 from __future__ import annotations
 
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 
 
 def install(exchange: Exchange) -> None:

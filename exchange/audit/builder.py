@@ -18,7 +18,7 @@ from exchange.audit.chain import canonical
 from exchange.audit.redact import safe_query
 from exchange.context import RequestContext
 from exchange.store.repository import fhir_instant, utcnow
-from exchange.unit import Event, Failure
+from exchange.kernel.unit import Event, Failure
 
 EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
 DICOM = "http://dicom.nema.org/resources/ontology/DCM"

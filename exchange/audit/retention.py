@@ -22,7 +22,7 @@ from exchange.fhir.references import all_references
 from exchange.referral.task_states import FINAL_STATES
 from exchange.store.repository import fhir_instant, to_db, utcnow
 from exchange.store.tables import resource, resource_version, search_index
-from exchange.unit import Event, open_unit
+from exchange.kernel.unit import Event, open_unit
 
 PURGED_TAG = {"system": "https://gbv-exchange.org/fhir/CodeSystem/retention", "code": "purged"}
 _PURGEABLE = REFERRAL_TYPES  # every resource a referral holds of hers (a Procedure in Task.output too)

@@ -246,7 +246,7 @@ async def render(conn: AsyncConnection, rows: list, viewer: Viewer) -> list[Stor
 async def search(exchange, ctx: RequestContext, params: list[tuple[str, str]]  # noqa: ANN001
                  ) -> tuple[list[StoredResource], int, AuditQuery]:
     """An audited review of the log as `ctx` sees it: the page of AuditEvents, the total, and the query used."""
-    from exchange.unit import Event, open_unit
+    from exchange.kernel.unit import Event, open_unit
 
     viewer = viewer_of(ctx, "s")
     query = parse_query(params, exchange.settings)

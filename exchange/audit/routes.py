@@ -21,7 +21,7 @@ from exchange.fhir import bundles, http
 from exchange.fhir.dates import parse_fhir_date
 from exchange.fhir.interactions.result import Result
 from exchange.fhir.search import MAX_INT, page_links
-from exchange.unit import Event, open_unit
+from exchange.kernel.unit import Event, open_unit
 
 router = APIRouter()
 fhir = APIRouter(prefix="/fhir/AuditEvent")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from exchange.services import Exchange
+    from exchange.kernel.exchange import Exchange
 
 
 def install(exchange: "Exchange") -> None:

@@ -36,7 +36,7 @@ from exchange.errors import Forbidden
 from exchange.store.repository import AccessFilter, Repository, StoredResource, UNRESTRICTED
 
 if TYPE_CHECKING:
-    from exchange.change import Change, Reads
+    from exchange.kernel.change import Change, Reads
 
 DIRECTORY_TYPES = frozenset({"Organization", "HealthcareService", "Location", "Practitioner", "PractitionerRole"})
 REFERRAL_TYPES = frozenset({"ServiceRequest", "Task", "Patient", "Consent", "DocumentReference", "Procedure"})

@@ -36,7 +36,7 @@ from exchange.store.engine import Database
 from exchange.store.repository import Repository, to_db, utcnow
 
 if TYPE_CHECKING:
-    from exchange.services import Exchange
+    from exchange.kernel.exchange import Exchange
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "k")
@@ -290,7 +290,7 @@ async def audited_change(exchange: "Exchange", ctx: RequestContext, interaction:
     """Run a registry change as `ctx` (an admin client, or the exchange itself from the CLI) in a unit of work, so
     the change and its audit record (an exchange event on the client's Organization) commit together and a refusal
     is recorded too. Registry refusals become 404 (unknown client) or 422."""
-    from exchange.unit import Event, open_unit
+    from exchange.kernel.unit import Event, open_unit
 
     async with open_unit(exchange, ctx, interaction) as unit:
         require_role(ctx, "admin")

@@ -26,7 +26,7 @@ from exchange.fhir.references import references_in
 from exchange.store.repository import Repository, StoredResource
 
 if TYPE_CHECKING:
-    from exchange.unit import Unit
+    from exchange.kernel.unit import Unit
 
 # What a non-party does not see, per type (rules as data: the docs and the tests read this table).
 HIDDEN: dict[str, tuple[str, ...]] = {

@@ -8,7 +8,7 @@ from exchange.fhir.definitions import RESOURCE_TYPES
 
 if TYPE_CHECKING:
     from exchange.auth.service import AuthService
-    from exchange.services import Exchange
+    from exchange.kernel.exchange import Exchange
 
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 

@@ -24,7 +24,7 @@ from exchange.errors import BadRequest, FhirError, Forbidden, Unauthorized
 from exchange.fhir.http import read_body
 from exchange.ops import counters
 from exchange.ops.ratelimit import limits_of
-from exchange.unit import Event, Failure, open_unit, record_failure
+from exchange.kernel.unit import Event, Failure, open_unit, record_failure
 
 MAX_FORM_BYTES = 16 * 1024
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}

@@ -17,7 +17,7 @@ from exchange.egress import egress
 from exchange.settings import Settings
 
 if TYPE_CHECKING:
-    from exchange.services import Exchange
+    from exchange.kernel.exchange import Exchange
 
 TOKEN_PATH = "/auth/token"
 INTROSPECT_PATH = "/auth/introspect"

@@ -3,7 +3,7 @@
 re-route it may propose with the requester's agreement (`reroute.py`), over `routes.py`."""
 from __future__ import annotations
 
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 
 
 def install(exchange: Exchange) -> None:

@@ -13,16 +13,16 @@ from datetime import datetime
 from typing import Mapping
 
 from exchange.auth.access import organisations_of
-from exchange.change import Update
+from exchange.kernel.change import Update
 from exchange.context import RequestContext
 from exchange.coordination.access import require_coordinator
 from exchange.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from exchange.fhir.interactions.write import apply_follow_ups
 from exchange.fhir.references import references_in, split_reference
 from exchange.referral import consent, deadlines, escalation, profile
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 from exchange.store.repository import Repository, StoredResource
-from exchange.unit import Event, Unit, open_unit
+from exchange.kernel.unit import Event, Unit, open_unit
 
 TARGET_TYPES = ("HealthcareService", "Organization")
 

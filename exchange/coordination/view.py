@@ -19,11 +19,11 @@ from exchange.fhir.search import parse_search
 from exchange.referral import deadlines, escalation
 from exchange.referral.exchange_elements import escalation_of
 from exchange.referral.overdue import is_marked
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 from exchange.stats import facts
 from exchange.store.repository import UNRESTRICTED, Repository, StoredResource, fhir_instant
 from exchange.fhir.search_sql import plan_conditions, plan_order
-from exchange.unit import Event, open_unit
+from exchange.kernel.unit import Event, open_unit
 
 ACKNOWLEDGED = frozenset({"received", "accepted", "rejected"})
 HISTORY = 100  # versions of one Task read for its steps (a referral settles in far fewer)

@@ -14,7 +14,7 @@ from joserfc.jwk import ECKey
 from exchange.auth.service import auth_service
 from exchange.demo.directory import DEMO_ID_SYSTEM, load_demo
 from exchange.organizations import add_organization, organization_resource
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 
 COORDINATION = ("ngo", "coordination-1", "GBV Sub-Cluster Coordination", "تنسيق العنف القائم على النوع")
 PARTNER_SCOPES = "system/*.cruds"

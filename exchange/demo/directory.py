@@ -5,7 +5,7 @@ from exchange.context import system_context
 from exchange.fhir.interactions import create
 from exchange.demo.story import load_story
 from exchange.organizations import organization_resource
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 
 DEMO_ID_SYSTEM = "https://gbv-exchange.org/fhir/sid/organization"
 

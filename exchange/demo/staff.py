@@ -8,7 +8,7 @@ import os
 import secrets
 from pathlib import Path
 
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 from exchange.web import accounts
 
 # username -> (demo client whose organisation the person works for, staff role)

@@ -13,9 +13,9 @@ from exchange.fhir.interactions import create, read, update
 from exchange.fhir.search import parse_search
 from exchange.fhir.transaction import process_bundle
 from exchange.referral import codes, directory
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 from exchange.fhir.search_sql import plan_conditions, plan_order
-from exchange.unit import open_unit
+from exchange.kernel.unit import open_unit
 
 SERVICE_SID = f"{codes.BASE}/sid/service"
 STORY_SID = f"{codes.BASE}/sid/demo-referral"

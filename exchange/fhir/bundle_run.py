@@ -13,7 +13,7 @@ from exchange.fhir.interactions import search_type
 from exchange.fhir.interactions.write import current_for_write, insert_new, parse_etag, remove, replace
 from exchange.fhir.search import parse_search
 from exchange.store.repository import StoredResource, fhir_instant
-from exchange.unit import Unit
+from exchange.kernel.unit import Unit
 
 # the reason phrase of a failed entry's status (batch-response entries carry them)
 REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict",

@@ -13,7 +13,7 @@ from exchange.fhir import http
 from exchange.fhir.capability import capability_statement
 from exchange.fhir.interactions import create, history, read, search_type, update, validate_op
 from exchange.fhir.transaction import process_bundle
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 
 _FHIR = {"application/fhir+json": {"schema": {"type": "object", "description": "A FHIR R4 resource"}}}
 _OUTCOME = {"application/fhir+json": {"schema": {"type": "object", "description": "OperationOutcome"}}}

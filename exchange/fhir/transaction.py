@@ -18,9 +18,9 @@ from exchange.fhir.bundle_run import REASONS, Budget, run_entry
 from exchange.fhir.interactions import create as create_interaction
 from exchange.fhir.interactions.result import Result
 from exchange.fhir.interactions.write import new_id
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 from exchange.store.repository import StoredResource
-from exchange.unit import open_unit
+from exchange.kernel.unit import open_unit
 
 
 async def transaction(exchange: Exchange, ctx: RequestContext, entries: list[Entry], prefer: str | None = None

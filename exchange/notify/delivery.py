@@ -17,7 +17,7 @@ from exchange.notify.signing import SIGNATURE_HEADER
 from exchange.notify.spec import SubscriptionSpec
 
 if TYPE_CHECKING:
-    from exchange.services import Exchange
+    from exchange.kernel.exchange import Exchange
 
 RESPONSE_MAX_BYTES = 64 * 1024
 

@@ -28,7 +28,7 @@ from exchange.notify.lifecycle import set_status
 from exchange.notify.sending import Step, send
 from exchange.notify.spec import SubscriptionSpec
 from exchange.notify.withholding import still_parties
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 from exchange.store.repository import Repository, to_db, utcnow
 
 log = logging.getLogger("exchange.notify")

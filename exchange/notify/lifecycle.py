@@ -5,9 +5,9 @@ from __future__ import annotations
 from exchange.context import system_context
 from exchange.fhir.indexing import index_rows
 from exchange.notify import queue
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 from exchange.store.repository import utcnow
-from exchange.unit import Event, open_unit
+from exchange.kernel.unit import Event, open_unit
 
 
 async def set_status(exchange: Exchange, subscription_id: str, status: str, error: str | None = None,

@@ -17,9 +17,9 @@ from exchange.notify import bundle as notification, queue
 from exchange.notify.spec import BACKPORT, SubscriptionSpec
 from exchange.notify.tables import subscription_state as state
 from exchange.notify.topics import TOPICS
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 from exchange.store.repository import Repository
-from exchange.unit import Event, Unit, open_unit
+from exchange.kernel.unit import Event, Unit, open_unit
 
 
 def _searchset(entries: list[dict]) -> dict:

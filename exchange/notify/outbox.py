@@ -11,7 +11,7 @@ from exchange.notify import queue
 from exchange.notify.spec import SubscriptionSpec
 from exchange.notify.topics import TOPIC_TYPES, filter_matches, topics_for
 from exchange.store.repository import to_db, utcnow
-from exchange.unit import Failure, Unit
+from exchange.kernel.unit import Failure, Unit
 
 _TRIGGERS = {"create": "C", "update": "U"}
 log = logging.getLogger("exchange.notify")

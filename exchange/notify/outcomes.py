@@ -16,7 +16,7 @@ from exchange.notify.lifecycle import set_status
 from exchange.notify.sending import Step
 from exchange.notify.tables import notification_outbox as outbox, subscription_state as state
 from exchange.ops import counters
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 from exchange.store.repository import from_db, to_db, utcnow
 
 

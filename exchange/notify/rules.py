@@ -12,7 +12,7 @@ from exchange.errors import Forbidden, Unprocessable
 from exchange.notify import queue
 from exchange.notify.spec import SubscriptionSpec, parse_subscription
 from exchange.fhir.references import split_reference
-from exchange.change import Change, FollowUp, Reads, Rows, Share
+from exchange.kernel.change import Change, FollowUp, Reads, Rows, Share
 from exchange.context import RequestContext
 from exchange.store.repository import utcnow
 

@@ -10,7 +10,7 @@ from exchange.notify import bundle as notification
 from exchange.notify.delivery import Outcome, post
 from exchange.notify.signing import sign
 from exchange.notify.spec import SubscriptionSpec
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 
 
 @dataclass

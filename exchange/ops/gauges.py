@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 if TYPE_CHECKING:
-    from exchange.services import Exchange
+    from exchange.kernel.exchange import Exchange
 
 NOTIFICATION_BACKLOG = "notification-backlog"  # -> pending, held, oldest_age_seconds (notify.backlog.Backlog)
 AUDIT_UNLINKED = "audit-unlinked"  # -> records waiting to be linked, None while the log links in the request

@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.ops import gauges
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 from exchange.store.migrate import alembic_config
 
 log = logging.getLogger("exchange.ops")

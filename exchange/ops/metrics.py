@@ -22,7 +22,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from exchange.errors import Forbidden
 from exchange.ops import gauges
 from exchange.ops.health import readiness
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 from exchange.settings import Settings
 
 router = APIRouter(tags=["operations"])

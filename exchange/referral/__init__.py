@@ -2,7 +2,7 @@
 directory routing, overdue referrals, and the implementation guide's resources served read-only."""
 from __future__ import annotations
 
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 
 
 def install(exchange: Exchange) -> None:

@@ -12,7 +12,7 @@ from exchange.referral import authority, task_states
 from exchange.referral.consent import subject_id
 from exchange.referral.rules import REQUEST_OPEN
 from exchange.store.repository import Repository, StoredResource
-from exchange.change import Change, Reads
+from exchange.kernel.change import Change, Reads
 
 async def roles_of(repo: Repository, org: str | None, resource_type: str, resource_id: str | None,
                    body: dict) -> set[str]:

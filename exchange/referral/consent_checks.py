@@ -14,7 +14,7 @@ from exchange.fhir.references import references_in, split_reference
 from exchange.referral import consent_rules
 from exchange.referral.consent import subject_id
 from exchange.referral.refusal import raise_all, refuse
-from exchange.change import Reads
+from exchange.kernel.change import Reads
 
 
 def deployment(reads: Reads) -> consent_rules.Deployment:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from exchange.referral import consent_rules
 from exchange.store.repository import StoredResource
-from exchange.change import Record
-from exchange.unit import Event
+from exchange.kernel.change import Record
+from exchange.kernel.unit import Event
 
 INTERACTION = "emergency-exception"  # the AuditEvent subtype (CodeSystem exchange-event)
 ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
@@ -30,7 +30,7 @@ def newly_invoked(stored: StoredResource, previous: StoredResource | None) -> st
 
 
 def follow_ups(stored: StoredResource, previous: StoredResource | None) -> list[Record]:
-    """The exception's AuditEvent when this write invokes it (a `Record` follow-up, exchange.change)."""
+    """The exception's AuditEvent when this write invokes it (a `Record` follow-up, exchange.kernel.change)."""
     reason = newly_invoked(stored, previous)
     if reason is None:
         return []

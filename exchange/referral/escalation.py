@@ -17,7 +17,7 @@ from typing import Mapping
 from exchange.referral import codes, deadlines
 from exchange.referral.exchange_elements import escalation_of, with_escalation
 from exchange.referral.overdue import change_each, due_at, is_marked, scan, sweep_overdue
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 from exchange.store import repository
 from exchange.store.repository import fhir_instant
 

@@ -5,7 +5,7 @@ They are the deadlines (`exchange.referral.deadlines`: the `acknowledgement-due`
 referral was escalated, to whom, a re-route the coordinator proposed). `check` refuses (422, rule
 `deadline-set-by-exchange` or `escalation-set-by-exchange`) a partner's Task that carries other values than the
 stored ones (absent is fine: a client may leave them out, they are kept). `complete` (the kernel's step for the
-server's own elements, `exchange.change`) writes them: the deadlines computed from the deadline table when the Task
+server's own elements, `exchange.kernel.change`) writes them: the deadlines computed from the deadline table when the Task
 is sent (stored as `requested` from nothing or from another status), everything else carried over from the stored
 version. The exchange itself (system context: the sweep, a re-route, the CLI) may set them; what it leaves out is
 computed or carried over the same way.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from exchange.change import Change, Reads
+from exchange.kernel.change import Change, Reads
 from exchange.fhir.references import references_in, split_reference
 from exchange.referral import codes, deadlines
 from exchange.referral.refusal import refuse

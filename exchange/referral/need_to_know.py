@@ -19,7 +19,7 @@ from __future__ import annotations
 
 
 from exchange.auth.access import organisations_in
-from exchange.change import Change, FollowUp, Reads, Unshare, Update
+from exchange.kernel.change import Change, FollowUp, Reads, Unshare, Update
 from exchange.fhir.references import references_in, split_reference
 from exchange.store.repository import Repository
 

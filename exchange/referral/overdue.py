@@ -22,10 +22,10 @@ from exchange.fhir.interactions.write import replace
 from exchange.fhir.search import parse_search
 from exchange.ops import counters
 from exchange.referral import codes, deadlines, task_states
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 from exchange.fhir.search_sql import plan_conditions, plan_order
 from exchange.store import repository
-from exchange.unit import open_unit
+from exchange.kernel.unit import open_unit
 
 log = logging.getLogger("exchange.referral.overdue")
 SWEPT_STATES = sorted(task_states.OPEN_STATES - {"draft"})

@@ -21,9 +21,9 @@ from exchange.fhir.references import references_in, split_reference
 from exchange.referral import codes, task_states as states
 from exchange.referral.refusal import refuse
 from exchange.referral.rules import REQUEST_OPEN
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 from exchange.store import repository
-from exchange.unit import Event, open_unit
+from exchange.kernel.unit import Event, open_unit
 
 INTERACTION = "reoffer"  # the AuditEvent subtype (CodeSystem exchange-event)
 RULE = "task-reoffer"

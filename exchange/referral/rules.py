@@ -1,4 +1,4 @@
-"""The referral workflow as write rules (`exchange.change`): every create, update and delete of a referral passes here.
+"""The referral workflow as write rules (`exchange.kernel.change`): every create, update and delete of a referral passes here.
 
 `ReferralRules.check` refuses (422/409/428, nothing stored) what breaks a profile, the Task state machine, the
 consent rules or the directory. Two rules follow a write with the exchange's own changes: `NeedToKnowRule` narrows a
@@ -17,7 +17,7 @@ from exchange.fhir.references import references_in, split_reference
 from exchange.referral import (authority, consent, consent_checks, emergency, need_to_know, profile, routing,
                                task_rules, withdrawal)
 from exchange.referral.refusal import raise_all, refuse
-from exchange.change import Change, FollowUp, Reads
+from exchange.kernel.change import Change, FollowUp, Reads
 from exchange.store.repository import StoredResource
 
 CONSENT_ENDED = frozenset({"inactive", "rejected", "entered-in-error"})

@@ -13,7 +13,7 @@ from exchange.referral import codes, task_states as states
 from exchange.referral.consent import subject_id
 from exchange.referral.refusal import refuse
 from exchange.store.repository import StoredResource
-from exchange.change import Change, Reads
+from exchange.kernel.change import Change, Reads
 
 
 async def focus_request(reads: Reads, body) -> StoredResource | None:  # noqa: ANN001

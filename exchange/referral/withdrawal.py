@@ -18,7 +18,7 @@ from exchange.fhir.references import references_in
 from exchange.errors import FhirError
 from exchange.referral import codes, consent, task_states
 from exchange.referral.need_to_know import pointed_at
-from exchange.change import FollowUp, Unshare, Update
+from exchange.kernel.change import FollowUp, Unshare, Update
 from exchange.store.repository import Repository, StoredResource
 
 WITHDRAWN_REASON = "Consent withdrawn by the survivor: the receiving organisation no longer has access to her data"

@@ -8,7 +8,7 @@ complementary suppression, a plain function), `report` (the tables of one period
 """
 from __future__ import annotations
 
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 
 
 def install(exchange: Exchange) -> None:

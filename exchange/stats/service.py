@@ -7,10 +7,10 @@ from typing import Sequence
 
 from exchange.audit import linker
 from exchange.context import RequestContext
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 from exchange.stats import integrate, params, report
 from exchange.stats.access import require_statistics_access
-from exchange.unit import Event, open_unit
+from exchange.kernel.unit import Event, open_unit
 
 REQUEST_BATCHES = 5  # a request reads at most this many batches of new log records first (the job does the rest)
 

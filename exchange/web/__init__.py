@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 
 STATIC = Path(__file__).parent / "static"
 

@@ -22,10 +22,10 @@ from sqlalchemy.exc import IntegrityError
 
 from exchange.context import RequestContext, system_context
 from exchange.errors import FhirError
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 from exchange.settings import Settings
 from exchange.store.repository import from_db, to_db, utcnow
-from exchange.unit import Event, open_unit
+from exchange.kernel.unit import Event, open_unit
 from exchange.web.i18n import LOCALES
 from exchange.web.tables import web_session, web_staff
 

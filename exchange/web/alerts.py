@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from exchange.auth.access import organisations_of
 from exchange.fhir.references import references_in, split_reference
 from exchange.referral import codes, escalation
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 from exchange.store.repository import Repository, to_db, utcnow
-from exchange.unit import Failure, Unit
+from exchange.kernel.unit import Failure, Unit
 from exchange.web.tables import web_alert
 
 log = logging.getLogger("exchange.web.alerts")

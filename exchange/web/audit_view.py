@@ -19,8 +19,8 @@ from exchange.audit.checkpoint import Checkpoint, sign_checkpoint, stored_checkp
 from exchange.audit.verify import Verdict, verify_database
 from exchange.context import RequestContext
 from exchange.fhir.dates import parse_fhir_date
-from exchange.services import Exchange
-from exchange.unit import Event, open_unit
+from exchange.kernel.exchange import Exchange
+from exchange.kernel.unit import Event, open_unit
 
 PAGE = 50
 EXPORT_MAX = 10_000  # records in one export; narrow the filters for more

@@ -25,8 +25,8 @@ from exchange.fhir.search import parse_search
 from exchange.referral import codes, profile, task_states as states
 from exchange.referral.consent import permitted_categories
 from exchange.referral.overdue import due_at
-from exchange.services import Exchange
-from exchange.unit import Unit, open_unit
+from exchange.kernel.exchange import Exchange
+from exchange.kernel.unit import Unit, open_unit
 from exchange.web import actions
 
 FAR = datetime.max.replace(tzinfo=timezone.utc)

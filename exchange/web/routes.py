@@ -21,7 +21,7 @@ from exchange.errors import FhirError, Gone, NotFound, PreconditionFailed, Unaut
 from exchange.fhir.interactions import update
 from exchange.referral import reoffer as reoffer_op
 from exchange.store.repository import utcnow
-from exchange.unit import Event, Failure, open_unit, record_failure
+from exchange.kernel.unit import Event, Failure, open_unit, record_failure
 from exchange.web import accounts, actions, audit_view, inbox, sender, security, sessions
 from exchange.web.i18n import LOCALES
 from exchange.web.pages import LANG_COOKIE, render

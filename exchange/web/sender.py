@@ -17,7 +17,7 @@ from exchange.fhir.interactions import search_type
 from exchange.fhir.references import references_in, split_reference
 from exchange.fhir.transaction import process_bundle
 from exchange.referral import codes, consent_rules, profile
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 from exchange.store.repository import fhir_instant
 
 BCP47 = "urn:ietf:bcp:47"

@@ -122,7 +122,7 @@ async def test_records_queued_when_a_process_died_are_reported_then_linked(clien
     from exchange.audit.builder import records_for_events
     from exchange.audit.hook import enqueue
     from exchange.context import system_context
-    from exchange.unit import Event
+    from exchange.kernel.unit import Event
     from exchange.main import build
 
     await _events(client, 2)

@@ -9,9 +9,9 @@ from exchange.fhir.interactions.result import Result
 from exchange.fhir.interactions.write import insert_new
 from exchange.fhir.search import SearchPlan, parse_search
 from exchange.fhir.validate import validate_resource
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 from exchange.fhir.search_sql import plan_conditions, plan_order
-from exchange.unit import Event, Unit, open_unit
+from exchange.kernel.unit import Event, Unit, open_unit
 
 
 def condition_plan(exchange: Exchange, resource_type: str, if_none_exist: str) -> SearchPlan:

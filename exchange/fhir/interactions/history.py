@@ -11,8 +11,8 @@ from exchange.fhir import bundles
 from exchange.fhir.interactions.result import Result
 from exchange.fhir.search import int_param
 from exchange.fhir.validate import check_resource_type
-from exchange.services import Exchange
-from exchange.unit import Event, open_unit
+from exchange.kernel.exchange import Exchange
+from exchange.kernel.unit import Event, open_unit
 
 
 async def history_instance(exchange: Exchange, ctx: RequestContext, resource_type: str, resource_id: str,

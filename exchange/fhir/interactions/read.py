@@ -7,9 +7,9 @@ from exchange.context import RequestContext
 from exchange.errors import Gone, NotFound
 from exchange.fhir.interactions.result import Result
 from exchange.fhir.validate import check_resource_type
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 from exchange.store.repository import StoredResource
-from exchange.unit import Event, Unit, open_unit
+from exchange.kernel.unit import Event, Unit, open_unit
 
 
 async def read_in(unit: Unit, resource_type: str, resource_id: str) -> StoredResource:

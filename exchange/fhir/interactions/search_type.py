@@ -10,10 +10,10 @@ from exchange.fhir.definitions import CONFIDENTIAL_SEARCH_PARAMS, search_param
 from exchange.fhir.interactions.result import Result
 from exchange.fhir.search import SearchPlan, identifying, page_links, parse_search
 from exchange.fhir.validate import check_resource_type
-from exchange.services import Exchange
+from exchange.kernel.exchange import Exchange
 from exchange.store.repository import StoredResource
 from exchange.fhir.search_sql import plan_conditions, plan_order
-from exchange.unit import Event, Unit, open_unit
+from exchange.kernel.unit import Event, Unit, open_unit
 
 
 def _over_budget(name: str, budget: int) -> BadRequest:

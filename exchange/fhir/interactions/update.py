@@ -6,8 +6,8 @@ from exchange.errors import BadRequest, MethodNotAllowed, NotFound
 from exchange.fhir.interactions.result import Result
 from exchange.fhir.interactions.write import current_for_write, parse_etag, remove, replace
 from exchange.fhir.validate import check_resource_type, validate_resource
-from exchange.services import Exchange
-from exchange.unit import open_unit
+from exchange.kernel.exchange import Exchange
+from exchange.kernel.unit import open_unit
 
 
 async def update(exchange: Exchange, ctx: RequestContext, resource_type: str, resource_id: str, body: object,

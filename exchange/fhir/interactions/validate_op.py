@@ -11,8 +11,8 @@ from exchange.errors import BadRequest, FhirError, Issue
 from exchange.fhir import bundles
 from exchange.fhir.interactions.result import Result
 from exchange.fhir.validate import check_resource_type, validate_resource
-from exchange.services import Exchange
-from exchange.unit import Event, open_unit
+from exchange.kernel.exchange import Exchange
+from exchange.kernel.unit import Event, open_unit
 
 
 def _resource_of(body: object) -> object:

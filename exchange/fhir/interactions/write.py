@@ -1,6 +1,6 @@
 """The write path (the kernel of every write) shared by create, update, delete, transactions and the exchange's sweeps.
 
-Checks the scope, lets every write rule `check` the change (`exchange.change`: before, after, who) and then
+Checks the scope, lets every write rule `check` the change (`exchange.kernel.change`: before, after, who) and then
 `complete` it (the server's own elements, on the exchange's own changes too), writes the version with its index rows, records who may see it (only when the elements that decide it changed), records the
 event for the audit log and notifications, and then applies the rules' follow-up changes as the exchange itself:
 each `Update` is written here like any other change, with the exchange as its actor, and its own follow-ups are
@@ -14,12 +14,12 @@ from dataclasses import replace as _with
 from typing import Sequence
 
 from exchange.auth.access import REFERRAL_TYPES, assign_parties, check_permission, parties_changed
-from exchange.change import Change, FollowUp, Reads, Record, Rows, Share, Unshare, Update, frozen_view
+from exchange.kernel.change import Change, FollowUp, Reads, Record, Rows, Share, Unshare, Update, frozen_view
 from exchange.context import RequestContext, system_context
 from exchange.errors import Conflict, NotFound, PreconditionFailed
 from exchange.fhir.indexing import index_rows
 from exchange.store.repository import StoredResource
-from exchange.unit import Event, Unit
+from exchange.kernel.unit import Event, Unit
 
 MAX_FOLLOW_DEPTH = 8  # follow-ups of follow-ups: the referral rules settle in two; more is a rule that never stops
 

@@ -18,7 +18,7 @@ from exchange.errors import FhirError
 from exchange.store.repository import AccessFilter, Repository, StoredResource
 
 if TYPE_CHECKING:
-    from exchange.services import Exchange
+    from exchange.kernel.exchange import Exchange
 
 
 @dataclass

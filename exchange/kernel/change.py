@@ -44,7 +44,7 @@ from exchange.store.repository import AccessFilter, Repository, StoredResource
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
-    from exchange.services import Exchange
+    from exchange.kernel.exchange import Exchange
 
 
 def frozen_view(body: Mapping | None) -> Mapping | None:
@@ -127,7 +127,7 @@ class Share:
 @dataclass(frozen=True)
 class Record:
     """One more event of the unit for the exchange log (and notifications), e.g. the emergency exception's use."""
-    event: Any = field(compare=False)  # an exchange.unit.Event
+    event: Any = field(compare=False)  # an exchange.kernel.unit.Event
 
 
 @dataclass(frozen=True)

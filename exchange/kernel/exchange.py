@@ -7,13 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-from exchange.change import WriteRule
+from exchange.kernel.change import WriteRule
 from exchange.context import RequestContext
 from exchange.keys import KeyStore
 from exchange.settings import Settings
 from exchange.store.engine import Database
 from exchange.store.repository import AccessFilter
-from exchange.unit import UnitHook
+from exchange.kernel.unit import UnitHook
 
 __all__ = ["Exchange", "WriteRule"]
 
@@ -27,7 +27,7 @@ class Exchange:
     """Everything an interaction needs besides the request. Packages register themselves in `exchange.main.build`.
 
     - hooks: see every unit of work before it commits (audit log, notification outbox);
-    - rules: business rules around writes (referral workflow, consent): `exchange.change` says what they see and
+    - rules: business rules around writes (referral workflow, consent): `exchange.kernel.change` says what they see and
       what they return;
     - routers: FastAPI routers mounted before the generic FHIR routes (token endpoint, AuditEvent, $status ...);
     - capability: functions that add to the CapabilityStatement (security, subscription topics ...);
