@@ -16,6 +16,7 @@ from exchange.context import RequestContext
 from exchange.coordination.access import require_coordinator
 from exchange.fhir.references import split_reference
 from exchange.fhir.search import parse_search
+from exchange.fhir.dates import instant_or_none
 from exchange.referral import deadlines, escalation
 from exchange.referral.exchange_elements import escalation_of
 from exchange.referral.overdue import is_marked
@@ -64,7 +65,7 @@ def steps_of(versions: Sequence[StoredResource]) -> list[Step]:
             first("overdue", version.last_updated)
     latest = versions[-1].resource if versions else {}
     for name in (escalation.ESCALATED, escalation.REROUTED):
-        at = deadlines.instant(escalation.part(escalation_of(latest), name))
+        at = instant_or_none(escalation.part(escalation_of(latest), name))
         if at is not None:
             found[name] = at
     return sorted((Step(n, a) for n, a in found.items()), key=lambda s: s.at)

@@ -43,6 +43,18 @@ def parse_fhir_date(value: str) -> tuple[datetime, datetime]:
     return _utc(start), _utc(end)
 
 
+def instant_or_none(value: object, end: bool = False) -> datetime | None:
+    """A stored FHIR date or dateTime as its first (or, with `end`, last) instant; None when it is not one (what the
+    exchange reads back from stored bodies, where a missing or odd value means 'not set', never an error)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        low, high = parse_fhir_date(value)
+    except ValueError:
+        return None
+    return high if end else low
+
+
 def _parse(value: str) -> tuple[datetime, datetime]:
     m = _DATE.match(value.strip())
     if not m:

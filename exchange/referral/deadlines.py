@@ -10,7 +10,7 @@ earlier than the acknowledgement deadline, so a late referral still gets its hou
 
 Stored on the Task by the exchange: the action deadline in `Task.restriction.period.end` (R4: "when fulfilment is
 sought"), the acknowledgement deadline in the `acknowledgement-due` extension (R4 Task has no element for it; the
-Gravity SDOH Clinical Care guide defines none). Searchable: `Task?deadline=lt...` and `Task?acknowledge-by=lt...`.
+Gravity SDOH Clinical Care guide defines none). Searchable: `Task?deadline=lt...` and `Task?acknowledgement-due=lt...`.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Mapping, Sequence
 
-from exchange.fhir.dates import parse_fhir_date
+from exchange.fhir.dates import instant_or_none as instant
 from exchange.referral import codes
 from exchange.settings import DeadlineRule
 from exchange.store.repository import fhir_instant
@@ -108,17 +108,6 @@ def with_stored(task: Mapping, acknowledge: str | None, action: str | None) -> d
     if restriction:
         out["restriction"] = restriction
     return out
-
-
-def instant(value: object, end: bool = False) -> datetime | None:
-    """A FHIR date or dateTime as its first (or, with `end`, last) instant; None when it is not one."""
-    if not isinstance(value, str):
-        return None
-    try:
-        low, high = parse_fhir_date(value)
-    except ValueError:
-        return None
-    return high if end else low
 
 
 def due_now(task: Mapping, fallback: timedelta) -> datetime | None:

@@ -14,8 +14,9 @@ from typing import Mapping, Sequence
 
 import orjson
 
+from exchange.fhir.dates import instant_or_none
 from exchange.fhir.references import split_reference
-from exchange.referral import codes, deadlines
+from exchange.referral import codes
 
 # The outcome of a sent referral, one per referral, in the order reports show them.
 AWAITING = "awaiting"  # requested or received: no decision yet
@@ -108,13 +109,13 @@ def service_type_of(request: dict | None) -> str:
 def acknowledge_due(task: dict) -> datetime | None:
     for extension in task.get("extension") or []:
         if isinstance(extension, dict) and extension.get("url") in ACKNOWLEDGE_BY_URLS:
-            return deadlines.instant(extension.get("valueDateTime"))
+            return instant_or_none(extension.get("valueDateTime"))
     return None
 
 
 def action_due(task: dict) -> datetime | None:
     period = (task.get("restriction") or {}).get("period") or {}
-    return deadlines.instant(period.get("end"), end=True) if isinstance(period, dict) else None
+    return instant_or_none(period.get("end"), end=True) if isinstance(period, dict) else None
 
 
 def _reference(value: object) -> tuple[str, str] | None:

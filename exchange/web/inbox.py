@@ -17,7 +17,7 @@ import orjson
 from exchange.auth.access import organisations_of
 from exchange.context import RequestContext
 from exchange.errors import Gone, NotFound
-from exchange.fhir.dates import parse_fhir_date
+from exchange.fhir.dates import instant_or_none
 from exchange.fhir.interactions.read import read_in
 from exchange.fhir.interactions.search_type import search_in
 from exchange.fhir.references import references_in, split_reference
@@ -37,10 +37,7 @@ LIMIT = 200  # referrals listed (the newest); the API pages through more
 
 
 def _when(value: str | None) -> datetime | None:
-    try:
-        return parse_fhir_date(value)[0] if value else None
-    except ValueError:
-        return None
+    return instant_or_none(value)
 
 
 def service_code(request: dict | None) -> str | None:
