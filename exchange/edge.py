@@ -63,6 +63,87 @@ class HeadAsGet:
         await self.app({**scope, "method": "GET"}, receive, send_headers_only)
 
 
+class RouteIndex:
+    """Finds the included router that serves a request without asking every route of every router first.
+
+    FastAPI tries the app's routes in order, and an included router answers "does one of mine match?" by trying
+    each of its routes, then tries them again to pick one: a read by id tried about 60 routes (some 1,400 Python
+    calls, a third of a read's). This index flattens the routes once (again whenever FastAPI's route version
+    changes) into their path patterns and methods, in the same order, and scans those with one regular expression
+    call each. When the first route that fully matches (path and method) is a plain FastAPI route of an included
+    router, that router handles the request as FastAPI would have (its `handle`, which picks among its own routes
+    only); anything else (no full match, a 405 or redirect to work out, a mount, a route of a kind it does not
+    know, a root path) goes to FastAPI's own routing, unchanged."""
+
+    def __init__(self, router) -> None:  # noqa: ANN001  (the app's APIRouter)
+        self.router = router
+        self.fallback = router.middleware_stack
+        self._version: object = None
+        self._entries: list[tuple] = []
+
+    def _routes_version(self) -> object:
+        version = getattr(self.router, "_get_routes_version", None)
+        return version() if version is not None else len(self.router.routes)
+
+    def _build(self) -> list[tuple]:
+        from fastapi.routing import APIRoute
+
+        try:
+            from fastapi.routing import _IncludedRouter
+        except ImportError:  # (a FastAPI that flattens included routes: nothing to index)
+            return []
+        entries: list[tuple] = []  # (prefix, match, methods or None, the included router or None: fall back)
+        for route in self.router.routes:
+            if isinstance(route, _IncludedRouter):
+                for context in route.effective_route_contexts():
+                    regex = getattr(context, "path_regex", None)
+                    if isinstance(context.original_route, APIRoute) and regex is not None and context.methods:
+                        entries.append((_literal_prefix(context.path_format), regex.match,
+                                        frozenset(context.methods), route))
+                    else:  # a kind of route this index does not read: reaching it means FastAPI decides
+                        entries.append(("", None, None, None))
+            else:
+                regex = getattr(route, "path_regex", None)
+                entries.append((_literal_prefix(getattr(route, "path_format", "")) if regex is not None else "",
+                                regex.match if regex is not None else None, None, None))
+        return entries
+
+    def select(self, scope) -> object | None:  # noqa: ANN001
+        """The included router FastAPI would pick for `scope`, or None when FastAPI's own routing should decide."""
+        if scope["type"] != "http" or scope.get("root_path") or getattr(self.router, "form_limits", None):
+            return None
+        version = self._routes_version()
+        if version != self._version:
+            self._entries, self._version = self._build(), version
+        path, method = scope["path"], scope["method"]
+        for prefix, match, methods, included in self._entries:
+            if not path.startswith(prefix):
+                continue
+            if match is None or methods is None:  # a route whose matching is FastAPI's to judge
+                return None
+            if match(path) is not None and method in methods:  # (a partial match: FastAPI looks on, so do we)
+                return included
+        return None
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        included = self.select(scope)
+        if included is None:
+            await self.fallback(scope, receive, send)
+            return
+        scope.setdefault("router", self.router)
+        await included.handle(scope, receive, send)
+
+
+def _literal_prefix(path_format: str) -> str:
+    """The part of a route's path before its first parameter: a path that does not start with it cannot match."""
+    return path_format.split("{", 1)[0]
+
+
+def install_route_index(app: FastAPI) -> None:
+    """Put `RouteIndex` in front of the app's router (after every router is included)."""
+    app.router.middleware_stack = RouteIndex(app.router)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """The one place errors become OperationOutcomes: FhirError, an unknown route or method, bad parameters."""
     @app.exception_handler(FhirError)

@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None, exchange: Exchange | None = Non
     (exchange/edge.py), and the lifespan (migrations on start, then whatever background work the exchange runs)."""
     from fastapi import FastAPI
 
-    from exchange.edge import HeadAsGet, SafeEdge, install_error_handlers, install_openapi
+    from exchange.edge import HeadAsGet, SafeEdge, install_error_handlers, install_openapi, install_route_index
     from exchange.fhir.routes import router as fhir_router
     from exchange.store.migrate import upgrade
 
@@ -110,6 +110,7 @@ def create_app(settings: Settings | None = None, exchange: Exchange | None = Non
         from exchange.web import mount
 
         mount(app)
+    install_route_index(app)
     app.add_middleware(SafeEdge)  # outermost: after every other middleware
     app.add_middleware(HeadAsGet)
     install_openapi(app)

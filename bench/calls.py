@@ -1,0 +1,214 @@
+"""Function calls per request, in process: the lifecycle, reads by id and creates of bench/load.py under cProfile.
+
+The exchange's app is called as an ASGI application (no sockets, no uvicorn, hardly any client code), one client at a time, after a
+warm-up, so the count of Python function calls per lifecycle, read and create depends neither on the load nor on a
+busy machine: compare two versions by it (`--server-root` runs another checkout's exchange package with this
+checkout's bench/). The linker's passes run in the same event loop and are counted with the requests they follow.
+
+    .venv/bin/python bench/calls.py                                      # PostgreSQL on 127.0.0.1:5432
+    .venv/bin/python bench/calls.py --output /tmp/profile.txt --top 40   # ... and the top entries
+    .venv/bin/python bench/calls.py --database-url sqlite+aiosqlite:////tmp/profile.db
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import json
+import os
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/exchange_profile"
+
+
+def _package(filename: str) -> str:
+    """The package a profiled function belongs to: site-packages' top name, exchange's subpackage, or stdlib."""
+    if "site-packages/" in filename:
+        return filename.split("site-packages/")[1].split("/")[0].split(".")[0]
+    if "/exchange/" in filename:
+        return "exchange." + filename.split("/exchange/")[-1].split("/")[0].removesuffix(".py")
+    if filename.startswith("~") or filename.startswith("<"):
+        return "builtins"
+    return "stdlib" if "/lib/python3" in filename else filename.rsplit("/", 1)[-1]
+
+
+class _Response:
+    def __init__(self, status: int, headers: list, body: bytes) -> None:
+        self.status_code = status
+        from starlette.datastructures import Headers
+
+        self.headers = Headers(raw=headers)
+        self.content = body
+
+    @property
+    def text(self) -> str:
+        return self.content.decode()
+
+    def json(self):  # noqa: ANN201
+        import orjson
+
+        return orjson.loads(self.content)
+
+    def raise_for_status(self) -> None:
+        if self.status_code >= 400:
+            raise RuntimeError(f"{self.status_code} {self.text}")
+
+
+class AsgiClient:
+    """The few calls bench/lifecycle.py makes of an httpx client, straight into the ASGI app: the profile counts
+    the exchange's calls, hardly any of the client's."""
+
+    def __init__(self, app) -> None:  # noqa: ANN001
+        self.app = app
+
+    async def request(self, method: str, url: str, headers: dict | None = None, content: bytes | None = None,
+                      data: dict | None = None) -> _Response:
+        from urllib.parse import urlencode, urlsplit
+
+        if data is not None:
+            content = urlencode(data).encode()
+            headers = {**(headers or {}), "Content-Type": "application/x-www-form-urlencoded"}
+        parts = urlsplit(url)
+        body = content or b""
+        sent = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+        sent += [(b"host", b"127.0.0.1:8080"), (b"content-length", str(len(body)).encode())]
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+                 "scheme": "http", "path": parts.path, "raw_path": parts.path.encode(),
+                 "query_string": parts.query.encode(), "root_path": "", "headers": sent,
+                 "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8080), "state": {}}
+        received = False
+        status, out_headers, chunks = 0, [], []
+
+        async def receive() -> dict:
+            nonlocal received
+            if not received:
+                received = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await asyncio.Event().wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            nonlocal status, out_headers
+            if message["type"] == "http.response.start":
+                status, out_headers = message["status"], message.get("headers", [])
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, send)
+        return _Response(status, out_headers, b"".join(chunks))
+
+    async def get(self, url: str, **kwargs) -> _Response:  # noqa: ANN003
+        return await self.request("GET", url, **kwargs)
+
+    async def post(self, url: str, **kwargs) -> _Response:  # noqa: ANN003
+        return await self.request("POST", url, **kwargs)
+
+    async def aclose(self) -> None:
+        pass
+
+
+class _Progress:
+    def add_task(self, *args, **kwargs) -> int:  # noqa: ANN002, ANN003
+        return 0
+
+    def advance(self, *args) -> None:  # noqa: ANN002
+        pass
+
+
+async def run(args: argparse.Namespace) -> dict:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from lifecycle import Load, Samples  # noqa: PLC0415
+    from world import build_world, recreate_database  # noqa: PLC0415
+
+    from exchange.main import build, create_app
+    from exchange.settings import Settings
+
+    workdir = Path(tempfile.mkdtemp(prefix="exchange-profile-"))
+    settings = Settings(database_url=args.database_url, state_dir=workdir / "var", port=8080)
+    await recreate_database(args.database_url)
+    world = await build_world(settings, 2, 2)
+    exchange = build(settings)
+    app = create_app(settings, exchange)
+    report: dict = {"database": args.database_url.split("://")[0]}
+    stats_out = io.StringIO()
+    async with app.router.lifespan_context(app):
+        load = Load("http://127.0.0.1:8080", world, 1, _Progress())
+        await load.http.aclose()
+        load.http = AsgiClient(app)
+        await load.authorise()
+        phases = (("lifecycle", args.lifecycles, load.lifecycle), ("read", args.reads, load.read),
+                  ("create", args.creates, load.create))
+        for name, count, work in phases:
+            warm = Samples()
+            for n in range(args.warmup):
+                await work(warm, 10_000 + n)
+            samples = Samples()
+            profiler = cProfile.Profile()
+            tracer = None
+            if os.environ.get("CALLS_REGIONS"):
+                sys.path.insert(0, os.path.dirname(os.environ["CALLS_REGIONS"]))
+                from regions import Tracer  # noqa: PLC0415
+                tracer = Tracer()
+                sys.setprofile(tracer)
+            started = time.process_time()
+            if tracer is None:
+                profiler.enable()
+            for n in range(count):
+                await work(samples, n)
+            await asyncio.sleep(0.3)  # the linker's pass for the last writes
+            if tracer is not None:
+                sys.setprofile(None)
+                report[name + "_regions"] = {k: round(v / count) for k, v in tracer.counts.most_common()}
+                report[name + "_traced_total"] = round(tracer.total / count)
+                continue
+            profiler.disable()
+            cpu = time.process_time() - started
+            if samples.errors or warm.errors:
+                raise SystemExit(f"{name}: errors {samples.errors or warm.errors}: "
+                                 f"{samples.error_examples or warm.error_examples}")
+            stats = pstats.Stats(profiler)
+            by_package: dict[str, int] = {}
+            for (filename, _line, _fn), (_cc, nc, _tt, _ct, _callers) in stats.stats.items():
+                by_package[_package(filename)] = by_package.get(_package(filename), 0) + nc
+            report[name] = {"count": count, "calls_per_request": round(stats.total_calls / count),
+                            "primitive_calls_per_request": round(stats.prim_calls / count),
+                            "cpu_ms_per_request_profiled": round(1000 * cpu / count, 2),
+                            "calls_per_request_by_package": {k: round(v / count) for k, v in sorted(
+                                by_package.items(), key=lambda kv: -kv[1]) if v / count >= 20}}
+            if args.dump:
+                profiler.dump_stats(f"{args.dump}.{name}.prof")
+            if args.output:
+                stats_out.write(f"\n===== {name}: {count} requests, {report[name]} =====\n")
+                stats.stream = stats_out
+                stats.sort_stats("tottime").print_stats(args.top)
+                stats.sort_stats("cumulative").print_stats(args.top)
+        await load.http.aclose()
+    await exchange.db.dispose()
+    if args.output:
+        args.output.write_text(json.dumps(report, indent=2) + "\n" + stats_out.getvalue())
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default=DEFAULT_URL,
+                        help="the profile's own database: dropped and created anew (default %(default)s)")
+    parser.add_argument("--lifecycles", type=int, default=40)
+    parser.add_argument("--reads", type=int, default=200)
+    parser.add_argument("--creates", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--output", type=Path, default=None, help="pstats top entries of each phase")
+    parser.add_argument("--dump", default=None, help="write each phase's pstats to <DUMP>.<phase>.prof")
+    parser.add_argument("--top", type=int, default=40)
+    args = parser.parse_args()
+    os.environ.setdefault("EXCHANGE_LOG_LEVEL", "WARNING")
+    print(json.dumps(asyncio.run(run(args)), indent=2))
+
+
+if __name__ == "__main__":
+    main()
