@@ -6,11 +6,17 @@ each kind through its real write path (HTTP, real tokens, in-process ASGI): sent
 accepted, completed, rejected. Every row those referrals left in the store is captured (resource and version rows,
 search-index rows, need-to-know parties, recorders, AuditEvents and their entities, web alerts); a table the
 generator does not know growing is an error, so a write path that starts storing something new cannot be missed.
-Each captured row becomes a template whose ids, organisations, clients, case code and times are slots; the
-generator fills them for each referral and COPYs the rows in batches (asyncpg `copy_records_to_table`), with the
-secondary indexes and keys dropped during the load and rebuilt after it (the exchange's own definitions, read from
-the catalogue). The audit records are linked into the chain in order (`exchange.audit.chain.link`), the head
+Each captured row becomes a template whose ids, organisations, clients, case code and times are slots; each kind's
+rows of a table are compiled into one COPY text template (`Filler`: literal parts and slots, filled by one slice
+assignment and a join in C, no per-row or per-cell Python), filled once per referral. Each table is loaded by a
+session of its own in one transaction (TRUNCATE, the directory's rows put back, then one `COPY ... FREEZE` of all
+generated rows: frozen and all-visible as written, so no VACUUM rewrites the pages afterwards), the secondary
+indexes and keys dropped before and rebuilt after (the exchange's own definitions, read from the catalogue), then
+ANALYZE. The audit records are hashed into the chain as they are made (as `exchange.audit.chain.link`), the head
 advanced, and a checkpoint signed with the exchange's own code, so `exchange audit verify` passes.
+
+The statistics facts (`referral_fact`) are not generated: the exchange derives them from the log in the background,
+and a server started on the store reads the log into them (bench/stats_scale.py measures that first reading).
 
 Referrals are spread over the past year, oldest first; the newest `--open-share` of them (inside the overdue
 window, so the sweep has nothing to mark) are still open (requested or accepted), the others completed or rejected.
@@ -30,8 +36,8 @@ import random
 import re
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
+from itertools import chain
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -306,7 +312,12 @@ def build_template(played: Played, world: World) -> Template:
 # --- generation -----------------------------------------------------------------------------------------------------
 
 def _fast_uuid() -> str:
-    return str(uuid.UUID(bytes=os.urandom(16), version=4))
+    """A random (version 4) UUID, as `str(uuid.uuid4())` but without its object."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 
 
 @dataclass
@@ -337,53 +348,161 @@ class Plan:
         return rng.choices(list(choices), weights=list(choices.values()))[0]
 
 
+# --- COPY text templates: one referral's rows of a table in one str.format template -------------------------------
+
+def _escape(value: str) -> str:
+    """A string as a COPY text field (backslash, tab, newline and carriage return escaped)."""
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _needs_escape(value: str) -> bool:
+    return "\\" in value or "\t" in value or "\n" in value or "\r" in value
+
+
+def _constant(value: Any) -> str:
+    """A constant cell in COPY text form, braces doubled (it becomes part of a str.format template)."""
+    if value is None:
+        text = "\\N"
+    elif isinstance(value, bool):
+        text = "t" if value else "f"
+    elif isinstance(value, int):
+        text = str(value)
+    elif isinstance(value, str):
+        text = _escape(value)
+    else:
+        raise SystemExit(f"a captured cell of a type the generator does not know: {value!r}")
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+class Filler:
+    """A str.format template (slots and doubled braces) compiled for filling many times: its literal parts with the
+    slots between them, filled by one slice assignment and joined in C (`str.format_map` parses the template again
+    on every call, five times slower). Not for two threads at once."""
+
+    def __init__(self, template: str) -> None:
+        from operator import itemgetter
+        from string import Formatter
+
+        parts, names = [""], []  # literal, slot, literal, ..., literal
+        for literal, name, spec, conversion in Formatter().parse(template):
+            if spec or conversion:
+                raise SystemExit(f"a slot with a format spec: {name}")
+            parts[-1] += literal
+            if name is not None:
+                names.append(name)
+                parts.extend(["", ""])
+        self.parts = parts
+        self.names = names
+        self.getter = itemgetter(*names, *names[:1]) if names else None  # (two names: itemgetter gives a tuple)
+
+    def __call__(self, values: dict[str, str]) -> str:
+        parts = self.parts
+        if self.names:
+            parts[1:2 * len(self.names):2] = self.getter(values)[:len(self.names)]
+        return "".join(parts)
+
+
+@dataclass
+class CopyTemplate:
+    """One kind of referral as COPY text: per table (audit_event apart) one template of all its rows; per audit
+    record a template of its content (hashed as filled) and one of its line. Times are slots `d<n>` (an offset from
+    the referral's start), the other slots those of `Template`. Every slot value is a str."""
+    kind: str
+    tables: dict[str, Filler]
+    audit: list[tuple[Filler, Filler]]  # (content, line with the slots entry, hash and content)
+    offsets: dict[str, timedelta]
+    instants: dict[str, tuple[timedelta, Callable[[datetime], str]]]
+    fresh: list[str]
+
+
+def compile_template(template: Template) -> CopyTemplate:
+    offsets: dict[timedelta, str] = {}
+
+    def cell(kind: str, value: Any) -> str:
+        if kind == "offset":
+            return "{" + offsets.setdefault(value, f"d{len(offsets)}") + "}"
+        if kind == "format":
+            return _escape(value)  # (slots hold ids, codes and instants: nothing COPY would escape)
+        return _constant(value)
+
+    tables: dict[str, Filler] = {}
+    audit: list[tuple[Filler, Filler]] = []
+    for table, rows in template.tables.items():
+        columns = template.columns[table]
+        if table == "audit_event":
+            content_at, recorded_at = columns.index("content"), columns.index("recorded")
+            for cells in rows:
+                kind, value = cells[content_at]
+                content = value if kind == "format" else value.replace("{", "{{").replace("}", "}}")
+                line = ["{entry}", "{entry}"] + ["{content}" if i == content_at else cell(*c)
+                                                 for i, c in enumerate(cells)] + ["{hash}", cell(*cells[recorded_at])]
+                audit.append((Filler(content), Filler("\t".join(line) + "\n")))
+            continue
+        tables[table] = Filler("".join("\t".join(cell(*c) for c in cells) + "\n" for cells in rows))
+    return CopyTemplate(template.kind, tables, audit, {name: offset for offset, name in offsets.items()},
+                        template.instants, template.fresh)
+
+
+def copy_columns(template: Template, table: str) -> list[str]:
+    """The columns of a table's COPY (search_index.row_id and web_alert.id are left to their sequences)."""
+    if table == "audit_event":
+        return ["entry", "seq", *template.columns[table], "hash", "linked"]
+    return list(template.columns[table])
+
+
 class Generator:
-    def __init__(self, templates: dict[str, Template], world: World, plan: Plan, seed: int = 7) -> None:
+    """Fills the templates, referral after referral: one string per table and batch, the audit records chained."""
+
+    def __init__(self, templates: dict[str, CopyTemplate], world: World, plan: Plan, seed: int = 7) -> None:
         self.templates = templates
         self.world = world
         self.plan = plan
         self.rng = random.Random(seed)
-        self.row_id = 0  # search_index.row_id
-        self.alert_id = 0
         self.entry = 0  # audit_event.entry and seq
         self.head = "0" * 64
-        self.linked: datetime | None = None
+        from exchange.audit.chain import GENESIS, link
 
-    def referral(self, number: int, out: dict[str, list[tuple]]) -> None:
-        from exchange.audit.chain import link
+        if link(GENESIS, 7, b"{}") != hashlib.sha256(f"{GENESIS}\n7\n".encode() + b"{}").hexdigest():
+            raise SystemExit("exchange.audit.chain.link hashes otherwise than Generator.batch does")
+        for party in [*world.hotlines, *world.shelters]:
+            for value in (party.organization_id, party.client_id, party.service_id or ""):
+                if _needs_escape(value) or "{" in value:
+                    raise SystemExit(f"a directory id COPY would have to escape: {value!r}")
 
-        template = self.templates[self.plan.kind_of(number, self.rng)]
-        hotline = self.world.hotlines[self.rng.randrange(len(self.world.hotlines))]
-        shelter = self.world.shelters[self.rng.randrange(len(self.world.shelters))]
-        start = self.plan.start_of(number)
-        values = {"hotline": hotline.organization_id, "shelter": shelter.organization_id,
-                  "service": shelter.service_id, "hotline_client": hotline.client_id,
-                  "shelter_client": shelter.client_id,
-                  "case": f"HTL-{number:07d}-{os.urandom(3).hex()}",
-                  "id_Patient": _fast_uuid(), "id_Consent": _fast_uuid(), "id_ServiceRequest": _fast_uuid(),
-                  "id_Task": _fast_uuid()}
-        for name in template.fresh:
-            values[name] = _fast_uuid() if name.startswith("uuid") else os.urandom(16).hex()
-        for name, (offset, fmt) in template.instants.items():
-            values[name] = fmt(start + offset)
-        for table, rows in template.tables.items():
-            target = out[table]
-            for cells in rows:
-                record = [start + v if k == "offset" else v.format_map(values) if k == "format" else v
-                          for k, v in cells]
-                if table == "search_index":
-                    self.row_id += 1
-                    record.insert(0, self.row_id)
-                elif table == "web_alert":
-                    self.alert_id += 1
-                    record.insert(0, self.alert_id)
-                elif table == "audit_event":
-                    self.entry += 1
-                    content = record[template.columns["audit_event"].index("content")]
-                    self.head = link(self.head, self.entry, content.encode())
-                    linked = record[template.columns["audit_event"].index("recorded")]
-                    record = [self.entry, self.entry, *record, self.head, linked]
-                target.append(tuple(record))
+    def batch(self, first: int, last: int) -> dict[str, list[str]]:
+        """Referrals first..last-1 as COPY text, per table a list of chunks."""
+        out: dict[str, list[str]] = {t: [] for t in CAPTURED}
+        audit = out["audit_event"]
+        hotlines, shelters = self.world.hotlines, self.world.shelters
+        rng, plan, sha256, urandom = self.rng, self.plan, hashlib.sha256, os.urandom
+        entry, head = self.entry, self.head
+        for number in range(first, last):
+            template = self.templates[plan.kind_of(number, rng)]
+            hotline = hotlines[rng.randrange(len(hotlines))]
+            shelter = shelters[rng.randrange(len(shelters))]
+            start = plan.start_of(number)
+            values = {"": "", "hotline": hotline.organization_id, "shelter": shelter.organization_id,
+                      "service": shelter.service_id, "hotline_client": hotline.client_id,
+                      "shelter_client": shelter.client_id, "case": f"HTL-{number:07d}-{urandom(3).hex()}",
+                      "id_Patient": _fast_uuid(), "id_Consent": _fast_uuid(), "id_ServiceRequest": _fast_uuid(),
+                      "id_Task": _fast_uuid()}
+            for name in template.fresh:
+                values[name] = _fast_uuid() if name[0] == "u" else urandom(16).hex()
+            for name, (offset, fmt) in template.instants.items():
+                values[name] = fmt(start + offset)
+            for name, offset in template.offsets.items():
+                values[name] = (start + offset).isoformat(sep=" ")
+            for table, text in template.tables.items():
+                out[table].append(text(values))
+            for content_template, line in template.audit:
+                entry += 1
+                content = content_template(values)
+                head = sha256(f"{head}\n{entry}\n".encode() + content.encode()).hexdigest()  # audit.chain.link
+                values["entry"], values["hash"] = str(entry), head
+                values["content"] = _escape(content) if _needs_escape(content) else content
+                audit.append(line(values))
+        self.entry, self.head = entry, head
+        return out
 
 
 def _fill_sent(template: Template) -> None:
@@ -404,7 +523,8 @@ async def _drop_keys_and_indexes(conn, tables: tuple[str, ...]) -> list[str]:  #
         "SELECT c.conname, c.conrelid::regclass::text AS tbl, pg_get_constraintdef(c.oid) AS def FROM pg_constraint c "
         "WHERE c.conrelid::regclass::text = ANY($1::text[]) AND c.contype IN ('p', 'u')", list(tables))
     indexes = await conn.fetch(
-        "SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS def FROM pg_index i "
+        "SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS def, "
+        "pg_relation_size(i.indrelid) AS size FROM pg_index i "
         "WHERE i.indrelid::regclass::text = ANY($1::text[]) AND NOT EXISTS "
         "(SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)", list(tables))
     for row in indexes:
@@ -420,15 +540,48 @@ async def _columns(conn, table: str) -> list[str]:  # noqa: ANN001
         "SELECT column_name FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position", table)]
 
 
-def _copy_columns(template: Template, table: str) -> list[str]:
-    cols = list(template.columns[table])
-    if table == "search_index":
-        return ["row_id", *cols]
-    if table == "web_alert":
-        return ["id", *cols]
-    if table == "audit_event":
-        return ["entry", "seq", *cols, "hash", "linked"]
-    return cols
+class Stream:
+    """One table's load: in one transaction, the table emptied (TRUNCATE), the rows it held put back, and the
+    generated rows COPYed after them; `COPY ... FREEZE` (allowed after a TRUNCATE in the same transaction) writes
+    them frozen and all-visible, so no VACUUM has to rewrite 30 GB of pages afterwards."""
+
+    def __init__(self, conn, table: str, columns: list[str]) -> None:  # noqa: ANN001
+        self.conn, self.table, self.columns = conn, table, columns
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=4)
+        self.task: asyncio.Task | None = None
+        self.bytes = 0
+
+    async def _chunks(self):  # noqa: ANN202
+        while (chunk := await self.queue.get()) is not None:
+            self.bytes += len(chunk)
+            yield chunk
+
+    async def start(self) -> None:
+        import io
+
+        held = io.BytesIO()
+        await self.conn.copy_from_table(self.table, output=held, format="text")
+        transaction = self.conn.transaction()
+        await transaction.start()
+        await self.conn.execute(f'TRUNCATE "{self.table}"')
+        await self.conn.copy_to_table(self.table, source=io.BytesIO(held.getvalue()), format="text", freeze=True)
+
+        async def load() -> None:
+            try:
+                await self.conn.copy_to_table(self.table, source=self._chunks(), columns=self.columns,
+                                              format="text", freeze=True)
+            except BaseException:
+                await transaction.rollback()
+                raise
+            await transaction.commit()
+
+        self.task = asyncio.ensure_future(load())
+
+    async def put(self, chunk: bytes | None) -> None:
+        assert self.task is not None
+        if self.task.done():
+            self.task.result()  # the COPY failed: raise its error here
+        await self.queue.put(chunk)
 
 
 async def generate(args: argparse.Namespace) -> dict:
@@ -463,88 +616,100 @@ async def generate(args: argparse.Namespace) -> dict:
     templates = {p.kind: build_template(p, scratch_world) for p in played}
     for template in templates.values():
         _fill_sent(template)
+    report["rows_per_referral"] = {kind: sum(len(rows) for rows in t.tables.values()) for kind, t in templates.items()}
     plan = Plan(args.referrals, args.open_share, datetime.now(timezone.utc).replace(tzinfo=None))
-    gen = Generator(templates, world, plan, args.seed)
+    gen = Generator({kind: compile_template(t) for kind, t in templates.items()}, world, plan, args.seed)
+    columns = {t: copy_columns(next(iter(templates.values())), t) for t in CAPTURED}
 
-    conns = [await asyncpg.connect(_dsn(args.database_url)) for _ in range(max(1, args.connections))]
-    conn = conns[0]
-    for each in conns:  # the loader's sessions only: lz4 is cheaper to compress than the default pglz
-        await each.execute("SET default_toast_compression = 'lz4'; SET synchronous_commit = off; "
-                           "SET maintenance_work_mem = '512MB'")
+    dsn = _dsn(args.database_url)
+    conn = await asyncpg.connect(dsn)
+    streams: list[Stream] = []
     try:
         head = await conn.fetchrow("SELECT seq, hash FROM audit_head WHERE id = 1")
         gen.entry, gen.head = int(head["seq"]), head["hash"]
-        unlinked = await conn.fetchval("SELECT count(*) FROM audit_event WHERE seq IS NULL")
-        if unlinked:
+        if await conn.fetchval("SELECT count(*) FROM audit_event WHERE seq IS NULL"):
             raise SystemExit("the directory's audit records are not all linked")
-        gen.row_id = int(await conn.fetchval("SELECT coalesce(max(row_id), 0) FROM search_index"))
-        gen.alert_id = int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM web_alert"))
-        entry_max = int(await conn.fetchval("SELECT coalesce(max(entry), 0) FROM audit_event"))
-        if entry_max != gen.entry:
+        if int(await conn.fetchval("SELECT coalesce(max(entry), 0) FROM audit_event")) != gen.entry:
             raise SystemExit("audit entries and chain positions differ in the directory's log")
-        columns = {t: _copy_columns(next(iter(templates.values())), t) for t in CAPTURED}
-        for table in CAPTURED:  # every column the exchange's table has is filled, or the table default applies
-            missing = set(await _columns(conn, table)) - set(columns[table])
+        renumbered = {"search_index": {"row_id"}, "web_alert": {"id"}}
+        for table in CAPTURED:  # every column the exchange's table has is filled, or numbered by its sequence
+            missing = set(await _columns(conn, table)) - set(columns[table]) - renumbered.get(table, set())
             if missing:
                 raise SystemExit(f"{table}: columns {sorted(missing)} were not captured")
         started = time.perf_counter()
         recreate = await _drop_keys_and_indexes(conn, CAPTURED)
         timings["drop keys and indexes"] = time.perf_counter() - started
+
         started = time.perf_counter()
-        rows = 0
+        for table in CAPTURED:
+            each = await asyncpg.connect(dsn)
+            await each.execute("SET synchronous_commit = off")
+            streams.append(Stream(each, table, columns[table]))
+        for stream in streams:
+            await stream.start()
+        by_table = {s.table: s for s in streams}
         batch = max(1, args.batch)
         loop = asyncio.get_running_loop()
+        making = making_cpu = 0.0
 
-        making = [0.0]
-
-        def make_batch(first: int) -> dict[str, list[tuple]]:  # in a thread: the loop keeps feeding the COPYs
-            began = time.perf_counter()
-            out: dict[str, list[tuple]] = {t: [] for t in CAPTURED}
-            for number in range(first, min(first + batch, args.referrals)):
-                gen.referral(number, out)
-            making[0] += time.perf_counter() - began
+        def make(first: int) -> dict[str, bytes]:  # in a thread: the loop keeps feeding the COPYs meanwhile
+            nonlocal making, making_cpu
+            began, began_cpu = time.perf_counter(), time.thread_time()
+            out = {t: "".join(chunks).encode() for t, chunks in
+                   gen.batch(first, min(first + batch, args.referrals)).items()}
+            making += time.perf_counter() - began
+            making_cpu += time.thread_time() - began_cpu
             return out
 
         with Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       disable=args.quiet) as progress:
             bar = progress.add_task("referrals", total=args.referrals)
-            pending: list[asyncio.Future | None] = [None] * len(conns)
-            for i, first in enumerate(range(0, args.referrals, batch)):
-                out = await loop.run_in_executor(None, make_batch, first)  # batches made in order: the chain
-                slot = i % len(conns)
-                if pending[slot] is not None:
-                    rows += await pending[slot]
-                pending[slot] = asyncio.ensure_future(_copy(conns[slot], out, columns))
+            firsts = list(range(0, args.referrals, batch))
+            ahead = loop.run_in_executor(None, make, firsts[0]) if firsts else None
+            for i, first in enumerate(firsts):  # batches made in order (the chain), one ahead of the COPYs
+                out = await ahead
+                ahead = loop.run_in_executor(None, make, firsts[i + 1]) if i + 1 < len(firsts) else None
+                for table, chunk in out.items():
+                    if chunk:
+                        await by_table[table].put(chunk)
                 progress.update(bar, completed=min(first + batch, args.referrals))
-            for each in pending:
-                if each is not None:
-                    rows += await each
+            for stream in streams:
+                await stream.put(None)
+            await asyncio.gather(*(s.task for s in streams))
         timings["generate and COPY"] = time.perf_counter() - started
-        timings["of which making rows (Python)"] = making[0]
-        report["rows"] = rows
+        timings["of which making rows (Python)"] = making
+        timings["of which making rows: CPU"] = making_cpu
+        report["copy_bytes"] = sum(s.bytes for s in streams)
+
         started = time.perf_counter()
-        queue = list(recreate)  # keys first, then indexes; a statement waits for another on its table, no more
+        queue = sorted(recreate, key=lambda sql: sql.startswith("CREATE"))  # keys first: they may wait, no more
 
         async def rebuild(each) -> None:  # noqa: ANN001
+            await each.execute(f"SET maintenance_work_mem = '{args.maintenance_work_mem}'")
             while queue:
                 await each.execute(queue.pop(0))
 
-        await asyncio.gather(*(rebuild(each) for each in conns))
+        await asyncio.gather(*(rebuild(s.conn) for s in streams[:max(1, args.connections)]))
         timings["rebuild keys and indexes"] = time.perf_counter() - started
+
         started = time.perf_counter()
         await conn.execute("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1", gen.entry, gen.head)
-        for table, column in (("search_index", "row_id"), ("web_alert", "id"), ("audit_event", "entry")):
-            await conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
-                               f"(SELECT coalesce(max({column}), 1) FROM {table}))")
-        await conn.execute("VACUUM (ANALYZE)")
-        timings["vacuum and analyze"] = time.perf_counter() - started
+        await conn.execute("SELECT setval(pg_get_serial_sequence('audit_event', 'entry'), $1)", max(gen.entry, 1))
+        await conn.execute("ANALYZE")  # (the loaded pages are frozen and all-visible already: no VACUUM)
+        timings["analyze"] = time.perf_counter() - started
+        report["rows"] = int(await conn.fetchval(
+            "SELECT sum(reltuples)::bigint FROM pg_class WHERE relkind = 'r' AND relname = ANY($1::text[])",
+            list(CAPTURED)))
         report["database_bytes"] = int(await conn.fetchval("SELECT pg_database_size(current_database())"))
         report["table_bytes"] = {r["t"]: int(r["b"]) for r in await conn.fetch(
             "SELECT relname AS t, pg_total_relation_size(oid) AS b FROM pg_class WHERE relkind = 'r' AND "
             "relname = ANY($1::text[])", list(CAPTURED))}
     finally:
-        for each in conns:
-            await each.close()
+        for stream in streams:
+            if stream.task is not None and not stream.task.done():
+                stream.task.cancel()
+            await stream.conn.close()
+        await conn.close()
     exchange = build(settings)
     try:
         checkpoint = await sign_checkpoint(exchange)
@@ -558,15 +723,6 @@ async def generate(args: argparse.Namespace) -> dict:
     report["rows_per_s"] = round(report["rows"] / load_s, 1) if load_s else None
     return report
 
-
-async def _copy(conn, out: dict[str, list[tuple]], columns: dict[str, list[str]]) -> int:  # noqa: ANN001
-    count = 0
-    async with conn.transaction():
-        for table in CAPTURED:
-            if out[table]:
-                await conn.copy_records_to_table(table, records=out[table], columns=columns[table])
-                count += len(out[table])
-    return count
 
 
 def save_world(world: World, path: Path) -> None:
@@ -597,8 +753,9 @@ def main() -> None:
     parser.add_argument("--referrals", type=int, default=1_000_000)
     parser.add_argument("--organisations", type=int, default=500, help="a fifth hotlines, the rest shelters")
     parser.add_argument("--open-share", type=float, default=0.02, help="the newest referrals still open")
-    parser.add_argument("--batch", type=int, default=5000, help="referrals per COPY transaction")
-    parser.add_argument("--connections", type=int, default=2, help="COPY sessions at once")
+    parser.add_argument("--batch", type=int, default=2000, help="referrals made at a time (one chunk per table)")
+    parser.add_argument("--connections", type=int, default=2, help="sessions rebuilding the keys and indexes")
+    parser.add_argument("--maintenance-work-mem", default="1GB", help="of each session rebuilding an index")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--state-dir", type=Path, default=ROOT / "var" / "scale")
     parser.add_argument("--json", type=Path, default=None, help="write the report here as JSON as well")
