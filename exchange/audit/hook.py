@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from exchange.audit.builder import AuditRecord, record_for_failure, records_for_events
 from exchange.audit.linker import Linker
 from exchange.audit.tables import audit_entity, audit_event
+from exchange.store import direct
 from exchange.store.repository import to_db
 from exchange.kernel.unit import Failure, Unit
 
@@ -39,12 +40,15 @@ async def enqueue(conn: AsyncConnection, records: Sequence[AuditRecord]) -> None
     entity_rows = [{"event_id": r.id, "resource_type": t, "resource_id": i}
                    for r in records for t, i in r.entities[1:]]
     if entity_rows:
-        await conn.execute(_INSERT_ENTITY, entity_rows)
-    await conn.execute(_INSERT_EVENT, [_row(r) for r in records])
+        await direct.executemany(conn, _INSERT_ENTITY, entity_rows)
+    await direct.executemany(conn, _INSERT_EVENT, [_row(r) for r in records])
 
 
-_INSERT_EVENT = insert(audit_event)  # built once: every request inserts its records with it
-_INSERT_ENTITY = insert(audit_entity)
+# Every request inserts its records with these: compiled once, run on the driver (exchange.store.direct)
+_INSERT_EVENT = direct.Statement(insert(audit_event).inline(), ("id", "recorded", "subtype", "action", "outcome",
+                                                                "client_id", "organization_id", "entity_type",
+                                                                "entity_id", "content"))
+_INSERT_ENTITY = direct.Statement(insert(audit_entity).inline(), ("event_id", "resource_type", "resource_id"))
 
 
 class AuditLog:

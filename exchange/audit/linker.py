@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.audit.chain import GENESIS, link
 from exchange.audit.tables import audit_event, audit_head
+from exchange.store import direct
 from exchange.store.repository import to_db, utcnow
 
 log = logging.getLogger("exchange.audit")
@@ -33,45 +34,51 @@ BATCH = 500
 
 
 async def _head(conn: AsyncConnection) -> tuple[int, str]:
-    row = (await conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1))).first()
+    row = await direct.fetchrow(conn, _HEAD, {})
     if row is None:  # the migration seeds this row; without it, carry on from the newest linked record
         newest = (await conn.execute(select(audit_event.c.seq, audit_event.c.hash).where(
             audit_event.c.seq == select(func.max(audit_event.c.seq)).scalar_subquery()))).first()
         seq, hash_ = (int(newest.seq), newest.hash) if newest is not None else (0, GENESIS)
         await conn.execute(insert(audit_head).values(id=1, seq=seq, hash=hash_))
         return seq, hash_
-    return int(row.seq), row.hash
+    return int(row["seq"]), row["hash"]
 
 
-_SET = update(audit_event).where(audit_event.c.entry == bindparam("b_entry")).values(
-    seq=bindparam("b_seq"), hash=bindparam("b_hash"), linked=bindparam("b_linked"))
+# A pass's statements, compiled once and run on the driver (exchange.store.direct): the linker runs after every
+# burst of requests, so they are as hot as a request's own.
+_LOCK = direct.Statement(text("SELECT pg_advisory_xact_lock(:key)"))
+_HEAD = direct.Statement(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1))
+_QUEUED = direct.Statement(select(audit_event.c.entry, audit_event.c.content).where(audit_event.c.seq.is_(None))
+                           .order_by(audit_event.c.entry).limit(BATCH))
+_SET = direct.Statement(update(audit_event).where(audit_event.c.entry == bindparam("b_entry")).values(
+    seq=bindparam("b_seq"), hash=bindparam("b_hash"), linked=bindparam("b_linked")))
+_ADVANCE = direct.Statement(update(audit_head).where(audit_head.c.id == 1).values(
+    seq=bindparam("h_seq"), hash=bindparam("h_hash")))
 
 
 async def link_pass(conn: AsyncConnection) -> int:
     """Link every queued record in `conn`'s transaction (the caller commits). Returns how many were linked."""
     await conn.execution_options(audit_linker=True)  # (tests count a request's statements without the linker's)
     if conn.dialect.name == "postgresql":
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+        await direct.execute(conn, _LOCK, {"key": LOCK_KEY})
     seq, previous = await _head(conn)
     linked = 0
     while True:
-        rows = (await conn.execute(select(audit_event.c.entry, audit_event.c.content)
-                                   .where(audit_event.c.seq.is_(None)).order_by(audit_event.c.entry)
-                                   .limit(BATCH))).all()
+        rows = await direct.fetch(conn, _QUEUED, {})
         if not rows:
             break
         now = to_db(utcnow())
         values = []
         for row in rows:
             seq += 1
-            previous = link(previous, seq, row.content.encode())
-            values.append({"b_entry": row.entry, "b_seq": seq, "b_hash": previous, "b_linked": now})
-        await conn.execute(_SET, values)
+            previous = link(previous, seq, row["content"].encode())
+            values.append({"b_entry": row["entry"], "b_seq": seq, "b_hash": previous, "b_linked": now})
+        await direct.executemany(conn, _SET, values)
         linked += len(rows)
         if len(rows) < BATCH:
             break
     if linked:
-        await conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=previous))
+        await direct.execute(conn, _ADVANCE, {"h_seq": seq, "h_hash": previous})
     return linked
 
 

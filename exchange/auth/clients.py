@@ -32,6 +32,7 @@ from exchange.egress import EgressPolicy, EgressRefused
 from exchange.errors import Conflict, Forbidden, NotFound, Unprocessable
 from exchange.fhir.references import ID_PATTERN
 from exchange.auth.tables import auth_client, auth_revoked_token, auth_used_jti
+from exchange.store import direct
 from exchange.store.engine import Database
 from exchange.store.repository import Repository, to_db, utcnow
 
@@ -80,10 +81,11 @@ class ClientRecord:
                 "label": self.label, "created": self.created.isoformat()}
 
 
-def _record(row) -> ClientRecord:  # noqa: ANN001
-    return ClientRecord(row.client_id, row.organization_id, row.role, tuple(row.scopes.split()),
-                        json.loads(row.jwks) if row.jwks else None, row.jwks_url, row.label, row.active,
-                        row.created, row.pending_by)
+def _record(row) -> ClientRecord:  # noqa: ANN001  (a Row, or a mapping of its columns: exchange.store.direct)
+    m = getattr(row, "_mapping", row)
+    return ClientRecord(m["client_id"], m["organization_id"], m["role"], tuple(m["scopes"].split()),
+                        json.loads(m["jwks"]) if m["jwks"] else None, m["jwks_url"], m["label"], m["active"],
+                        m["created"], m["pending_by"])
 
 
 def check_public_jwks(jwks: object) -> dict:
@@ -134,6 +136,7 @@ async def check_jwks_url(url: object, policy: EgressPolicy | None) -> str:
 # The bearer check's one statement, built once (its SQL and cache key are not rebuilt on every request).
 _TOKEN_STATE = select(auth_client, exists().where(auth_revoked_token.c.jti == bindparam("jti")).label("revoked")
                       ).where(auth_client.c.client_id == bindparam("client_id"))
+_TOKEN_STATE_DIRECT = direct.Statement(_TOKEN_STATE)  # every request runs it: compiled once, run on the driver
 
 
 class ClientRegistry:
@@ -274,15 +277,15 @@ class ClientRegistry:
                           ) -> tuple[ClientRecord | None, bool]:
         """The client behind a token and whether the token was revoked: one statement per request (in `conn`, the
         request's own transaction, when given)."""
-        query, params = _TOKEN_STATE, {"client_id": client_id, "jti": jti}
+        params = {"client_id": client_id, "jti": jti}
         if conn is not None:
-            row = (await conn.execute(query, params)).first()
+            row = await direct.fetchrow(conn, _TOKEN_STATE_DIRECT, params)
         else:
             async with self.db.read() as conn:  # (SQLite: not queued with the writers)
-                row = (await conn.execute(query, params)).first()
+                row = await direct.fetchrow(conn, _TOKEN_STATE_DIRECT, params)
         if row is None:
             return None, False
-        return _record(row), bool(row.revoked)
+        return _record(row), bool(row["revoked"])
 
 
 async def audited_change(exchange: "Exchange", ctx: RequestContext, interaction: str,

@@ -116,3 +116,17 @@ async def test_a_referral_transaction_costs_at_most_sixteen_statements(http, as_
     with counter:
         await make_referral()
     assert len(counter.statements) <= 16 and len(counter.transactions) == _transactions(exchange), str(counter)
+
+
+async def test_statements_run_on_the_driver_are_counted_and_in_the_transaction(exchange, counter):  # noqa: ANN001
+    """The hot statements (the token check, the audit insert, the linker's) run on asyncpg directly
+    (exchange.store.direct): they are counted like any other, and run inside the caller's transaction."""
+    from exchange.auth.service import auth_service
+
+    async with exchange.db.transaction() as conn:
+        with counter:
+            assert await auth_service(exchange).registry.token_state("nobody", "nothing", conn) == (None, False)
+        if not exchange.db.is_sqlite:
+            raw = (await conn.get_raw_connection()).driver_connection
+            assert raw.is_in_transaction()
+    assert len(counter.statements) == 1 and "auth_client" in counter.statements[0], str(counter)
