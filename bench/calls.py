@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import cProfile
 import io
 import json
@@ -125,6 +126,8 @@ async def run(args: argparse.Namespace) -> dict:
     from lifecycle import Load, Samples  # noqa: PLC0415
     from world import build_world, recreate_database  # noqa: PLC0415
 
+    from sqlalchemy import event
+
     from exchange.main import build, create_app
     from exchange.settings import Settings
 
@@ -148,6 +151,13 @@ async def run(args: argparse.Namespace) -> dict:
             for n in range(args.warmup):
                 await work(warm, 10_000 + n)
             samples = Samples()
+            seen: collections.Counter = collections.Counter()
+
+            def on_execute(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+                seen[" ".join(statement.split())[:110]] += 1
+
+            if args.statements:
+                event.listen(exchange.db.engine.sync_engine, "before_cursor_execute", on_execute)
             profiler = cProfile.Profile()
             tracer = None
             if os.environ.get("CALLS_REGIONS"):
@@ -168,6 +178,10 @@ async def run(args: argparse.Namespace) -> dict:
                 continue
             profiler.disable()
             cpu = time.process_time() - started
+            if args.statements:
+                event.remove(exchange.db.engine.sync_engine, "before_cursor_execute", on_execute)
+                report[name + "_statements_per_request"] = round(sum(seen.values()) / count, 1)
+                report[name + "_statements"] = {k: round(v / count, 2) for k, v in seen.most_common()}
             if samples.errors or warm.errors:
                 raise SystemExit(f"{name}: errors {samples.errors or warm.errors}: "
                                  f"{samples.error_examples or warm.error_examples}")
@@ -204,6 +218,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--output", type=Path, default=None, help="pstats top entries of each phase")
     parser.add_argument("--dump", default=None, help="write each phase's pstats to <DUMP>.<phase>.prof")
+    parser.add_argument("--statements", action="store_true", help="count each SQL statement per request")
     parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args()
     os.environ.setdefault("EXCHANGE_LOG_LEVEL", "WARNING")

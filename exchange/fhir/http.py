@@ -58,17 +58,14 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
 
 
 def json_depth(value: object) -> int:
-    """How deeply objects and arrays nest in `value` (without recursion: the input may be hostile)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            node = node.values()
-        elif not isinstance(node, list):
-            continue
-        deepest = max(deepest, depth)
-        stack.extend((child, depth + 1) for child in node if isinstance(child, (dict, list)))
-    return deepest
+    """How deeply objects and arrays nest in `value` (a level at a time, without recursion: the input may be
+    hostile)."""
+    depth, level = 0, [value] if isinstance(value, (dict, list)) else []
+    while level:
+        depth += 1
+        level = [child for node in level for child in (node.values() if isinstance(node, dict) else node)
+                 if isinstance(child, (dict, list))]
+    return depth
 
 
 async def read_json(request: Request, max_bytes: int) -> object:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import re
 
@@ -57,52 +57,67 @@ def _primitives() -> frozenset[str]:
 
 def issues(body: dict, resource_type: str) -> list[Issue]:
     """Every element of `body` (a resource of `resource_type`) that FHIR R4 does not define."""
-    return list(_resource(body, resource_type))
+    out: list[Issue] = []
+    _resource(body, resource_type, out)
+    return out
 
 
-def _resource(node: dict, expr: str) -> Iterator[Issue]:
+def _resource(node: dict, expr: str, out: list[Issue]) -> None:
     resource_type = node.get("resourceType")
     if not isinstance(resource_type, str) or resource_type not in _resource_types():
-        yield Issue("error", "structure", f"{RULE}: {expr}.resourceType is not a FHIR R4 (4.0.1) resource type",
-                    [f"{expr}.resourceType"])
+        out.append(Issue("error", "structure", f"{RULE}: {expr}.resourceType is not a FHIR R4 (4.0.1) resource "
+                                               "type", [f"{expr}.resourceType"]))
         return
-    yield from _object(node, resource_type, expr, is_resource=True)
+    _object(node, resource_type, expr, out, is_resource=True)
 
 
-def _object(node: dict, type_: str, expr: str, is_resource: bool = False) -> Iterator[Issue]:
-    table = definitions()["types"].get(type_)
+def _object(node: dict, type_: str, expr: str, out: list[Issue], is_resource: bool = False) -> None:
+    table = _types().get(type_)
     if table is None:
         return
+    targets, primitives = _targets(), _primitives()
     for key, value in node.items():
         if is_resource and key == "resourceType":
             continue
         child = table.get(key)
-        if child is None and nameable(key):
-            yield Issue("error", "structure", f"{RULE}: {expr}.{key} is not an element of {type_} in FHIR R4 "
-                                              "(4.0.1)", [f"{expr}.{key}"])
-            continue
         if child is None:
-            yield Issue("error", "structure", f"{RULE}: {expr} holds an element {type_} does not have in FHIR R4 "
-                                              "(4.0.1); its name is not repeated", [expr])
+            if nameable(key):
+                out.append(Issue("error", "structure", f"{RULE}: {expr}.{key} is not an element of {type_} in "
+                                                       "FHIR R4 (4.0.1)", [f"{expr}.{key}"]))
+            else:
+                out.append(Issue("error", "structure", f"{RULE}: {expr} holds an element {type_} does not have "
+                                                       "in FHIR R4 (4.0.1); its name is not repeated", [expr]))
             continue
-        targets = definitions()["targets"].get(f"{type_}.{key}") if child == "Reference" else None
-        yield from _value(value, child, f"{expr}.{key}", f"{type_}.{key}" if targets else None)
+        if child in primitives or not isinstance(value, (dict, list)):
+            continue  # (a primitive's value, or a scalar where an object belongs: the models say what is wrong)
+        element = f"{type_}.{key}" if child == "Reference" and f"{type_}.{key}" in targets else None
+        _value(value, child, f"{expr}.{key}", out, element)
 
 
-def _value(value: Any, type_: str, expr: str, element: str | None = None) -> Iterator[Issue]:
+def _value(value: Any, type_: str, expr: str, out: list[Issue], element: str | None = None) -> None:
     if isinstance(value, list):
         for i, item in enumerate(value):
-            yield from _value(item, type_, f"{expr}[{i}]", element)
-    elif isinstance(value, dict) and type_ not in _primitives():
+            _value(item, type_, f"{expr}[{i}]", out, element)
+    elif isinstance(value, dict):
         if type_ == "Resource":
-            yield from _resource(value, expr)
+            _resource(value, expr, out)
             return
         if element is not None:
-            yield from _target(value, element, expr)
-        yield from _object(value, type_, expr)
+            _target(value, element, expr, out)
+        _object(value, type_, expr, out)
 
 
-def _target(reference: dict, element: str, expr: str) -> Iterator[Issue]:
+@lru_cache(maxsize=1)
+def _types() -> dict:
+    return definitions()["types"]
+
+
+@lru_cache(maxsize=1)
+def _targets() -> dict:
+    return definitions()["targets"]
+
+
+def _target(reference: dict, element: str, expr: str, out: list[Issue]) -> None:
     """A relative or absolute literal reference names its type: it must be one R4 allows for `element`."""
     ref = reference.get("reference")
     if not isinstance(ref, str) or ref.startswith(("#", "urn:")):
@@ -110,7 +125,7 @@ def _target(reference: dict, element: str, expr: str) -> Iterator[Issue]:
     parts = reference_path(ref.split("?")[0])
     if len(parts) < 2 or parts[-2] not in _resource_types():
         return  # not a Type/id reference: the referral rules check the references they need
-    allowed = definitions()["targets"][element]
+    allowed = _targets()[element]
     if parts[-2] not in allowed:
-        yield Issue("error", "structure", f"{REFERENCE_RULE}: {expr}.reference must point at one of "
-                                          f"{', '.join(allowed)} (FHIR R4 {element})", [f"{expr}.reference"])
+        out.append(Issue("error", "structure", f"{REFERENCE_RULE}: {expr}.reference must point at one of "
+                                               f"{', '.join(allowed)} (FHIR R4 {element})", [f"{expr}.reference"]))

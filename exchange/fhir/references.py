@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any, Iterator
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")  # FHIR id: what every id column holds
@@ -17,6 +18,7 @@ def reference_path(reference: str) -> list[str]:
     return parts
 
 
+@lru_cache(maxsize=4096)  # the same few references are taken apart many times a request (parties, rules, index)
 def split_reference(reference: str) -> tuple[str, str] | None:
     """'Organization/1', '.../fhir/Organization/1' or 'Organization/1/_history/2' -> ('Organization', '1').
 

@@ -9,7 +9,7 @@ client's own JSON (not a re-dump of the model) so what is stored is what was sen
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
@@ -66,34 +66,69 @@ DATATYPE_BINDINGS: dict[str, frozenset[str]] = {
 }
 
 
-def _walk(node: Any, path: str, expr: str) -> Iterator[tuple[str, str, Any]]:
-    """Yield (path without indices, FHIRPath-like expression, value) for every element under `node`."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _walk(value, f"{path}.{key}", f"{expr}.{key}")
-    elif isinstance(node, list):
-        for i, item in enumerate(node):
-            yield from _walk(item, path, f"{expr}[{i}]")
-    else:
-        yield path, expr, node
+_PATH_RULES: dict[str, tuple[bool, frozenset[str] | None, bool]] = {}  # path -> what its strings must meet
 
 
-def _container_issues(node: Any, expr: str) -> Iterator[Issue]:
-    """Extensions without url, empty objects and arrays (FHIR forbids both)."""
+def _path_rules(path: str) -> tuple[bool, frozenset[str] | None, bool]:
+    """For an element path (without indices): whether it is a reference, its required codes, whether it is an id
+    whose syntax is checked. Kept per path (bounded: a hostile body's made-up paths are not kept)."""
+    rules = _PATH_RULES.get(path)
+    if rules is None:
+        allowed = REQUIRED_BINDINGS.get(path)
+        if allowed is None:
+            allowed = DATATYPE_BINDINGS.get(".".join(path.split(".")[-2:]))
+        rules = (path.endswith(".reference"), allowed,
+                 path.endswith(".id") and path.count(".") == 1 or path.endswith(".contained.id")
+                 and path.count(".") == 2)
+        if len(_PATH_RULES) < 10_000:
+            _PATH_RULES[path] = rules
+    return rules
+
+
+def _string_issues(path: str, expr: str, value: str, out: list[Issue]) -> None:
+    if not value.strip():
+        out.append(Issue("error", "value", f"{expr} must not be empty or blank", [expr]))
+        return
+    if _CONTROL.search(value):
+        out.append(Issue("error", "value", f"{expr}: FHIR strings must not contain control characters "
+                                           "(other than tab, CR and LF)", [expr]))
+        return
+    is_reference, allowed, is_id = _path_rules(path)
+    if is_reference and "/" in value and not value.startswith(("#", "urn:")) and split_reference(value) is None:
+        out.append(Issue("error", "value", f"{expr} must be a reference such as Type/id (an id is at most "
+                                           "64 of A-Z a-z 0-9 - .)", [expr]))
+    if allowed is not None and value not in allowed:
+        out.append(Issue("error", "code-invalid",
+                         f"{expr} must be one of the required value set ({', '.join(sorted(allowed))})", [expr]))
+    if is_id and not ID_PATTERN.match(value):
+        out.append(Issue("error", "value", f"{expr}: id must match [A-Za-z0-9-.]{{1,64}}", [expr]))
+
+
+def _visit(node: dict | list, path: str, expr: str, strings: list[Issue], containers: list[Issue]) -> None:
+    """One walk of a body: the rules of every string (by its path without indices, in document order) into
+    `strings`; empty objects and arrays and extensions without url (FHIR forbids them) into `containers`."""
     if isinstance(node, dict):
         if not node:
-            yield Issue("error", "invalid", "Empty objects are not allowed in FHIR JSON", [expr])
+            containers.append(Issue("error", "invalid", "Empty objects are not allowed in FHIR JSON", [expr]))
         for key, value in node.items():
+            child_expr = f"{expr}.{key}"
             if key in ("extension", "modifierExtension") and isinstance(value, list):
                 for i, ext in enumerate(value):
                     if isinstance(ext, dict) and not ext.get("url"):
-                        yield Issue("error", "required", "Extension.url is required", [f"{expr}.{key}[{i}].url"])
-            yield from _container_issues(value, f"{expr}.{key}")
-    elif isinstance(node, list):
-        if not node:
-            yield Issue("error", "invalid", "Empty arrays are not allowed in FHIR JSON", [expr])
-        for i, item in enumerate(node):
-            yield from _container_issues(item, f"{expr}[{i}]")
+                        containers.append(Issue("error", "required", "Extension.url is required",
+                                                [f"{child_expr}[{i}].url"]))
+            if isinstance(value, (dict, list)):
+                _visit(value, f"{path}.{key}", child_expr, strings, containers)
+            elif isinstance(value, str):
+                _string_issues(f"{path}.{key}", child_expr, value, strings)
+        return
+    if not node:
+        containers.append(Issue("error", "invalid", "Empty arrays are not allowed in FHIR JSON", [expr]))
+    for i, item in enumerate(node):
+        if isinstance(item, (dict, list)):
+            _visit(item, path, f"{expr}[{i}]", strings, containers)
+        elif isinstance(item, str):
+            _string_issues(path, f"{expr}[{i}]", item, strings)
 
 
 def _pydantic_issues(resource_type: str, error: ValidationError) -> list[Issue]:
@@ -113,29 +148,9 @@ def _pydantic_issues(resource_type: str, error: ValidationError) -> list[Issue]:
 
 def _rule_issues(resource_type: str, body: dict) -> list[Issue]:
     issues: list[Issue] = []
-    for path, expr, value in _walk(body, resource_type, resource_type):
-        if isinstance(value, str) and not value.strip():
-            issues.append(Issue("error", "value", f"{expr} must not be empty or blank", [expr]))
-            continue
-        if isinstance(value, str) and _CONTROL.search(value):
-            issues.append(Issue("error", "value", f"{expr}: FHIR strings must not contain control characters "
-                                                  "(other than tab, CR and LF)", [expr]))
-            continue
-        if path.endswith(".reference") and isinstance(value, str) and "/" in value \
-                and not value.startswith(("#", "urn:")) and split_reference(value) is None:
-            issues.append(Issue("error", "value", f"{expr} must be a reference such as Type/id (an id is at most "
-                                                  "64 of A-Z a-z 0-9 - .)", [expr]))
-        allowed = REQUIRED_BINDINGS.get(path)
-        if allowed is None:
-            allowed = DATATYPE_BINDINGS.get(".".join(path.split(".")[-2:]))
-        if allowed is not None and isinstance(value, str) and value not in allowed:
-            issues.append(Issue("error", "code-invalid",
-                                f"{expr} must be one of the required value set ({', '.join(sorted(allowed))})",
-                                [expr]))
-        if path.endswith(".id") and path.count(".") == 1 or path == f"{resource_type}.contained.id":
-            if isinstance(value, str) and not ID_PATTERN.match(value):
-                issues.append(Issue("error", "value", f"{expr}: id must match [A-Za-z0-9-.]{{1,64}}", [expr]))
-    issues.extend(_container_issues(body, resource_type))
+    containers: list[Issue] = []
+    _visit(body, resource_type, resource_type, issues, containers)
+    issues.extend(containers)
     for i, contained in enumerate(body.get("contained") or []):
         if isinstance(contained, dict) and contained.get("resourceType"):
             ctype = contained["resourceType"]
