@@ -23,6 +23,7 @@ from exchange.auth.access import organisations_of
 from exchange.fhir.references import references_in, split_reference
 from exchange.referral import codes, escalation
 from exchange.kernel.exchange import Exchange
+from exchange.store import direct
 from exchange.store.repository import Repository, to_db, utcnow
 from exchange.kernel.unit import Failure, Unit
 from exchange.web.tables import web_alert
@@ -100,6 +101,9 @@ async def alerts_for(unit: Unit) -> list[tuple[str, str]]:
     return list(dict.fromkeys(out))
 
 
+_INSERT_ALERT = direct.Statement(insert(web_alert).inline(), ("organization_id", "kind", "created", "attempts"))
+
+
 class AlertHook:
     """A UnitHook: queue the unit's alerts in its own transaction."""
 
@@ -107,7 +111,7 @@ class AlertHook:
         found = await alerts_for(unit)
         if found:
             now = to_db(utcnow())
-            await unit.conn.execute(insert(web_alert), [
+            await direct.executemany(unit.conn, _INSERT_ALERT, [
                 {"organization_id": org, "kind": kind, "created": now, "attempts": 0} for org, kind in found])
 
     async def on_failure(self, conn: AsyncConnection, failure: Failure) -> None:
