@@ -146,13 +146,13 @@ SYSTEM_HEADER = "X-Test-System-Context"
 
 
 async def _system_or_bearer(request: Request):  # noqa: ANN201
-    """Test-only replacement of the bearer dependency: the `client` fixture's requests act as the exchange."""
-    from exchange.auth.bearer import request_context
+    """Test-only replacement of the caller dependency: the `client` fixture's requests act as the exchange."""
+    from exchange.auth.bearer import bearer_context
     from exchange.context import system_context
 
     if request.headers.get(SYSTEM_HEADER) == "1":
         return system_context(remote_addr="127.0.0.1")
-    return await request_context(request)
+    return await bearer_context(request)
 
 
 @pytest.fixture
@@ -163,7 +163,7 @@ async def client(app):
     same app still needs a real bearer token, so `client` and `make_client` can be used in the same test.
     Access control is tested with real tokens of partner, auditor and admin clients (`make_client`).
     """
-    from exchange.auth.bearer import request_context
+    from exchange.kernel.caller import request_context
 
     app.dependency_overrides[request_context] = _system_or_bearer
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000), raise_app_exceptions=False)

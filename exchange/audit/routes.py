@@ -14,7 +14,7 @@ from fastapi.responses import Response, StreamingResponse
 from exchange.audit import review
 from exchange.audit.checkpoint import sign_checkpoint, stored_checkpoint
 from exchange.audit.export import export_lines
-from exchange.auth.bearer import request_context
+from exchange.kernel.caller import request_context
 from exchange.context import RequestContext
 from exchange.errors import BadRequest, Forbidden, MethodNotAllowed, NotFound
 from exchange.fhir import bundles, http

@@ -1,7 +1,8 @@
-"""The FastAPI dependency that says who is calling: a bearer access token of a registered, active client.
+"""The bearer check that says who is calling: a bearer access token of a registered, active client.
 
-Every FHIR route except `metadata` and the discovery document depends on it. A missing, malformed, expired or
-revoked token, or one of a disabled (or unconfirmed) client, gets 401 with `WWW-Authenticate: Bearer` and an OperationOutcome.
+`exchange.auth.install` registers it as the exchange's authenticator; every FHIR route except `metadata` and the
+discovery document (and every other package's authenticated route) runs it through the one dependency
+`exchange.kernel.caller.request_context`. A missing, malformed, expired or revoked token, or one of a disabled (or unconfirmed) client, gets 401 with `WWW-Authenticate: Bearer` and an OperationOutcome.
 The exchange's own system context (CLI, demo loader, dispatcher) is never produced here: it is not reachable over
 HTTP. The token's scopes count only as far as the client's current registration allows (narrowing a client's
 scopes narrows its live tokens at once).
@@ -47,7 +48,7 @@ async def _verify(exchange, service, token: str) -> tokens.AccessClaims:  # noqa
         return service.verified.verify(token, await exchange.keys.token_jwks(), exchange.settings)
 
 
-async def request_context(request: Request) -> RequestContext:
+async def bearer_context(request: Request) -> RequestContext:
     header = request.headers.get("authorization")
     if not header:
         raise Unauthorized("This endpoint needs a bearer access token from the token endpoint "

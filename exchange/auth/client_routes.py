@@ -22,7 +22,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from exchange.auth.access import require_role
-from exchange.auth.bearer import request_context
+from exchange.kernel.caller import request_context
 from exchange.auth.clients import ClientRecord, audited_change
 from exchange.auth.service import auth_service
 from exchange.context import RequestContext

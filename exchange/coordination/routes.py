@@ -10,7 +10,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from exchange.auth.bearer import request_context
+from exchange.kernel.caller import request_context
 from exchange.context import RequestContext
 from exchange.coordination import reroute, view
 from exchange.errors import BadRequest

@@ -6,7 +6,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
 
-from exchange.auth.bearer import request_context
+from exchange.kernel.caller import request_context
 from exchange.context import RequestContext
 from exchange.errors import MethodNotAllowed
 from exchange.fhir import http

@@ -7,19 +7,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
+from exchange.kernel.access import AccessPolicy, NoAccessPolicy
 from exchange.kernel.change import WriteRule
 from exchange.context import RequestContext
 from exchange.keys import KeyStore
 from exchange.settings import Settings
 from exchange.store.engine import Database
-from exchange.store.repository import AccessFilter
 from exchange.kernel.unit import UnitHook
 
 __all__ = ["Exchange", "WriteRule"]
 
 
-def _no_access_policy(ctx: RequestContext) -> AccessFilter:
-    raise RuntimeError("no access policy: exchange.auth is not installed on this exchange (see exchange.main.build)")
+async def _no_authenticator(request: Any) -> RequestContext:
+    raise RuntimeError("no authenticator: exchange.auth is not installed on this exchange (see exchange.main.build)")
 
 
 @dataclass
@@ -34,8 +34,11 @@ class Exchange:
     - on_start / on_stop: work that lives as long as each server process;
     - jobs: (start, stop) of background work that runs once per deployment (dispatcher, sweeps, the linker's
       periodic pass, checkpoints), in whichever process holds the lease (`exchange.jobs`).
-    - access_policy: the store filter of what a caller may see (`exchange.auth.access.access_filter`, registered by
-      `auth.install`), which every unit of work reads with;
+    - access_policy: what the kernel and the FHIR interactions ask about access (`exchange.kernel.access`: the
+      permission check, the store filter every unit of work reads with, what a caller is shown, who becomes a party
+      after a write), registered by `auth.install`;
+    - authenticate: the caller of an HTTP request (the bearer token check, registered by `auth.install`), which
+      every route reaches through `exchange.kernel.caller.request_context`;
     - extensions: per-package services other code looks up by package name (auth: the client registry).
     - profile_checks: (resource type, body) -> issues of the published profiles that need no stored data, run by
       `$validate` (the referral profiles).
@@ -53,7 +56,8 @@ class Exchange:
         default_factory=list)
     extensions: dict[str, Any] = field(default_factory=dict)
     profile_checks: list[Callable[[str, dict], list[Any]]] = field(default_factory=list)
-    access_policy: Callable[[RequestContext], AccessFilter] = _no_access_policy
+    access_policy: AccessPolicy = field(default_factory=NoAccessPolicy)
+    authenticate: Callable[[Any], Awaitable[RequestContext]] = _no_authenticator
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Exchange":

@@ -64,7 +64,7 @@ class Unit:
     @property
     def access(self) -> AccessFilter:
         """What the caller may see, by the access policy the exchange was built with (`auth.install`)."""
-        return self.exchange.access_policy(self.ctx)
+        return self.exchange.access_policy.filter(self.ctx)
 
     def record(self, event: Event) -> None:
         self.events.append(event)

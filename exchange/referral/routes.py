@@ -14,7 +14,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from exchange.auth.bearer import request_context
+from exchange.kernel.caller import request_context
 from exchange.errors import BadRequest, NotFound
 from exchange.fhir import http
 from exchange.fhir.definitions import CONFORMANCE_TYPES, SEARCH_PARAMS

@@ -7,7 +7,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from exchange.auth.bearer import request_context
+from exchange.kernel.caller import request_context
 from exchange.context import RequestContext
 from exchange.fhir import http
 from exchange.stats.aggregate import BREAKDOWNS

@@ -42,11 +42,12 @@ async def partner(make_client):
 @pytest.fixture
 async def system(app):
     """A client acting as the exchange itself when it sends no token; token-bearing clients stay themselves."""
-    from exchange.auth.bearer import request_context
+    from exchange.auth.bearer import bearer_context
+    from exchange.kernel.caller import request_context
 
     async def context(request: Request) -> RequestContext:
         if request.headers.get("authorization"):
-            return await request_context(request)
+            return await bearer_context(request)
         return system_context(remote_addr="127.0.0.1")
 
     app.dependency_overrides[request_context] = context

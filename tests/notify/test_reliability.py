@@ -78,7 +78,7 @@ async def test_server_runs_its_own_dispatcher_and_stops_it_with_the_server(setti
     import httpx
 
     from exchange.main import create_app
-    from exchange.auth.bearer import request_context
+    from exchange.kernel.caller import request_context
     from exchange.context import system_context
     from exchange.main import build
     from tests.conftest import BASE

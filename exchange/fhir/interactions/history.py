@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from exchange.auth import confidential
-from exchange.auth.access import check_permission
 from exchange.context import RequestContext
 from exchange.errors import NotFound
 from exchange.fhir import bundles
@@ -23,11 +21,11 @@ async def history_instance(exchange: Exchange, ctx: RequestContext, resource_typ
     count = min(int_param("_count", args.get("_count", str(settings.default_page_size)), 1), settings.max_page_size)
     offset = int_param("_offset", args.get("_offset", "0"), 0)
     async with open_unit(exchange, ctx, "history-instance", resource_type, resource_id) as unit:
-        check_permission(ctx, resource_type, "r")
+        exchange.access_policy.check_permission(ctx, resource_type, "r")
         versions, total = await unit.repo.history(resource_type, resource_id, unit.access, count, offset)
         if total == 0:
             raise NotFound(f"{resource_type}/{resource_id} is not known", expression=f"{resource_type}.id")
-        versions = await confidential.shown_all(unit, versions)
+        versions = await exchange.access_policy.shown(unit, versions)
         methods = await unit.repo.methods_of(resource_type, resource_id)
         unit.record(Event("history-instance", "R", resource_type, resource_id))
     base = settings.fhir_base_url

@@ -1,8 +1,9 @@
-"""search (type level) by GET or POST _search, with _include and _revinclude under the same access filter."""
+"""search (type level) by GET or POST _search, with _include and _revinclude under the same access filter.
+
+Who may search, what the caller sees and how it is shown are the exchange's access policy's
+(`Exchange.access_policy`, `exchange.kernel.access`)."""
 from __future__ import annotations
 
-from exchange.auth import confidential
-from exchange.auth.access import check_permission, may
 from exchange.context import RequestContext
 from exchange.errors import BadRequest
 from exchange.fhir import bundles, page_tokens
@@ -24,13 +25,14 @@ def _over_budget(name: str, budget: int) -> BadRequest:
 async def _included(unit: Unit, plan: SearchPlan, matches: list[StoredResource], budget: int
                     ) -> list[StoredResource]:
     """The resources _include and _revinclude add; refused (too-costly) beyond `budget` resources in all."""
+    policy = unit.exchange.access_policy
     seen = {(m.resource_type, m.id) for m in matches}
     out: list[StoredResource] = []
     ids = [m.id for m in matches]
     for include in plan.includes:
         sources = ids
         if include.param in CONFIDENTIAL_SEARCH_PARAMS.get(plan.resource_type, ()):  # a link a non-party does not see
-            shown = await confidential.shown_all(unit, matches)
+            shown = await policy.shown(unit, matches)
             sources = [m.id for m, s in zip(matches, shown) if s is m]
         targets = await unit.repo.references_from(plan.resource_type, sources, include.param)
         if include.target_type:
@@ -38,7 +40,7 @@ async def _included(unit: Unit, plan: SearchPlan, matches: list[StoredResource],
         if len(seen | set(targets)) > budget:
             raise _over_budget("_include", budget)
         for stored in await unit.repo.read_many(targets, unit.access):
-            if (stored.resource_type, stored.id) not in seen and may(unit.ctx, stored.resource_type, "r"):
+            if (stored.resource_type, stored.id) not in seen and policy.may(unit.ctx, stored.resource_type, "r"):
                 seen.add((stored.resource_type, stored.id))
                 out.append(stored)
     for rev in plan.revincludes:
@@ -50,7 +52,7 @@ async def _included(unit: Unit, plan: SearchPlan, matches: list[StoredResource],
         if len(seen | {(rev.source_type, i) for i in referring}) > budget:
             raise _over_budget("_revinclude", budget)
         for stored in await unit.repo.read_many([(rev.source_type, i) for i in referring], unit.access):
-            if (stored.resource_type, stored.id) not in seen and may(unit.ctx, stored.resource_type, "r"):
+            if (stored.resource_type, stored.id) not in seen and policy.may(unit.ctx, stored.resource_type, "r"):
                 seen.add((stored.resource_type, stored.id))
                 out.append(stored)
     return out
@@ -83,17 +85,18 @@ _PAGING = (page_tokens.PARAM, "_count", "_offset", "_format", "_pretty")
 async def search_in(unit: Unit, plan: SearchPlan, budget: int | None = None) -> dict:
     """Run `plan` in `unit` and return the searchset Bundle of at most `budget` resources (default: the most one
     request may return, `Settings.request_max_resources`)."""
-    check_permission(unit.ctx, plan.resource_type, "s")
+    policy = unit.exchange.access_policy
+    policy.check_permission(unit.ctx, plan.resource_type, "s")
     for chained in sorted({t for c in plan.criteria for t in c.chained_types()}):
-        check_permission(unit.ctx, chained, "s")  # a chain searches its target type too
+        policy.check_permission(unit.ctx, chained, "s")  # a chain searches its target type too
     limit = unit.exchange.settings.request_max_resources
     budget = limit if budget is None else min(budget, limit)
     count = 0 if plan.summary_count else min(plan.count, budget)
     matches, total = await unit.repo.search(plan.resource_type, plan_conditions(plan, unit.access), plan_order(plan), count,
                                             plan.offset, unit.access, with_total=plan.total or plan.summary_count)
     included = await _included(unit, plan, matches, budget) if matches else []
-    matches = await confidential.shown_all(unit, matches)
-    included = await confidential.shown_all(unit, included)
+    matches = await policy.shown(unit, matches)
+    included = await policy.shown(unit, included)
     unit.record(Event("search-type", "E", plan.resource_type, query=list(plan.echo)))
     for stored in matches + included:
         unit.record(Event("search-type", "R", stored.resource_type, stored.id, stored.version_id, stored=stored))

@@ -1,8 +1,9 @@
 """The write path (the kernel of every write) shared by create, update, delete, transactions and the exchange's sweeps.
 
-Checks the scope, lets every write rule `check` the change (`exchange.kernel.change`: before, after, who) and then
-`complete` it (the server's own elements, on the exchange's own changes too), writes the version with its index rows, records who may see it (only when the elements that decide it changed), records the
-event for the audit log and notifications, and then applies the rules' follow-up changes as the exchange itself:
+Asks the exchange's access policy (`exchange.kernel.access`) whether the writer may write at all, lets every write
+rule `check` the change (`exchange.kernel.change`: before, after, who) and then `complete` it (the server's own
+elements, on the exchange's own changes too), writes the version with its index rows, has the policy record who may
+see it (only when the elements that decide it changed), records the event for the audit log and notifications, and then applies the rules' follow-up changes as the exchange itself:
 each `Update` is written here like any other change, with the exchange as its actor, and its own follow-ups are
 applied in turn (depth first). Rules never call back into this module.
 """
@@ -13,7 +14,6 @@ import uuid
 from dataclasses import replace as _with
 from typing import Sequence
 
-from exchange.auth.access import REFERRAL_TYPES, assign_parties, check_permission, parties_changed
 from exchange.kernel.change import Change, FollowUp, Reads, Record, Rows, Share, Unshare, Update, frozen_view
 from exchange.context import RequestContext, system_context
 from exchange.errors import Conflict, NotFound, PreconditionFailed
@@ -44,9 +44,7 @@ def new_id() -> str:
 
 
 def _reads(unit: Unit, who: RequestContext) -> Reads:
-    from exchange.auth.access import access_filter
-
-    return Reads(unit.repo, access_filter(who), unit.exchange, unit.conn)
+    return Reads(unit.repo, unit.exchange.access_policy.filter(who), unit.exchange, unit.conn)
 
 
 def _methods(unit: Unit, name: str) -> list:
@@ -128,15 +126,14 @@ def _actor(unit: Unit, who: RequestContext) -> RequestContext | None:
 
 async def insert_new(unit: Unit, resource_type: str, body: dict, resource_id: str | None = None) -> StoredResource:
     who = unit.ctx
-    check_permission(who, resource_type, "c")
+    policy = unit.exchange.access_policy
+    policy.check_permission(who, resource_type, "c")
     change = Change.of(resource_type, "POST", None, body, who)
     await _check(unit, change)
     change, body = await _complete(unit, change, body)
     resource_id = resource_id or new_id()
     stored = await unit.repo.create(resource_type, resource_id, body, index_rows(resource_type, body))
-    if who.organization_id and resource_type in REFERRAL_TYPES:
-        await unit.repo.set_recorder(resource_type, resource_id, who.organization_id)
-    await assign_parties(unit.repo, who, resource_type, resource_id, body)
+    await policy.written(unit.repo, who, resource_type, resource_id, body, None)
     await _follow(unit, _with(change, after=frozen_view(body), stored=stored), 0)
     unit.record(Event("create", "C", resource_type, resource_id, 1, stored=stored))
     return stored
@@ -159,7 +156,8 @@ async def replace(unit: Unit, current: StoredResource, body: dict, if_match: int
 
 async def _update(unit: Unit, who: RequestContext, current: StoredResource, body: dict, if_match: int | None,
                   depth: int, checked: bool) -> StoredResource:
-    check_permission(who, current.resource_type, "u")
+    policy = unit.exchange.access_policy
+    policy.check_permission(who, current.resource_type, "u")
     change = Change.of(current.resource_type, "PUT", current, body, who, if_match)
     if checked:
         await _check(unit, change)
@@ -169,8 +167,7 @@ async def _update(unit: Unit, who: RequestContext, current: StoredResource, body
         error = PreconditionFailed if if_match is not None else Conflict
         raise error(f"{current.reference} was changed by another request; read it again and retry",
                     expression="If-Match" if if_match is not None else f"{current.resource_type}.meta.versionId")
-    if parties_changed(current.resource_type, current.resource, body):
-        await assign_parties(unit.repo, who, current.resource_type, current.id, body, previous=current.resource)
+    await policy.written(unit.repo, who, current.resource_type, current.id, body, current.resource)
     await _follow(unit, _with(change, after=frozen_view(body), stored=updated), depth)
     unit.record(Event("update", "U", current.resource_type, current.id, updated.version_id, stored=updated,
                       previous=current, actor=_actor(unit, who)))
@@ -178,7 +175,7 @@ async def _update(unit: Unit, who: RequestContext, current: StoredResource, body
 
 
 async def remove(unit: Unit, current: StoredResource) -> StoredResource:
-    check_permission(unit.ctx, current.resource_type, "d")
+    unit.exchange.access_policy.check_permission(unit.ctx, current.resource_type, "d")
     change = Change.of(current.resource_type, "DELETE", current, None, unit.ctx)
     await _check(unit, change)
     deleted = await unit.repo.delete(current)
