@@ -166,7 +166,7 @@ async def run(args: argparse.Namespace) -> dict:
                 tracer = Tracer()
                 sys.setprofile(tracer)
             started = time.process_time()
-            if tracer is None:
+            if tracer is None and not args.cpu_only:
                 profiler.enable()
             for n in range(count):
                 await work(samples, n)
@@ -178,6 +178,9 @@ async def run(args: argparse.Namespace) -> dict:
                 continue
             profiler.disable()
             cpu = time.process_time() - started
+            if args.cpu_only:
+                report[name] = {"count": count, "cpu_ms_per_request": round(1000 * cpu / count, 2)}
+                continue
             if args.statements:
                 event.remove(exchange.db.engine.sync_engine, "before_cursor_execute", on_execute)
                 report[name + "_statements_per_request"] = round(sum(seen.values()) / count, 1)
@@ -218,9 +221,23 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--output", type=Path, default=None, help="pstats top entries of each phase")
     parser.add_argument("--dump", default=None, help="write each phase's pstats to <DUMP>.<phase>.prof")
+    parser.add_argument("--cpu-only", action="store_true",
+                        help="no profiler: the process's CPU time per request (server and this client together)")
     parser.add_argument("--statements", action="store_true", help="count each SQL statement per request")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--server-root", type=Path, default=None,
+                        help="count the calls of another checkout's exchange package (this checkout's bench/)")
     args = parser.parse_args()
+    if args.server_root is not None:  # the same script, with the other checkout's package first on the path
+        import subprocess
+
+        site = next(p for p in sys.path if p.endswith("site-packages"))
+        argv = sys.argv[1:]
+        at = next(i for i, a in enumerate(argv) if a.startswith("--server-root"))
+        del argv[at:at + (1 if "=" in argv[at] else 2)]
+        code = (f"import sys, runpy; sys.path[:0] = [{str(args.server_root)!r}, {site!r}]; "
+                f"sys.argv = [{__file__!r}, *{argv!r}]; runpy.run_path({__file__!r}, run_name='__main__')")
+        raise SystemExit(subprocess.run([sys.executable, "-S", "-c", code]).returncode)
     os.environ.setdefault("EXCHANGE_LOG_LEVEL", "WARNING")
     print(json.dumps(asyncio.run(run(args)), indent=2))
 
