@@ -79,7 +79,8 @@ class RouteIndex:
         self.router = router
         self.fallback = router.middleware_stack
         self._version: object = None
-        self._entries: list[tuple] = []
+        self._by_segment: dict[str, list[tuple]] = {}  # a path's first segment -> the entries it may reach
+        self._anywhere: list[tuple] = []  # ... for a first segment no entry names
 
     def _routes_version(self) -> object:
         version = getattr(self.router, "_get_routes_version", None)
@@ -114,9 +115,11 @@ class RouteIndex:
             return None
         version = self._routes_version()
         if version != self._version:
-            self._entries, self._version = self._build(), version
+            self._index(self._build())
+            self._version = version
         path, method = scope["path"], scope["method"]
-        for prefix, match, methods, included in self._entries:
+        segment = path.split("/", 2)[1] if path.startswith("/") else None
+        for prefix, match, methods, included in self._by_segment.get(segment, self._anywhere):
             if not path.startswith(prefix):
                 continue
             if match is None or methods is None:  # a route whose matching is FastAPI's to judge
@@ -124,6 +127,17 @@ class RouteIndex:
             if match(path) is not None and method in methods:  # (a partial match: FastAPI looks on, so do we)
                 return included
         return None
+
+    def _index(self, entries: list[tuple]) -> None:
+        """The entries by the first path segment their literal prefix names (in order; those whose prefix names
+        none, such as `/{rest}`, in every list)."""
+        def segment(prefix: str) -> str | None:
+            parts = prefix.split("/", 2)
+            return parts[1] if len(parts) == 3 and prefix.startswith("/") else None
+
+        named = {segment(e[0]) for e in entries} - {None}
+        self._by_segment = {s: [e for e in entries if segment(e[0]) in (s, None)] for s in named}
+        self._anywhere = [e for e in entries if segment(e[0]) is None]
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
         included = self.select(scope)
