@@ -64,7 +64,7 @@ class Floor:
     async def _write(self, conn: asyncpg.Connection, rtype: str, rid: str, version: int, body: dict,
                      parties: list[str]) -> None:
         from exchange.fhir.indexing import index_rows
-        from exchange.store.repository import with_meta
+        from exchange.store.meta import with_meta
 
         now = _now()
         content = orjson.dumps(with_meta(body, rid, version, now.replace(tzinfo=timezone.utc))).decode()

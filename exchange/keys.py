@@ -19,8 +19,8 @@ from sqlalchemy import Boolean, Column, DateTime, String, Table, Text, insert, s
 
 from exchange.custody import KeyEncryptionKey, load_kek, sealed_fingerprint
 from exchange.settings import Settings
+from exchange.store.clock import from_db, to_db, utcnow
 from exchange.store.engine import Database
-from exchange.store.repository import from_db, to_db, utcnow
 from exchange.store.tables import metadata
 
 SIGNING_ALG = "ES256"

@@ -20,7 +20,7 @@ from exchange.auth import tokens
 from exchange.main import cli as cli_app
 from exchange.custody import DEVELOPMENT_KEK_NAME, KeyCustodyError, generate_kek
 from exchange.settings import get_settings
-from exchange.store.repository import to_db, utcnow
+from exchange.store.clock import to_db, utcnow
 from exchange.main import build
 
 

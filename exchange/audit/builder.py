@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from exchange.audit.chain import canonical
 from exchange.audit.redact import safe_query
 from exchange.context import RequestContext
-from exchange.store.repository import fhir_instant, utcnow
+from exchange.store.clock import fhir_instant, utcnow
 from exchange.kernel.unit import Event, Failure
 
 EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"

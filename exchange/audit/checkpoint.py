@@ -19,7 +19,7 @@ from exchange.audit import linker
 from exchange.audit.chain import GENESIS, canonical
 from exchange.audit.tables import audit_checkpoint, audit_head
 from exchange.keys import key_set
-from exchange.store.repository import fhir_instant, to_db, utcnow
+from exchange.store.clock import fhir_instant, to_db, utcnow
 
 JWS_TYPE = "audit-checkpoint+jws"
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.audit.tables import audit_event
-from exchange.store.repository import from_db, to_db
+from exchange.store.clock import from_db, to_db
 
 SUBTYPE = "emergency-exception"
 REASON_SYSTEM = "https://gbv-exchange.org/fhir/CodeSystem/gbv-consent"

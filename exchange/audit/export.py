@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from exchange.audit.chain import with_chain
 from exchange.audit.tables import audit_event
-from exchange.store.repository import to_db
+from exchange.store.clock import to_db
 
 BATCH = 1000
 

@@ -18,7 +18,7 @@ from exchange.audit.builder import AuditRecord, record_for_failure, records_for_
 from exchange.audit.linker import Linker
 from exchange.audit.tables import audit_entity, audit_event
 from exchange.store import direct
-from exchange.store.repository import to_db
+from exchange.store.clock import to_db
 from exchange.kernel.unit import Failure, Unit
 
 log = logging.getLogger("exchange.audit")

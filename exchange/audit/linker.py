@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from exchange.audit.chain import GENESIS, link
 from exchange.audit.tables import audit_event, audit_head
 from exchange.store import direct
-from exchange.store.repository import to_db, utcnow
+from exchange.store.clock import to_db, utcnow
 
 log = logging.getLogger("exchange.audit")
 LOCK_KEY = 0x6175646974  # "audit": the advisory lock of the linker on PostgreSQL

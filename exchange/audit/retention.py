@@ -20,7 +20,7 @@ from exchange.auth.access import REFERRAL_TYPES
 from exchange.context import system_context
 from exchange.fhir.references import all_references
 from exchange.referral.task_states import FINAL_STATES
-from exchange.store.repository import fhir_instant, to_db, utcnow
+from exchange.store.clock import fhir_instant, to_db, utcnow
 from exchange.store.tables import resource, resource_version, search_index
 from exchange.kernel.unit import Event, open_unit
 

@@ -23,7 +23,8 @@ from exchange.errors import BadRequest, Forbidden
 from exchange.fhir.references import split_reference
 from exchange.fhir.search import SearchPlan, checked_values, date_value, int_param
 from exchange.settings import Settings
-from exchange.store.repository import StoredResource, from_db
+from exchange.store.clock import from_db
+from exchange.store.values import StoredResource
 from exchange.fhir.search_sql import instant_condition
 from exchange.store.tables import resource_party, search_index
 

@@ -19,7 +19,7 @@ from exchange.audit.chain import GENESIS, canonical, link, split_chain
 from exchange.audit.checkpoint import BadCheckpoint, all_checkpoints, verify_checkpoint
 from exchange.audit.linker import unlinked_count
 from exchange.audit.tables import audit_event, audit_head
-from exchange.store.repository import fhir_instant
+from exchange.store.clock import fhir_instant
 
 BATCH = 2000
 

@@ -33,7 +33,9 @@ from exchange.auth.roles import ADMIN, AUDITOR, COORDINATOR, PARTNER, ROLES  # n
 from exchange.context import RequestContext
 from exchange.fhir.references import references_in, split_reference
 from exchange.errors import Forbidden
-from exchange.store.repository import AccessFilter, Repository, StoredResource, UNRESTRICTED
+from exchange.store.repository import Repository
+from exchange.store.values import StoredResource
+from exchange.store.visibility import UNRESTRICTED, AccessFilter
 
 if TYPE_CHECKING:
     from exchange.kernel.change import Change, Reads

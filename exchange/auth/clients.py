@@ -33,8 +33,9 @@ from exchange.errors import Conflict, Forbidden, NotFound, Unprocessable
 from exchange.fhir.references import ID_PATTERN
 from exchange.auth.tables import auth_client, auth_revoked_token, auth_used_jti
 from exchange.store import direct
+from exchange.store.clock import to_db, utcnow
 from exchange.store.engine import Database
-from exchange.store.repository import Repository, to_db, utcnow
+from exchange.store.repository import Repository
 
 if TYPE_CHECKING:
     from exchange.kernel.exchange import Exchange

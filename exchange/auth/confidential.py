@@ -23,7 +23,8 @@ from exchange.auth.access import DIRECTORY_OWNER, organisations_of
 from exchange.context import RequestContext
 from exchange.fhir.definitions import CONFIDENTIAL_EXTENSION, CONFIDENTIAL_TYPES
 from exchange.fhir.references import references_in
-from exchange.store.repository import Repository, StoredResource
+from exchange.store.repository import Repository
+from exchange.store.values import StoredResource
 
 if TYPE_CHECKING:
     from exchange.kernel.unit import Unit

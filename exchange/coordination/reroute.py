@@ -21,7 +21,8 @@ from exchange.fhir.interactions.write import apply_follow_ups
 from exchange.fhir.references import references_in, split_reference
 from exchange.referral import consent, deadlines, escalation, profile
 from exchange.kernel.exchange import Exchange
-from exchange.store.repository import Repository, StoredResource
+from exchange.store.repository import Repository
+from exchange.store.values import StoredResource
 from exchange.kernel.unit import Event, Unit, open_unit
 
 TARGET_TYPES = ("HealthcareService", "Organization")

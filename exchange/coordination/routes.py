@@ -14,8 +14,7 @@ from exchange.kernel.caller import request_context
 from exchange.context import RequestContext
 from exchange.coordination import reroute, view
 from exchange.errors import BadRequest
-from exchange.store import repository
-
+from exchange.store import clock
 router = APIRouter()
 _OUTCOME = {"application/fhir+json": {"schema": {"type": "object", "description": "OperationOutcome"}}}
 _JSON = {"application/json": {"schema": {"type": "object"}}}
@@ -34,7 +33,7 @@ def _json(body: dict) -> Response:
                        **_ERRORS, 403: {"description": "Not a coordinator client of the coordinating organisation",
                                         "content": _OUTCOME}})
 async def referrals(request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
-    return _json(await view.escalated_referrals(request.app.state.exchange, ctx, repository.utcnow()))
+    return _json(await view.escalated_referrals(request.app.state.exchange, ctx, clock.utcnow()))
 
 
 async def _body(request: Request) -> dict:
@@ -65,7 +64,7 @@ async def _body(request: Request) -> dict:
 async def propose(task_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     body = await _body(request)
     return _json(await reroute.propose(request.app.state.exchange, ctx, task_id, body.get("owner"),
-                                       repository.utcnow()))
+                                       clock.utcnow()))
 
 
 _ANSWER = {200: {"content": _JSON}, **_ERRORS,
@@ -78,10 +77,10 @@ _ANSWER = {200: {"content": _JSON}, **_ERRORS,
 @router.post("/coordination/referrals/{task_id}/reroute/agree", summary="Agree to a proposed re-route (requester)",
              responses=_ANSWER)
 async def agree(task_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
-    return _json(await reroute.answer(request.app.state.exchange, ctx, task_id, True, repository.utcnow()))
+    return _json(await reroute.answer(request.app.state.exchange, ctx, task_id, True, clock.utcnow()))
 
 
 @router.post("/coordination/referrals/{task_id}/reroute/decline",
              summary="Decline a proposed re-route (requester)", responses=_ANSWER)
 async def decline(task_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
-    return _json(await reroute.answer(request.app.state.exchange, ctx, task_id, False, repository.utcnow()))
+    return _json(await reroute.answer(request.app.state.exchange, ctx, task_id, False, clock.utcnow()))

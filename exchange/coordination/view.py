@@ -22,7 +22,10 @@ from exchange.referral.exchange_elements import escalation_of
 from exchange.referral.overdue import is_marked
 from exchange.kernel.exchange import Exchange
 from exchange.stats import facts
-from exchange.store.repository import UNRESTRICTED, Repository, StoredResource, fhir_instant
+from exchange.store.clock import fhir_instant
+from exchange.store.repository import Repository
+from exchange.store.values import StoredResource
+from exchange.store.visibility import UNRESTRICTED
 from exchange.fhir.search_sql import plan_conditions, plan_order
 from exchange.kernel.unit import Event, open_unit
 

@@ -12,7 +12,8 @@ from exchange.fhir.interactions import read as read_interaction
 from exchange.fhir.interactions import search_type
 from exchange.fhir.interactions.write import current_for_write, insert_new, parse_etag, remove, replace
 from exchange.fhir.search import parse_search
-from exchange.store.repository import StoredResource, fhir_instant
+from exchange.store.clock import fhir_instant
+from exchange.store.values import StoredResource
 from exchange.kernel.unit import Unit
 
 # the reason phrase of a failed entry's status (batch-response entries carry them)

@@ -6,7 +6,8 @@ from typing import Iterable
 import orjson
 
 from exchange.errors import FhirError, Issue
-from exchange.store.repository import StoredResource, fhir_instant
+from exchange.store.clock import fhir_instant
+from exchange.store.values import StoredResource
 
 
 def fragment(stored: StoredResource) -> orjson.Fragment:

@@ -7,7 +7,7 @@ from typing import Any, Iterator
 from exchange.fhir.dates import EARLIEST, LATEST, parse_fhir_date
 from exchange.fhir.definitions import SEARCH_PARAMS, SearchParam
 from exchange.fhir.references import references_in, split_reference
-from exchange.store.repository import IndexRow
+from exchange.store.values import IndexRow
 
 
 def normalise_string(value: str) -> str:

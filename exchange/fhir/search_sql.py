@@ -6,8 +6,9 @@ from sqlalchemy import and_, exists, not_, or_, select
 from exchange.fhir.definitions import CONFIDENTIAL_OWNER_PARAM, CONFIDENTIAL_SEARCH_PARAMS
 from exchange.fhir.indexing import COMBINED_KEYS, combined_value, normalise_string
 from exchange.fhir.search import Criterion, DateValue, SearchPlan
-from exchange.store.repository import AccessFilter, to_db, visible_clause
+from exchange.store.clock import to_db
 from exchange.store.tables import resource, search_index
+from exchange.store.visibility import AccessFilter, visible_clause
 
 
 def _escape_like(value: str) -> str:

@@ -19,7 +19,7 @@ from exchange.fhir.interactions import create as create_interaction
 from exchange.fhir.interactions.result import Result
 from exchange.fhir.interactions.write import new_id
 from exchange.kernel.exchange import Exchange
-from exchange.store.repository import StoredResource
+from exchange.store.values import StoredResource
 from exchange.kernel.unit import open_unit
 
 

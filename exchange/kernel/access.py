@@ -11,7 +11,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Mapping, Protocol, Sequence
 
 from exchange.context import RequestContext
-from exchange.store.repository import AccessFilter, Repository, StoredResource
+from exchange.store.repository import Repository
+from exchange.store.values import StoredResource
+from exchange.store.visibility import AccessFilter
 
 if TYPE_CHECKING:
     from exchange.kernel.unit import Unit

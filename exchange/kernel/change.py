@@ -39,7 +39,9 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Protocol, Sequence, Union
 
 from exchange.context import RequestContext
-from exchange.store.repository import AccessFilter, Repository, StoredResource
+from exchange.store.repository import Repository
+from exchange.store.values import StoredResource
+from exchange.store.visibility import AccessFilter
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection

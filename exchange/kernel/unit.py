@@ -15,7 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.context import RequestContext
 from exchange.errors import FhirError
-from exchange.store.repository import AccessFilter, Repository, StoredResource
+from exchange.store.repository import Repository
+from exchange.store.values import StoredResource
+from exchange.store.visibility import AccessFilter
 
 if TYPE_CHECKING:
     from exchange.kernel.exchange import Exchange

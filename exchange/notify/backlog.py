@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.notify import queue
 from exchange.notify.tables import notification_outbox as outbox, subscription_state as state
-from exchange.store.repository import from_db, utcnow
+from exchange.store.clock import from_db, utcnow
 
 
 @dataclass(frozen=True)

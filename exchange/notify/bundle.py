@@ -13,7 +13,7 @@ from datetime import datetime
 import orjson
 
 from exchange.notify.spec import EXT
-from exchange.store.repository import fhir_instant, utcnow
+from exchange.store.clock import fhir_instant, utcnow
 
 STATUS_PROFILE = f"{EXT}/backport-subscription-status-r4"
 NOTIFICATION_PROFILE = f"{EXT}/backport-subscription-notification-r4"

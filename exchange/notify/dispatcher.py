@@ -29,7 +29,8 @@ from exchange.notify.sending import Step, send
 from exchange.notify.spec import SubscriptionSpec
 from exchange.notify.withholding import still_parties
 from exchange.kernel.exchange import Exchange
-from exchange.store.repository import Repository, to_db, utcnow
+from exchange.store.clock import to_db, utcnow
+from exchange.store.repository import Repository
 
 log = logging.getLogger("exchange.notify")
 

@@ -12,8 +12,8 @@ from exchange.notify import queue
 from exchange.notify.leases import pending, skip_locked
 from exchange.notify.spec import SubscriptionSpec
 from exchange.notify.tables import subscription_state as state
+from exchange.store.clock import to_db, utcnow
 from exchange.store.engine import Database
-from exchange.store.repository import to_db, utcnow
 
 
 async def enqueue_due(db: Database, put_off: Callable[[datetime], datetime],

@@ -11,8 +11,8 @@ from sqlalchemy import exists, or_, select, update
 
 from exchange.notify import queue
 from exchange.notify.tables import notification_outbox as outbox, subscription_state as state
+from exchange.store.clock import to_db, utcnow
 from exchange.store.engine import Database
-from exchange.store.repository import to_db, utcnow
 
 
 def skip_locked(db: Database, query):  # noqa: ANN001, ANN201

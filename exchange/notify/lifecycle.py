@@ -6,7 +6,7 @@ from exchange.context import system_context
 from exchange.fhir.indexing import index_rows
 from exchange.notify import queue
 from exchange.kernel.exchange import Exchange
-from exchange.store.repository import utcnow
+from exchange.store.clock import utcnow
 from exchange.kernel.unit import Event, open_unit
 
 

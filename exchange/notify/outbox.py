@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from exchange.notify import queue
 from exchange.notify.spec import SubscriptionSpec
 from exchange.notify.topics import TOPIC_TYPES, filter_matches, topics_for
-from exchange.store.repository import to_db, utcnow
+from exchange.store.clock import to_db, utcnow
 from exchange.kernel.unit import Failure, Unit
 
 _TRIGGERS = {"create": "C", "update": "U"}

@@ -17,7 +17,7 @@ from exchange.notify.sending import Step
 from exchange.notify.tables import notification_outbox as outbox, subscription_state as state
 from exchange.ops import counters
 from exchange.kernel.exchange import Exchange
-from exchange.store.repository import from_db, to_db, utcnow
+from exchange.store.clock import from_db, to_db, utcnow
 
 
 def backoff(attempts: int, base: float, cap: float) -> float:

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from exchange.notify.bundle import NotificationEvent
 from exchange.notify.spec import SubscriptionSpec
 from exchange.notify.tables import notification_outbox as outbox, subscription_state as state
-from exchange.store.repository import Repository, from_db, to_db
+from exchange.store.clock import from_db, to_db
+from exchange.store.repository import Repository
 
 LIVE = ("requested", "active", "error")  # statuses whose events are numbered and kept (error: delivered later)
 DELIVERING = ("requested", "active")

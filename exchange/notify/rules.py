@@ -14,7 +14,7 @@ from exchange.notify.spec import SubscriptionSpec, parse_subscription
 from exchange.fhir.references import split_reference
 from exchange.kernel.change import Change, FollowUp, Reads, Rows, Share
 from exchange.context import RequestContext
-from exchange.store.repository import utcnow
+from exchange.store.clock import utcnow
 
 
 async def check_entitled(ctx: RequestContext, reads: Reads, spec: SubscriptionSpec) -> None:

@@ -11,7 +11,8 @@ from exchange.fhir.references import all_references, references_in, split_refere
 from exchange.referral import authority, task_states
 from exchange.referral.consent import subject_id
 from exchange.referral.rules import REQUEST_OPEN
-from exchange.store.repository import Repository, StoredResource
+from exchange.store.repository import Repository
+from exchange.store.values import StoredResource
 from exchange.kernel.change import Change, Reads
 
 async def roles_of(repo: Repository, org: str | None, resource_type: str, resource_id: str | None,

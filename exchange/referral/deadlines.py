@@ -21,7 +21,7 @@ from typing import Mapping, Sequence
 from exchange.fhir.dates import instant_or_none as instant
 from exchange.referral import codes
 from exchange.settings import DeadlineRule
-from exchange.store.repository import fhir_instant
+from exchange.store.clock import fhir_instant
 
 PRIORITIES = ("routine", "urgent", "asap", "stat")
 UNACKNOWLEDGED = frozenset({"requested"})  # waiting for the acknowledgement deadline

@@ -9,7 +9,7 @@ reason (codes only: nothing about her). Auditors find them with `AuditEvent?subt
 from __future__ import annotations
 
 from exchange.referral import consent_rules
-from exchange.store.repository import StoredResource
+from exchange.store.values import StoredResource
 from exchange.kernel.change import Record
 from exchange.kernel.unit import Event
 

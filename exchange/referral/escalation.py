@@ -18,8 +18,8 @@ from exchange.referral import codes, deadlines
 from exchange.referral.exchange_elements import escalation_of, with_escalation
 from exchange.referral.overdue import change_each, due_at, is_marked, scan, sweep_overdue
 from exchange.kernel.exchange import Exchange
-from exchange.store import repository
-from exchange.store.repository import fhir_instant
+from exchange.store import clock
+from exchange.store.clock import fhir_instant
 
 ESCALATED, COORDINATOR, PROPOSED_OWNER, PROPOSED, REROUTED = (
     "escalated", "coordinator", "proposed-owner", "proposed", "rerouted")
@@ -93,7 +93,7 @@ async def escalate_overdue(exchange: Exchange, now: datetime | None = None) -> i
     coordinator = exchange.settings.coordinating_organization
     if not coordinator:
         return 0
-    now = now or repository.utcnow()
+    now = now or clock.utcnow()
     fallback = timedelta(hours=exchange.settings.referral_overdue_hours)
     delay = timedelta(hours=exchange.settings.referral_escalation_hours)
 
@@ -109,6 +109,6 @@ async def escalate_overdue(exchange: Exchange, now: datetime | None = None) -> i
 async def sweep_referrals(exchange: Exchange, now: datetime | None = None) -> tuple[int, int]:
     """The deployment's referral sweep (at `now`, by default the store's clock): first the overdue marks (the
     reminders), then the escalations."""
-    now = now or repository.utcnow()
+    now = now or clock.utcnow()
     marked = await sweep_overdue(exchange, now)
     return marked, await escalate_overdue(exchange, now)

@@ -18,8 +18,7 @@ from exchange.kernel.change import Change, Reads
 from exchange.fhir.references import references_in, split_reference
 from exchange.referral import codes, deadlines
 from exchange.referral.refusal import refuse
-from exchange.store import repository
-
+from exchange.store import clock
 DEADLINE_RULE = "deadline-set-by-exchange"
 ESCALATION_RULE = "escalation-set-by-exchange"
 
@@ -82,7 +81,7 @@ class ExchangeElementsRule:
         if not (change.who.is_system and given != (None, None)):  # else: the exchange's own values
             if _sent(change):
                 request = await _request(reads, after)
-                now = repository.utcnow().replace(microsecond=0)
+                now = clock.utcnow().replace(microsecond=0)
                 values = deadlines.compute(reads.exchange.settings.referral_deadlines, request, after, now).stored()
             else:
                 values = deadlines.stored_of(change.before)

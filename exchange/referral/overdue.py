@@ -24,7 +24,7 @@ from exchange.ops import counters
 from exchange.referral import codes, deadlines, task_states
 from exchange.kernel.exchange import Exchange
 from exchange.fhir.search_sql import plan_conditions, plan_order
-from exchange.store import repository
+from exchange.store import clock
 from exchange.kernel.unit import open_unit
 
 log = logging.getLogger("exchange.referral.overdue")
@@ -97,7 +97,7 @@ async def change_each(exchange: Exchange, name: str, task_ids: list[str],
 
 async def sweep_overdue(exchange: Exchange, now: datetime | None = None) -> int:
     """Mark every open Task past its due time (at `now`, by default the store's clock); return how many."""
-    now = now or repository.utcnow()
+    now = now or clock.utcnow()
     after = timedelta(hours=exchange.settings.referral_overdue_hours)
 
     def late(task: dict) -> bool:

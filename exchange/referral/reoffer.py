@@ -22,7 +22,7 @@ from exchange.referral import codes, task_states as states
 from exchange.referral.refusal import refuse
 from exchange.referral.rules import REQUEST_OPEN
 from exchange.kernel.exchange import Exchange
-from exchange.store import repository
+from exchange.store import clock
 from exchange.kernel.unit import Event, open_unit
 
 INTERACTION = "reoffer"  # the AuditEvent subtype (CodeSystem exchange-event)
@@ -98,7 +98,7 @@ async def reoffer(exchange: Exchange, ctx: RequestContext, task_id: str, body: o
         if performers != request.resource.get("performer"):
             await replace(unit, request, dict(request.resource, performer=performers), request.version_id)
         new = {"resourceType": "Task", **{k: task[k] for k in KEPT if k in task}, "status": states.REOFFER_STATUS,
-               "authoredOn": repository.fhir_instant(repository.utcnow()),
+               "authoredOn": clock.fhir_instant(clock.utcnow()),
                "extension": [{"url": codes.EXT_REOFFER_OF, "valueReference": {"reference": f"Task/{old.id}"}}]}
         if (task.get("meta") or {}).get("profile"):
             new["meta"] = {"profile": task["meta"]["profile"]}

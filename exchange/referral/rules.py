@@ -18,7 +18,7 @@ from exchange.referral import (authority, consent, consent_checks, emergency, ne
                                task_rules, withdrawal)
 from exchange.referral.refusal import raise_all, refuse
 from exchange.kernel.change import Change, FollowUp, Reads
-from exchange.store.repository import StoredResource
+from exchange.store.values import StoredResource
 
 CONSENT_ENDED = frozenset({"inactive", "rejected", "entered-in-error"})
 REQUEST_OPEN = frozenset({"draft", "active", "on-hold"})

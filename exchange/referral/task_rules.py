@@ -12,7 +12,7 @@ from exchange.errors import PreconditionRequired
 from exchange.referral import codes, task_states as states
 from exchange.referral.consent import subject_id
 from exchange.referral.refusal import refuse
-from exchange.store.repository import StoredResource
+from exchange.store.values import StoredResource
 from exchange.kernel.change import Change, Reads
 
 

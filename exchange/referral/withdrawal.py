@@ -19,7 +19,8 @@ from exchange.errors import FhirError
 from exchange.referral import codes, consent, task_states
 from exchange.referral.need_to_know import pointed_at
 from exchange.kernel.change import FollowUp, Unshare, Update
-from exchange.store.repository import Repository, StoredResource
+from exchange.store.repository import Repository
+from exchange.store.values import StoredResource
 
 WITHDRAWN_REASON = "Consent withdrawn by the survivor: the receiving organisation no longer has access to her data"
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.stats import facts
 from exchange.stats.tables import referral_fact as rf
-from exchange.store.repository import to_db
+from exchange.store.clock import to_db
 
 BREAKDOWNS = {"month": rf.c.month, "service-type": rf.c.service_type, "area": rf.c.area_id,
               "priority": rf.c.priority, "organization": rf.c.owner_org}

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from exchange.audit.tables import audit_event, audit_head
 from exchange.stats import facts
 from exchange.stats.tables import referral_fact, stats_state
-from exchange.store.repository import from_db, to_db
+from exchange.store.clock import from_db, to_db
 from exchange.store.tables import resource, resource_version
 
 LOCK_KEY = 0x7374617473  # "stats"

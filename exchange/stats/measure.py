@@ -8,7 +8,7 @@ from __future__ import annotations
 from exchange.referral import codes
 from exchange.stats import facts
 from exchange.stats.report import CANCELLED, DUE, LATE, REFERRALS, Report, Row, Table
-from exchange.store.repository import fhir_instant
+from exchange.store.clock import fhir_instant
 
 MEASURE = f"{codes.BASE}/Measure/referral-outcomes"
 MEASURE_CODES = f"{codes.BASE}/CodeSystem/gbv-referral-measure"

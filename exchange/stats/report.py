@@ -86,7 +86,7 @@ class Report:
     tables: dict[str, Table]
 
     def as_json(self, breakdown: str | None = None) -> dict:
-        from exchange.store.repository import fhir_instant
+        from exchange.store.clock import fhir_instant
 
         table = self.tables[breakdown or self.query.breakdown]
         return {"period": {"start": self.query.start.date().isoformat(), "end": self.query.last_day.isoformat()},

@@ -24,7 +24,7 @@ from exchange.context import RequestContext, system_context
 from exchange.errors import FhirError
 from exchange.kernel.exchange import Exchange
 from exchange.settings import Settings
-from exchange.store.repository import from_db, to_db, utcnow
+from exchange.store.clock import from_db, to_db, utcnow
 from exchange.kernel.unit import Event, open_unit
 from exchange.web.i18n import LOCALES
 from exchange.web.tables import web_session, web_staff

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from exchange.referral import codes, task_states as states
-from exchange.store.repository import fhir_instant
+from exchange.store.clock import fhir_instant
 
 
 @dataclass(frozen=True)

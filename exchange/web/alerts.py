@@ -24,7 +24,8 @@ from exchange.fhir.references import references_in, split_reference
 from exchange.referral import codes, escalation
 from exchange.kernel.exchange import Exchange
 from exchange.store import direct
-from exchange.store.repository import Repository, to_db, utcnow
+from exchange.store.clock import to_db, utcnow
+from exchange.store.repository import Repository
 from exchange.kernel.unit import Failure, Unit
 from exchange.web.tables import web_alert
 

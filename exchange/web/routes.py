@@ -20,7 +20,7 @@ from exchange.context import RequestContext
 from exchange.errors import FhirError, Gone, NotFound, PreconditionFailed, Unauthorized
 from exchange.fhir.interactions import update
 from exchange.referral import reoffer as reoffer_op
-from exchange.store.repository import utcnow
+from exchange.store.clock import utcnow
 from exchange.kernel.unit import Event, Failure, open_unit, record_failure
 from exchange.web import accounts, actions, audit_view, inbox, sender, security, sessions
 from exchange.web.i18n import LOCALES

@@ -18,7 +18,7 @@ from exchange.fhir.references import references_in, split_reference
 from exchange.fhir.transaction import process_bundle
 from exchange.referral import codes, consent_rules, profile
 from exchange.kernel.exchange import Exchange
-from exchange.store.repository import fhir_instant
+from exchange.store.clock import fhir_instant
 
 BCP47 = "urn:ietf:bcp:47"
 LANGUAGES = ("ar", "en", "fr", "fa", "prs", "ps", "ur", "tr", "id", "ms", "bn", "ku", "so")

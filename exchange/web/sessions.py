@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, insert, select, update
 
 from exchange.kernel.exchange import Exchange
-from exchange.store.repository import from_db, to_db
+from exchange.store.clock import from_db, to_db
 from exchange.web.accounts import Staff, _staff
 from exchange.web.tables import web_session, web_staff
 

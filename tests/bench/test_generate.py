@@ -114,7 +114,7 @@ async def test_generated_rows_are_the_rows_the_exchange_derives(generated):
     """Every generated resource's index rows are what the exchange's indexer makes of its body, its current row is
     its newest version, and a referral's parties are its sender and its receiver."""
     from exchange.fhir.indexing import index_rows
-    from exchange.store.repository import to_db
+    from exchange.store.clock import to_db
 
     url, state, report = generated
     world = _world(state)

@@ -54,7 +54,7 @@ def test_the_kit_fails_naming_the_rule_against_a_server_with_it_broken(broken, t
             return None
         monkeypatch.setattr(target, no_consent_check)
     else:
-        from exchange.store.repository import UNRESTRICTED
+        from exchange.store.visibility import UNRESTRICTED
         monkeypatch.setattr(target, lambda ctx: UNRESTRICTED)
     with LiveServer(settings) as server:
         code, report = run_kit(server, tmp_path, "--only", group)

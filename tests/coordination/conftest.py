@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from exchange.store import repository
+from exchange.store import clock as store_clock
 from tests.referral.conftest import As, as_, http, ids, make_referral  # noqa: F401 - fixtures shared
 
 SENT = datetime(2026, 11, 24, 9, 0, 0, tzinfo=timezone.utc)
@@ -16,7 +16,7 @@ __all__ = ["As"]
 
 @pytest.fixture
 def clock(monkeypatch):
-    """The store's clock (exchange.store.repository.utcnow) at SENT; `clock.set(moment)` moves it."""
+    """The store's clock (exchange.store.clock.utcnow) at SENT; `clock.set(moment)` moves it."""
     class Clock:
         now = SENT
 
@@ -24,7 +24,7 @@ def clock(monkeypatch):
             self.now = moment
 
     held = Clock()
-    monkeypatch.setattr(repository, "utcnow", lambda: held.now)
+    monkeypatch.setattr(store_clock, "utcnow", lambda: held.now)
     return held
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from exchange.referral import codes, deadlines
-from exchange.store.repository import fhir_instant
+from exchange.store.clock import fhir_instant
 from tests.audit.conftest import audit_rows
 from tests.referral import world
 from tests.referral.conftest import rule_of

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from exchange.fhir.definitions import TASK_ACKNOWLEDGEMENT_DUE, TASK_DEADLINE
 from exchange.referral import codes
 from exchange.settings import DeadlineRule, Settings
-from exchange.store import repository
+from exchange.store import clock as store_clock
 
 from . import world
 from .conftest import change_task, rule_of
@@ -20,13 +20,13 @@ SENT = datetime(2026, 11, 24, 9, 0, 0, tzinfo=timezone.utc)  # the exchange's cl
 
 @pytest.fixture
 def clock(monkeypatch):
-    """The store's clock (exchange.store.repository.utcnow), held at SENT."""
-    monkeypatch.setattr(repository, "utcnow", lambda: SENT)
+    """The store's clock (exchange.store.clock.utcnow), held at SENT."""
+    monkeypatch.setattr(store_clock, "utcnow", lambda: SENT)
     return SENT
 
 
 def _z(moment: datetime) -> str:
-    return repository.fhir_instant(moment)
+    return store_clock.fhir_instant(moment)
 
 
 def _deadlines(task: dict) -> tuple[str | None, str | None]:
@@ -104,11 +104,11 @@ def test_the_table_is_configured_as_json_and_must_end_with_a_catch_all(monkeypat
 
 
 async def test_a_draft_gets_its_deadlines_when_it_is_sent(http, as_, ids, make_referral, monkeypatch):
-    monkeypatch.setattr(repository, "utcnow", lambda: SENT)
+    monkeypatch.setattr(store_clock, "utcnow", lambda: SENT)
     ref = await make_referral(task_status="draft")
     assert _deadlines(await _task(http, as_, ids, ref["Task"])) == (None, None)
     later = SENT + timedelta(days=2)
-    monkeypatch.setattr(repository, "utcnow", lambda: later)
+    monkeypatch.setattr(store_clock, "utcnow", lambda: later)
     assert (await change_task(http, as_(ids["hotline"]), ref["Task"], status="requested")).status_code == 200
     assert _deadlines(await _task(http, as_, ids, ref["Task"])) == (
         _z(later + timedelta(hours=24)), _z(later + timedelta(hours=72)))

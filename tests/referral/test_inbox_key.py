@@ -11,7 +11,7 @@ from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 
 from exchange.fhir.indexing import index_rows
-from exchange.store.repository import to_db
+from exchange.store.clock import to_db
 from exchange.store.tables import resource, resource_version, search_index
 
 migration = importlib.import_module("exchange.store.migrations.versions.0800_owner_status")

@@ -110,7 +110,7 @@ async def test_a_claim_costs_at_most_sixteen_statements(http, as_, ids, make_ref
 async def test_a_referral_transaction_costs_at_most_sixteen_statements(http, as_, ids, make_referral, counter,
                                                                        exchange):
     """Patient, Consent, ServiceRequest and Task in one Bundle: a row each, and their version, index, party and
-    recorder rows together at the end (exchange.store.repository defers them: one statement a table); the rules'
+    recorder rows together at the end (exchange.store.writes defers them: one statement a table); the rules'
     two reference lookups and one read, the bearer check and the three hooks."""
     await make_referral()  # (its rate-limit chunk)
     with counter:

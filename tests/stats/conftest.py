@@ -16,7 +16,7 @@ FEB = datetime(2026, 2, 3, 9, 0, tzinfo=timezone.utc)
 
 
 class Clock:
-    """The store's clock (`exchange.store.repository.utcnow`), moved by the test: no sleeping."""
+    """The store's clock (`exchange.store.clock.utcnow`), moved by the test: no sleeping."""
 
     def __init__(self, now: datetime) -> None:
         self.now = now
@@ -31,7 +31,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch) -> Clock:  # noqa: ANN001
     found = Clock(datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc))
-    monkeypatch.setattr("exchange.store.repository.utcnow", found)
+    monkeypatch.setattr("exchange.store.clock.utcnow", found)
     return found
 
 

@@ -20,18 +20,18 @@ async def test_the_inbox_lists_overdue_and_urgent_referrals_first(web_world, bro
                                                                   monkeypatch):
     from datetime import timedelta
 
-    from exchange.store import repository
+    from exchange.store import clock as store_clock
 
     ids = web_world.ids
     partner = await make_client(ids["hotline"])
-    monkeypatch.setattr(repository, "utcnow", lambda: clock.now)  # sent now: their deadlines are ahead
+    monkeypatch.setattr(store_clock, "utcnow", lambda: clock.now)  # sent now: their deadlines are ahead
     routine = await send_referral(partner, ids, request_extra={"priority": "routine"})
     urgent = await send_referral(partner, ids, request_extra={"priority": "urgent"})
     for created in (routine, urgent):
         task = (await partner.get(f"/Task/{created['Task']}")).json()
         task["priority"] = "routine" if created is routine else "urgent"
         assert (await partner.put(f"/Task/{task['id']}", json=task)).status_code == 200
-    monkeypatch.setattr(repository, "utcnow", lambda: clock.now - timedelta(days=20))
+    monkeypatch.setattr(store_clock, "utcnow", lambda: clock.now - timedelta(days=20))
     overdue = await send_referral(partner, ids, request_extra={"priority": "routine"})  # sent 20 days ago
     page = browser()
     await page.sign_in(web_world.people["shelter"])

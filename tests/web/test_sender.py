@@ -6,8 +6,8 @@ import re
 from datetime import datetime, timedelta, timezone
 
 from exchange.referral import codes, consent_rules, deadlines
-from exchange.store import repository
-from exchange.store.repository import fhir_instant
+from exchange.store import clock
+from exchange.store.clock import fhir_instant
 from tests.referral import world
 
 FORM = {"service_type": "safety-shelter", "language": "", "eligibility": "", "case_code": "HTL-2026-0777",
@@ -31,7 +31,7 @@ STORED = datetime(2026, 11, 25, 9, 0, 30, tzinfo=timezone.utc)  # the store's cl
 
 
 async def test_a_hotline_caseworker_finds_a_service_and_sends_a_referral(web_world, browser, client, monkeypatch):
-    monkeypatch.setattr(repository, "utcnow", lambda: STORED)
+    monkeypatch.setattr(clock, "utcnow", lambda: STORED)
     north, south = await _areas(client, web_world.ids["svc-shelter"])
     page = browser()
     await page.sign_in(web_world.people["hotline"])

@@ -9,7 +9,7 @@ from exchange.errors import Gone, NotFound
 from exchange.fhir.interactions.result import Result
 from exchange.fhir.validate import check_resource_type
 from exchange.kernel.exchange import Exchange
-from exchange.store.repository import StoredResource
+from exchange.store.values import StoredResource
 from exchange.kernel.unit import Event, Unit, open_unit
 
 

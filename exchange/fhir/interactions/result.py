@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exchange.store.repository import StoredResource
+from exchange.store.values import StoredResource
 
 
 @dataclass

@@ -12,7 +12,7 @@ from exchange.fhir.interactions.result import Result
 from exchange.fhir.search import SearchPlan, identifying, page_links, parse_search
 from exchange.fhir.validate import check_resource_type
 from exchange.kernel.exchange import Exchange
-from exchange.store.repository import StoredResource
+from exchange.store.values import StoredResource
 from exchange.fhir.search_sql import plan_conditions, plan_order
 from exchange.kernel.unit import Event, Unit, open_unit
 

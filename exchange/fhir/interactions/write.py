@@ -18,7 +18,7 @@ from exchange.kernel.change import Change, FollowUp, Reads, Record, Rows, Share,
 from exchange.context import RequestContext, system_context
 from exchange.errors import Conflict, NotFound, PreconditionFailed
 from exchange.fhir.indexing import index_rows
-from exchange.store.repository import StoredResource
+from exchange.store.values import StoredResource
 from exchange.kernel.unit import Event, Unit
 
 MAX_FOLLOW_DEPTH = 8  # follow-ups of follow-ups: the referral rules settle in two; more is a rule that never stops

@@ -1,0 +1,205 @@
+"""The store's reads: one resource, several, a version, a history, a search, and the index and party lookups the
+rules make, each with the caller's access filter inside the query (never after)."""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from sqlalchemy import and_, bindparam, exists, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from exchange.store.tables import resource, resource_party, resource_recorder, resource_version, search_index
+from exchange.store.values import StoredResource, stored
+from exchange.store.visibility import UNRESTRICTED, AccessFilter, visible_clause
+from exchange.store.writes import Pending
+
+
+_READ_WITH_PARTIES = (
+    select(resource, resource_party.c.organization_id.label("party"), resource_recorder.c.organization_id.label("recorder"))
+    .select_from(resource.outerjoin(resource_party, and_(resource_party.c.resource_type == resource.c.resource_type,
+                                                         resource_party.c.resource_id == resource.c.id))
+                 .outerjoin(resource_recorder, and_(resource_recorder.c.resource_type == resource.c.resource_type,
+                                                    resource_recorder.c.resource_id == resource.c.id)))
+    .where(resource.c.resource_type == bindparam("t"), resource.c.id == bindparam("i")))
+
+
+class Reads:
+    """The read half of `exchange.store.repository.Repository`, which holds the state both halves share; a read of
+    the deferred tables first writes what the unit deferred (`Writes._flushed`)."""
+
+    conn: AsyncConnection
+    _pending: Pending
+    _current: dict[tuple[str, str], StoredResource | None]
+    _parties: dict[tuple[str, str], set[str]]
+    _referring: dict[tuple[str, str, str, str], set[str]]
+    _recorders: dict[tuple[str, str], str | None]
+
+    def _remember(self, found: StoredResource) -> StoredResource:
+        self._current[(found.resource_type, found.id)] = found
+        return found
+
+    async def read(self, resource_type: str, resource_id: str, access: AccessFilter = UNRESTRICTED
+                   ) -> StoredResource | None:
+        filtered = access.applies_to(resource_type)  # (the party set read with the row decides: no clause built)
+        key = (resource_type, resource_id)
+        if key in self._current:
+            if not filtered:
+                return self._current[key]
+            found = self._current[key]  # visibility from the party rows as this unit knows them (kept in step)
+            return found if found is not None and access.organization_id in await self.parties(*key) else None
+        # one statement: the row with its party set and recorder, so the rules that follow ask for neither again
+        rows = (await self.conn.execute(_READ_WITH_PARTIES, {"t": resource_type, "i": resource_id})).all()
+        found = stored(rows[0]) if rows else None
+        self._current[key] = found
+        if found is not None:
+            self._parties[key] = {r.party for r in rows if r.party is not None} | self._pending.parties.get(key, set())
+            self._recorders[key] = rows[0].recorder
+        if filtered and (found is None or access.organization_id not in self._parties[key]):
+            return None
+        return found
+
+    async def read_many(self, references: Iterable[tuple[str, str]], access: AccessFilter = UNRESTRICTED
+                        ) -> list[StoredResource]:
+        """Current, non-deleted versions of the given (type, id) pairs that `access` may see."""
+        by_type: dict[str, set[str]] = {}
+        for rtype, rid in references:
+            by_type.setdefault(rtype, set()).add(rid)
+        out: list[StoredResource] = []
+        unfiltered: dict[str, list[str]] = {}  # asked for together, in one statement
+        for rtype, ids in by_type.items():
+            clause = visible_clause(resource, rtype, access)
+            if clause is None:
+                known = [self._current[(rtype, i)] for i in sorted(ids) if (rtype, i) in self._current]
+                out.extend(k for k in known if k is not None and not k.deleted)
+                missing = sorted(i for i in ids if (rtype, i) not in self._current)
+                if missing:
+                    unfiltered[rtype] = missing
+                continue
+            await self._flushed()  # (the filter reads the party rows)
+            query = select(resource).where(resource.c.resource_type == rtype, resource.c.id.in_(sorted(ids)),
+                                           resource.c.deleted.is_(False), clause)
+            out.extend(self._remember(stored(r)) for r in (await self.conn.execute(query)).all())
+        if unfiltered:
+            query = select(resource).where(or_(*(and_(resource.c.resource_type == t, resource.c.id.in_(ids))
+                                                 for t, ids in unfiltered.items())))
+            rows = [stored(r) for r in (await self.conn.execute(query)).all()]
+            for rtype, ids in unfiltered.items():
+                for i in ids:
+                    self._current.setdefault((rtype, i), None)  # (known not to exist)
+            for row in rows:
+                self._remember(row)
+                if not row.deleted:
+                    out.append(row)
+        return out
+
+    async def vread(self, resource_type: str, resource_id: str, version_id: int,
+                    access: AccessFilter = UNRESTRICTED) -> StoredResource | None:
+        await self._flushed()
+        query = select(resource_version).where(resource_version.c.resource_type == resource_type,
+                                               resource_version.c.id == resource_id,
+                                               resource_version.c.version_id == version_id)
+        clause = visible_clause(resource_version, resource_type, access)
+        if clause is not None:
+            query = query.where(clause)
+        row = (await self.conn.execute(query)).first()
+        return stored(row) if row else None
+
+    async def history(self, resource_type: str, resource_id: str, access: AccessFilter, count: int, offset: int
+                      ) -> tuple[list[StoredResource], int]:
+        await self._flushed()
+        where = [resource_version.c.resource_type == resource_type, resource_version.c.id == resource_id]
+        clause = visible_clause(resource_version, resource_type, access)
+        if clause is not None:
+            where.append(clause)
+        total = (await self.conn.execute(select(func.count()).select_from(resource_version).where(*where))).scalar()
+        rows = (await self.conn.execute(
+            select(resource_version).where(*where).order_by(resource_version.c.version_id.desc())
+            .limit(count).offset(offset))).all()
+        return [stored(r) for r in rows], int(total or 0)
+
+    async def methods_of(self, resource_type: str, resource_id: str) -> dict[int, str]:
+        await self._flushed()
+        rows = (await self.conn.execute(
+            select(resource_version.c.version_id, resource_version.c.method)
+            .where(resource_version.c.resource_type == resource_type, resource_version.c.id == resource_id))).all()
+        return {r.version_id: r.method for r in rows}
+
+    async def search(self, resource_type: str, conditions: Sequence, order_by: Sequence, count: int, offset: int,
+                     access: AccessFilter, with_total: bool = True) -> tuple[list[StoredResource], int | None]:
+        await self._flushed()
+        where = [resource.c.resource_type == resource_type, resource.c.deleted.is_(False), *conditions]
+        clause = visible_clause(resource, resource_type, access)
+        if clause is not None:
+            where.append(clause)
+        total = None
+        if with_total:
+            total = int((await self.conn.execute(select(func.count()).select_from(resource).where(*where))).scalar()
+                        or 0)
+        rows = (await self.conn.execute(select(resource).where(*where).order_by(*order_by).limit(count)
+                                        .offset(offset))).all()
+        return [stored(r) for r in rows], total
+
+    async def references_from(self, resource_type: str, ids: Sequence[str], param: str) -> list[tuple[str, str]]:
+        """(target type, target id) of the reference index rows `param` of the given resources."""
+        await self._flushed(index_of=resource_type)
+        if not ids:
+            return []
+        rows = (await self.conn.execute(
+            select(search_index.c.system, search_index.c.value)
+            .where(search_index.c.resource_type == resource_type, search_index.c.param == param,
+                   search_index.c.resource_id.in_(list(ids))))).all()
+        return [(r.system, r.value) for r in rows if r.system and r.value]
+
+    async def referring_ids(self, resource_type: str, param: str, targets: Sequence[tuple[str, str]]) -> list[str]:
+        """Ids of `resource_type` resources whose reference param `param` points at one of `targets`."""
+        await self._flushed(index_of=resource_type)
+        if not targets:
+            return []
+        found: set[str] = set()
+        for target_type in sorted({t for t, _ in targets}):
+            ids = sorted({i for t, i in targets if t == target_type})
+            keys = {i: (resource_type, param, target_type, i) for i in ids}
+            missing = [i for i in ids if keys[i] not in self._referring]
+            if missing:  # (remembered until this unit rewrites the index of `resource_type`)
+                rows = (await self.conn.execute(
+                    select(search_index.c.resource_id, search_index.c.value).where(
+                        search_index.c.resource_type == resource_type, search_index.c.param == param,
+                        search_index.c.system == target_type, search_index.c.value.in_(missing)))).all()
+                for i in missing:
+                    self._referring[keys[i]] = set()
+                for r in rows:
+                    self._referring[keys[r.value]].add(r.resource_id)
+            for i in ids:
+                found |= self._referring[keys[i]]
+        return sorted(found)
+
+    async def party_of_referral_to(self, organization_id: str, targets: Sequence[tuple[str, str]]) -> bool:
+        """Whether `organization_id` is party to a Task (owner) or ServiceRequest (performer) naming one of
+        `targets` (directory entries: who may see a confidential entry's address)."""
+        await self._flushed()
+        if not targets:
+            return False
+        named = or_(*[and_(search_index.c.system == t, search_index.c.value == i) for t, i in targets])
+        query = select(search_index.c.resource_id).where(
+            or_(and_(search_index.c.resource_type == "Task", search_index.c.param == "owner"),
+                and_(search_index.c.resource_type == "ServiceRequest", search_index.c.param == "performer")),
+            named, exists().where(and_(resource_party.c.resource_type == search_index.c.resource_type,
+                                       resource_party.c.resource_id == search_index.c.resource_id,
+                                       resource_party.c.organization_id == organization_id))).limit(1)
+        return (await self.conn.execute(query)).first() is not None
+
+    async def parties(self, resource_type: str, resource_id: str) -> set[str]:
+        key = (resource_type, resource_id)
+        if key not in self._parties:
+            rows = (await self.conn.execute(select(resource_party.c.organization_id).where(
+                resource_party.c.resource_type == resource_type, resource_party.c.resource_id == resource_id))).all()
+            self._parties[key] = {r.organization_id for r in rows}
+        return set(self._parties[key])
+
+    async def recorder(self, resource_type: str, resource_id: str) -> str | None:
+        """The organisation that created the resource (None: the exchange itself did, or it is not a referral's)."""
+        key = (resource_type, resource_id)
+        if key not in self._recorders:
+            self._recorders[key] = (await self.conn.execute(select(resource_recorder.c.organization_id).where(
+                resource_recorder.c.resource_type == resource_type, resource_recorder.c.resource_id == resource_id))
+            ).scalar()
+        return self._recorders[key]

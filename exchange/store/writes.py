@@ -1,0 +1,248 @@
+"""The store's writes: new versions with their `meta`, the search-index, party and recorder rows of the current
+version, and the rows a unit of work defers until it flushes them together.
+
+`exchange.fhir.indexing` derives a resource's search values from the FHIR definitions; the store owns writing them:
+a version's index rows replace the last version's in the same unit, so the index always describes the current
+version."""
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Iterable
+
+import orjson
+from sqlalchemy import and_, bindparam, delete, insert, or_, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from exchange.store import clock
+from exchange.store.clock import to_db
+from exchange.store.meta import tombstone, with_meta
+from exchange.store.tables import (condition_lock, resource, resource_party, resource_recorder, resource_version,
+                                   search_index)
+from exchange.store.values import IndexRow, StoredResource
+
+
+# The writes, built once (a statement built per call costs its cache key and coercions on every request).
+_INSERT_RESOURCE = insert(resource)
+_INSERT_VERSION = insert(resource_version)
+_INSERT_INDEX = insert(search_index)
+_INSERT_PARTY = insert(resource_party)
+_INSERT_RECORDER = insert(resource_recorder)
+_MOVE_ROW = (update(resource)
+             .where(resource.c.resource_type == bindparam("m_type"), resource.c.id == bindparam("m_id"),
+                    resource.c.version_id == bindparam("m_from"))
+             .values(version_id=bindparam("m_to"), last_updated=bindparam("m_at"), deleted=bindparam("m_deleted"),
+                     content=bindparam("m_content")))
+_UNINDEX_ONE = delete(search_index).where(search_index.c.resource_type == bindparam("u_type"),
+                                          search_index.c.resource_id == bindparam("u_id"))
+_UNINDEX_MANY = delete(search_index).where(tuple_(search_index.c.resource_type, search_index.c.resource_id)
+                                           .in_(bindparam("u_keys", expanding=True)))
+
+
+class Pending:
+    """The version, index, party and recorder rows of a unit's writes not written yet, and the resources whose
+    stored index rows are to go. `write` sends them in one statement a table."""
+
+    def __init__(self) -> None:
+        self.versions: list[dict] = []  # version rows
+        self.index: dict[tuple[str, str], list[dict]] = {}  # index rows, by resource
+        self.unindex: dict[tuple[str, str], None] = {}  # resources whose stored index rows are to go (in order)
+        self.fresh: set[tuple[str, str]] = set()  # created since the last write: no index rows stored yet
+        self.parties: dict[tuple[str, str], set[str]] = {}  # party rows, by resource
+        self.recorders: list[dict] = []  # recorder rows
+
+    def __bool__(self) -> bool:
+        return bool(self.versions or self.index or self.unindex or self.parties or self.recorders)
+
+    def holds_index_of(self, resource_type: str) -> bool:
+        """Whether index rows of `resource_type` are waiting (to be written or to go)."""
+        return any(t == resource_type for t, _ in self.index) or any(t == resource_type for t, _ in self.unindex)
+
+    async def write(self, conn: AsyncConnection) -> None:
+        """Stored index rows out, then versions, index, party and recorder rows in; nothing is pending after."""
+        unindex, versions, recorders = list(self.unindex), self.versions, self.recorders
+        index = [row for rows in self.index.values() for row in rows]
+        parties = [{"resource_type": t, "resource_id": i, "organization_id": o}
+                   for (t, i), orgs in self.parties.items() for o in sorted(orgs)]
+        self.unindex, self.versions, self.index, self.fresh = {}, [], {}, set()
+        self.parties, self.recorders = {}, []
+        if len(unindex) == 1:
+            await conn.execute(_UNINDEX_ONE, {"u_type": unindex[0][0], "u_id": unindex[0][1]})
+        elif unindex:
+            await conn.execute(_UNINDEX_MANY, {"u_keys": unindex})
+        if versions:
+            await conn.execute(_INSERT_VERSION, versions)
+        if index:
+            await conn.execute(_INSERT_INDEX, index)
+        if parties:
+            await conn.execute(_INSERT_PARTY, parties)
+        if recorders:
+            await conn.execute(_INSERT_RECORDER, recorders)
+
+
+class Writes:
+    """The write half of `exchange.store.repository.Repository`, which holds the state both halves share; a write
+    keeps the unit's memory of the reads (`Reads._remember`, `Reads.parties`) in step."""
+
+    conn: AsyncConnection
+    deferred: bool
+    _pending: Pending
+    _parties: dict[tuple[str, str], set[str]]
+    _referring: dict[tuple[str, str, str, str], set[str]]
+    _recorders: dict[tuple[str, str], str | None]
+
+    async def flush(self) -> None:
+        """Write the deferred rows: stored index rows out, then versions, index, party and recorder rows in."""
+        await self._pending.write(self.conn)
+
+    async def _flushed(self, index_of: str | None = None) -> None:
+        """Flush before a read of the deferred tables; `index_of`: the read is of that type's index rows alone, so
+        it waits only for rows of that type (a Bundle's Patient and Consent need not be written for its
+        ServiceRequest's rules to look up other requests)."""
+        if index_of is not None:
+            if self._pending.holds_index_of(index_of):
+                await self.flush()
+        elif self._pending:
+            await self.flush()
+
+    async def create(self, resource_type: str, resource_id: str, body: dict, index_rows: Iterable[IndexRow],
+                     parties: Iterable[str] = (), now: datetime | None = None) -> StoredResource:
+        now = now or clock.utcnow()
+        stored_body = with_meta(body, resource_id, 1, now)
+        content = orjson.dumps(stored_body).decode()
+        values = dict(resource_type=resource_type, id=resource_id, version_id=1, last_updated=to_db(now),
+                      deleted=False, content=content)
+        await self.conn.execute(_INSERT_RESOURCE, values)
+        await self._keep_version(dict(values, method="POST"))
+        if self.deferred:
+            self._pending.fresh.add((resource_type, resource_id))
+        await self._write_index(resource_type, resource_id, index_rows)
+        self._parties[(resource_type, resource_id)] = set()  # a new resource has no party rows yet
+        await self.add_parties(resource_type, resource_id, parties)
+        return self._remember(StoredResource(resource_type, resource_id, 1, now, False, content, stored_body))
+
+    async def update(self, current: StoredResource, body: dict, index_rows: Iterable[IndexRow],
+                     parties: Iterable[str] | None = None, now: datetime | None = None, method: str = "PUT"
+                     ) -> StoredResource | None:
+        """Write a new version on top of `current`. None if someone else wrote a version first (lost race)."""
+        now = clock.after(current.last_updated, now or clock.utcnow())
+        version_id = current.version_id + 1
+        stored_body = with_meta(body, current.id, version_id, now)
+        content = orjson.dumps(stored_body).decode()
+        if not await self._write_version(current, version_id, now, content, deleted=False, method=method):
+            return None
+        await self._delete_index(current.resource_type, current.id)
+        await self._write_index(current.resource_type, current.id, index_rows)
+        if parties is not None:
+            await self.add_parties(current.resource_type, current.id, parties)
+        return self._remember(StoredResource(current.resource_type, current.id, version_id, now, False, content,
+                                             stored_body))
+
+    async def delete(self, current: StoredResource, now: datetime | None = None) -> StoredResource | None:
+        now = clock.after(current.last_updated, now or clock.utcnow())
+        version_id = current.version_id + 1
+        tomb = tombstone(current.resource_type, current.id, version_id, now)
+        content = orjson.dumps(tomb).decode()
+        if not await self._write_version(current, version_id, now, content, deleted=True, method="DELETE"):
+            return None
+        await self._delete_index(current.resource_type, current.id)
+        return self._remember(StoredResource(current.resource_type, current.id, version_id, now, True, content, tomb))
+
+    async def _write_version(self, current: StoredResource, version_id: int, now: datetime, content: str,
+                             deleted: bool, method: str) -> bool:
+        """Move the current row to `version_id` if it is still at `current`'s version, and keep the version."""
+        result = await self.conn.execute(_MOVE_ROW, {
+            "m_type": current.resource_type, "m_id": current.id, "m_from": current.version_id, "m_to": version_id,
+            "m_at": to_db(now), "m_deleted": deleted, "m_content": content})
+        if result.rowcount != 1:
+            return False
+        await self._keep_version(dict(resource_type=current.resource_type, id=current.id, version_id=version_id,
+                                      last_updated=to_db(now), deleted=deleted, content=content, method=method))
+        return True
+
+    async def _keep_version(self, values: dict) -> None:
+        if self.deferred:
+            self._pending.versions.append(values)
+        else:
+            await self.conn.execute(_INSERT_VERSION, values)
+
+    async def set_recorder(self, resource_type: str, resource_id: str, organization_id: str) -> None:
+        self._recorders[(resource_type, resource_id)] = organization_id
+        row = {"resource_type": resource_type, "resource_id": resource_id, "organization_id": organization_id}
+        if self.deferred:
+            self._pending.recorders.append(row)
+        else:
+            await self.conn.execute(_INSERT_RECORDER, row)
+
+    async def add_parties(self, resource_type: str, resource_id: str, organization_ids: Iterable[str]) -> None:
+        key = (resource_type, resource_id)
+        missing = set(organization_ids) - await self.parties(resource_type, resource_id)
+        if not missing:
+            return
+        self._parties[key] |= missing
+        if self.deferred:
+            self._pending.parties.setdefault(key, set()).update(missing)
+        else:
+            await self.conn.execute(_INSERT_PARTY, [
+                dict(resource_type=resource_type, resource_id=resource_id, organization_id=o) for o in sorted(missing)])
+
+    async def remove_parties(self, resource_type: str, resource_id: str, organization_ids: Iterable[str]) -> None:
+        await self.remove_parties_many([(resource_type, resource_id, organization_ids)])
+
+    async def remove_parties_many(self, removals: Iterable[tuple[str, str, Iterable[str]]]) -> None:
+        """Several resources' party rows in one statement: (type, id, organisations) each."""
+        wanted = []
+        for t, i, orgs in removals:
+            orgs = set(orgs)
+            known = self._parties.get((t, i))
+            if known is not None:
+                known -= orgs
+            pending = self._pending.parties.get((t, i))
+            if pending:  # rows not written yet are simply not written (they are never in the database too)
+                unwritten = pending & orgs
+                pending -= unwritten
+                orgs -= unwritten
+            if orgs:
+                wanted.append((t, i, sorted(orgs)))
+        if not wanted:
+            return
+        await self.conn.execute(delete(resource_party).where(or_(*(
+            and_(resource_party.c.resource_type == t, resource_party.c.resource_id == i,
+                 resource_party.c.organization_id.in_(orgs)) for t, i, orgs in wanted))))
+
+    async def lock_condition(self, resource_type: str, condition: str, dialect: str) -> None:
+        """Upsert the condition's lock row: concurrent transactions with the same condition queue here."""
+        key = hashlib.sha256(condition.encode()).hexdigest()
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        stmt = dialect_insert(condition_lock).values(resource_type=resource_type, condition=key, counter=1)
+        stmt = stmt.on_conflict_do_update(index_elements=["resource_type", "condition"],
+                                          set_={"counter": condition_lock.c.counter + 1})
+        await self.conn.execute(stmt)
+
+    async def _write_index(self, resource_type: str, resource_id: str, rows: Iterable[IndexRow]) -> None:
+        payload = [dict(resource_type=resource_type, resource_id=resource_id, param=r.param, system=r.system,
+                        value=r.value, text=r.text,
+                        date_start=to_db(r.date_start) if r.date_start else None,
+                        date_end=to_db(r.date_end) if r.date_end else None) for r in rows]
+        self._forget_referring(resource_type)
+        if self.deferred:
+            self._pending.index[(resource_type, resource_id)] = payload  # (replaces rows an earlier write left)
+        elif payload:
+            await self.conn.execute(_INSERT_INDEX, payload)
+
+    def _forget_referring(self, resource_type: str) -> None:
+        for key in [k for k in self._referring if k[0] == resource_type]:
+            del self._referring[key]
+
+    async def _delete_index(self, resource_type: str, resource_id: str) -> None:
+        self._forget_referring(resource_type)
+        key = (resource_type, resource_id)
+        if not self.deferred:
+            await self.conn.execute(_UNINDEX_ONE, {"u_type": resource_type, "u_id": resource_id})
+            return
+        self._pending.index.pop(key, None)
+        if key not in self._pending.fresh:  # (rows of a resource created since the last flush were never stored)
+            self._pending.unindex[key] = None
