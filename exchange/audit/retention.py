@@ -4,8 +4,9 @@ A referral is closed when its Task is in a final state (`exchange.referral.task_
 runs from the Task's last change. Purging a closed referral replaces every stored
 version of its Task, ServiceRequest, Patient and every other referral resource they point at (Consents and
 documents in `supportingInfo`, the Procedures and documents of `Task.output`), and of the Consents, documents and
-Procedures about the purged Patient, with a stub (type, id, version, a `purged` tag), marks them deleted (reads answer 410) and drops their search-index rows. Anything an open referral
-still points at is kept. The audit log holds only references and hashes, so its chain still verifies, and the
+Procedures about the purged Patient, with a stub (type, id, version, a `purged` tag), marks them deleted (reads
+answer 410) and drops their search-index rows, through the store (`Repository.every` finds the referrals,
+`Repository.purge` purges one resource). Anything an open referral still points at is kept. The audit log holds only references and hashes, so its chain still verifies, and the
 purge itself is recorded in it.
 """
 from __future__ import annotations
@@ -13,15 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import orjson
-from sqlalchemy import delete, select, update
-
 from exchange.auth.access import REFERRAL_TYPES
 from exchange.context import system_context
 from exchange.fhir.references import all_references
 from exchange.referral.task_states import FINAL_STATES
-from exchange.store.clock import fhir_instant, to_db, utcnow
-from exchange.store.tables import resource, resource_version, search_index
+from exchange.store.clock import fhir_instant, from_db, utcnow
 from exchange.kernel.unit import Event, open_unit
 
 PURGED_TAG = {"system": "https://gbv-exchange.org/fhir/CodeSystem/retention", "code": "purged"}
@@ -51,10 +48,8 @@ def _is_purged(body: dict) -> bool:
     return PURGED_TAG in ((body.get("meta") or {}).get("tag") or [])
 
 
-async def _bodies(conn, resource_type: str) -> dict[str, tuple[dict, datetime, bool]]:  # noqa: ANN001
-    rows = (await conn.execute(select(resource.c.id, resource.c.content, resource.c.last_updated,
-                                      resource.c.deleted).where(resource.c.resource_type == resource_type))).all()
-    return {f"{resource_type}/{r.id}": (orjson.loads(r.content), r.last_updated, r.deleted) for r in rows}
+async def _bodies(unit, resource_type: str) -> dict[str, tuple[dict, datetime, bool]]:  # noqa: ANN001
+    return {s.reference: (s.resource, s.last_updated, s.deleted) for s in await unit.repo.every(resource_type)}
 
 
 def _closure(start: set[str], requests: dict) -> set[str]:
@@ -82,12 +77,6 @@ async def _about_patients(unit, patients: list[str]) -> set[str]:  # noqa: ANN00
     return found
 
 
-def _stub(resource_type: str, resource_id: str, version_id: int, last_updated: datetime) -> str:
-    return orjson.dumps({"resourceType": resource_type, "id": resource_id,
-                         "meta": {"versionId": str(version_id), "lastUpdated": fhir_instant(last_updated),
-                                  "tag": [PURGED_TAG]}}).decode()
-
-
 async def purge_closed(exchange, days: int | None = None, dry_run: bool = False,  # noqa: ANN001
                        now: datetime | None = None, progress=None) -> PurgeReport:  # noqa: ANN001
     """`progress(n, total=...)` hears of each resource purged (the CLI's progress bar)."""
@@ -97,13 +86,13 @@ async def purge_closed(exchange, days: int | None = None, dry_run: bool = False,
     cutoff = (now or utcnow()) - timedelta(days=days)
     report = PurgeReport(cutoff, dry_run)
     async with open_unit(exchange, system_context(), "purge") as unit:
-        tasks = await _bodies(unit.conn, "Task")
-        requests = await _bodies(unit.conn, "ServiceRequest")
+        tasks = await _bodies(unit, "Task")
+        requests = await _bodies(unit, "ServiceRequest")
         closed, open_roots = set(), set()
         for reference, (body, last_updated, deleted) in tasks.items():
             if _is_purged(body):
                 continue
-            if not deleted and body.get("status") in FINAL_STATES and last_updated < to_db(cutoff):
+            if not deleted and body.get("status") in FINAL_STATES and last_updated < from_db(cutoff):
                 closed.add(reference)
             elif not deleted:
                 open_roots |= {reference} | _targets(body)
@@ -129,21 +118,6 @@ async def purge_closed(exchange, days: int | None = None, dry_run: bool = False,
 
 
 async def _purge_one(unit, resource_type: str, resource_id: str) -> None:  # noqa: ANN001
-    conn = unit.conn
-    row = (await conn.execute(select(resource.c.version_id, resource.c.last_updated).where(
-        resource.c.resource_type == resource_type, resource.c.id == resource_id))).first()
-    if row is None:
-        return
-    versions = (await conn.execute(select(resource_version.c.version_id, resource_version.c.last_updated).where(
-        resource_version.c.resource_type == resource_type, resource_version.c.id == resource_id))).all()
-    for version in versions:
-        await conn.execute(update(resource_version).where(
-            resource_version.c.resource_type == resource_type, resource_version.c.id == resource_id,
-            resource_version.c.version_id == version.version_id).values(
-            content=_stub(resource_type, resource_id, version.version_id, version.last_updated)))
-    await conn.execute(update(resource).where(resource.c.resource_type == resource_type,
-                                              resource.c.id == resource_id).values(
-        deleted=True, content=_stub(resource_type, resource_id, row.version_id, row.last_updated)))
-    await conn.execute(delete(search_index).where(search_index.c.resource_type == resource_type,
-                                                  search_index.c.resource_id == resource_id))
-    unit.record(Event("purge", "D", resource_type, resource_id, row.version_id))
+    version_id = await unit.repo.purge(resource_type, resource_id, PURGED_TAG)
+    if version_id is not None:
+        unit.record(Event("purge", "D", resource_type, resource_id, version_id))

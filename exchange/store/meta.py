@@ -18,7 +18,11 @@ def with_meta(body: dict, resource_id: str, version_id: int, last_updated: datet
     return out
 
 
-def tombstone(resource_type: str, resource_id: str, version_id: int, last_updated: datetime) -> dict:
-    """The body of a deleted version: nothing but its identity and meta."""
-    return {"resourceType": resource_type, "id": resource_id,
-            "meta": {"versionId": str(version_id), "lastUpdated": fhir_instant(last_updated)}}
+def tombstone(resource_type: str, resource_id: str, version_id: int, last_updated: datetime,
+              tag: dict | None = None) -> dict:
+    """The body of a deleted version: nothing but its identity and meta (with `tag`: a version purged by
+    retention, `exchange.store.writes.Writes.purge`)."""
+    meta: dict = {"versionId": str(version_id), "lastUpdated": fhir_instant(last_updated)}
+    if tag is not None:
+        meta["tag"] = [tag]
+    return {"resourceType": resource_type, "id": resource_id, "meta": meta}

@@ -91,6 +91,11 @@ class Reads:
                     out.append(row)
         return out
 
+    async def every(self, resource_type: str) -> list[StoredResource]:
+        """The current version of every resource of the type, deleted ones too, unfiltered (retention's sweep)."""
+        rows = (await self.conn.execute(select(resource).where(resource.c.resource_type == resource_type))).all()
+        return [stored(r) for r in rows]
+
     async def vread(self, resource_type: str, resource_id: str, version_id: int,
                     access: AccessFilter = UNRESTRICTED) -> StoredResource | None:
         await self._flushed()

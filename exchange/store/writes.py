@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Iterable
 
 import orjson
-from sqlalchemy import and_, bindparam, delete, insert, or_, tuple_, update
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.store import clock
@@ -35,8 +35,17 @@ _MOVE_ROW = (update(resource)
                      content=bindparam("m_content")))
 _UNINDEX_ONE = delete(search_index).where(search_index.c.resource_type == bindparam("u_type"),
                                           search_index.c.resource_id == bindparam("u_id"))
+_PURGE_VERSION = (update(resource_version)
+                  .where(resource_version.c.resource_type == bindparam("p_type"),
+                         resource_version.c.id == bindparam("p_id"),
+                         resource_version.c.version_id == bindparam("p_version"))
+                  .values(content=bindparam("p_content")))
 _UNINDEX_MANY = delete(search_index).where(tuple_(search_index.c.resource_type, search_index.c.resource_id)
                                            .in_(bindparam("u_keys", expanding=True)))
+
+
+def _dumps(body: dict) -> str:
+    return orjson.dumps(body).decode()
 
 
 class Pending:
@@ -87,6 +96,7 @@ class Writes:
     conn: AsyncConnection
     deferred: bool
     _pending: Pending
+    _current: dict[tuple[str, str], StoredResource | None]
     _parties: dict[tuple[str, str], set[str]]
     _referring: dict[tuple[str, str, str, str], set[str]]
     _recorders: dict[tuple[str, str], str | None]
@@ -147,6 +157,32 @@ class Writes:
             return None
         await self._delete_index(current.resource_type, current.id)
         return self._remember(StoredResource(current.resource_type, current.id, version_id, now, True, content, tomb))
+
+    async def purge(self, resource_type: str, resource_id: str, tag: dict) -> int | None:
+        """Retention: every stored version of the resource becomes a tombstone carrying `tag`, the resource is
+        deleted (reads answer 410) and its index rows go; its party and recorder rows stay. The current version, or
+        None if there is no such resource."""
+        await self._flushed()
+        key = (resource_type, resource_id)
+        row = (await self.conn.execute(select(resource.c.version_id, resource.c.last_updated).where(
+            resource.c.resource_type == resource_type, resource.c.id == resource_id))).first()
+        if row is None:
+            return None
+        versions = (await self.conn.execute(select(resource_version.c.version_id, resource_version.c.last_updated)
+                                            .where(resource_version.c.resource_type == resource_type,
+                                                   resource_version.c.id == resource_id))).all()
+        if versions:
+            await self.conn.execute(_PURGE_VERSION, [
+                {"p_type": resource_type, "p_id": resource_id, "p_version": v.version_id,
+                 "p_content": _dumps(tombstone(resource_type, resource_id, v.version_id, v.last_updated, tag))}
+                for v in versions])
+        await self.conn.execute(update(resource).where(resource.c.resource_type == resource_type,
+                                                       resource.c.id == resource_id).values(
+            deleted=True, content=_dumps(tombstone(resource_type, resource_id, row.version_id, row.last_updated, tag))))
+        await self.conn.execute(_UNINDEX_ONE, {"u_type": resource_type, "u_id": resource_id})
+        self._forget_referring(resource_type)
+        self._current.pop(key, None)  # (read again, it is the tombstone)
+        return row.version_id
 
     async def _write_version(self, current: StoredResource, version_id: int, now: datetime, content: str,
                              deleted: bool, method: str) -> bool:
