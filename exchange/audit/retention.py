@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from exchange.auth.access import REFERRAL_TYPES
+from exchange.need_to_know.kinds import REFERRAL_TYPES
 from exchange.context import system_context
 from exchange.fhir.references import all_references
 from exchange.referral.task_states import FINAL_STATES

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Iterable
 
 import orjson
 
-from exchange.auth.access import DIRECTORY_OWNER, organisations_of
+from exchange.auth.access import DIRECTORY_OWNER
+from exchange.need_to_know.organisations import organisations_of
 from exchange.context import RequestContext
 from exchange.fhir.definitions import CONFIDENTIAL_EXTENSION, CONFIDENTIAL_TYPES
 from exchange.fhir.references import references_in

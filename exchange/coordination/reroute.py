@@ -4,7 +4,7 @@ The coordinator's proposal and the requester's answer are requests of theirs (re
 theirs, refusals too); the changes they cause are the exchange's own (`apply_follow_ups`: each an AuditEvent whose
 agent is the exchange, linked to the request, versioned and notified). On agreement the referral goes to the new
 provider only if her Consent permits it: the ServiceRequest names the new provider as its performer (so the old
-one's access ends, `exchange.referral.need_to_know`) and the Task is sent again (`escalation.rerouted`: requested,
+one's access ends, `exchange.need_to_know.performers`) and the Task is sent again (`escalation.rerouted`: requested,
 new deadlines). Without the requester's agreement nothing moves: a proposal only waits, and a decline removes it.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Mapping
 
-from exchange.auth.access import organisations_of
+from exchange.need_to_know.organisations import organisations_of
 from exchange.kernel.change import Update
 from exchange.context import RequestContext
 from exchange.coordination.access import require_coordinator
@@ -133,7 +133,7 @@ async def answer(exchange: Exchange, ctx: RequestContext, task_id: str, agree: b
         new_deadlines = deadlines.compute(exchange.settings.referral_deadlines, request.resource, task.resource,
                                           now.replace(microsecond=0))
         # the Task first (the new owner becomes a party of the referral), then the request: its new performer
-        # list leaves the old owner party of nothing (need_to_know.follow_performers)
+        # list leaves the old owner party of nothing (exchange.need_to_know.performers.follow_performers)
         await apply_follow_ups(unit, [Update(task, escalation.rerouted(task.resource, owner, now, new_deadlines),
                                              "re-routed")])
         request = await unit.repo.read("ServiceRequest", request.id)  # (the Task's follow-ups may have written it)

@@ -13,6 +13,7 @@ from exchange.auth.access import check_permission
 from exchange.context import RequestContext
 from exchange.errors import BadRequest, NotFound
 from exchange.fhir.search import int_param
+from exchange.need_to_know.parties import is_party
 from exchange.notify import bundle as notification, queue
 from exchange.notify.spec import BACKPORT, SubscriptionSpec
 from exchange.notify.tables import subscription_state as state
@@ -102,8 +103,7 @@ async def events(exchange: Exchange, ctx: RequestContext, subscription_id: str, 
         for item in rows:
             if item.state in ("withheld", "cancelled"):
                 continue
-            if row.organization_id is None or row.organization_id in await repo.parties(item.focus_type,
-                                                                                        item.focus_id):
+            if await is_party(repo, row.organization_id, item.focus_type, item.focus_id):
                 visible.append(item)
         found = await queue.load_events(repo, visible, content)
         unit.record(Event("operation", "E", "Subscription", subscription_id))

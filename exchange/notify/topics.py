@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from exchange.auth.access import organisations_of
+from exchange.need_to_know.organisations import organisations_of
 from exchange.fhir.indexing import index_rows
 from exchange.fhir.references import split_reference
 from exchange.referral import codes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import update
 
+from exchange.need_to_know.parties import is_party
 from exchange.notify.tables import notification_outbox as outbox
 from exchange.store.repository import Repository
 
@@ -13,7 +14,7 @@ async def still_parties(conn, repo: Repository, organization_id: str | None, row
     which have no organisation); the others are marked withheld."""
     allowed, withheld = [], []
     for item in rows:
-        if organization_id is None or organization_id in await repo.parties(item.focus_type, item.focus_id):
+        if await is_party(repo, organization_id, item.focus_type, item.focus_id):
             allowed.append(item)
         else:
             withheld.append(item.id)

@@ -12,13 +12,14 @@ def install(exchange: Exchange) -> None:
     from exchange.referral.authority_rule import AuthorityRule
     from exchange.referral.exchange_elements import ExchangeElementsRule
     from exchange.referral.profile import issues_for
-    from exchange.referral.rules import EmergencyRule, NeedToKnowRule, ReferralRules, WithdrawalRule
+    from exchange.need_to_know.rules import NeedToKnowRule
+    from exchange.referral.rules import EmergencyRule, ReferralRules, WithdrawalRule
 
     exchange.rules.append(AuthorityRule())  # who may change what, before any rule about the content
     exchange.rules.append(ReferralRules())
     exchange.rules.append(ExchangeElementsRule())  # deadlines, escalation: refused from partners, set by the exchange
     exchange.rules.append(EmergencyRule())  # the exchange's follow-ups: the exception's record, parties, withdrawal
-    exchange.rules.append(NeedToKnowRule())
+    exchange.rules.append(NeedToKnowRule())  # before withdrawal: it sees the narrowed referral
     exchange.rules.append(WithdrawalRule())
     exchange.profile_checks.append(issues_for)
     exchange.routers.append(router)

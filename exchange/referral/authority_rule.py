@@ -6,7 +6,9 @@ rules. The exchange itself (system context) is not held to the table.
 """
 from __future__ import annotations
 
-from exchange.auth.access import DIRECTORY_OWNER, DIRECTORY_TYPES, organisations_in
+from exchange.auth.access import DIRECTORY_OWNER
+from exchange.need_to_know.kinds import DIRECTORY_TYPES
+from exchange.need_to_know.organisations import organisations_in
 from exchange.fhir.references import all_references, references_in, split_reference
 from exchange.referral import authority, task_states
 from exchange.referral.consent import subject_id

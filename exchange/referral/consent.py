@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from exchange.auth.access import organisations_of
+from exchange.need_to_know.organisations import organisations_of
 from exchange.fhir.references import references_in, split_reference
 from exchange.fhir.dates import parse_fhir_date
 from exchange.referral import codes, consent_rules, profile

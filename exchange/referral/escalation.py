@@ -7,7 +7,7 @@ notified on the `referral-overdue` topic and to the inbox alerts), recorded in t
 and while a re-route waits for the requester's answer `proposed-owner` and `proposed`; `rerouted` when the
 requester agreed. A re-routed Task goes back to `requested` with the new owner and new deadlines, its overdue mark
 removed; the referral's ServiceRequest names the new owner as its performer, so the old owner's access ends and the
-new owner's begins (`exchange.referral.need_to_know`).
+new owner's begins (`exchange.need_to_know.performers`).
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ is notified like any other. Which states may be re-offered is the Task state tab
 """
 from __future__ import annotations
 
-from exchange.auth.access import organisations_of
+from exchange.need_to_know.organisations import organisations_of
 from exchange.context import RequestContext
 from exchange.errors import BadRequest, Forbidden
 from exchange.fhir.interactions.read import read_in

@@ -1,10 +1,10 @@
 """The referral workflow as write rules (`exchange.kernel.change`): every create, update and delete of a referral passes here.
 
 `ReferralRules.check` refuses (422/409/428, nothing stored) what breaks a profile, the Task state machine, the
-consent rules or the directory. Two rules follow a write with the exchange's own changes: `NeedToKnowRule` narrows a
-claimed or changed referral to its current parties (`need_to_know`), `WithdrawalRule` applies consent withdrawal
-(`withdrawal.enforce`), each only when an element it depends on changed (`NEED_TO_KNOW_INPUTS`,
-`WITHDRAWAL_INPUTS`). They are registered in that order, so withdrawal sees the narrowed referral.
+consent rules or the directory. `WithdrawalRule` follows a write with the exchange's own changes: it applies consent
+withdrawal (`withdrawal.enforce`) only when an element it depends on changed (`WITHDRAWAL_INPUTS`). It is
+registered after the need-to-know rule (`exchange.need_to_know.rules.NeedToKnowRule`, which narrows a claimed or
+changed referral to its current parties), so withdrawal sees the narrowed referral.
 
 The exchange itself (system context: CLI, store tests, the withdrawal cascade, the overdue sweep) is not held to
 `check`: it may do anything. Partners always are; the demo and the conformance examples are written as partners, so
@@ -12,10 +12,10 @@ they prove the rules. The follow-ups run for everyone, so a withdrawal always ta
 """
 from __future__ import annotations
 
-from exchange.auth.access import organisations_in
 from exchange.fhir.references import references_in, split_reference
-from exchange.referral import (authority, consent, consent_checks, emergency, need_to_know, profile, routing,
-                               task_rules, withdrawal)
+from exchange.need_to_know.organisations import organisations_in
+from exchange.referral import (authority, consent, consent_checks, emergency, profile, routing, task_rules,
+                               withdrawal)
 from exchange.referral.refusal import raise_all, refuse
 from exchange.kernel.change import Change, FollowUp, Reads
 from exchange.store.values import StoredResource
@@ -27,8 +27,6 @@ DISCLOSING = ("performer", "subject", "supportingInfo", "reasonCode", "reasonRef
 # the elements consent coverage depends on: who receives (and through which request), what is sent, which Consents
 # (a Consent: any change of it)
 WITHDRAWAL_INPUTS = {"Task": ("owner", "focus", "for"), "ServiceRequest": ("requester", *DISCLOSING), "Consent": ()}
-# the elements the parties of a referral follow: a Task's owner (a claim), a request's performers and requester
-NEED_TO_KNOW_INPUTS = {"Task": ("owner",), "ServiceRequest": ("requester", "performer")}
 
 
 async def _visible(reads: Reads, body, element: str, types: tuple[str, ...], where: str) -> None:  # noqa: ANN001
@@ -147,18 +145,6 @@ class EmergencyRule:
         if change.resource_type != "ServiceRequest" or change.deleted:
             return []
         return emergency.follow_ups(change.stored, change.current)
-
-
-class NeedToKnowRule:
-    """After a claim or a change of a request's performers: the others lose the referral (`need_to_know`)."""
-
-    async def follow(self, change: Change, reads: Reads) -> list[FollowUp]:
-        inputs = NEED_TO_KNOW_INPUTS.get(change.resource_type)
-        if inputs is None or change.created or change.deleted or not change.changed(*inputs):
-            return []
-        if change.resource_type == "Task":
-            return await need_to_know.narrow_on_claim(change, reads)
-        return list(await need_to_know.follow_performers(reads.repo, change.stored.id))
 
 
 class WithdrawalRule:

@@ -6,7 +6,7 @@ context: CLI, demo loader, sweeps) is no party; it may make any change the table
 """
 from __future__ import annotations
 
-from exchange.auth.access import organisations_in
+from exchange.need_to_know.organisations import organisations_in
 from exchange.fhir.references import references_in, split_reference
 from exchange.errors import PreconditionRequired
 from exchange.referral import codes, task_states as states

@@ -7,18 +7,19 @@ their referral discloses, and returns the follow-up changes for each that does n
   businessStatus `consent-withdrawn` (`Update`s, written by the kernel as the exchange itself: versioned, audited,
   notified): the Task itself stays visible, so the receiver learns why it stopped;
 - its `resource_party` rows for the ServiceRequest, the Patient (unless another referral still covers it), and the
-  documents and Consents the referral points at go (`Unshare`), so every read, search and include stops at once.
+  documents and Consents the referral points at go (`Unshare`: `exchange.need_to_know.withdrawal`), so every read,
+  search and include stops at once.
 The party removals come last because a Task write re-shares the Task's parties with what it points at. A Task
 cancelled here changes none of the elements withdrawal depends on, so nothing follows from it.
 """
 from __future__ import annotations
 
-from exchange.auth.access import organisations_of
-from exchange.fhir.references import references_in
 from exchange.errors import FhirError
+from exchange.fhir.references import references_in
+from exchange.kernel.change import FollowUp, Update
+from exchange.need_to_know.organisations import organisations_of
+from exchange.need_to_know.withdrawal import unshare_withdrawn
 from exchange.referral import codes, consent, task_states
-from exchange.referral.need_to_know import pointed_at
-from exchange.kernel.change import FollowUp, Unshare, Update
 from exchange.store.repository import Repository
 from exchange.store.values import StoredResource
 
@@ -39,9 +40,8 @@ def withdrawn_status() -> dict:
 async def enforce(repo: Repository, patient_id: str) -> list[FollowUp]:
     ids = await repo.referring_ids("ServiceRequest", "subject", [("Patient", patient_id)])
     requests = await repo.read_many([("ServiceRequest", i) for i in ids])
-    cut: dict[str, set[str]] = {}
-    kept: set[str] = set()
-    allowed: dict[tuple[str, str], set[str]] = {}  # (type, id) of documents/consents -> orgs that keep them
+    cut: dict[str, set[str]] = {}  # request id -> the receivers her Consents no longer cover
+    keeps: dict[str, set[str]] = {}  # request id (consent-governed) -> the parties it keeps
     for request in requests:
         body = request.resource
         if not await consent.referral_consents(repo, body):
@@ -57,10 +57,7 @@ async def enforce(repo: Repository, patient_id: str) -> list[FollowUp]:
                 cut.setdefault(request.id, set()).add(org)
             else:
                 keep.add(org)
-        kept |= keep
-        for rtype in ("DocumentReference", "Consent"):
-            for rid in pointed_at(body, rtype):
-                allowed.setdefault((rtype, rid), set()).update(keep)
+        keeps[request.id] = keep
     if not cut:
         return []
     out: list[FollowUp] = []
@@ -75,19 +72,7 @@ async def enforce(repo: Repository, patient_id: str) -> list[FollowUp]:
                 out.append(removal)
             elif removal:
                 task_removals.append((task.id, removal))
-    for request in requests:
-        orgs = cut.get(request.id)
-        if not orgs:
-            continue
-        out.append(Unshare("ServiceRequest", request.id, frozenset(orgs)))
-        for rtype in ("DocumentReference", "Consent"):
-            for rid in pointed_at(request.resource, rtype):
-                out.append(Unshare(rtype, rid, frozenset(orgs - allowed.get((rtype, rid), set()))))
-    for task_id, orgs in task_removals:
-        out.append(Unshare("Task", task_id, frozenset(orgs)))
-    lost = set().union(*cut.values()) - kept
-    out.append(Unshare("Patient", patient_id, frozenset(lost)))
-    return [item for item in out if not isinstance(item, Unshare) or item.organizations]
+    return out + unshare_withdrawn(patient_id, requests, keeps, cut, task_removals)
 
 
 async def _settle_task(repo: Repository, task: StoredResource, request: StoredResource, orgs: set[str]

@@ -19,7 +19,7 @@ import aiosmtplib
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exchange.auth.access import organisations_of
+from exchange.need_to_know.organisations import organisations_of
 from exchange.fhir.references import references_in, split_reference
 from exchange.referral import codes, escalation
 from exchange.kernel.exchange import Exchange

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 import orjson
 
-from exchange.auth.access import organisations_of
+from exchange.need_to_know.organisations import organisations_of
 from exchange.context import RequestContext
 from exchange.errors import Gone, NotFound
 from exchange.fhir.dates import instant_or_none

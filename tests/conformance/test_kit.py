@@ -40,7 +40,7 @@ def test_the_kit_passes_against_a_real_server(database_url, tmp_path):
 
 BREAKS = {
     "consent-off": ("exchange.referral.consent.require_consent", "consent", "consent-required"),
-    "isolation-off": ("exchange.auth.access.access_filter", "isolation", "need-to-know"),
+    "isolation-off": ("exchange.need_to_know.visibility.access_filter", "isolation", "need-to-know"),
 }
 
 

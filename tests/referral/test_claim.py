@@ -1,5 +1,6 @@
 """Open referrals: any listed provider may claim the Task (owner + accepted in one If-Match update); of two
-concurrent claims exactly one wins, on SQLite and on PostgreSQL. What the others lose: test_claim_need_to_know."""
+concurrent claims exactly one wins, on SQLite and on PostgreSQL. What the others lose:
+tests/need_to_know/test_claim.py."""
 from __future__ import annotations
 
 import asyncio

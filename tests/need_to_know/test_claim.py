@@ -3,9 +3,9 @@ Task, the ServiceRequest, the survivor's Patient, her Consent and the documents,
 history; the requester and the claimant keep everything, and later writes do not bring the others back."""
 from __future__ import annotations
 
-from . import world
-from .conftest import attach_document, change_task
-from .test_claim import _claim, _two_shelters
+from tests.referral import world
+from tests.referral.conftest import attach_document, change_task
+from tests.referral.test_claim import _claim, _two_shelters
 
 
 async def _open_referral_with_document(http, as_, ids, make_referral) -> dict[str, str]:  # noqa: ANN001

@@ -1,37 +1,19 @@
-"""Need to know after a claim or a performer change: a referral's parties follow its current performer and owner lists.
+"""After a change of a request's performers (a claim's narrowing included): parties follow the current lists.
 
-An open referral (Task without owner) is shared with every provider its ServiceRequest names, so that one of them can
-claim it. Once one has:
-- `narrow_on_claim` asks for the request's `performer` to be rewritten to the claimant's own entries (its
-  Organization or its HealthcareService, as the requester wrote them): an `Update` follow-up, which the kernel writes
-  as the exchange itself (versioned, notified, and audited as the exchange, linked to the claim by its request id);
-- `follow_performers` (after every ServiceRequest update, that narrowing included) asks to remove (`Unshare`) the
-  `resource_party` rows
-  of every organisation that is no longer the request's requester, a performer or the owner of one of its Tasks:
-  from the request and its Tasks (an owned Task: requester and owner only), and from the Patient and the Consents and
-  documents in `supportingInfo` unless another referral of the same Patient still shares them with it
-  (`shared_elsewhere`). An organisation that owns a claimed Task of the request keeps that Task and the request even
-  when the requester drops it from `performer`: it is working on the referral and must still read and close it.
-`exchange.auth.access.assign_parties` computes parties from the current lists (performers reach only an open Task),
-so later writes never bring a removed provider back.
+`follow_performers` asks to remove (`Unshare`) the `resource_party` rows of every organisation that is no longer
+the request's requester, a performer or the owner of one of its Tasks: from the request and its Tasks (an owned Task:
+requester and owner only), and from the Patient and the Consents and documents in `supportingInfo` unless another
+referral of the same Patient still shares them with it (`shared_elsewhere`). An organisation that owns a claimed
+Task of the request keeps that Task and the request even when the requester drops it from `performer`: it is working
+on the referral and must still read and close it. The organisation holding a Consent never loses it.
 """
 from __future__ import annotations
 
-
-from exchange.auth.access import organisations_in
-from exchange.kernel.change import Change, FollowUp, Reads, Unshare, Update
 from exchange.fhir.references import references_in, split_reference
+from exchange.kernel.change import Unshare
+from exchange.need_to_know.organisations import organisations_in
+from exchange.need_to_know.parties import pointed_at
 from exchange.store.repository import Repository
-
-
-def pointed_at(body: dict, resource_type: str) -> list[str]:
-    """Ids of the `resource_type` resources a ServiceRequest's supportingInfo names."""
-    out = []
-    for ref in references_in(body.get("supportingInfo")):
-        split = split_reference(ref)
-        if split and split[0] == resource_type:
-            out.append(split[1])
-    return out
 
 
 async def shared_elsewhere(repo: Repository, patient_id: str, request_id: str, orgs: set[str]
@@ -49,30 +31,6 @@ async def shared_elsewhere(repo: Repository, patient_id: str, request_id: str, o
         for rtype in ("Consent", "DocumentReference"):
             for rid in pointed_at(other.resource, rtype):
                 out.setdefault((rtype, rid), set()).update(holders)
-    return out
-
-
-async def narrow_on_claim(change: Change, reads: Reads) -> list[FollowUp]:
-    """After an open Task is claimed: the request names only the claimant, the others lose the referral."""
-    task = change.after
-    if change.before.get("owner") or not task.get("owner"):
-        return []
-    repo = reads.repo
-    owners = await organisations_in(repo, task.get("owner"))
-    out: list[FollowUp] = []
-    for ref in references_in(task.get("focus")):
-        split = split_reference(ref)
-        if not split or split[0] != "ServiceRequest":
-            continue
-        request = await repo.read(*split)
-        if request is None or request.deleted:
-            continue
-        performers = request.resource.get("performer") or []
-        kept = [p for p in performers if await organisations_in(repo, p) & owners]
-        if kept and kept != performers:  # the request's own follow-up runs follow_performers
-            out.append(Update(request, dict(request.resource, performer=kept), "need to know after a claim"))
-        else:
-            out.extend(await follow_performers(repo, request.id))
     return out
 
 
