@@ -2,7 +2,8 @@
 
 Auditors (and the exchange itself) see every record. A partner sees only records about resources its organisation
 is party to (the same `resource_party` rows that decide who sees a referral) made by itself, the exchange, or an
-organisation party with it to that resource's referral; in those only the entities it may see, without other
+organisation party with it to that resource's referral (the rule is need to know's,
+`exchange.need_to_know.visibility.sees_event_about`; this module puts it over the log's tables); in those only the entities it may see, without other
 organisations' network addresses or search queries. Administrators run the exchange but do
 not review disclosures: they get 403 (separation of duties; the coordinating body's auditors review).
 """
@@ -22,11 +23,11 @@ from exchange.context import RequestContext
 from exchange.errors import BadRequest, Forbidden
 from exchange.fhir.references import split_reference
 from exchange.fhir.search import SearchPlan, checked_values, date_value, int_param
+from exchange.fhir.search_sql import instant_condition
+from exchange.need_to_know.visibility import sees_event_about
 from exchange.settings import Settings
 from exchange.store.clock import from_db
 from exchange.store.values import StoredResource
-from exchange.fhir.search_sql import instant_condition
-from exchange.store.tables import resource_party, search_index
 
 SEARCH_PARAMS = {
     "date": ("date", "When the event was recorded (prefixes eq ne gt ge lt le sa eb ap)"),
@@ -64,39 +65,17 @@ def viewer_of(ctx: RequestContext, operation: str) -> Viewer:
     return Viewer(ctx.organization_id)
 
 
-def _party(organization_id, type_column, id_column):  # noqa: ANN001, ANN202
-    party = resource_party.alias()
-    return exists().where(and_(party.c.resource_type == type_column, party.c.resource_id == id_column,
-                               party.c.organization_id == organization_id)).correlate_except(party)
-
-
-def _about_referral_of(organization_id: str, type_column, id_column):  # noqa: ANN001, ANN202
-    """The resource is one the organisation is party to, and the event's actor is the organisation itself, the
-    exchange, or a party with it of that resource's referral: of the resource itself when it is a ServiceRequest or
-    a Task, else of a ServiceRequest about the same Patient. So a partner never learns, from the log, of another
-    organisation acting on her through a referral it is not party to."""
-    actor = audit_event.c.organization_id
-    request, own = search_index.alias(), search_index.alias()
-    same_patient = or_(and_(type_column == "Patient", request.c.value == id_column),
-                       exists().where(and_(own.c.resource_type == type_column, own.c.resource_id == id_column,
-                                           own.c.param == "patient", own.c.system == "Patient",
-                                           own.c.value == request.c.value)).correlate_except(own))
-    shared_request = exists().where(and_(
-        request.c.resource_type == "ServiceRequest", request.c.param == "patient", request.c.system == "Patient",
-        same_patient, _party(organization_id, "ServiceRequest", request.c.resource_id),
-        _party(actor, "ServiceRequest", request.c.resource_id))).correlate_except(request)
-    return and_(_party(organization_id, type_column, id_column),
-                or_(actor.is_(None), actor == organization_id,
-                    and_(type_column.in_(("ServiceRequest", "Task")), _party(actor, type_column, id_column)),
-                    shared_request))
+def _about(organization_id: str, type_column, id_column):  # noqa: ANN001, ANN202
+    """The event (its actor) about this resource is one the organisation may see (`sees_event_about`)."""
+    return sees_event_about(organization_id, audit_event.c.organization_id, type_column, id_column)
 
 
 def _party_clause(organization_id: str):  # noqa: ANN202
     """The event is about (its first or a further entity) a resource of a referral the organisation is party to."""
-    first = _about_referral_of(organization_id, audit_event.c.entity_type, audit_event.c.entity_id)
+    first = _about(organization_id, audit_event.c.entity_type, audit_event.c.entity_id)
     further = exists().where(and_(audit_entity.c.event_id == audit_event.c.id,
-                                  _about_referral_of(organization_id, audit_entity.c.resource_type,
-                                                     audit_entity.c.resource_id))).correlate_except(audit_entity)
+                                  _about(organization_id, audit_entity.c.resource_type,
+                                         audit_entity.c.resource_id))).correlate_except(audit_entity)
     return or_(first, further)
 
 
@@ -198,11 +177,11 @@ async def _visible_entities(conn: AsyncConnection, event_ids: list[str], organiz
     first = select(audit_event.c.id.label("event_id"), audit_event.c.entity_type.label("resource_type"),
                    audit_event.c.entity_id.label("resource_id")).where(
         audit_event.c.id.in_(event_ids),
-        _about_referral_of(organization_id, audit_event.c.entity_type, audit_event.c.entity_id))
+        _about(organization_id, audit_event.c.entity_type, audit_event.c.entity_id))
     further = select(audit_entity.c.event_id, audit_entity.c.resource_type, audit_entity.c.resource_id).select_from(
         audit_entity.join(audit_event, audit_event.c.id == audit_entity.c.event_id)).where(
         audit_entity.c.event_id.in_(event_ids),
-        _about_referral_of(organization_id, audit_entity.c.resource_type, audit_entity.c.resource_id))
+        _about(organization_id, audit_entity.c.resource_type, audit_entity.c.resource_id))
     out: dict[str, set[str]] = {}
     for query in (first, further):
         for row in (await conn.execute(query)).all():
