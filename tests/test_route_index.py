@@ -66,3 +66,26 @@ def test_the_index_picks_what_fastapi_picks_or_leaves_it_to_fastapi(app) -> None
 def test_the_hot_fhir_interactions_take_the_shortcut(app, method: str, path: str) -> None:  # noqa: ANN001
     chosen = RouteIndex(app.router).select(_scope(path, method))
     assert chosen is not None and chosen is _fastapi_choice(app, _scope(path, method))
+
+
+def test_a_route_added_later_to_an_included_router_is_seen() -> None:
+    from fastapi import APIRouter, FastAPI
+
+    first, second = APIRouter(prefix="/x"), APIRouter(prefix="/x")
+
+    @second.get("/{name}")
+    async def generic(name: str) -> dict:
+        return {}
+
+    app = FastAPI()
+    app.include_router(first)
+    app.include_router(second)
+    index = RouteIndex(app.router)
+    assert index.select(_scope("/x/special", "GET")) is _fastapi_choice(app, _scope("/x/special", "GET"))
+
+    @first.get("/special")  # the earlier router now serves this path: the index must notice
+    async def special() -> dict:
+        return {}
+
+    chosen = index.select(_scope("/x/special", "GET"))
+    assert chosen is _fastapi_choice(app, _scope("/x/special", "GET")) and chosen.original_router is first
