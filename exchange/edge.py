@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import operator
 import re
 import time
 import uuid
@@ -79,14 +80,13 @@ class RouteIndex:
         self.router = router
         self.fallback = router.middleware_stack
         self._version: object = None
-        self._by_segment: dict[str, list[tuple]] = {}  # a path's first segment -> the entries it may reach
-        self._anywhere: list[tuple] = []  # ... for a first segment no entry names
+        self._buckets: dict[tuple, list[tuple]] = {(): []}  # a path's first segments -> the entries it may reach
         self._routers: list = [router]  # every router the index read: a route added to any of them rebuilds it
 
     def _routes_version(self) -> object:
         """Changes whenever a route is added to a router the index read (FastAPI counts them in each router; its
         own `_get_routes_version` walks every router for the sum, some 130 calls)."""
-        return sum(getattr(r, "_routes_version", 0) for r in self._routers), len(self.router.routes)
+        return sum(map(_ROUTES_VERSION, self._routers)), len(self.router.routes)
 
     def _build(self) -> list[tuple]:
         from fastapi.routing import APIRoute
@@ -121,8 +121,10 @@ class RouteIndex:
             self._index(self._build())
             self._version = self._routes_version()
         path, method = scope["path"], scope["method"]
-        segment = path.split("/", 2)[1] if path.startswith("/") else None
-        for prefix, match, methods, included in self._by_segment.get(segment, self._anywhere):
+        key = tuple(path.split("/", 3)[1:3])
+        buckets = self._buckets
+        entries = buckets.get(key) or buckets.get(key[:1]) or buckets[()]
+        for prefix, match, methods, included in entries:
             if not path.startswith(prefix):
                 continue
             if match is None or methods is None:  # a route whose matching is FastAPI's to judge
@@ -132,15 +134,17 @@ class RouteIndex:
         return None
 
     def _index(self, entries: list[tuple]) -> None:
-        """The entries by the first path segment their literal prefix names (in order; those whose prefix names
-        none, such as `/{rest}`, in every list)."""
-        def segment(prefix: str) -> str | None:
-            parts = prefix.split("/", 2)
-            return parts[1] if len(parts) == 3 and prefix.startswith("/") else None
+        """The entries by the first one or two path segments their literal prefix names whole (`/fhir/Task/` names
+        fhir and Task, `/fhir/` fhir, `/fhir` none). A key's list holds, in order, every entry whose named segments
+        begin the key; the list of a first segment alone holds only those naming no second one (it serves paths
+        whose second segment no entry names)."""
+        def named(prefix: str) -> tuple:
+            return tuple(prefix.split("/")[1:-1][:2]) if prefix.startswith("/") else ()
 
-        named = {segment(e[0]) for e in entries} - {None}
-        self._by_segment = {s: [e for e in entries if segment(e[0]) in (s, None)] for s in named}
-        self._anywhere = [e for e in entries if segment(e[0]) is None]
+        names = [named(e[0]) for e in entries]
+        keys = {k[:n] for k in names for n in range(len(k) + 1)} | {()}
+        self._buckets = {key: [e for e, k in zip(entries, names) if key[:len(k)] == k and len(k) <= len(key)]
+                         for key in keys}
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
         included = self.select(scope)
@@ -149,6 +153,9 @@ class RouteIndex:
             return
         scope.setdefault("router", self.router)
         await included.handle(scope, receive, send)
+
+
+_ROUTES_VERSION = operator.attrgetter("_routes_version")
 
 
 def _included_routers(router, kind) -> list:  # noqa: ANN001

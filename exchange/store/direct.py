@@ -7,8 +7,9 @@ A `Statement` wraps a Core statement: on PostgreSQL it is compiled once (asyncpg
 its bind parameters appear, with the values the statement itself carries) and executed on the asyncpg connection
 under the caller's `AsyncConnection`, in its transaction (SQLAlchemy's adapter begins a transaction lazily, at the
 first statement: it is begun here the same way if this is the first). On SQLite it runs through SQLAlchemy as
-before. Only statements whose parameters and columns need no conversion by SQLAlchemy (text, numbers, booleans,
-naive timestamps) are accepted; a statement that needs one is refused when it is compiled.
+before. Parameters get the conversions SQLAlchemy would apply to them; rows come back as asyncpg makes them, so
+only statements whose columns need no conversion (text, numbers, booleans, naive timestamps) belong here, and
+none with expanding (IN) parameters.
 
 Nothing is hidden: listeners of the engine's `before_cursor_execute` event (the query-budget tests count
 statements there) are told of every statement run here. A driver error goes to SQLAlchemy's adapter, which turns
@@ -29,30 +30,41 @@ class Statement:
     def __init__(self, statement: ClauseElement, columns: Sequence[str] | None = None) -> None:
         self.statement = statement
         self.columns = list(columns) if columns is not None else None
-        self._compiled: tuple[str, tuple[str, ...], dict[str, Any]] | None = None
+        self._compiled: tuple[str, tuple[str, ...], dict[str, Any], tuple] | None = None
 
-    def _postgres(self, dialect) -> tuple[str, tuple[str, ...], dict[str, Any]]:  # noqa: ANN001
+    def _postgres(self, dialect) -> tuple[str, tuple[str, ...], dict[str, Any], tuple]:  # noqa: ANN001
         if self._compiled is None:
             compiled = self.statement.compile(dialect=dialect, column_keys=self.columns)
-            if compiled._bind_processors:  # noqa: SLF001 - a parameter SQLAlchemy would convert: not for here
-                raise TypeError(f"a parameter needs SQLAlchemy's conversion: {sorted(compiled._bind_processors)}")
             if any(bind.expanding for bind in compiled.binds.values()):
                 raise TypeError("expanding (IN) parameters are rendered per call: not for a compiled statement")
+            names = tuple(compiled.positiontup or ())
             defaults = {name: bind.effective_value for name, bind in compiled.binds.items()
                         if not bind.required and bind.callable is None}
-            self._compiled = (compiled.string, tuple(compiled.positiontup or ()), defaults)
+            processors = compiled._bind_processors  # noqa: SLF001 - the conversions SQLAlchemy applies to values
+            self._compiled = (compiled.string, names, defaults,
+                              tuple((i, processors[n]) for i, n in enumerate(names) if n in processors))
         return self._compiled
 
+    def _values(self, dialect, params: Mapping[str, Any]) -> list:  # noqa: ANN001
+        _, names, defaults, processors = self._postgres(dialect)
+        values = [params[n] if n in params else defaults[n] for n in names]
+        for i, process in processors:
+            values[i] = process(values[i])
+        return values
+
     def _args(self, dialect, params: Mapping[str, Any]) -> tuple[str, list]:  # noqa: ANN001
-        sql, names, defaults = self._postgres(dialect)
-        return sql, [params[n] if n in params else defaults[n] for n in names]
+        return self._postgres(dialect)[0], self._values(dialect, params)
 
 
 async def _driver(conn: AsyncConnection):  # noqa: ANN202
     """The asyncpg connection under `conn` and SQLAlchemy's adapter of it, in `conn`'s transaction."""
-    if not conn.in_transaction():  # (SQLAlchemy begins one at a connection's first statement: so do we)
+    sync = conn.sync_connection
+    if not sync.in_transaction():  # (SQLAlchemy begins one at a connection's first statement: so do we)
         await conn.begin()
-    adapted = (await conn.get_raw_connection()).dbapi_connection
+    if sync.closed or sync.invalidated:  # (SQLAlchemy reconnects, or says why not)
+        adapted = (await conn.get_raw_connection()).dbapi_connection
+    else:  # the connection it holds checked out: no round trip through a greenlet to ask for it
+        adapted = sync.connection.dbapi_connection
     if adapted._transaction is None:  # noqa: SLF001 - its adapter sends BEGIN at the first statement: now
         async with adapted._execute_mutex:  # noqa: SLF001
             if adapted._transaction is None:  # noqa: SLF001  (autocommit: it begins nothing)
@@ -60,15 +72,11 @@ async def _driver(conn: AsyncConnection):  # noqa: ANN202
     return adapted
 
 
-def _tell(conn: AsyncConnection, sql: str, params: Any, many: bool) -> None:  # noqa: ANN401
-    dispatch = conn.sync_engine.dispatch.before_cursor_execute
-    if dispatch:
-        dispatch(conn.sync_connection, None, sql, params, None, many)
-
-
-async def _run(conn: AsyncConnection, statement: Statement, params: Mapping[str, Any], method: str):  # noqa: ANN202
-    sql, args = statement._args(conn.dialect, params)
-    _tell(conn, sql, args, False)
+async def _run(conn: AsyncConnection, sql: str, args: list, method: str, many: bool = False):  # noqa: ANN202
+    sync = conn.sync_connection
+    dispatch = sync.dispatch.before_cursor_execute
+    if dispatch:  # (listeners, such as the query-budget tests, see the statement)
+        dispatch(sync, None, sql, args, None, many)
     adapted = await _driver(conn)
     try:
         return await getattr(adapted._connection, method)(sql, *args)  # noqa: SLF001
@@ -76,42 +84,48 @@ async def _run(conn: AsyncConnection, statement: Statement, params: Mapping[str,
         _raise(conn, adapted, exc, sql)
 
 
+def _postgres(conn: AsyncConnection):  # noqa: ANN202
+    """The dialect when it is PostgreSQL's, else None (the statement runs through SQLAlchemy)."""
+    dialect = conn.sync_connection.dialect
+    return dialect if dialect.name == "postgresql" else None
+
+
 async def fetchrow(conn: AsyncConnection, statement: Statement, params: Mapping[str, Any]):  # noqa: ANN201
     """The first row (by column name: `row["name"]`), or None."""
-    if conn.dialect.name != "postgresql":
+    dialect = _postgres(conn)
+    if dialect is None:
         return (await conn.execute(statement.statement, dict(params))).mappings().first()
-    return await _run(conn, statement, params, "fetchrow")
+    return await _run(conn, *statement._args(dialect, params), "fetchrow")
 
 
 async def fetch(conn: AsyncConnection, statement: Statement, params: Mapping[str, Any]) -> list:
     """Every row (by column name)."""
-    if conn.dialect.name != "postgresql":
+    dialect = _postgres(conn)
+    if dialect is None:
         return list((await conn.execute(statement.statement, dict(params))).mappings().all())
-    return await _run(conn, statement, params, "fetch")
+    return await _run(conn, *statement._args(dialect, params), "fetch")
 
 
-async def execute(conn: AsyncConnection, statement: Statement, params: Mapping[str, Any]) -> None:
-    if conn.dialect.name != "postgresql":
-        await conn.execute(statement.statement, dict(params))
-        return
-    await _run(conn, statement, params, "execute")
+async def execute(conn: AsyncConnection, statement: Statement, params: Mapping[str, Any]) -> int:
+    """The rows the statement changed (as `rowcount` says)."""
+    dialect = _postgres(conn)
+    if dialect is None:
+        return (await conn.execute(statement.statement, dict(params))).rowcount
+    status = await _run(conn, *statement._args(dialect, params), "execute")  # e.g. "UPDATE 1", "INSERT 0 1"
+    count = status.rpartition(" ")[2] if status else ""
+    return int(count) if count.isdigit() else -1
 
 
 async def executemany(conn: AsyncConnection, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
     """The statement once per row, in one round trip (asyncpg's pipelined executemany)."""
     if not rows:
         return
-    if conn.dialect.name != "postgresql":
+    dialect = _postgres(conn)
+    if dialect is None:
         await conn.execute(statement.statement, [dict(r) for r in rows])
         return
-    sql, names, defaults = statement._postgres(conn.dialect)
-    args = [[r[n] if n in r else defaults[n] for n in names] for r in rows]
-    _tell(conn, sql, args, True)
-    adapted = await _driver(conn)
-    try:
-        await adapted._connection.executemany(sql, args)  # noqa: SLF001
-    except Exception as exc:  # noqa: BLE001
-        _raise(conn, adapted, exc, sql)
+    sql = statement._postgres(dialect)[0]
+    await _run(conn, sql, [[statement._values(dialect, r) for r in rows]], "executemany", many=True)
 
 
 def _raise(conn: AsyncConnection, adapted, exc: Exception, sql: str) -> None:  # noqa: ANN001

@@ -47,6 +47,8 @@ class StoredResource:
 
 
 def stored(row) -> StoredResource:  # noqa: ANN001
-    """A row of `resource` or `resource_version` as a StoredResource."""
-    return StoredResource(row.resource_type, row.id, row.version_id, from_db(row.last_updated), row.deleted,
-                          row.content)
+    """A row of `resource` or `resource_version` (a Row, or a mapping of its columns: exchange.store.direct) as a
+    StoredResource."""
+    m = getattr(row, "_mapping", row)
+    return StoredResource(m["resource_type"], m["id"], m["version_id"], from_db(m["last_updated"]), m["deleted"],
+                          m["content"])

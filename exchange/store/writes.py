@@ -14,7 +14,7 @@ import orjson
 from sqlalchemy import and_, bindparam, delete, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exchange.store import clock
+from exchange.store import clock, direct
 from exchange.store.clock import to_db
 from exchange.store.meta import tombstone, with_meta
 from exchange.store.tables import (condition_lock, resource, resource_party, resource_recorder, resource_version,
@@ -22,19 +22,24 @@ from exchange.store.tables import (condition_lock, resource, resource_party, res
 from exchange.store.values import IndexRow, StoredResource
 
 
-# The writes, built once (a statement built per call costs its cache key and coercions on every request).
-_INSERT_RESOURCE = insert(resource)
-_INSERT_VERSION = insert(resource_version)
-_INSERT_INDEX = insert(search_index)
-_INSERT_PARTY = insert(resource_party)
-_INSERT_RECORDER = insert(resource_recorder)
-_MOVE_ROW = (update(resource)
-             .where(resource.c.resource_type == bindparam("m_type"), resource.c.id == bindparam("m_id"),
-                    resource.c.version_id == bindparam("m_from"))
-             .values(version_id=bindparam("m_to"), last_updated=bindparam("m_at"), deleted=bindparam("m_deleted"),
-                     content=bindparam("m_content")))
-_UNINDEX_ONE = delete(search_index).where(search_index.c.resource_type == bindparam("u_type"),
-                                          search_index.c.resource_id == bindparam("u_id"))
+# The writes, built once (a statement built per call costs its cache key and coercions on every request), compiled
+# once and run on the driver (exchange.store.direct: every write issues them).
+_VERSION_COLUMNS = ("resource_type", "id", "version_id", "last_updated", "deleted", "content")
+_INSERT_RESOURCE = direct.Statement(insert(resource).inline(), _VERSION_COLUMNS)
+_INSERT_VERSION = direct.Statement(insert(resource_version).inline(), (*_VERSION_COLUMNS, "method"))
+_INSERT_INDEX = direct.Statement(insert(search_index).inline(), ("resource_type", "resource_id", "param", "system",
+                                                                 "value", "text", "date_start", "date_end"))
+_INSERT_PARTY = direct.Statement(insert(resource_party).inline(), ("resource_type", "resource_id", "organization_id"))
+_INSERT_RECORDER = direct.Statement(insert(resource_recorder).inline(),
+                                    ("resource_type", "resource_id", "organization_id"))
+_MOVE_ROW = direct.Statement(
+    update(resource)
+    .where(resource.c.resource_type == bindparam("m_type"), resource.c.id == bindparam("m_id"),
+           resource.c.version_id == bindparam("m_from"))
+    .values(version_id=bindparam("m_to"), last_updated=bindparam("m_at"), deleted=bindparam("m_deleted"),
+            content=bindparam("m_content")))
+_UNINDEX_ONE = direct.Statement(delete(search_index).where(search_index.c.resource_type == bindparam("u_type"),
+                                                           search_index.c.resource_id == bindparam("u_id")))
 _PURGE_VERSION = (update(resource_version)
                   .where(resource_version.c.resource_type == bindparam("p_type"),
                          resource_version.c.id == bindparam("p_id"),
@@ -76,17 +81,13 @@ class Pending:
         self.unindex, self.versions, self.index, self.fresh = {}, [], {}, set()
         self.parties, self.recorders = {}, []
         if len(unindex) == 1:
-            await conn.execute(_UNINDEX_ONE, {"u_type": unindex[0][0], "u_id": unindex[0][1]})
+            await direct.execute(conn, _UNINDEX_ONE, {"u_type": unindex[0][0], "u_id": unindex[0][1]})
         elif unindex:
             await conn.execute(_UNINDEX_MANY, {"u_keys": unindex})
-        if versions:
-            await conn.execute(_INSERT_VERSION, versions)
-        if index:
-            await conn.execute(_INSERT_INDEX, index)
-        if parties:
-            await conn.execute(_INSERT_PARTY, parties)
-        if recorders:
-            await conn.execute(_INSERT_RECORDER, recorders)
+        await direct.executemany(conn, _INSERT_VERSION, versions)
+        await direct.executemany(conn, _INSERT_INDEX, index)
+        await direct.executemany(conn, _INSERT_PARTY, parties)
+        await direct.executemany(conn, _INSERT_RECORDER, recorders)
 
 
 class Writes:
@@ -122,7 +123,7 @@ class Writes:
         content = orjson.dumps(stored_body).decode()
         values = dict(resource_type=resource_type, id=resource_id, version_id=1, last_updated=to_db(now),
                       deleted=False, content=content)
-        await self.conn.execute(_INSERT_RESOURCE, values)
+        await direct.execute(self.conn, _INSERT_RESOURCE, values)
         await self._keep_version(dict(values, method="POST"))
         if self.deferred:
             self._pending.fresh.add((resource_type, resource_id))
@@ -179,7 +180,7 @@ class Writes:
         await self.conn.execute(update(resource).where(resource.c.resource_type == resource_type,
                                                        resource.c.id == resource_id).values(
             deleted=True, content=_dumps(tombstone(resource_type, resource_id, row.version_id, row.last_updated, tag))))
-        await self.conn.execute(_UNINDEX_ONE, {"u_type": resource_type, "u_id": resource_id})
+        await direct.execute(self.conn, _UNINDEX_ONE, {"u_type": resource_type, "u_id": resource_id})
         self._forget_referring(resource_type)
         self._current.pop(key, None)  # (read again, it is the tombstone)
         return row.version_id
@@ -187,10 +188,10 @@ class Writes:
     async def _write_version(self, current: StoredResource, version_id: int, now: datetime, content: str,
                              deleted: bool, method: str) -> bool:
         """Move the current row to `version_id` if it is still at `current`'s version, and keep the version."""
-        result = await self.conn.execute(_MOVE_ROW, {
+        moved = await direct.execute(self.conn, _MOVE_ROW, {
             "m_type": current.resource_type, "m_id": current.id, "m_from": current.version_id, "m_to": version_id,
             "m_at": to_db(now), "m_deleted": deleted, "m_content": content})
-        if result.rowcount != 1:
+        if moved != 1:
             return False
         await self._keep_version(dict(resource_type=current.resource_type, id=current.id, version_id=version_id,
                                       last_updated=to_db(now), deleted=deleted, content=content, method=method))
@@ -200,7 +201,7 @@ class Writes:
         if self.deferred:
             self._pending.versions.append(values)
         else:
-            await self.conn.execute(_INSERT_VERSION, values)
+            await direct.execute(self.conn, _INSERT_VERSION, values)
 
     async def set_recorder(self, resource_type: str, resource_id: str, organization_id: str) -> None:
         self._recorders[(resource_type, resource_id)] = organization_id
@@ -208,7 +209,7 @@ class Writes:
         if self.deferred:
             self._pending.recorders.append(row)
         else:
-            await self.conn.execute(_INSERT_RECORDER, row)
+            await direct.execute(self.conn, _INSERT_RECORDER, row)
 
     async def add_parties(self, resource_type: str, resource_id: str, organization_ids: Iterable[str]) -> None:
         key = (resource_type, resource_id)
@@ -219,7 +220,7 @@ class Writes:
         if self.deferred:
             self._pending.parties.setdefault(key, set()).update(missing)
         else:
-            await self.conn.execute(_INSERT_PARTY, [
+            await direct.executemany(self.conn, _INSERT_PARTY, [
                 dict(resource_type=resource_type, resource_id=resource_id, organization_id=o) for o in sorted(missing)])
 
     async def remove_parties(self, resource_type: str, resource_id: str, organization_ids: Iterable[str]) -> None:
@@ -267,7 +268,7 @@ class Writes:
         if self.deferred:
             self._pending.index[(resource_type, resource_id)] = payload  # (replaces rows an earlier write left)
         elif payload:
-            await self.conn.execute(_INSERT_INDEX, payload)
+            await direct.executemany(self.conn, _INSERT_INDEX, payload)
 
     def _forget_referring(self, resource_type: str) -> None:
         for key in [k for k in self._referring if k[0] == resource_type]:
@@ -277,7 +278,7 @@ class Writes:
         self._forget_referring(resource_type)
         key = (resource_type, resource_id)
         if not self.deferred:
-            await self.conn.execute(_UNINDEX_ONE, {"u_type": resource_type, "u_id": resource_id})
+            await direct.execute(self.conn, _UNINDEX_ONE, {"u_type": resource_type, "u_id": resource_id})
             return
         self._pending.index.pop(key, None)
         if key not in self._pending.fresh:  # (rows of a resource created since the last flush were never stored)
