@@ -1,5 +1,6 @@
-"""One entry of a transaction or batch run in the request's unit of work, through the same write, read and search
-functions the REST interactions use, and its response entry (status, location, etag, and what Prefer asks for);
+"""One entry of a transaction or batch run in the request's unit of work by the same interaction step the REST
+route of its method runs (`create_in`, `update_in`, `delete_in`, `read_in`, `search_in`: one dispatcher), and its
+interaction's result as a response entry (status, location, etag, and what Prefer asks for);
 the resources one request may return are counted across its entries (`Budget`)."""
 from __future__ import annotations
 
@@ -8,17 +9,16 @@ from urllib.parse import parse_qsl
 from exchange.errors import BadRequest
 from exchange.fhir import bundles
 from exchange.fhir.bundle_entries import Entry
-from exchange.fhir.interactions import read as read_interaction
-from exchange.fhir.interactions import search_type
-from exchange.fhir.interactions.write import current_for_write, insert_new, parse_etag, remove, replace
-from exchange.fhir.search import parse_search
+from exchange.fhir.interactions import create, read, search_type, update
+from exchange.fhir.interactions.result import Result
+from exchange.fhir.interactions.write import parse_etag
 from exchange.store.clock import fhir_instant
 from exchange.store.values import StoredResource
 from exchange.kernel.unit import Unit
 
-# the reason phrase of a failed entry's status (batch-response entries carry them)
-REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
-            410: "Gone", 412: "Precondition Failed", 422: "Unprocessable Entity"}
+# the reason phrase of an entry's status (response entries carry them)
+REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+           404: "Not Found", 409: "Conflict", 410: "Gone", 412: "Precondition Failed", 422: "Unprocessable Entity"}
 
 
 def response_entry(stored: StoredResource | None, status: str, base: str, location: bool = False,
@@ -61,31 +61,41 @@ class Budget:
 
 
 async def run_entry(unit: Unit, entry: Entry, resource: dict | None, base: str, preassigned: dict[int, str],
-                     existing: dict[int, StoredResource], budget: Budget, prefer: str | None = None) -> dict:
+                    existing: dict[int, StoredResource], budget: Budget, prefer: str | None = None) -> dict:
+    """The entry run by the interaction of its method, the same step the REST route runs in its unit, and its
+    response entry. What is the entry's own: the id check of a PUT, the If-Match parsed in the unit, a conditional
+    create matched before any entry ran (`existing`), ids assigned before any entry ran (`preassigned`)."""
     budget.check(entry)
     if entry.method == "POST":
-        if entry.index in existing:
-            return response_entry(existing[entry.index], "200 OK", base, location=True, prefer=prefer)
-        stored = await insert_new(unit, entry.resource_type, resource, preassigned[entry.index])
-        return response_entry(stored, "201 Created", base, location=True, prefer=prefer)
-    if entry.method == "PUT":
+        result = Result(200, stored=existing[entry.index]) if entry.index in existing else \
+            await create.create_in(unit, entry.resource_type, resource, preassigned[entry.index])
+    elif entry.method == "PUT":
         if resource.get("id") != entry.resource_id:
             raise BadRequest("The resource id differs from the url id",
                              expression=f"{entry.resource_type}.id")
-        expected = parse_etag(entry.if_match)
-        current = await current_for_write(unit, entry.resource_type, entry.resource_id, expected)
-        stored = await replace(unit, current, resource, expected)
-        return response_entry(stored, "200 OK", base, prefer=prefer)
-    if entry.method == "DELETE":
-        current = await current_for_write(unit, entry.resource_type, entry.resource_id, parse_etag(entry.if_match))
-        await remove(unit, current)
-        return {"response": {"status": "204 No Content"}}
-    if entry.resource_id:
-        stored = await read_interaction.read_in(unit, entry.resource_type, entry.resource_id)
-        return budget.spend(response_entry(stored, "200 OK", base, resource=True))
-    settings = unit.exchange.settings
-    plan = parse_search(entry.resource_type, parse_qsl(entry.query or "", keep_blank_values=True), strict=False,
-                        default_count=settings.default_page_size, max_count=settings.max_page_size,
-                        limits=settings.search_limits)
-    bundle = await search_type.search_in(unit, plan, budget.left)
-    return budget.spend({"resource": bundle, "response": {"status": "200 OK"}})
+        result = await update.update_in(unit, entry.resource_type, entry.resource_id, resource,
+                                        parse_etag(entry.if_match))
+    elif entry.method == "DELETE":
+        result = await update.delete_in(unit, entry.resource_type, entry.resource_id, parse_etag(entry.if_match))
+    elif entry.resource_id:
+        result = Result(200, stored=await read.read_in(unit, entry.resource_type, entry.resource_id))
+    else:
+        plan = search_type.plan_of(unit.exchange, entry.resource_type,
+                                   parse_qsl(entry.query or "", keep_blank_values=True), strict=False)
+        result = Result(200, body=await search_type.search_in(unit, plan, budget.left))
+    response = _response(result, entry, base, prefer)
+    return budget.spend(response) if entry.method == "GET" else response  # (what a read or search returns)
+
+
+
+def _response(result: Result, entry: Entry, base: str, prefer: str | None) -> dict:
+    """An interaction's result as a response entry: a write's with its location (POST) and what Prefer asks for,
+    a read's with the resource, a search's with its searchset, a delete's with its status alone."""
+    status = f"{result.status} {REASONS[result.status]}"
+    if result.body is not None:
+        return {"resource": result.body, "response": {"status": status}}
+    if result.status == 204:
+        return {"response": {"status": status}}
+    if entry.method == "GET":
+        return response_entry(result.stored, status, base, resource=True)
+    return response_entry(result.stored, status, base, location=entry.method == "POST", prefer=prefer)

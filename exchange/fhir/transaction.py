@@ -3,7 +3,7 @@
 In a transaction, `urn:uuid:` fullUrls of new resources are replaced by their server ids wherever they are
 referenced, entries run in the order DELETE, POST, PUT, GET (new resources that others point at first), and any
 failure rolls back every entry. The entries are parsed and checked in `bundle_entries.py`, their references
-rewritten in `bundle_references.py`, and each is run in `bundle_run.py`.
+rewritten in `bundle_references.py`, and each is run in `bundle_run.py` by its interaction's step.
 """
 from __future__ import annotations
 

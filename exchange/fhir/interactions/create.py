@@ -72,6 +72,12 @@ async def existing_match(unit: Unit, plan: SearchPlan, condition: str, expressio
     return matches[0] if matches else None
 
 
+async def create_in(unit: Unit, resource_type: str, body: dict, resource_id: str | None = None) -> Result:
+    """The create in `unit`, of a validated body no condition matched: the route's and a Bundle entry's."""
+    stored = await insert_new(unit, resource_type, body, resource_id)
+    return Result(201, stored=stored, location=True)
+
+
 async def create(exchange: Exchange, ctx: RequestContext, resource_type: str, body: object,
                  if_none_exist: str | None = None, resource_id: str | None = None) -> Result:
     """`resource_id` is for the exchange's own entries only (the demo's stable ids); partners' ids are assigned."""
@@ -82,5 +88,4 @@ async def create(exchange: Exchange, ctx: RequestContext, resource_type: str, bo
         if found is not None:
             unit.record(Event("create", "R", resource_type, found.id, found.version_id, stored=found))
             return Result(200, stored=found)
-        stored = await insert_new(unit, resource_type, body, resource_id)
-    return Result(201, stored=stored, location=True)
+        return await create_in(unit, resource_type, body, resource_id)

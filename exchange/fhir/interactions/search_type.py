@@ -58,10 +58,16 @@ async def _included(unit: Unit, plan: SearchPlan, matches: list[StoredResource],
     return out
 
 
+def plan_of(exchange: Exchange, resource_type: str, params: list[tuple[str, str]], strict: bool) -> SearchPlan:
+    """The search's plan, with the deployment's page sizes and limits (the route's and a Bundle entry's)."""
+    settings = exchange.settings
+    return parse_search(resource_type, params, strict=strict, default_count=settings.default_page_size,
+                        max_count=settings.max_page_size, limits=settings.search_limits)
+
+
 async def search(exchange: Exchange, ctx: RequestContext, resource_type: str, params: list[tuple[str, str]],
                  strict: bool = False) -> Result:
     check_resource_type(resource_type)
-    settings = exchange.settings
     tokens = [v for k, v in params if k == page_tokens.PARAM]
     if tokens:  # a page of an earlier search: its parameters come from the token, only paging from the URL
         if len(tokens) > 1 or any(k not in _PAGING for k, _ in params):
@@ -70,8 +76,7 @@ async def search(exchange: Exchange, ctx: RequestContext, resource_type: str, pa
         stored = page_tokens.unseal(await page_tokens.page_key(exchange.keys), tokens[0], resource_type,
                                     ctx.client_id)
         params = stored + [(k, v) for k, v in params if k in ("_count", "_offset")]
-    plan = parse_search(resource_type, params, strict=strict, default_count=settings.default_page_size,
-                        max_count=settings.max_page_size, limits=settings.search_limits)
+    plan = plan_of(exchange, resource_type, params, strict)
     if identifying(plan):
         await exchange.keys.current()  # loaded outside the unit (it may have to write the first key)
     async with open_unit(exchange, ctx, "search-type", resource_type) as unit:

@@ -1,13 +1,34 @@
 """update (PUT) with optimistic locking through If-Match; delete. No update as create (405, FHIR http.html)."""
 from __future__ import annotations
 
+from typing import Callable
+
 from exchange.context import RequestContext
-from exchange.errors import BadRequest, MethodNotAllowed, NotFound
+from exchange.errors import BadRequest, FhirError, MethodNotAllowed, NotFound
 from exchange.fhir.interactions.result import Result
 from exchange.fhir.interactions.write import current_for_write, parse_etag, remove, replace
 from exchange.fhir.validate import check_resource_type, validate_resource
 from exchange.kernel.exchange import Exchange
-from exchange.kernel.unit import open_unit
+from exchange.kernel.unit import Unit, open_unit
+
+
+async def update_in(unit: Unit, resource_type: str, resource_id: str, body: dict, expected: int | None,
+                    unknown: Callable[[str, str], FhirError] | None = None) -> Result:
+    """The update in `unit` (the route's and a Bundle entry's), `expected` the If-Match version. A resource the
+    caller does not know is `unknown(type, id)` if given (the route: 405), else 404."""
+    try:
+        current = await current_for_write(unit, resource_type, resource_id, expected)
+    except NotFound:  # unknown, or not visible: the same answer, so existence does not leak
+        if unknown is None:
+            raise
+        raise unknown(resource_type, resource_id) from None
+    return Result(200, stored=await replace(unit, current, body, expected))
+
+
+def _no_update_as_create(resource_type: str, resource_id: str) -> MethodNotAllowed:
+    return MethodNotAllowed(f"{resource_type}/{resource_id} is not known and this server does not support "
+                            "update as create: create it with POST", expression=f"{resource_type}.id",
+                            headers={"Allow": "GET, HEAD"})
 
 
 async def update(exchange: Exchange, ctx: RequestContext, resource_type: str, resource_id: str, body: object,
@@ -22,14 +43,13 @@ async def update(exchange: Exchange, ctx: RequestContext, resource_type: str, re
                          expression=f"{resource_type}.id")
     expected = parse_etag(if_match)
     async with open_unit(exchange, ctx, "update", resource_type, resource_id) as unit:
-        try:
-            current = await current_for_write(unit, resource_type, resource_id, expected)
-        except NotFound:  # unknown, or not visible: the same answer, so existence does not leak
-            raise MethodNotAllowed(f"{resource_type}/{resource_id} is not known and this server does not support "
-                                   "update as create: create it with POST", expression=f"{resource_type}.id",
-                                   headers={"Allow": "GET, HEAD"}) from None
-        stored = await replace(unit, current, body, expected)
-    return Result(200, stored=stored)
+        return await update_in(unit, resource_type, resource_id, body, expected, unknown=_no_update_as_create)
+
+
+async def delete_in(unit: Unit, resource_type: str, resource_id: str, expected: int | None) -> Result:
+    """The delete in `unit` (the route's and a Bundle entry's), `expected` the If-Match version."""
+    current = await current_for_write(unit, resource_type, resource_id, expected)
+    return Result(204, stored=await remove(unit, current))
 
 
 async def delete(exchange: Exchange, ctx: RequestContext, resource_type: str, resource_id: str,
@@ -37,6 +57,4 @@ async def delete(exchange: Exchange, ctx: RequestContext, resource_type: str, re
     check_resource_type(resource_type, resource_id)
     expected = parse_etag(if_match)
     async with open_unit(exchange, ctx, "delete", resource_type, resource_id) as unit:
-        current = await current_for_write(unit, resource_type, resource_id, expected)
-        stored = await remove(unit, current)
-    return Result(204, stored=stored)
+        return await delete_in(unit, resource_type, resource_id, expected)
