@@ -34,6 +34,7 @@ def main() -> int:
         template = read_po(f)
     arabic = _arabic()
     missing = [m.id for m in template if m.id and m.id not in arabic]
+    unused = sorted(set(arabic) - {m.id for m in template if m.id})
     for locale, translate in (("en", lambda s: s), ("ar", arabic.get)):
         catalog = Catalog(locale=locale, project="gbv-exchange", fuzzy=False)
         for message in template:
@@ -45,10 +46,11 @@ def main() -> int:
             write_po(f, catalog, omit_header=False, no_location=True, sort_output=True)
         with (folder / "messages.mo").open("wb") as f:
             write_mo(f, catalog)
+    if unused:
+        print("in ar.py but in no template:", *unused, sep="\n  ", file=sys.stderr)
     if missing:
         print("untranslated in ar.py:", *missing, sep="\n  ", file=sys.stderr)
-        return 1
-    return 0
+    return 1 if missing or unused else 0
 
 
 if __name__ == "__main__":
