@@ -4,28 +4,25 @@ from __future__ import annotations
 import json
 
 from tests.audit.conftest import cli, whole_log_text
-from exchange.referral import codes
-from tests.fhir_checks import organization, patient, task
+from tests.fhir_checks import organization, patient
+from tests.referral import world
 
 NAME = "Leila"
 
 
 async def _referral(client, hotline: str, shelter: str, patient_id: str, status: str) -> dict:
-    sr = await client.post("/ServiceRequest", json={
-        "resourceType": "ServiceRequest", "status": "active", "intent": "order",
-        "subject": {"reference": f"Patient/{patient_id}"}, "requester": {"reference": f"Organization/{hotline}"},
-        "performer": [{"reference": f"Organization/{shelter}"}], "note": [{"text": "safe to call mornings"}]})
+    sr = await client.post("/ServiceRequest", json=world.service_request(
+        f"Patient/{patient_id}", hotline, [f"Organization/{shelter}"], "safety-shelter", "safety-shelter", None,
+        safe_contact=False, note=[{"text": "safe to call mornings"}]))
     assert sr.status_code == 201, sr.text
-    t = await client.post("/Task", json=task("requested", focus={"reference": f"ServiceRequest/{sr.json()['id']}"},
-                                             requester={"reference": f"Organization/{hotline}"},
-                                             owner={"reference": f"Organization/{shelter}"},
-                                             **{"for": {"reference": f"Patient/{patient_id}"}}))
+    t = await client.post("/Task", json=world.task(f"Patient/{patient_id}", f"ServiceRequest/{sr.json()['id']}",
+                                                   hotline, f"Organization/{shelter}"))
     assert t.status_code == 201, t.text
     body = t.json()
     if status != "requested":
         body["status"] = status
         if status in ("rejected", "cancelled", "failed"):
-            body["statusReason"] = {"coding": [{"system": codes.REFERRAL_OUTCOME, "code": "no-capacity"}]}
+            body["statusReason"] = world.reason("no-capacity")
         updated = await client.put(f"/Task/{body['id']}", json=body)
         assert updated.status_code == 200, updated.text
     return {"sr": sr.json()["id"], "task": body["id"]}

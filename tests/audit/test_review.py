@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 from tests.audit.conftest import subtypes
-from tests.audit.test_events import _referral_story
+from tests.audit.story import referral_story
 from tests.fhir_checks import assert_bundle, assert_outcome, assert_valid
 
 AUDIT = "system/AuditEvent.rs"
@@ -21,7 +21,7 @@ def _ids(bundle: dict) -> list[str]:
 
 
 async def test_auditor_searches_by_agent_entity_action_outcome_and_date(app, make_org, make_client, exchange):
-    ids = await _referral_story(app, make_org, make_client)
+    ids = await referral_story(app, make_org, make_client)
     auditor = await _auditor(make_org, make_client)
     everything = (await auditor.get("/AuditEvent", params={"_count": "200"})).json()
     assert_bundle(everything, "searchset")
@@ -59,7 +59,7 @@ async def test_entity_search_finds_events_by_their_first_and_their_further_resou
                                                                                    exchange):
     """A search's AuditEvent names every resource it returned; `entity=` finds it by any of them, not only by the
     first (kept beside the event) but also by those after it (kept in a table of their own)."""
-    ids = await _referral_story(app, make_org, make_client)
+    ids = await referral_story(app, make_org, make_client)
     hotline = await make_client(ids["hotline"])
     r = await hotline.get("/ServiceRequest", params={"_id": ids["sr"], "_include": "ServiceRequest:patient"})
     assert [e["resource"]["resourceType"] for e in r.json()["entry"]] == ["ServiceRequest", "Patient"]
@@ -71,7 +71,7 @@ async def test_entity_search_finds_events_by_their_first_and_their_further_resou
 
 
 async def test_auditor_pages_through_the_log_and_reads_one_event(app, make_org, make_client, exchange):
-    await _referral_story(app, make_org, make_client)
+    await referral_story(app, make_org, make_client)
     auditor = await _auditor(make_org, make_client)
     first = (await auditor.get("/AuditEvent", params={"_count": "5"})).json()
     assert len(first["entry"]) == 5
@@ -101,7 +101,7 @@ async def test_bad_audit_searches_are_refused_with_an_outcome(make_org, make_cli
 
 
 async def test_a_partner_sees_only_its_referrals_events(app, make_org, make_client, exchange):
-    ids = await _referral_story(app, make_org, make_client)
+    ids = await referral_story(app, make_org, make_client)
     shelter = await make_client(ids["shelter"], scopes=AUDIT)
     seen = (await shelter.get("/AuditEvent", params={"_count": "200"})).json()
     assert seen["total"] > 0
@@ -140,7 +140,7 @@ async def test_the_log_cannot_be_written_through_the_api(client):
 
 
 async def test_auditor_exports_ndjson_and_partners_cannot(app, make_org, make_client, exchange):
-    ids = await _referral_story(app, make_org, make_client)
+    ids = await referral_story(app, make_org, make_client)
     auditor = await _auditor(make_org, make_client)
     r = await auditor.get("/AuditEvent/$export", params={"_since": "2000-01-01"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/fhir+ndjson")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import httpx
 
-from exchange.referral.codes import DATA_CATEGORY, SERVICE_TYPE
+from tests.referral import world
 
 SURVIVOR_NAME = "Amina Qadiri"
 SURVIVOR_PHONE = "+93 700 555 123"
@@ -14,6 +14,9 @@ OVERDUE_TOPIC = "http://gbv-exchange.org/fhir/SubscriptionTopic/referral-overdue
 EXT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
 
 
+CASE_CODE = "HL-2024-0042"
+
+
 async def _post(client: httpx.AsyncClient, body: dict) -> dict:
     r = await client.post(f"/{body['resourceType']}", json=body)
     assert r.status_code == 201, r.text
@@ -21,53 +24,25 @@ async def _post(client: httpx.AsyncClient, body: dict) -> dict:
 
 
 async def create_referral(client: httpx.AsyncClient, requester: str, receiver: str) -> dict[str, dict]:
-    """Patient, Consent naming the receiver, ServiceRequest and Task: what a hotline sends a shelter."""
-    patient = await _post(client, {
-        "resourceType": "Patient",
-        "identifier": [{"system": "urn:gbv:case-code", "value": "HL-2024-0042"}],
-        "name": [{"text": SURVIVOR_NAME}],
-        "telecom": [{"system": "phone", "value": SURVIVOR_PHONE}],
-        "gender": "female",
-        "communication": [{"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": "fa-AF"}]}}],
-    })
-    consent = await _post(client, {
-        "resourceType": "Consent", "status": "active",
-        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-        "patient": {"reference": f"Patient/{patient['id']}"},
-        "organization": [{"reference": f"Organization/{requester}"}], "dateTime": "2024-05-01T09:55:00Z",
-        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
-        "provision": {"type": "permit", "actor": [{
-            "role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
-                                 "code": "IRCP"}]},
-            "reference": {"reference": f"Organization/{receiver}"}}],
-            "code": [{"coding": [{"system": DATA_CATEGORY, "code": c}]} for c in ("referral", "identity", "contact")]},
-    })
-    request = await _post(client, {
-        "resourceType": "ServiceRequest", "status": "active", "intent": "order", "priority": "urgent",
-        "category": [{"coding": [{"system": SERVICE_TYPE, "code": "safety-shelter"}]}],
-        "code": {"coding": [{"system": SERVICE_TYPE, "code": "safety-shelter"}]},
-        "subject": {"reference": f"Patient/{patient['id']}"},
-        "requester": {"reference": f"Organization/{requester}"},
-        "performer": [{"reference": f"Organization/{receiver}"}],
-        "supportingInfo": [{"reference": f"Consent/{consent['id']}"}],
-        "note": [{"text": f"Safe word {SAFE_WORD}; call only mornings"}],
-    })
+    """Patient, Consent naming the receiver, ServiceRequest and Task: what a hotline sends a shelter (the shared
+    builders of `tests.referral.world`, with a name, a phone, a case code and a safe word that no notification may
+    carry)."""
+    patient = await _post(client, world.patient(identifier=[{"system": "urn:gbv:case-code", "value": CASE_CODE}],
+                                                name=[{"text": SURVIVOR_NAME}],
+                                                telecom=[{"system": "phone", "value": SURVIVOR_PHONE}]))
+    consent = await _post(client, world.consent(f"Patient/{patient['id']}", requester, [f"Organization/{receiver}"],
+                                                ("referral", "identity", "contact")))
+    request = await _post(client, world.service_request(
+        f"Patient/{patient['id']}", requester, [f"Organization/{receiver}"], "safety-shelter", "safety-shelter",
+        f"Consent/{consent['id']}", safe_contact=False, note=[{"text": f"Safe word {SAFE_WORD}; call only mornings"}]))
     task = await create_task(client, requester, receiver, request["id"], patient["id"])
     return {"patient": patient, "consent": consent, "request": request, "task": task}
 
 
 async def create_task(client: httpx.AsyncClient, requester: str, receiver: str, request_id: str, patient_id: str
                       ) -> dict:
-    return await _post(client, {
-        "resourceType": "Task", "status": "requested", "intent": "order",
-        "code": {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}]},
-        "focus": {"reference": f"ServiceRequest/{request_id}"},
-        "for": {"reference": f"Patient/{patient_id}"},
-        "requester": {"reference": f"Organization/{requester}"},
-        "owner": {"reference": f"Organization/{receiver}"},
-        "authoredOn": "2024-05-01T10:00:00Z",
-    })
+    return await _post(client, world.task(f"Patient/{patient_id}", f"ServiceRequest/{request_id}", requester,
+                                          f"Organization/{receiver}"))
 
 
 def subscription(endpoint: str, filters: list[str], topic: str = TASK_TOPIC, payload: str = "id-only",
