@@ -60,12 +60,48 @@ _ADVANCE = direct.Statement(update(audit_head).where(audit_head.c.id == 1).value
     seq=bindparam("h_seq"), hash=bindparam("h_hash")))
 
 
+# PostgreSQL: a pass in three statements (after the lock): the head and the first batch of the queue read together,
+# and each batch's records linked and the head advanced together (the records' new values as arrays, unnested).
+_HEAD_AND_QUEUE = direct.Statement(text(
+    "SELECT h.seq AS head_seq, h.hash AS head_hash, q.entry, q.content FROM audit_head AS h "
+    "LEFT JOIN LATERAL (SELECT e.entry, e.content FROM audit_event AS e WHERE e.seq IS NULL "
+    "ORDER BY e.entry LIMIT :batch) AS q ON true WHERE h.id = 1 ORDER BY q.entry"))
+_LINK_AND_ADVANCE = direct.Statement(text(
+    "WITH done AS (UPDATE audit_event AS e SET seq = v.seq, hash = v.hash, linked = :linked "
+    "FROM unnest(CAST(:entries AS bigint[]), CAST(:seqs AS integer[]), CAST(:hashes AS varchar[])) "
+    "AS v(entry, seq, hash) WHERE e.entry = v.entry) "
+    "UPDATE audit_head SET seq = :head_seq, hash = :head_hash WHERE id = 1"))
+
+
 async def link_pass(conn: AsyncConnection) -> int:
     """Link every queued record in `conn`'s transaction (the caller commits). Returns how many were linked."""
     await conn.execution_options(audit_linker=True)  # (tests count a request's statements without the linker's)
-    if conn.dialect.name == "postgresql":
-        await direct.execute(conn, _LOCK, {"key": LOCK_KEY})
-    seq, previous = await _head(conn)
+    if conn.dialect.name != "postgresql":
+        return await _link_from(conn, *await _head(conn))
+    await direct.execute(conn, _LOCK, {"key": LOCK_KEY})
+    rows = await direct.fetch(conn, _HEAD_AND_QUEUE, {"batch": BATCH})
+    if not rows:  # no head row: the general way makes one
+        return await _link_from(conn, *await _head(conn))
+    seq, previous = int(rows[0]["head_seq"]), rows[0]["head_hash"]
+    queued, linked = [r for r in rows if r["entry"] is not None], 0
+    while queued:
+        entries, seqs, hashes = [], [], []
+        for row in queued:
+            seq += 1
+            previous = link(previous, seq, row["content"].encode())
+            entries.append(row["entry"])
+            seqs.append(seq)
+            hashes.append(previous)
+        await direct.execute(conn, _LINK_AND_ADVANCE, {"entries": entries, "seqs": seqs, "hashes": hashes,
+                                                       "linked": to_db(utcnow()), "head_seq": seq,
+                                                       "head_hash": previous})
+        linked += len(queued)
+        queued = await direct.fetch(conn, _QUEUED, {}) if len(queued) == BATCH else []
+    return linked
+
+
+async def _link_from(conn: AsyncConnection, seq: int, previous: str) -> int:
+    """Link the queue after the head (`seq`, `previous`), a batch at a time, then advance the head."""
     linked = 0
     while True:
         rows = await direct.fetch(conn, _QUEUED, {})
