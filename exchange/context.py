@@ -1,6 +1,7 @@
 """Who is calling: the request context that flows from the HTTP layer down to the store.
 
-Access rules (`exchange.auth.access`) read it to filter queries; the audit log records it as the agent.
+The permission check (`exchange.auth.access`) and need to know (`exchange.need_to_know.visibility`: the filter of
+what it may see) read it; the audit log records it as the agent.
 """
 from __future__ import annotations
 
