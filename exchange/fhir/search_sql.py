@@ -148,12 +148,10 @@ def plan_conditions(plan: SearchPlan, access: AccessFilter | None = None) -> lis
 _MOST_COMBINED = 100  # value pairs of one combined condition; past that the criteria alone decide
 
 
-def _combined_conditions(plan: SearchPlan) -> tuple[list, set[int]]:
-    """For two plain criteria that a combined key holds together (`exchange.fhir.indexing.COMBINED_KEYS`): the key's
-    one condition instead of theirs, and which criteria it covers (by identity). It selects the same rows (every
-    stored pair of values has its key row), and the database finds them by the one key instead of probing every
-    row of the first criterion for the second (with both conditions, PostgreSQL still drove from the first)."""
-    out, covered = [], set()
+def _combined_keys(plan: SearchPlan) -> list[tuple[str, list[tuple[str | None, str]], set[int]]]:
+    """The combined keys (`exchange.fhir.indexing.COMBINED_KEYS`) that hold two plain criteria of the plan together:
+    (key, its (target type, combined value) pairs, the criteria it covers by identity)."""
+    out = []
     for key, first, second in COMBINED_KEYS.get(plan.resource_type, ()):
         firsts = [c for c in plan.criteria if c.name == first]
         seconds = [c for c in plan.criteria if c.name == second]
@@ -166,11 +164,27 @@ def _combined_conditions(plan: SearchPlan) -> tuple[list, set[int]]:
         if None in codes or any(given for _s, _c, given in token.values) \
                 or len(ref.values) * len(codes) > _MOST_COMBINED:
             continue  # (a code system asked for: the key does not hold it)
-        pairs = [and_(search_index.c.value == combined_value(target_id, code),
-                      *([search_index.c.system == target_type] if target_type else []))
-                 for target_type, target_id in ref.values for code in codes]
-        out.append(_exists_in(plan.resource_type, resource, search_index, key, or_(*pairs)))
-        covered |= {id(ref), id(token)}
+        pairs = [(target_type, combined_value(target_id, code)) for target_type, target_id in ref.values
+                 for code in codes]
+        out.append((key, pairs, {id(ref), id(token)}))
+    return out
+
+
+def _key_condition(plan: SearchPlan, key: str, pairs: list[tuple[str | None, str]]):  # noqa: ANN202
+    return _exists_in(plan.resource_type, resource, search_index, key, or_(*(
+        and_(search_index.c.value == value, *([search_index.c.system == target_type] if target_type else []))
+        for target_type, value in pairs)))
+
+
+def _combined_conditions(plan: SearchPlan) -> tuple[list, set[int]]:
+    """For two plain criteria that a combined key holds together: the key's one condition instead of theirs, and
+    which criteria it covers (by identity). It selects the same rows (every stored pair of values has its key row),
+    and the database finds them by the one key instead of probing every row of the first criterion for the second
+    (with both conditions, PostgreSQL still drove from the first)."""
+    out, covered = [], set()
+    for key, pairs, criteria in _combined_keys(plan):
+        out.append(_key_condition(plan, key, pairs))
+        covered |= criteria
     return out, covered
 
 
@@ -181,3 +195,51 @@ def plan_order(plan: SearchPlan) -> list:
         order.append(col.desc() if desc else col.asc())
     order.append(resource.c.id.asc())
     return order
+
+
+def _driving_key(plan: SearchPlan) -> tuple[str, str, str, set[int]] | None:
+    """The one index key a page of the plan can be read off in order: (param, target type, value, the criteria it
+    stands for). A combined key of one pair, or else a reference criterion of one typed value that no combined key
+    holds (a key of several pairs finds its few resources better) and that is not confidential (such a criterion
+    needs its own condition); None when the plan sorts by anything but `_lastUpdated`."""
+    if len(plan.sort) > 1 or (plan.sort and plan.sort[0][0] != "last_updated"):
+        return None
+    keys = _combined_keys(plan)
+    for key, pairs, criteria in keys:
+        if len(pairs) == 1 and pairs[0][0]:
+            return key, pairs[0][0], pairs[0][1], criteria
+    combined = {i for _key, _pairs, criteria in keys for i in criteria}  # (their key finds them better)
+    for c in plan.criteria:
+        if c.type == "reference" and not c.modifier and not c.chain and len(c.values) == 1 and c.values[0][0] \
+                and id(c) not in combined and c.name not in CONFIDENTIAL_SEARCH_PARAMS.get(plan.resource_type, ()):
+            return c.name, c.values[0][0], c.values[0][1], {id(c)}
+    return None
+
+
+def plan_search(plan: SearchPlan, access: AccessFilter | None = None) -> tuple[list, list, object | None]:
+    """The conditions and order of a page of the plan's results: the rows and order of `plan_conditions` and
+    `plan_order`, found so that the first page costs the same however long the history behind it.
+
+    When the plan sorts by `_lastUpdated` (or in the default order, oldest first) and holds one value of a
+    reference, or one pair of a combined key (`Task?requester=Organization/x`, `Task?owner=...&status=requested`),
+    the resources are joined to that key's index rows, whose `last_updated` is their resource's, and ordered by it:
+    the database reads the page off ix_search_value_updated in order and stops, instead of finding every resource
+    with that value and sorting them. The join adds no row: a resource's index rows are distinct in
+    (param, system, value). Ties in time are ordered by id, as before. Returns (conditions, order, the order's
+    leading key as the index yields it, or None): `Repository.search(first_by=...)`."""
+    driving = _driving_key(plan)
+    if driving is None:
+        return plan_conditions(plan, access), plan_order(plan), None
+    param, target_type, value, stands_for = driving
+    key = search_index.alias("driver")
+    conditions = [key.c.resource_type == plan.resource_type, key.c.resource_id == resource.c.id,
+                  key.c.param == param, key.c.value == value, key.c.system == target_type]
+    covered: set[int] = set(stands_for)
+    for name, pairs, criteria in _combined_keys(plan):
+        if criteria != stands_for:
+            conditions.append(_key_condition(plan, name, pairs))
+            covered |= criteria
+    conditions += [criterion_condition(plan, c, access) for c in plan.criteria if id(c) not in covered]
+    descending = bool(plan.sort) and plan.sort[0][1]
+    first_by = key.c.last_updated.desc() if descending else key.c.last_updated.asc()
+    return conditions, [first_by, resource.c.id.asc()], first_by

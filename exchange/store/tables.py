@@ -37,7 +37,9 @@ resource_version = Table(
 )
 
 # Search-index rows of the current version. token: system+value; reference: system=target type, value=target id;
-# string: value=normalised, text=as written; date: date_start <= t < date_end.
+# string: value=normalised, text=as written; date: date_start <= t < date_end. last_updated: the resource's, as in
+# its `resource` row (every write rewrites a resource's rows), so that a search on one value finds its first page in
+# `_lastUpdated` order off ix_search_value_updated (`exchange.fhir.search_sql.plan_search`).
 search_index = Table(
     "search_index", metadata,
     Column("row_id", Integer, primary_key=True, autoincrement=True),
@@ -49,7 +51,8 @@ search_index = Table(
     Column("text", Text),
     Column("date_start", DateTime(timezone=False)),
     Column("date_end", DateTime(timezone=False)),
-    Index("ix_search_value", "resource_type", "param", "value"),
+    Column("last_updated", DateTime(timezone=False)),
+    Index("ix_search_value_updated", "resource_type", "param", "value", "last_updated"),
     Index("ix_search_resource", "resource_type", "resource_id"),
     Index("ix_search_date", "resource_type", "param", "date_start"),
 )

@@ -28,7 +28,8 @@ _VERSION_COLUMNS = ("resource_type", "id", "version_id", "last_updated", "delete
 _INSERT_RESOURCE = direct.Statement(insert(resource).inline(), _VERSION_COLUMNS)
 _INSERT_VERSION = direct.Statement(insert(resource_version).inline(), (*_VERSION_COLUMNS, "method"))
 _INSERT_INDEX = direct.Statement(insert(search_index).inline(), ("resource_type", "resource_id", "param", "system",
-                                                                 "value", "text", "date_start", "date_end"))
+                                                                 "value", "text", "date_start", "date_end",
+                                                                 "last_updated"))
 _INSERT_PARTY = direct.Statement(insert(resource_party).inline(), ("resource_type", "resource_id", "organization_id"))
 _INSERT_RECORDER = direct.Statement(insert(resource_recorder).inline(),
                                     ("resource_type", "resource_id", "organization_id"))
@@ -127,7 +128,7 @@ class Writes:
         await self._keep_version(dict(values, method="POST"))
         if self.deferred:
             self._pending.fresh.add((resource_type, resource_id))
-        await self._write_index(resource_type, resource_id, index_rows)
+        await self._write_index(resource_type, resource_id, index_rows, now)
         self._parties[(resource_type, resource_id)] = set()  # a new resource has no party rows yet
         await self.add_parties(resource_type, resource_id, parties)
         return self._remember(StoredResource(resource_type, resource_id, 1, now, False, content, stored_body))
@@ -143,7 +144,7 @@ class Writes:
         if not await self._write_version(current, version_id, now, content, deleted=False, method=method):
             return None
         await self._delete_index(current.resource_type, current.id)
-        await self._write_index(current.resource_type, current.id, index_rows)
+        await self._write_index(current.resource_type, current.id, index_rows, now)
         if parties is not None:
             await self.add_parties(current.resource_type, current.id, parties)
         return self._remember(StoredResource(current.resource_type, current.id, version_id, now, False, content,
@@ -259,11 +260,14 @@ class Writes:
                                           set_={"counter": condition_lock.c.counter + 1})
         await self.conn.execute(stmt)
 
-    async def _write_index(self, resource_type: str, resource_id: str, rows: Iterable[IndexRow]) -> None:
+    async def _write_index(self, resource_type: str, resource_id: str, rows: Iterable[IndexRow],
+                           last_updated: datetime) -> None:
+        """The rows of the version written at `last_updated` (each carries it: search_sql.plan_search orders by it)."""
+        at = to_db(last_updated)
         payload = [dict(resource_type=resource_type, resource_id=resource_id, param=r.param, system=r.system,
                         value=r.value, text=r.text,
                         date_start=to_db(r.date_start) if r.date_start else None,
-                        date_end=to_db(r.date_end) if r.date_end else None) for r in rows]
+                        date_end=to_db(r.date_end) if r.date_end else None, last_updated=at) for r in rows]
         self._forget_referring(resource_type)
         if self.deferred:
             self._pending.index[(resource_type, resource_id)] = payload  # (replaces rows an earlier write left)

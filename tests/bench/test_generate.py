@@ -111,8 +111,9 @@ def test_generated_log_verifies_against_its_signed_checkpoint(generated):
 
 
 async def test_generated_rows_are_the_rows_the_exchange_derives(generated):
-    """Every generated resource's index rows are what the exchange's indexer makes of its body, its current row is
-    its newest version, and a referral's parties are its sender and its receiver."""
+    """Every generated resource's index rows are what the exchange's indexer makes of its body (and carry its
+    last_updated), its current row is its newest version, and a referral's parties are its sender and its
+    receiver."""
     from exchange.fhir.indexing import index_rows
     from exchange.store.clock import to_db
 
@@ -126,8 +127,11 @@ async def test_generated_rows_are_the_rows_the_exchange_derives(generated):
                 "JOIN resource_version v ON v.resource_type = r.resource_type AND v.id = r.id AND "
                 "v.version_id = r.version_id WHERE r.resource_type IN ('Patient', 'Consent', 'ServiceRequest', "
                 "'Task')"))).all()
+            times = {(r.resource_type, r.id): r.last_updated for r in (await conn.execute(text(
+                "SELECT resource_type, id, last_updated FROM resource"))).all()}
             index = {}
             for row in (await conn.execute(text("SELECT * FROM search_index"))).all():
+                assert row.last_updated == times[(row.resource_type, row.resource_id)]  # (its resource's)
                 index.setdefault((row.resource_type, row.resource_id), set()).add(
                     (row.param, row.system, row.value, row.text, row.date_start, row.date_end))
             parties = {}

@@ -13,7 +13,7 @@ from exchange.fhir.search import SearchPlan, identifying, page_links, parse_sear
 from exchange.fhir.validate import check_resource_type
 from exchange.kernel.exchange import Exchange
 from exchange.store.values import StoredResource
-from exchange.fhir.search_sql import plan_conditions, plan_order
+from exchange.fhir.search_sql import plan_search
 from exchange.kernel.unit import Event, Unit, open_unit
 
 
@@ -97,8 +97,9 @@ async def search_in(unit: Unit, plan: SearchPlan, budget: int | None = None) -> 
     limit = unit.exchange.settings.request_max_resources
     budget = limit if budget is None else min(budget, limit)
     count = 0 if plan.summary_count else min(plan.count, budget)
-    matches, total = await unit.repo.search(plan.resource_type, plan_conditions(plan, unit.access), plan_order(plan), count,
-                                            plan.offset, unit.access, with_total=plan.total or plan.summary_count)
+    conditions, order, first_by = plan_search(plan, unit.access)
+    matches, total = await unit.repo.search(plan.resource_type, conditions, order, count, plan.offset, unit.access,
+                                            with_total=plan.total or plan.summary_count, first_by=first_by)
     included = await _included(unit, plan, matches, budget) if matches else []
     matches = await policy.shown(unit, matches)
     included = await policy.shown(unit, included)
