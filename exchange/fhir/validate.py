@@ -152,7 +152,8 @@ def _rule_issues(resource_type: str, body: dict) -> list[Issue]:
     _visit(body, resource_type, resource_type, issues, containers)
     issues.extend(containers)
     for i, contained in enumerate(body.get("contained") or []):
-        if isinstance(contained, dict) and contained.get("resourceType"):
+        if isinstance(contained, dict) and isinstance(contained.get("resourceType"), str) \
+                and contained["resourceType"]:  # (anything else is refused by the R4 element check)
             ctype = contained["resourceType"]
             for issue in _rule_issues(ctype, contained):
                 issue.expression = [e.replace(ctype, f"{resource_type}.contained[{i}]", 1) for e in issue.expression]
@@ -207,6 +208,8 @@ def validate_resource(body: Any, expected_type: str | None = None) -> dict:
         get_fhir_model_class(resource_type).model_validate(body)
     except ValidationError as exc:
         issues = _pydantic_issues(resource_type, exc) + issues
+    except TypeError:  # (fhir.resources on a contained resource whose resourceType is not a string: r4 names it)
+        issues = issues or [Issue("error", "invalid", f"{resource_type} is not valid", [resource_type])]
     if issues:
         raise BadRequest(issues[0].diagnostics, issues=issues)
     return body

@@ -161,3 +161,9 @@ async def test_search_including_more_than_the_budget_is_400(client, exchange):
         await client.post("/Task", json=task(**{"for": {"reference": f"Patient/{pid}"}}))
     r = await client.get("/Patient", params={"_revinclude": "Task:patient"})
     assert_outcome(r, 400, expression="_revinclude")
+
+
+async def test_a_contained_resource_whose_type_is_not_a_string_is_400(client):
+    for kind in (["Patient"], {"a": 1}, 7):
+        body = dict(patient(), contained=[{"resourceType": kind, "id": "c1"}])
+        assert_outcome(await client.post("/Patient", json=body), 400, expression="Patient.contained[0].resourceType")
