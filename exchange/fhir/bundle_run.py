@@ -64,10 +64,11 @@ async def run_entry(unit: Unit, entry: Entry, resource: dict | None, base: str, 
                     existing: dict[int, StoredResource], budget: Budget, prefer: str | None = None) -> dict:
     """The entry run by the interaction of its method, the same step the REST route runs in its unit, and its
     response entry. What is the entry's own: the id check of a PUT, the If-Match parsed in the unit, a conditional
-    create matched before any entry ran (`existing`), ids assigned before any entry ran (`preassigned`)."""
+    create matched before any entry ran (`existing`, answered and recorded by the route's own step), ids assigned
+    before any entry ran (`preassigned`)."""
     budget.check(entry)
     if entry.method == "POST":
-        result = Result(200, stored=existing[entry.index]) if entry.index in existing else \
+        result = create.matched_in(unit, existing[entry.index]) if entry.index in existing else \
             await create.create_in(unit, entry.resource_type, resource, preassigned[entry.index])
     elif entry.method == "PUT":
         if resource.get("id") != entry.resource_id:

@@ -1,7 +1,12 @@
 """transaction (all or nothing, urn:uuid references rewritten) and batch (each entry on its own)."""
 from __future__ import annotations
 
+import pytest
+
+from tests.audit.conftest import audit_rows, references, subtypes
 from tests.fhir_checks import assert_bundle, assert_outcome, organization, patient, task
+
+CONDITION = "identifier=https://hotline.example.org/case|HL-7"
 
 
 def _entry(resource: dict, full_url: str | None = None, method: str = "POST", url: str | None = None, **request):
@@ -121,3 +126,41 @@ async def test_transaction_entry_without_request_is_400(client):
     r = await client.post("", json={"resourceType": "Bundle", "type": "transaction",
                                     "entry": [{"resource": organization("x")}]})
     assert_outcome(r, 400, expression="Bundle.entry[0].request")
+
+
+def _as_recorded(event: dict) -> dict:
+    """An AuditEvent without what differs between any two records (its id, time, entry and request id)."""
+    kept = {k: v for k, v in event.items() if k not in ("id", "recorded", "_seq")}
+    kept["entity"] = [e for e in event["entity"] if e.get("type", {}).get("code") != "XrequestId"]
+    return kept
+
+
+@pytest.mark.parametrize("kind", ["transaction", "batch"])
+@pytest.mark.parametrize("prefer", [None, "return=representation"])
+async def test_a_conditional_create_that_matches_is_recorded_as_the_route_records_it(make_org, make_client,
+                                                                                    exchange, kind, prefer):
+    """The matched resource is disclosed to the caller (its id, and with return=representation all of it): the
+    entry records the same AuditEvent as the route's conditional POST (the create's read, the caller as agent), the
+    Bundle's kind added as a further subtype, as on every entry's record."""
+    hotline = await make_client(await make_org("Hotline", kind="hotline"))
+    existing = (await hotline.post("/Patient", json=patient("HL-7"))).json()
+    before = len(await audit_rows(exchange))
+    r = await hotline.post("/Patient", json=patient("HL-7"), headers={"If-None-Exist": CONDITION})
+    assert r.status_code == 200, r.text
+    after_route = await audit_rows(exchange)
+    [route] = after_route[before:]
+    assert route["action"] == "R" and subtypes(route) == ["create"]
+    assert references(route) == [f"Patient/{existing['id']}/_history/1"]
+
+    headers = {"Prefer": prefer} if prefer else {}
+    r = await hotline.post("", json={"resourceType": "Bundle", "type": kind, "entry": [
+        _entry(patient("HL-7"), "urn:uuid:p", ifNoneExist=CONDITION)]}, headers=headers)
+    assert r.status_code == 200, r.text
+    [entry] = r.json()["entry"]
+    assert entry["response"]["status"] == "200 OK"
+    assert entry["fullUrl"].endswith(f"/Patient/{existing['id']}")
+    assert ("resource" in entry) is (prefer is not None)
+    [in_bundle] = (await audit_rows(exchange))[len(after_route):]
+    expected = _as_recorded(route)
+    expected["subtype"] = route["subtype"] + [{"system": "http://hl7.org/fhir/restful-interaction", "code": kind}]
+    assert _as_recorded(in_bundle) == expected

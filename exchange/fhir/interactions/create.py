@@ -11,6 +11,7 @@ from exchange.fhir.search import SearchPlan, parse_search
 from exchange.fhir.validate import validate_resource
 from exchange.kernel.exchange import Exchange
 from exchange.fhir.search_sql import plan_conditions, plan_order
+from exchange.store.values import StoredResource
 from exchange.kernel.unit import Event, Unit, open_unit
 
 
@@ -72,6 +73,14 @@ async def existing_match(unit: Unit, plan: SearchPlan, condition: str, expressio
     return matches[0] if matches else None
 
 
+def matched_in(unit: Unit, found: StoredResource) -> Result:
+    """A conditional create whose condition matched `found`, in `unit`: the route's and a Bundle entry's. The caller
+    is told of the resource (its id and version, and all of it with return=representation): a disclosure, recorded
+    as the create's read (action R) in the unit's own transaction, as every disclosure is."""
+    unit.record(Event("create", "R", found.resource_type, found.id, found.version_id, stored=found))
+    return Result(200, stored=found)
+
+
 async def create_in(unit: Unit, resource_type: str, body: dict, resource_id: str | None = None) -> Result:
     """The create in `unit`, of a validated body no condition matched: the route's and a Bundle entry's."""
     stored = await insert_new(unit, resource_type, body, resource_id)
@@ -86,6 +95,5 @@ async def create(exchange: Exchange, ctx: RequestContext, resource_type: str, bo
     async with open_unit(exchange, ctx, "create", resource_type) as unit:
         found = await existing_match(unit, plan, "If-None-Exist", "If-None-Exist") if plan is not None else None
         if found is not None:
-            unit.record(Event("create", "R", resource_type, found.id, found.version_id, stored=found))
-            return Result(200, stored=found)
+            return matched_in(unit, found)
         return await create_in(unit, resource_type, body, resource_id)
