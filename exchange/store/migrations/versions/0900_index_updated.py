@@ -9,15 +9,18 @@ resource's rows); this migration sets it for the rows stored before, and replace
 every search the old one did (the same leading columns).
 
 Revision ID: 0900_index_updated
-Revises: 0800_owner_status
+Revises: 0800_owner_status, 0700_directory_capacity
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0900_index_updated"
-down_revision = "0800_owner_status"
+# A merge of both: 0700_directory_capacity writes index rows too, so it runs first and its rows get the column.
+# (As a dependency instead, alembic records only this revision, and 0700_directory_capacity would still be listed
+# as a head of the scripts: the readiness check would never see the schema as current.)
+down_revision = ("0800_owner_status", "0700_directory_capacity")
 branch_labels = None
-depends_on = ("0700_directory_capacity",)  # (it writes index rows too: set theirs as well)
+depends_on = None
 
 
 def upgrade() -> None:
