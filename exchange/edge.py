@@ -180,8 +180,11 @@ def install_route_index(app: FastAPI) -> None:
 def install_error_handlers(app: FastAPI) -> None:
     """The one place errors become OperationOutcomes: FhirError, an unknown route or method, bad parameters."""
     @app.exception_handler(FhirError)
-    async def _fhir_error(_request: Request, exc: FhirError) -> Response:
-        return _outcome_response(exc.status, exc.issues, exc.headers)
+    async def _fhir_error(request: Request, exc: FhirError) -> Response:
+        headers = exc.headers
+        if exc.status == 405 and "Allow" not in headers:  # (a transaction's entry: the methods of the base)
+            headers = {**headers, "Allow": allowed_methods(request.app, request.scope)}
+        return _outcome_response(exc.status, exc.issues, headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -85,7 +85,9 @@ def repeated_error(entry: Entry) -> BadRequest:
 
 
 def at_entry(error: FhirError, where: str) -> FhirError:
-    """The same error, its expressions prefixed by the entry it came from."""
+    """The same error, its expressions prefixed by the entry it came from. An entry's Allow (a 405's) names the
+    methods of the entry's url, not the Bundle's: dropped, so a transaction's 405 says what the base accepts."""
+    error.headers.pop("Allow", None)
     for issue in error.issues:
         issue.expression = [f"{where}.resource.{e.split('.', 1)[1]}" if "." in e else f"{where}.{e}"
                             for e in issue.expression] or [where]

@@ -18,7 +18,8 @@ from exchange.kernel.unit import Unit
 
 # the reason phrase of an entry's status (response entries carry them)
 REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-           404: "Not Found", 409: "Conflict", 410: "Gone", 412: "Precondition Failed", 422: "Unprocessable Entity"}
+           404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 410: "Gone", 412: "Precondition Failed",
+           422: "Unprocessable Entity"}
 
 
 def response_entry(stored: StoredResource | None, status: str, base: str, location: bool = False,
@@ -63,17 +64,15 @@ class Budget:
 async def run_entry(unit: Unit, entry: Entry, resource: dict | None, base: str, preassigned: dict[int, str],
                     existing: dict[int, StoredResource], budget: Budget, prefer: str | None = None) -> dict:
     """The entry run by the interaction of its method, the same step the REST route runs in its unit, and its
-    response entry. What is the entry's own: the id check of a PUT, the If-Match parsed in the unit, a conditional
-    create matched before any entry ran (`existing`, answered and recorded by the route's own step), ids assigned
-    before any entry ran (`preassigned`)."""
+    response entry (a PUT's id checked by the route's own check). What is the entry's own: the If-Match parsed in
+    the unit, a conditional create matched before any entry ran (`existing`, answered and recorded by the route's
+    own step), ids assigned before any entry ran (`preassigned`)."""
     budget.check(entry)
     if entry.method == "POST":
         result = create.matched_in(unit, existing[entry.index]) if entry.index in existing else \
             await create.create_in(unit, entry.resource_type, resource, preassigned[entry.index])
     elif entry.method == "PUT":
-        if resource.get("id") != entry.resource_id:
-            raise BadRequest("The resource id differs from the url id",
-                             expression=f"{entry.resource_type}.id")
+        update.check_update_id(entry.resource_type, entry.resource_id, resource)
         result = await update.update_in(unit, entry.resource_type, entry.resource_id, resource,
                                         parse_etag(entry.if_match))
     elif entry.method == "DELETE":

@@ -164,3 +164,36 @@ async def test_a_conditional_create_that_matches_is_recorded_as_the_route_record
     expected = _as_recorded(route)
     expected["subtype"] = route["subtype"] + [{"system": "http://hl7.org/fhir/restful-interaction", "code": kind}]
     assert _as_recorded(in_bundle) == expected
+
+
+# an update the route refuses: the url's id, the body, and the route's status and issue code
+_REFUSED_PUTS = {"of an unknown id": (405, "not-supported"), "with another id": (400, "invalid"),
+                 "without an id": (400, "required")}
+
+
+@pytest.mark.parametrize("case", list(_REFUSED_PUTS))
+async def test_a_refused_put_entry_answers_as_the_route(client, case):
+    """The same status and OperationOutcome as the route's PUT: in a batch the entry's, in a transaction the whole
+    Bundle's, its expression and text naming the entry (a 405 then says what the base accepts)."""
+    created = (await client.post("/Organization", json=organization("A"))).json()
+    resource_id, body = {
+        "of an unknown id": ("nope", {**organization("A"), "id": "nope"}),
+        "with another id": (created["id"], {**created, "id": "other"}),
+        "without an id": (created["id"], {k: v for k, v in created.items() if k != "id"})}[case]
+    status, code = _REFUSED_PUTS[case]
+    route = await client.put(f"/Organization/{resource_id}", json=body)
+    [issue] = assert_outcome(route, status, expression="Organization.id")["issue"]
+    assert issue["code"] == code
+    entries = [_entry(body, method="PUT", url=f"Organization/{resource_id}")]
+
+    batch = await client.post("", json={"resourceType": "Bundle", "type": "batch", "entry": entries})
+    assert batch.status_code == 200, batch.text
+    [entry] = assert_bundle(batch.json(), "batch-response")["entry"]
+    assert entry["response"] == {"status": f"{status} {route.reason_phrase}", "outcome": route.json()}
+
+    transaction = await client.post("", json={"resourceType": "Bundle", "type": "transaction", "entry": entries})
+    assert assert_outcome(transaction, status)["issue"] == [
+        {**issue, "expression": ["Bundle.entry[0].resource.id"],
+         "diagnostics": f"Bundle.entry[0]: {issue['diagnostics']}"}]
+    assert transaction.headers.get("allow") == ("POST" if status == 405 else None)
+    assert (await client.get(f"/Organization/{created['id']}")).json()["meta"]["versionId"] == "1"
