@@ -69,7 +69,7 @@ async def run_entry(unit: Unit, entry: Entry, resource: dict | None, base: str, 
     own step), ids assigned before any entry ran (`preassigned`)."""
     budget.check(entry)
     if entry.method == "POST":
-        result = create.matched_in(unit, existing[entry.index]) if entry.index in existing else \
+        result = await create.matched_in(unit, existing[entry.index]) if entry.index in existing else \
             await create.create_in(unit, entry.resource_type, resource, preassigned[entry.index])
     elif entry.method == "PUT":
         update.check_update_id(entry.resource_type, entry.resource_id, resource)

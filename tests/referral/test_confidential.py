@@ -167,3 +167,22 @@ async def test_the_shelter_marks_its_own_location_confidential_and_nobody_else_m
     _assert_redacted((await http.get(f"/Location/{current['id']}", headers=hotline)).json())
     _assert_whole((await http.get(f"/Location/{current['id']}", headers=shelter)).json())
     assert (await http.delete(f"/Location/{current['id']}", headers=shelter)).status_code == 403
+
+
+async def test_a_conditional_create_that_matches_a_confidential_entry_returns_it_redacted(http, as_, ids, hidden):
+    """The matched resource is a disclosure like a read: a non-party is shown it redacted, on the route and in a
+    Bundle, with Prefer: return=representation."""
+    other = {**as_(ids["other"]), "Prefer": "return=representation"}
+    mine = {"resourceType": "Location", "name": "Other house", "mode": "instance",
+            "managingOrganization": {"reference": f"Organization/{ids['other']}"}}
+    r = await http.post("/Location", json=mine, headers={**other, "If-None-Exist": f"_id={hidden['location']}"})
+    assert r.status_code == 200, r.text
+    assert r.json()["id"] == hidden["location"]
+    _assert_redacted(r.json())
+    bundle = {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"resource": mine, "request": {"method": "POST", "url": "Location", "ifNoneExist": f"_id={hidden['location']}"}}]}
+    r = await http.post("/", json=bundle, headers=other)
+    assert r.status_code == 200, r.text
+    [entry] = r.json()["entry"]
+    assert entry["response"]["status"].startswith("200")
+    _assert_redacted(entry["resource"])

@@ -73,10 +73,12 @@ async def existing_match(unit: Unit, plan: SearchPlan, condition: str, expressio
     return matches[0] if matches else None
 
 
-def matched_in(unit: Unit, found: StoredResource) -> Result:
+async def matched_in(unit: Unit, found: StoredResource) -> Result:
     """A conditional create whose condition matched `found`, in `unit`: the route's and a Bundle entry's. The caller
-    is told of the resource (its id and version, and all of it with return=representation): a disclosure, recorded
-    as the create's read (action R) in the unit's own transaction, as every disclosure is."""
+    is told of the resource (its id and version, and all of it with return=representation): a disclosure, shown as
+    a read shows it (a confidential entry redacted for a non-party) and recorded as the create's read (action R) in
+    the unit's own transaction, as every disclosure is."""
+    [found] = await unit.exchange.access_policy.shown(unit, [found])
     unit.record(Event("create", "R", found.resource_type, found.id, found.version_id, stored=found))
     return Result(200, stored=found)
 
@@ -95,5 +97,5 @@ async def create(exchange: Exchange, ctx: RequestContext, resource_type: str, bo
     async with open_unit(exchange, ctx, "create", resource_type) as unit:
         found = await existing_match(unit, plan, "If-None-Exist", "If-None-Exist") if plan is not None else None
         if found is not None:
-            return matched_in(unit, found)
+            return await matched_in(unit, found)
         return await create_in(unit, resource_type, body, resource_id)
