@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 from sqlalchemy import and_, bindparam, exists, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.util import ClauseAdapter
 
 from exchange.store import direct
 from exchange.store.tables import resource, resource_party, resource_recorder, resource_version, search_index
 from exchange.store.values import StoredResource, stored
 from exchange.store.visibility import UNRESTRICTED, AccessFilter, visible_clause
-from exchange.store.writes import Pending
+from exchange.store.writes import UnitMemory
 
 
 _READ_WITH_PARTIES = (
@@ -25,16 +24,9 @@ _READ_WITH_PARTIES = (
 _READ_BY_ID = direct.Statement(_READ_WITH_PARTIES)  # most requests read by id: compiled once, run on the driver
 
 
-class Reads:
-    """The read half of `exchange.store.repository.Repository`, which holds the state both halves share; a read of
-    the deferred tables first writes what the unit deferred (`Writes._flushed`)."""
-
-    conn: AsyncConnection
-    _pending: Pending
-    _current: dict[tuple[str, str], StoredResource | None]
-    _parties: dict[tuple[str, str], set[str]]
-    _referring: dict[tuple[str, str, str, str], set[str]]
-    _recorders: dict[tuple[str, str], str | None]
+class Reads(UnitMemory):
+    """The read half of `exchange.store.repository.Repository` (the state both halves share: `UnitMemory`); a read
+    of the deferred tables first writes what the unit deferred (`Writes._flushed`)."""
 
     def _remember(self, found: StoredResource) -> StoredResource:
         self._current[(found.resource_type, found.id)] = found

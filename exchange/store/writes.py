@@ -91,17 +91,23 @@ class Pending:
         await direct.executemany(conn, _INSERT_RECORDER, recorders)
 
 
-class Writes:
-    """The write half of `exchange.store.repository.Repository`, which holds the state both halves share; a write
-    keeps the unit's memory of the reads (`Reads._remember`, `Reads.parties`) in step."""
+class UnitMemory:
+    """The state both halves of a unit's repository share (`Repository.__init__` sets it): its connection, the rows
+    it deferred, and what it remembers of current versions, party sets, reference lookups and recorders."""
 
     conn: AsyncConnection
-    deferred: bool
     _pending: Pending
     _current: dict[tuple[str, str], StoredResource | None]
     _parties: dict[tuple[str, str], set[str]]
     _referring: dict[tuple[str, str, str, str], set[str]]
     _recorders: dict[tuple[str, str], str | None]
+
+
+class Writes(UnitMemory):
+    """The write half of `exchange.store.repository.Repository` (the state both halves share: `UnitMemory`); a write
+    keeps the unit's memory of the reads (`Reads._remember`, `Reads.parties`) in step."""
+
+    deferred: bool
 
     async def flush(self) -> None:
         """Write the deferred rows: stored index rows out, then versions, index, party and recorder rows in."""
