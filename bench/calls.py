@@ -149,7 +149,7 @@ async def run(args: argparse.Namespace) -> dict:
         for name, count, work in phases:
             warm = Samples()
             for n in range(args.warmup):
-                await work(warm, 10_000 + n)
+                await work(load.http, warm, 10_000 + n)
             samples = Samples()
             seen: collections.Counter = collections.Counter()
 
@@ -169,7 +169,7 @@ async def run(args: argparse.Namespace) -> dict:
             if tracer is None and not args.cpu_only:
                 profiler.enable()
             for n in range(count):
-                await work(samples, n)
+                await work(load.http, samples, n)
             await asyncio.sleep(0.3)  # the linker's pass for the last writes
             if tracer is not None:
                 sys.setprofile(None)

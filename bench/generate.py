@@ -168,18 +168,18 @@ async def play_kinds(url: str, state_dir: Path) -> tuple[World, list[Played]]:
                 bundle = load.referrals.bundle(hotline, shelter, number)
                 case_code = next(e["resource"]["identifier"][0]["value"] for e in bundle["entry"]
                                  if e["resource"]["resourceType"] == "Patient")
-                r = await load._call(samples, "transaction", hotline, "POST", "", 200, bundle)
+                r = await load._call(load.http, samples, "transaction", hotline, "POST", "", 200, bundle)
                 ids = dict(e["response"]["location"].split("/")[:2] for e in r.json()["entry"])
                 task_path, etag, task = f"/Task/{ids['Task']}", 'W/"1"', None
                 for step in steps:
                     if step == "open":
-                        task = (await load._call(samples, step, shelter, "GET", task_path, 200)).json()
+                        task = (await load._call(load.http, samples, step, shelter, "GET", task_path, 200)).json()
                         continue
                     body = {"accept": lambda t: _accepted(t),
                             "complete": lambda t: dict(t, status="completed", output=OUTPUT),
                             "reject": lambda t: dict(t, status="rejected", statusReason=REJECTED),
                             }[step](task)
-                    r = await load._call(samples, step, shelter, "PUT", task_path, 200, body, {"If-Match": etag})
+                    r = await load._call(load.http, samples, step, shelter, "PUT", task_path, 200, body, {"If-Match": etag})
                     task, etag = r.json(), r.headers["ETag"]
                 if samples.errors:
                     raise SystemExit(f"the exchange refused the {kind} referral: {samples.error_examples}")
