@@ -2,8 +2,14 @@
 
 SQLite allows one writer at a time: every transaction that may write starts with BEGIN IMMEDIATE and, inside one
 process, an asyncio lock queues writers so they never spin on the busy handler; one that only reads (`read`) is a
-deferred transaction outside that queue (in WAL mode a reader neither waits for the writer nor holds it up). PostgreSQL runs READ COMMITTED transactions and
-relies on row locks and constraints where order matters.
+deferred transaction outside that queue (in WAL mode a reader neither waits for the writer nor holds it up). The
+writer's statements run on the event loop, not on aiosqlite's thread (exchange.store.sqlite_driver says why).
+SQLite's durability is WAL with synchronous=NORMAL: a commit is appended to the WAL and synced at the next checkpoint,
+not at each commit. That cannot corrupt the database, and a crash of the process loses nothing committed; a power
+loss or an OS crash can lose the last transactions before the WAL was synced, each whole, with its audit record
+(a change and its record are one transaction). FULL would sync each commit (0.3 ms here, on the event loop, inside
+the write lock); PostgreSQL, the production store, keeps synchronous_commit on. PostgreSQL runs READ COMMITTED
+transactions and relies on row locks and constraints where order matters.
 
 Both engines hide SQL parameters in their errors (`hide_parameters`): a failed statement's message would otherwise
 carry case codes and names into whatever logs it.
@@ -18,12 +24,18 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from exchange.store import sqlite_driver
+
 
 _READ_ONLY = "exchange_read_only"  # the execution option of `Database.read`'s connections
 
 
 def _sqlite_engine(url: str) -> AsyncEngine:
-    engine = create_async_engine(url, connect_args={"timeout": 60}, hide_parameters=True)
+    # check_same_thread off: statements of a transaction that holds the write lock run on the event loop, the others
+    # on the connection's aiosqlite thread (exchange.store.sqlite_driver), one at a time either way.
+    engine = create_async_engine(url, connect_args={"timeout": sqlite_driver.BUSY_TIMEOUT_MS / 1000,
+                                                    "check_same_thread": False},
+                                 hide_parameters=True, module=sqlite_driver.driver())
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection, _record):  # noqa: ANN001
@@ -31,13 +43,13 @@ def _sqlite_engine(url: str) -> AsyncEngine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute(f"PRAGMA busy_timeout={sqlite_driver.BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn):  # noqa: ANN001
-        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else sqlite_driver.BEGIN_WRITE)
 
     return engine
 

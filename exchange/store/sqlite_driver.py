@@ -1,0 +1,174 @@
+"""SQLite's driver under SQLAlchemy: aiosqlite, except that a transaction holding the write lock runs on the event loop.
+
+aiosqlite runs each sqlite3 call on a thread of the connection's own and hands the result back to the event loop;
+SQLAlchemy's adapter makes four such calls per statement (open a cursor, execute, fetch the rows, close the cursor).
+Each is a wake-up of that thread and of the loop, and under load it waits for the GIL (up to the 5 ms switch
+interval) and for the loop's turn, all while a writer holds the write lock that every other writer queues behind
+(exchange.store.engine): a lifecycle's dozen write transactions made a critical section of a few hundred round trips.
+
+So, per statement:
+- in a transaction begun with BEGIN IMMEDIATE (it holds the write lock; the process's writers queue on an asyncio
+  lock before it): on the event loop, as a plain sqlite3 call. In WAL mode nothing makes such a statement wait
+  for another connection (readers never block the writer), so it costs its own work only: microseconds. Its
+  COMMIT and ROLLBACK too (a COMMIT that reaches the WAL's auto-checkpoint size also copies the WAL into the
+  database file and syncs it, as it did on the thread, where every writer waited for it too).
+- BEGIN IMMEDIATE itself: on the event loop if the write lock is free (tried with no busy wait); when another
+  process (the CLI, a backup) holds it, on the thread, which waits for it up to `BUSY_TIMEOUT_MS`.
+- everything else (a deferred, read-only transaction: the bearer check's token state): one round trip to the
+  thread, not four: execute, fetch every row (as SQLAlchemy's adapter does anyway), note the description,
+  rowcount and lastrowid, close the cursor.
+One statement at a time per connection either way (the adapter's mutex). The connection, its thread, errors and
+the pool stay SQLAlchemy's aiosqlite dialect.
+"""
+from __future__ import annotations
+
+import collections
+from typing import Any
+
+import aiosqlite
+import sqlite3
+from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_connection, AsyncAdapt_aiosqlite_dbapi
+from sqlalchemy.util.concurrency import await_
+
+
+BEGIN_WRITE = "BEGIN IMMEDIATE"
+BUSY_TIMEOUT_MS = 60000  # how long a connection waits for the write lock another process holds
+_NOTHING = (None, -1, None, ())
+
+
+def _begin_now(conn: sqlite3.Connection) -> bool:
+    """BEGIN IMMEDIATE if the write lock is free now (False if another process holds it: wait on the thread)."""
+    conn.execute("PRAGMA busy_timeout=0")
+    try:
+        conn.execute(BEGIN_WRITE)
+        return True
+    except sqlite3.OperationalError as error:
+        if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
+            return False
+        raise
+    finally:
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+
+def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> tuple:
+    """On the connection's thread: the statement and everything SQLAlchemy reads of its cursor."""
+    cursor = conn.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        description = cursor.description
+        rows = cursor.fetchall() if description else ()
+        return description, cursor.rowcount, cursor.lastrowid, rows
+    finally:
+        cursor.close()
+
+
+class _Cursor:
+    """A DB-API cursor over results fetched in one round trip (what SQLAlchemy's executions read of a cursor)."""
+
+    server_side = False
+    __slots__ = ("_adapted", "description", "rowcount", "lastrowid", "arraysize", "_rows")
+
+    def __init__(self, adapted: "_Connection") -> None:
+        self._adapted = adapted
+        self.description = None
+        self.rowcount = -1
+        self.lastrowid = None
+        self.arraysize = 1
+        self._rows: collections.deque = collections.deque()
+
+    async def _execute(self, operation: str, parameters: Any, many: bool) -> None:
+        adapted = self._adapted
+        async with adapted._execute_mutex:  # noqa: SLF001 - one statement at a time on a connection, as before
+            connection = adapted._connection  # noqa: SLF001 - the aiosqlite connection
+            conn = connection._conn  # noqa: SLF001 - the sqlite3 connection
+            if adapted._writing:  # noqa: SLF001 - it holds the write lock: nothing can make it wait
+                result = _run(conn, operation, parameters, many)
+            elif operation == BEGIN_WRITE:
+                result = _NOTHING if _begin_now(conn) else \
+                    await connection._execute(_run, conn, operation, parameters, many)  # noqa: SLF001
+                adapted._writing = True  # noqa: SLF001
+            else:
+                result = await connection._execute(_run, conn, operation, parameters, many)  # noqa: SLF001
+        self.description, self.rowcount, self.lastrowid, rows = result
+        self._rows = collections.deque(rows)
+
+    def execute(self, operation: str, parameters: Any = None) -> None:
+        try:
+            await_(self._execute(operation, parameters, False))
+        except Exception as error:  # noqa: BLE001 - as SQLAlchemy's adapter: the DB-API error, or a closed connection
+            self._adapted._handle_exception(error)  # noqa: SLF001
+
+    def executemany(self, operation: str, seq_of_parameters: Any) -> None:
+        try:
+            await_(self._execute(operation, seq_of_parameters, True))
+        except Exception as error:  # noqa: BLE001
+            self._adapted._handle_exception(error)  # noqa: SLF001
+
+    def setinputsizes(self, *inputsizes: Any) -> None:
+        pass
+
+    async def _async_soft_close(self) -> None:
+        """(SQLAlchemy's async results call it to close the cursor and keep the rows: they are kept already.)"""
+
+    def close(self) -> None:
+        self._rows.clear()
+
+    def __iter__(self):  # noqa: ANN204
+        while self._rows:
+            yield self._rows.popleft()
+
+    def fetchone(self) -> Any:
+        return self._rows.popleft() if self._rows else None
+
+    def fetchmany(self, size: int | None = None) -> list:
+        rows = self._rows
+        return [rows.popleft() for _ in range(min(size or self.arraysize, len(rows)))]
+
+    def fetchall(self) -> list:
+        rows = list(self._rows)
+        self._rows.clear()
+        return rows
+
+
+class _Connection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ("_writing",)
+    _cursor_cls = _Cursor
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        self._writing = False  # in a transaction begun with BEGIN IMMEDIATE, until its COMMIT or ROLLBACK
+
+    def commit(self) -> None:
+        self._end("commit")
+
+    def rollback(self) -> None:
+        self._end("rollback")
+
+    def _end(self, how: str) -> None:
+        """COMMIT or ROLLBACK: on the event loop when the write lock is held (as its statements), else on the thread."""
+        writing, self._writing = self._writing, False
+        if not writing:
+            super().commit() if how == "commit" else super().rollback()
+            return
+        try:
+            getattr(self._connection._conn, how)()  # noqa: SLF001
+        except Exception as error:  # noqa: BLE001
+            self._handle_exception(error)
+
+
+class _Driver(AsyncAdapt_aiosqlite_dbapi):
+    """The DB-API module SQLAlchemy's aiosqlite dialect is given (`create_async_engine(..., module=driver())`)."""
+
+    def connect(self, *arg: Any, **kw: Any) -> _Connection:
+        connection = self.aiosqlite.connect(*arg, **kw)
+        connection._thread.daemon = True  # noqa: SLF001 - as SQLAlchemy's adapter does
+        return _Connection(self, await_(connection))
+
+
+def driver() -> _Driver:
+    return _Driver(aiosqlite, sqlite3)
