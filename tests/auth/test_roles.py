@@ -168,9 +168,10 @@ async def test_include_drops_what_the_scopes_do_not_cover(make_org, make_client,
     assert sorted(e["resource"]["resourceType"] for e in both["entry"]) == ["Patient", "Task"]
 
 
-async def test_conditional_create_needs_create_and_search_scopes_before_it_looks(make_org, make_client, client):
-    """A match answers 200 with the resource's id: a client that may not create, or may not search, Patients
-    must not learn from it whether a survivor's record with that identifier exists (SMART: each half its scope)."""
+async def test_conditional_create_needs_the_search_scope_before_it_looks(make_org, make_client, client):
+    """A match answers 200 with the resource's id: a client that may not search Patients must not learn from it
+    whether a survivor's record with that identifier exists. One that may search but not create is told of a match
+    (it could search for it) and refused a create."""
     mine = await make_org("Hotline", "hotline")
     writer = await make_client(mine)
     await writer.post("/Patient", json=patient("PROBE-1"))
@@ -179,11 +180,15 @@ async def test_conditional_create_needs_create_and_search_scopes_before_it_looks
     refused = await create_only.post("/Patient", json=patient("PROBE-1"), headers=condition)
     assert_outcome(refused, 403, text="system/Patient.s")
     assert "PROBE-1" not in refused.text
+    assert_outcome(await create_only.post("/Patient", json=patient("PROBE-2"),
+                                          headers={"If-None-Exist": "identifier=PROBE-2"}), 403, text="system/Patient.s")
     search_only = await make_client(mine, scopes="system/Patient.rs")
-    assert_outcome(await search_only.post("/Patient", json=patient("PROBE-1"), headers=condition), 403,
-                   text="system/Patient.c")
+    assert (await search_only.post("/Patient", json=patient("PROBE-1"), headers=condition)).status_code == 200
+    assert_outcome(await search_only.post("/Patient", json=patient("PROBE-3"),
+                                          headers={"If-None-Exist": "identifier=PROBE-3"}), 403, text="system/Patient.c")
     both = await make_client(mine, scopes="system/Patient.cs")
     assert (await both.post("/Patient", json=patient("PROBE-1"), headers=condition)).status_code == 200
     assert (await both.post("/Patient", json=patient("PROBE-2"), headers={"If-None-Exist": "identifier=PROBE-2"})
             ).status_code == 201
     assert (await client.get("/Patient?identifier=PROBE-1&_total=accurate")).json()["total"] == 1
+    assert (await client.get("/Patient?identifier=PROBE-3&_total=accurate")).json()["total"] == 0

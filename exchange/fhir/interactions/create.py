@@ -56,12 +56,11 @@ def condition_keys(plan: SearchPlan) -> list[str]:
 async def find_existing(unit: Unit, plan: SearchPlan) -> list:
     """Matches of a conditional create, after taking the condition's locks (in one global order, so two
     transactions never wait for each other in a cycle): concurrent creates that could match the same resource
-    run one after the other, and the second sees what the first created. The caller needs the scopes of both
-    halves before anything is looked up: `c` (it is a create) and `s` (its condition is a search, and a match tells
-    the caller the resource exists); without them a client could probe for a record by its identifier."""
-    policy = unit.exchange.access_policy
-    policy.check_permission(unit.ctx, plan.resource_type, "c")
-    policy.check_permission(unit.ctx, plan.resource_type, "s")
+    run one after the other, and the second sees what the first created. The condition is a search, and a match
+    tells the caller the resource exists: the caller needs the search scope before anything is looked up (without
+    it a client could probe for a record by its identifier); the create scope is checked when one is created (a
+    match creates nothing: a transaction may name a directory entry it may not create by its identifier)."""
+    unit.exchange.access_policy.check_permission(unit.ctx, plan.resource_type, "s")
     for key in condition_keys(plan):
         await unit.repo.lock_condition(plan.resource_type, key, unit.dialect)
     matches, _ = await unit.repo.search(plan.resource_type, plan_conditions(plan, unit.access), plan_order(plan), 2, 0,
