@@ -2,8 +2,8 @@
 
 SQLite allows one writer at a time: every transaction that may write starts with BEGIN IMMEDIATE and, inside one
 process, an asyncio lock queues writers so they never spin on the busy handler; one that only reads (`read`) is a
-deferred transaction outside that queue (in WAL mode a reader neither waits for the writer nor holds it up). The
-writer's statements run on the event loop, not on aiosqlite's thread (exchange.store.sqlite_driver says why).
+deferred transaction outside that queue (in WAL mode a reader neither waits for the writer nor holds it up). Both
+kinds run on the event loop, not on aiosqlite's thread (exchange.store.sqlite_driver says why).
 SQLite's durability is WAL with synchronous=NORMAL: a commit is appended to the WAL and synced at the next checkpoint,
 not at each commit. That cannot corrupt the database, and a crash of the process loses nothing committed; a power
 loss or an OS crash can lose the last transactions before the WAL was synced, each whole, with its audit record

@@ -1,4 +1,4 @@
-"""SQLite's driver under SQLAlchemy: aiosqlite, except that a transaction holding the write lock runs on the event loop.
+"""SQLite's driver under SQLAlchemy: aiosqlite, except that transactions run on the event loop, not on its thread.
 
 aiosqlite runs each sqlite3 call on a thread of the connection's own and hands the result back to the event loop;
 SQLAlchemy's adapter makes four such calls per statement (open a cursor, execute, fetch the rows, close the cursor).
@@ -6,17 +6,19 @@ Each is a wake-up of that thread and of the loop, and under load it waits for th
 interval) and for the loop's turn, all while a writer holds the write lock that every other writer queues behind
 (exchange.store.engine): a lifecycle's dozen write transactions made a critical section of a few hundred round trips.
 
-So, per statement:
-- in a transaction begun with BEGIN IMMEDIATE (it holds the write lock; the process's writers queue on an asyncio
-  lock before it): on the event loop, as a plain sqlite3 call. In WAL mode nothing makes such a statement wait
-  for another connection (readers never block the writer), so it costs its own work only: microseconds. Its
-  COMMIT and ROLLBACK too (a COMMIT that reaches the WAL's auto-checkpoint size also copies the WAL into the
-  database file and syncs it, as it did on the thread, where every writer waited for it too).
-- BEGIN IMMEDIATE itself: on the event loop if the write lock is free (tried with no busy wait); when another
-  process (the CLI, a backup) holds it, on the thread, which waits for it up to `BUSY_TIMEOUT_MS`.
-- everything else (a deferred, read-only transaction: the bearer check's token state): one round trip to the
-  thread, not four: execute, fetch every row (as SQLAlchemy's adapter does anyway), note the description,
-  rowcount and lastrowid, close the cursor.
+So a transaction runs on the event loop, each statement a plain sqlite3 call, its COMMIT and ROLLBACK too:
+- one begun with BEGIN IMMEDIATE holds the write lock (the process's writers queue on an asyncio lock before it).
+  In WAL mode nothing makes its statements wait for another connection (readers never block the writer), so they
+  cost their own work only: microseconds. A COMMIT that reaches the WAL's auto-checkpoint size also copies the WAL
+  into the database file and syncs it, as it did on the thread, where every writer waited for it too.
+- one begun with a deferred BEGIN only reads (`Database.read`: the bearer check's token state). In WAL mode a
+  reader takes a snapshot and waits for no writer; only the recovery of a WAL after a crash, run by the first
+  connection that opens it, can make it wait.
+- BEGIN IMMEDIATE itself runs on the loop if the write lock is free (tried with no busy wait); when another process
+  (the CLI, a restore) holds it, on the thread, which waits for it up to `BUSY_TIMEOUT_MS`.
+What remains on the thread (the connection's PRAGMAs, a waiting BEGIN IMMEDIATE) is one round trip a statement, not
+four: execute, fetch every row (as SQLAlchemy's adapter does anyway), note the description, rowcount and lastrowid,
+close the cursor. The pool's rollback of a connection given back after its COMMIT costs nothing (no transaction).
 One statement at a time per connection either way (the adapter's mutex). The connection, its thread, errors and
 the pool stay SQLAlchemy's aiosqlite dialect.
 """
@@ -32,6 +34,7 @@ from sqlalchemy.util.concurrency import await_
 
 
 BEGIN_WRITE = "BEGIN IMMEDIATE"
+BEGIN_READ = "BEGIN"  # (deferred: only `Database.read`'s transactions, which never write)
 BUSY_TIMEOUT_MS = 60000  # how long a connection waits for the write lock another process holds
 _NOTHING = (None, -1, None, ())
 
@@ -86,12 +89,15 @@ class _Cursor:
         async with adapted._execute_mutex:  # noqa: SLF001 - one statement at a time on a connection, as before
             connection = adapted._connection  # noqa: SLF001 - the aiosqlite connection
             conn = connection._conn  # noqa: SLF001 - the sqlite3 connection
-            if adapted._writing:  # noqa: SLF001 - it holds the write lock: nothing can make it wait
+            if adapted._on_loop:  # noqa: SLF001 - in a transaction begun below: nothing makes it wait
                 result = _run(conn, operation, parameters, many)
+            elif operation == BEGIN_READ:  # a read-only transaction: in WAL mode a reader waits for nobody
+                result = _run(conn, operation, parameters, many)
+                adapted._on_loop = True  # noqa: SLF001 - (on the loop until its COMMIT, as a writer's)
             elif operation == BEGIN_WRITE:
                 result = _NOTHING if _begin_now(conn) else \
                     await connection._execute(_run, conn, operation, parameters, many)  # noqa: SLF001
-                adapted._writing = True  # noqa: SLF001
+                adapted._on_loop = True  # noqa: SLF001
             else:
                 result = await connection._execute(_run, conn, operation, parameters, many)  # noqa: SLF001
         self.description, self.rowcount, self.lastrowid, rows = result
@@ -136,12 +142,12 @@ class _Cursor:
 
 
 class _Connection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("_writing",)
+    __slots__ = ("_on_loop",)
     _cursor_cls = _Cursor
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)
-        self._writing = False  # in a transaction begun with BEGIN IMMEDIATE, until its COMMIT or ROLLBACK
+        self._on_loop = False  # in a transaction that runs on the loop (BEGIN IMMEDIATE or BEGIN), until it ends
 
     def commit(self) -> None:
         self._end("commit")
@@ -150,13 +156,17 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
         self._end("rollback")
 
     def _end(self, how: str) -> None:
-        """COMMIT or ROLLBACK: on the event loop when the write lock is held (as its statements), else on the thread."""
-        writing, self._writing = self._writing, False
+        """COMMIT or ROLLBACK: on the event loop as the transaction's statements, else on the thread; nothing at all
+        outside a transaction."""
+        writing, self._on_loop = self._on_loop, False
+        connection = self._connection._connection  # noqa: SLF001 - the sqlite3 connection (None once closed)
+        if connection is not None and not connection.in_transaction:
+            return  # nothing to end: the pool's rollback of a connection given back after its COMMIT
         if not writing:
             super().commit() if how == "commit" else super().rollback()
             return
         try:
-            getattr(self._connection._conn, how)()  # noqa: SLF001
+            getattr(connection, how)()
         except Exception as error:  # noqa: BLE001
             self._handle_exception(error)
 
