@@ -128,6 +128,15 @@ async def executemany(conn: AsyncConnection, statement: Statement, rows: Sequenc
     await _run(conn, sql, [[statement._values(dialect, r) for r in rows]], "executemany", many=True)
 
 
+def is_postgres(conn: AsyncConnection) -> bool:
+    return _postgres(conn) is not None
+
+
+async def execute_sql(conn: AsyncConnection, sql: str, args: Sequence[Any]) -> None:
+    """PostgreSQL only: `sql` as written (asyncpg's `$n` parameters), `args` as asyncpg takes them."""
+    await _run(conn, sql, list(args), "execute")
+
+
 def _raise(conn: AsyncConnection, adapted, exc: Exception, sql: str) -> None:  # noqa: ANN001
     """As SQLAlchemy would: the driver's error as its DB-API error, and a lost connection invalidated."""
     try:
