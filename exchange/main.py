@@ -91,7 +91,13 @@ def create_app(settings: Settings | None = None, exchange: Exchange | None = Non
                 await stop(exchange)
             await exchange.db.dispose()
 
+    # FastAPI's native OpenTelemetry off: the exchange exports no traces, metrics or logs through it (its metrics
+    # are exchange.ops.metrics, its access log exchange.edge's, neither naming a path's values), and with it on each
+    # request asked the global tracer, meter and logger providers whether anyone was listening; a span would carry
+    # the request's path, which names resource ids.
     app = FastAPI(title="GBV referral exchange", version="0.1.0", lifespan=lifespan,
+                  telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False,
+                             "auto_configure": False},
                   description="FHIR R4 referral exchange for organisations serving survivors of gender-based "
                               "violence. Resources are application/fhir+json; errors are OperationOutcomes.")
     app.state.exchange = exchange
