@@ -52,27 +52,31 @@ _UNINDEX_MANY = delete(search_index).where(tuple_(search_index.c.resource_type, 
 
 # A unit's deferred rows on PostgreSQL: one statement, one round trip, for every table (data-modifying CTEs, each
 # row set an array a column through unnest). Every part sees the snapshot taken before the statement, so the DELETE
-# removes the index rows stored before it and none of those the statement inserts.
-def _unnest(table: str, columns: str, types: tuple[str, ...], first: int) -> str:
-    arrays = ", ".join(f"${first + n}::{t}[]" for n, t in enumerate(types))
-    return f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays})"
-
-
-_VERSION_TYPES = ("varchar", "varchar", "integer", "timestamp", "boolean", "varchar", "text")
-_INDEX_TYPES = ("varchar", "varchar", "varchar", "varchar", "varchar", "text", "timestamp", "timestamp", "timestamp")
-_PARTY_TYPES = ("varchar", "varchar", "varchar")
+# removes the index rows stored before it and none of those the statement inserts. The arrays' types are the
+# tables' own column types, and the parameters are numbered in the order `_write_postgres` passes them.
 _VERSION_KEYS = ("resource_type", "id", "version_id", "last_updated", "deleted", "method", "content")
 _INDEX_KEYS = ("resource_type", "resource_id", "param", "system", "value", "text", "date_start", "date_end",
                "last_updated")
 _PARTY_KEYS = ("resource_type", "resource_id", "organization_id")
-_FLUSH_POSTGRES = (
-    "WITH unindexed AS (DELETE FROM search_index AS s USING unnest($1::varchar[], $2::varchar[]) AS u(t, i)"
-    " WHERE s.resource_type = u.t AND s.resource_id = u.i),"
-    f" versions AS ({_unnest('resource_version', ', '.join(_VERSION_KEYS), _VERSION_TYPES, 3)}),"
-    f" indexed AS ({_unnest('search_index', ', '.join(_INDEX_KEYS), _INDEX_TYPES, 10)}),"
-    f" parties AS ({_unnest('resource_party', ', '.join(_PARTY_KEYS), _PARTY_TYPES, 19)}),"
-    f" recorders AS ({_unnest('resource_recorder', ', '.join(_PARTY_KEYS), _PARTY_TYPES, 22)})"
-    " SELECT 1")
+_FLUSHED = ((resource_version, _VERSION_KEYS), (search_index, _INDEX_KEYS), (resource_party, _PARTY_KEYS),
+            (resource_recorder, _PARTY_KEYS))
+
+
+def _flush_postgres_sql() -> str:
+    from sqlalchemy.dialects import postgresql
+
+    dialect = postgresql.dialect()
+    parts = ["unindexed AS (DELETE FROM search_index AS s USING unnest($1::varchar[], $2::varchar[]) AS u(t, i)"
+             " WHERE s.resource_type = u.t AND s.resource_id = u.i)"]
+    number = 3
+    for table, keys in _FLUSHED:
+        arrays = ", ".join(f"${number + n}::{table.c[k].type.compile(dialect=dialect)}[]" for n, k in enumerate(keys))
+        number += len(keys)
+        parts.append(f"{table.name}_rows AS (INSERT INTO {table.name} ({', '.join(keys)}) SELECT * FROM unnest({arrays}))")
+    return "WITH " + ", ".join(parts) + " SELECT 1"
+
+
+_FLUSH_POSTGRES = _flush_postgres_sql()
 
 
 def _columns(rows: list[dict], keys: tuple[str, ...]) -> list[list]:
