@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 import orjson
 from joserfc.jwk import ECKey, KeySet
-from sqlalchemy import Boolean, Column, DateTime, String, Table, Text, insert, select, update
+from sqlalchemy import Boolean, Column, DateTime, String, Table, Text, insert, select, text, update
 
 from exchange.custody import KeyEncryptionKey, load_kek, sealed_fingerprint
 from exchange.settings import Settings
@@ -24,6 +24,8 @@ from exchange.store.engine import Database
 from exchange.store.tables import metadata
 
 SIGNING_ALG = "ES256"
+# Processes that find no signing key take turns to make one (PostgreSQL; SQLite's write transaction is one at a time).
+_CREATE_LOCK = 0x6B657973  # "keys"
 log = logging.getLogger("exchange.keys")
 
 exchange_key = Table(
@@ -146,6 +148,8 @@ class KeyStore:
             rows = await self._rows(conn)
         if not rows or any(r.private_jwk is not None for r in rows) or all(r.retired is not None for r in rows):
             async with self.db.transaction() as conn:
+                if not self.db.is_sqlite:  # another process may be making the key now: wait for it, then see it
+                    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_LOCK})
                 rows = await self._rows(conn)
                 await self._seal_clear_keys(conn, kek, rows)
                 if not rows or all(r.retired is not None for r in rows):

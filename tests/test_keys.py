@@ -167,3 +167,17 @@ async def test_keys_cli_lists_and_rotates_without_showing_key_material(app, exch
     assert refused.exit_code == 2 and "sealed under KEK" in refused.output
     await exchange.keys.refresh()
     assert (await exchange.keys.current()).kid == new  # the server's process picks the rotation up
+
+
+async def test_processes_starting_together_on_a_new_database_agree_on_one_signing_key(database_url, settings):
+    """`exchange serve --workers 2` on a new database: both workers find no key at once. Each making its own left
+    each refusing the other's access tokens (401, "not signed by a key of this exchange") until it reloaded."""
+    first, second = build(settings), build(settings)
+    try:
+        await asyncio.gather(first.keys.load(), second.keys.load())
+        rows = await _rows(first, "exchange_key")
+        assert len(rows) == 1
+        assert (await first.keys.current()).kid == (await second.keys.current()).kid == rows[0]["kid"]
+    finally:
+        await first.db.dispose()
+        await second.db.dispose()
