@@ -38,37 +38,15 @@ def _package(filename: str) -> str:
     return "stdlib" if "/lib/python3" in filename else filename.rsplit("/", 1)[-1]
 
 
-class _Response:
-    def __init__(self, status: int, headers: list, body: bytes) -> None:
-        self.status_code = status
-        from starlette.datastructures import Headers
-
-        self.headers = Headers(raw=headers)
-        self.content = body
-
-    @property
-    def text(self) -> str:
-        return self.content.decode()
-
-    def json(self):  # noqa: ANN201
-        import orjson
-
-        return orjson.loads(self.content)
-
-    def raise_for_status(self) -> None:
-        if self.status_code >= 400:
-            raise RuntimeError(f"{self.status_code} {self.text}")
-
-
 class AsgiClient:
-    """The few calls bench/lifecycle.py makes of an httpx client, straight into the ASGI app: the profile counts
+    """The few calls bench/lifecycle.py makes of its `Connection`, straight into the ASGI app: the profile counts
     the exchange's calls, hardly any of the client's."""
 
     def __init__(self, app) -> None:  # noqa: ANN001
         self.app = app
 
     async def request(self, method: str, url: str, headers: dict | None = None, content: bytes | None = None,
-                      data: dict | None = None) -> _Response:
+                      data: dict | None = None) -> Response:
         from urllib.parse import urlencode, urlsplit
 
         if data is not None:
@@ -101,12 +79,15 @@ class AsgiClient:
                 chunks.append(message.get("body", b""))
 
         await self.app(scope, receive, send)
-        return _Response(status, out_headers, b"".join(chunks))
+        from lifecycle import Response  # noqa: PLC0415 (bench/ is on the path by now)
+        from starlette.datastructures import Headers
 
-    async def get(self, url: str, **kwargs) -> _Response:  # noqa: ANN003
+        return Response(status, Headers(raw=out_headers), b"".join(chunks))
+
+    async def get(self, url: str, **kwargs) -> Response:  # noqa: ANN003
         return await self.request("GET", url, **kwargs)
 
-    async def post(self, url: str, **kwargs) -> _Response:  # noqa: ANN003
+    async def post(self, url: str, **kwargs) -> Response:  # noqa: ANN003
         return await self.request("POST", url, **kwargs)
 
     async def aclose(self) -> None:
@@ -140,9 +121,7 @@ async def run(args: argparse.Namespace) -> dict:
     report: dict = {"database": args.database_url.split("://")[0]}
     stats_out = io.StringIO()
     async with app.router.lifespan_context(app):
-        load = Load("http://127.0.0.1:8080", world, 1, _Progress())
-        await load.http.aclose()
-        load.http = AsgiClient(app)
+        load = Load("http://127.0.0.1:8080", world, 1, _Progress(), http=AsgiClient(app))
         await load.authorise()
         phases = (("lifecycle", args.lifecycles, load.lifecycle), ("read", args.reads, load.read),
                   ("create", args.creates, load.create))

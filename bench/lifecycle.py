@@ -9,12 +9,12 @@ and ends that lifecycle.
 from __future__ import annotations
 
 import asyncio
-import ssl
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Mapping
 
-import httpx
+import aiohttp
 import orjson
 
 from world import SCOPES, Party, Referrals, World  # noqa: I001  (bench/ is the script's folder)
@@ -59,7 +59,7 @@ def assertion(client_id: str, key, token_url: str) -> str:  # noqa: ANN001
                        "jti": uuid.uuid4().hex}, key, algorithms=["ES256"])
 
 
-async def token(http: httpx.AsyncClient, party: Party, token_url: str, scope: str) -> str:
+async def token(http: Connection, party: Party, token_url: str, scope: str) -> str:
     r = await http.post(token_url, data={
         "grant_type": "client_credentials", "scope": scope,
         "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
@@ -68,27 +68,68 @@ async def token(http: httpx.AsyncClient, party: Party, token_url: str, scope: st
     return r.json()["access_token"]
 
 
-# One TLS context for every client: httpx builds a new one per client otherwise, loading the CA bundle each time
-# (0.1 s of CPU a client, 3.2 s for a phase's 32, which the phase's clock used to count).
-_TLS = ssl.create_default_context()
+class Response:
+    """What the lifecycle reads of an answer: status, headers (any case), body. bench/calls.py's in-process client
+    returns the same."""
+
+    def __init__(self, status_code: int, headers: Mapping[str, str], content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode()
+
+    def json(self):  # noqa: ANN201
+        return orjson.loads(self.content)
+
+    def raise_for_status(self) -> None:
+        if self.status_code >= 400:
+            raise RuntimeError(f"{self.status_code} {self.text}")
 
 
-def connection() -> httpx.AsyncClient:
+class Connection:
     """One partner system's HTTP client: one keep-alive connection, as a partner's integration engine holds.
 
-    A worker per client, not one pool shared by 32: httpcore scans every pooled connection (a poll() each) on every
-    request, which cost the generator 19 of its 48 s of CPU per 500 lifecycles and took a third of the cores it
-    shares with the server. Idle connections are dropped before uvicorn's 5 s keep-alive timeout would close them
-    under a request (that race showed as one ReadError between phases: the generator's, not the exchange's).
+    aiohttp, not httpx: on this machine httpx costs about 800 us of CPU a request against a local server and aiohttp
+    about 130 (32 clients, 4,000 GETs of a 1 KB body), and the generator shares the two cores with the server it
+    measures: with httpx it was the ceiling of the read and create phases. A connection per client, not one pool
+    shared by 32 (a pool scanned on every request cost httpx's generator 19 of its 48 s of CPU per 500 lifecycles).
+    Idle connections are dropped before uvicorn's 5 s keep-alive timeout would close them under a request (that race
+    showed as one error between phases: the generator's, not the exchange's). No cookies are kept.
     """
-    return httpx.AsyncClient(limits=httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=2.0),
-                             timeout=60, verify=_TLS)
+
+    def __init__(self) -> None:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=1, keepalive_timeout=2.0), timeout=aiohttp.ClientTimeout(total=60),
+            cookie_jar=aiohttp.DummyCookieJar())
+
+    async def request(self, method: str, url: str, headers: Mapping[str, str] | None = None,
+                      content: bytes | None = None, data: Mapping[str, str] | None = None) -> Response:
+        async with self._session.request(method, url, headers=headers, data=content if data is None else data) as r:
+            return Response(r.status, r.headers, await r.read())
+
+    async def get(self, url: str, **kwargs) -> Response:  # noqa: ANN003
+        return await self.request("GET", url, **kwargs)
+
+    async def post(self, url: str, **kwargs) -> Response:  # noqa: ANN003
+        return await self.request("POST", url, **kwargs)
+
+    async def aclose(self) -> None:
+        await self._session.close()
+
+    async def __aenter__(self) -> "Connection":
+        return self
+
+    async def __aexit__(self, *exc) -> None:  # noqa: ANN002
+        await self.aclose()
 
 
 class Load:
     """Holds the HTTP client and one bearer token per organisation."""
 
-    def __init__(self, base: str, world: World, clients: int, progress) -> None:  # noqa: ANN001
+    def __init__(self, base: str, world: World, clients: int, progress, http=None) -> None:  # noqa: ANN001
         self.base = base.rstrip("/")
         self.world = world
         self.clients = clients
@@ -96,10 +137,12 @@ class Load:
         self.headers: dict[str, dict] = {}
         self.referrals = Referrals()
         self.tasks: list[tuple[Party, str]] = []  # (shelter, task id): read phase targets
-        self.http = connection()  # discovery and tokens; each worker of a phase has a connection of its own
+        self.http = http  # discovery and tokens (a Connection unless given); each worker of a phase has its own
 
     async def authorise(self) -> None:
         """Fresh tokens for every organisation (a phase starts with 240 s of token life at least)."""
+        if self.http is None:
+            self.http = Connection()
         discovery = (await self.http.get(f"{self.base}/fhir/.well-known/smart-configuration")).json()
         token_url = discovery["token_endpoint"]
 
@@ -113,16 +156,17 @@ class Load:
             "Accept": FHIR_JSON}
 
     async def close(self) -> None:
-        await self.http.aclose()
+        if self.http is not None:
+            await self.http.aclose()
 
-    async def _call(self, http: httpx.AsyncClient, samples: Samples, step: str, party: Party, method: str, path: str,
-                    expect: int, body: dict | None = None, headers: dict | None = None) -> httpx.Response:
+    async def _call(self, http: Connection, samples: Samples, step: str, party: Party, method: str, path: str,
+                    expect: int, body: dict | None = None, headers: dict | None = None) -> Response:
         sent = dict(self.headers[party.client_id], **(headers or {}))
         started = time.perf_counter()
         try:
             r = await http.request(method, f"{self.base}/fhir{path}", headers=sent,
                                         content=orjson.dumps(body) if body is not None else None)
-        except httpx.HTTPError as exc:
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             samples.fail(step, f"{type(exc).__name__}")
             raise Refused from None
         samples.add(step, time.perf_counter() - started)
@@ -131,7 +175,7 @@ class Load:
             raise Refused
         return r
 
-    async def lifecycle(self, http: httpx.AsyncClient, samples: Samples, number: int) -> None:
+    async def lifecycle(self, http: Connection, samples: Samples, number: int) -> None:
         world = self.world
         hotline = world.hotlines[number % len(world.hotlines)]
         shelter = world.shelters[number % len(world.shelters)]
@@ -162,7 +206,7 @@ class Load:
         numbers = iter(range(count))
         bar = self.progress.add_task(name, total=count)
 
-        async def worker(http: httpx.AsyncClient) -> None:
+        async def worker(http: Connection) -> None:
             async with http:
                 for number in numbers:
                     try:
@@ -177,7 +221,7 @@ class Load:
                 await asyncio.sleep(180)
                 await self.authorise()
 
-        connections = [connection() for _ in range(self.clients)]  # (made before the clock starts)
+        connections = [Connection() for _ in range(self.clients)]  # (made before the clock starts)
         refresher = asyncio.create_task(refresh())
         started = time.perf_counter()
         try:
@@ -187,11 +231,11 @@ class Load:
         samples.elapsed = time.perf_counter() - started
         return samples
 
-    async def read(self, http: httpx.AsyncClient, samples: Samples, number: int) -> None:
+    async def read(self, http: Connection, samples: Samples, number: int) -> None:
         shelter, task_id = self.tasks[number % len(self.tasks)]
         await self._call(http, samples, "read", shelter, "GET", f"/Task/{task_id}", 200)
 
-    async def create(self, http: httpx.AsyncClient, samples: Samples, number: int) -> None:
+    async def create(self, http: Connection, samples: Samples, number: int) -> None:
         hotline = self.world.hotlines[number % len(self.world.hotlines)]
         patient = dict(self.referrals.entries[0]["resource"])
         patient["identifier"] = [{"system": "https://amal-hotline.example.org/case",
