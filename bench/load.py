@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -147,6 +148,11 @@ def start_server(database_url: str, port: int, workers: int, workdir: Path, root
                  state_dir: Path | None = None, timeout: float = 30.0) -> subprocess.Popen:
     """`exchange serve`; with `root`, the exchange of another checkout (to compare two versions on one machine);
     `state_dir`: the exchange's state directory (default `<workdir>/var`)."""
+    with socket.socket() as probe:  # another server on the port would answer the readiness check in its place
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise SystemExit(f"port {port} is in use (another bench run?): pass --port") from None
     command = exchange_command(root) + ["serve", "--port", str(port), "--database-url", database_url]
     if workers > 1:
         command += ["--workers", str(workers)]
