@@ -137,6 +137,7 @@ async def test_rotation_keeps_old_tokens_and_checkpoints_verifying_and_stops_a_r
         await conn.execute(text("UPDATE exchange_key SET retired = :t WHERE kid = :kid"),
                            {"t": to_db(utcnow() - exchange.keys.token_window - timedelta(seconds=1)), "kid": old.kid})
     await exchange.keys.refresh()
+    assert (await partner.get("/Organization")).status_code == 401  # verified before, remembered: refused now
     minted, _ = tokens.issue(old, settings, partner.client_id, partner.organization_id, "partner", "system/*.rs")
     r = await partner.get("/Organization", headers={"Authorization": f"Bearer {minted}"})
     assert r.status_code == 401
@@ -181,3 +182,23 @@ async def test_processes_starting_together_on_a_new_database_agree_on_one_signin
     finally:
         await first.db.dispose()
         await second.db.dispose()
+
+
+async def test_a_token_signed_by_a_key_another_process_just_made_is_accepted_at_once(
+        app, exchange, settings, make_org, make_client):
+    """A rotation by one process (`exchange keys rotate`, or a worker that reloaded first): a process that has not
+    reloaded yet meets a token of the new key; it reloads its keys once and accepts it, not 401 for up to
+    `key_refresh_seconds`."""
+    import httpx
+
+    other = build(settings)
+    other_app = create_app(settings, other)
+    async with other_app.router.lifespan_context(other_app):
+        before = await other.keys.current()
+        new = await exchange.keys.rotate()  # this process signs with the new key; `other` still holds the old set
+        partner = await make_client(await make_org())
+        assert jws.extract_compact(partner.access_token.encode()).headers()["kid"] == new.kid != before.kid
+        transport = httpx.ASGITransport(app=other_app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080/fhir") as http:
+            r = await http.get("/Organization", headers={"Authorization": f"Bearer {partner.access_token}"})
+        assert r.status_code == 200, r.text

@@ -28,15 +28,17 @@ class VerifiedTokens:
         self.max_entries = max_entries
         self.clock = clock  # tests move it (no sleeping tests)
         self._entries: OrderedDict[str, tuple[tokens.AccessClaims, str]] = OrderedDict()
-        self._kids: tuple[int, frozenset[str]] = (0, frozenset())
+        self._kids: tuple[dict | None, frozenset[str]] = (None, frozenset())
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def _kids_of(self, jwks: dict) -> frozenset[str]:
-        """The key ids of the (cached, replaced on reload) JWKS dict: computed once per dict, not per request."""
-        if self._kids[0] != id(jwks):
-            self._kids = (id(jwks), frozenset(k.get("kid") for k in jwks.get("keys", [])))
+        """The key ids of the (cached, replaced on reload) JWKS dict: computed once per dict, not per request. The
+        dict itself is kept and compared, not its id(): a reload frees the old dict, and the new one may be given
+        the same address, which would have kept the old key ids (a retired key's tokens verifying on)."""
+        if self._kids[0] is not jwks:
+            self._kids = (jwks, frozenset(k.get("kid") for k in jwks.get("keys", [])))
         return self._kids[1]
 
     def verify(self, token: str, jwks: dict, settings) -> tokens.AccessClaims:  # noqa: ANN001
