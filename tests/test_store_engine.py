@@ -35,3 +35,31 @@ async def test_a_write_waits_for_another_process_lock_while_the_server_answers(c
         holder.execute("ROLLBACK")
         holder.close()
     assert (await write).status_code == 201
+
+
+async def _commit_rows(db, count: int) -> None:  # noqa: ANN001
+    async with db.transaction() as conn:
+        await conn.execute(text("CREATE TABLE IF NOT EXISTS wal_probe (n INTEGER)"))
+    for n in range(count):
+        async with db.transaction() as conn:
+            await conn.execute(text("INSERT INTO wal_probe (n) VALUES (:n)"), {"n": n})
+
+
+async def test_sqlite_checkpoints_keep_the_wal_bounded_and_shutdown_leaves_none(tmp_path):
+    """SQLite's WAL checkpoints run off the event loop (exchange.store.sqlite_checkpoint), not in COMMIT: they still
+    copy the WAL into the database file and let it start again, so a thousand commits (a page each) leave a WAL of a
+    few checkpoints' pages, not a thousand; and once the Database is disposed nothing is left in a WAL."""
+    from exchange.store.engine import Database
+    from exchange.store.sqlite_checkpoint import EVERY
+
+    path = tmp_path / "wal.db"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    try:
+        await _commit_rows(db, 20 * EVERY)
+        wal = path.with_name("wal.db-wal")
+        page_size = sqlite3.connect(path).execute("PRAGMA page_size").fetchone()[0]
+        assert wal.stat().st_size < 8 * EVERY * page_size  # (without checkpoints: 20 * EVERY pages and more)
+    finally:
+        await db.dispose()
+    assert not wal.exists() or wal.stat().st_size == 0
+    assert sqlite3.connect(path).execute("SELECT count(*) FROM wal_probe").fetchone()[0] == 20 * EVERY

@@ -5,10 +5,10 @@ process, an asyncio lock queues writers so they never spin on the busy handler; 
 deferred transaction outside that queue (in WAL mode a reader neither waits for the writer nor holds it up). Both
 kinds run on the event loop, not on aiosqlite's thread (exchange.store.sqlite_driver says why).
 SQLite's durability is WAL with synchronous=NORMAL: a commit is appended to the WAL and synced at the next checkpoint,
-not at each commit. That cannot corrupt the database, and a crash of the process loses nothing committed; a power
-loss or an OS crash can lose the last transactions before the WAL was synced, each whole, with its audit record
-(a change and its record are one transaction). FULL would sync each commit (0.3 ms here, on the event loop, inside
-the write lock); PostgreSQL, the production store, keeps synchronous_commit on. PostgreSQL runs READ COMMITTED
+not at each commit (the checkpoints run off the event loop: exchange.store.sqlite_checkpoint). That cannot corrupt
+the database, and a crash of the process loses nothing committed; a power loss or an OS crash can lose the last
+transactions before the WAL was synced, each whole, with its audit record (a change and its record are one
+transaction). FULL would sync each commit (0.3 ms here, on the event loop, inside the write lock); PostgreSQL, the production store, keeps synchronous_commit on. PostgreSQL runs READ COMMITTED
 transactions and relies on row locks and constraints where order matters.
 
 Both engines hide SQL parameters in their errors (`hide_parameters`): a failed statement's message would otherwise
@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from exchange.store import sqlite_driver
+from exchange.store.sqlite_checkpoint import Checkpointer
 
 
 _READ_ONLY = "exchange_read_only"  # the execution option of `Database.read`'s connections
@@ -43,6 +44,7 @@ def _sqlite_engine(url: str) -> AsyncEngine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA wal_autocheckpoint=0")  # (not in COMMIT, on the loop: exchange.store.sqlite_checkpoint)
         cursor.execute(f"PRAGMA busy_timeout={sqlite_driver.BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -52,6 +54,17 @@ def _sqlite_engine(url: str) -> AsyncEngine:
         conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else sqlite_driver.BEGIN_WRITE)
 
     return engine
+
+
+def _checkpointer(engine: AsyncEngine, write_lock: asyncio.Lock) -> Checkpointer | None:
+    """The WAL checkpoints of a database file (none in memory), told of each write COMMIT by the driver."""
+    args, kwargs = engine.dialect.create_connect_args(engine.url)  # (what the driver's connections open)
+    database = args[0] if args else kwargs.get("database", "")
+    if database in ("", ":memory:") or "mode=memory" in database:
+        return None
+    checkpointer = Checkpointer(database, bool(kwargs.get("uri")), write_lock)
+    engine.dialect.loaded_dbapi.checkpointer = checkpointer
+    return checkpointer
 
 
 class BegunTransaction:
@@ -101,6 +114,7 @@ class Database:
         if self.is_sqlite:
             self.engine = _sqlite_engine(url)
             self._write_lock: asyncio.Lock | None = asyncio.Lock()
+            self._checkpointer = _checkpointer(self.engine, self._write_lock)
         else:
             # No pre-ping: on asyncpg it is three round trips (BEGIN, a ping, ROLLBACK) on every checkout, i.e. on
             # every request. A connection the server dropped fails the statement that uses it; SQLAlchemy then
@@ -112,6 +126,7 @@ class Database:
             self.engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True,
                                               connect_args={"server_settings": {"jit": "off"}})
             self._write_lock = None
+            self._checkpointer = None
 
     @asynccontextmanager
     async def transaction(self, begun: BegunTransaction | None = None) -> AsyncIterator[AsyncConnection]:
@@ -142,4 +157,6 @@ class Database:
                 yield conn
 
     async def dispose(self) -> None:
+        if self._checkpointer is not None:  # (its last WAL checkpoint before the connections close)
+            await self._checkpointer.close()
         await self.engine.dispose()

@@ -9,8 +9,9 @@ interval) and for the loop's turn, all while a writer holds the write lock that 
 So a transaction runs on the event loop, each statement a plain sqlite3 call, its COMMIT and ROLLBACK too:
 - one begun with BEGIN IMMEDIATE holds the write lock (the process's writers queue on an asyncio lock before it).
   In WAL mode nothing makes its statements wait for another connection (readers never block the writer), so they
-  cost their own work only: microseconds. A COMMIT that reaches the WAL's auto-checkpoint size also copies the WAL
-  into the database file and syncs it, as it did on the thread, where every writer waited for it too.
+  cost their own work only: microseconds. A COMMIT appends to the WAL and nothing more: the WAL's checkpoints (the
+  copy into the database file and its syncs) run on a thread of their own (exchange.store.sqlite_checkpoint),
+  woken every so many write commits.
 - one begun with a deferred BEGIN only reads (`Database.read`: the bearer check's token state). In WAL mode a
   reader takes a snapshot and waits for no writer; only the recovery of a WAL after a crash, run by the first
   connection that opens it, can make it wait.
@@ -31,6 +32,8 @@ import aiosqlite
 import sqlite3
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_connection, AsyncAdapt_aiosqlite_dbapi
 from sqlalchemy.util.concurrency import await_
+
+from exchange.store.sqlite_checkpoint import Checkpointer
 
 
 BEGIN_WRITE = "BEGIN IMMEDIATE"
@@ -97,7 +100,7 @@ class _Cursor:
             elif operation == BEGIN_WRITE:
                 result = _NOTHING if _begin_now(conn) else \
                     await connection._execute(_run, conn, operation, parameters, many)  # noqa: SLF001
-                adapted._on_loop = True  # noqa: SLF001
+                adapted._on_loop = adapted._writing = True  # noqa: SLF001
             else:
                 result = await connection._execute(_run, conn, operation, parameters, many)  # noqa: SLF001
         self.description, self.rowcount, self.lastrowid, rows = result
@@ -142,12 +145,13 @@ class _Cursor:
 
 
 class _Connection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("_on_loop",)
+    __slots__ = ("_on_loop", "_writing")
     _cursor_cls = _Cursor
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)
         self._on_loop = False  # in a transaction that runs on the loop (BEGIN IMMEDIATE or BEGIN), until it ends
+        self._writing = False  # ... begun with BEGIN IMMEDIATE
 
     def commit(self) -> None:
         self._end("commit")
@@ -158,21 +162,26 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
     def _end(self, how: str) -> None:
         """COMMIT or ROLLBACK: on the event loop as the transaction's statements, else on the thread; nothing at all
         outside a transaction."""
-        writing, self._on_loop = self._on_loop, False
+        on_loop, writing, self._on_loop, self._writing = self._on_loop, self._writing, False, False
         connection = self._connection._connection  # noqa: SLF001 - the sqlite3 connection (None once closed)
         if connection is not None and not connection.in_transaction:
             return  # nothing to end: the pool's rollback of a connection given back after its COMMIT
-        if not writing:
+        if not on_loop:
             super().commit() if how == "commit" else super().rollback()
             return
         try:
             getattr(connection, how)()
         except Exception as error:  # noqa: BLE001
             self._handle_exception(error)
+        if writing and how == "commit" and self.dbapi.checkpointer is not None:
+            self.dbapi.checkpointer.committed()  # (the WAL's checkpoints run on a thread: sqlite_checkpoint)
 
 
 class _Driver(AsyncAdapt_aiosqlite_dbapi):
-    """The DB-API module SQLAlchemy's aiosqlite dialect is given (`create_async_engine(..., module=driver())`)."""
+    """The DB-API module SQLAlchemy's aiosqlite dialect is given (`create_async_engine(..., module=driver())`), one
+    per engine; `checkpointer`: the engine's WAL checkpoints, told of each write COMMIT (set by Database)."""
+
+    checkpointer: Checkpointer | None = None
 
     def connect(self, *arg: Any, **kw: Any) -> _Connection:
         connection = self.aiosqlite.connect(*arg, **kw)
