@@ -1,6 +1,6 @@
 """The audit log's UnitHook: queues the unit's AuditEvents inside the request's own transaction, links after commit.
 
-The request's transaction only INSERTs its records (their `entry` numbers come from a database sequence), so no
+The request's transaction only INSERTs its records (with the unit's final flush: `Unit.add_rows`) (their `entry` numbers come from a database sequence), so no
 row is shared between requests and nothing serialises them: no change commits without its record. After the
 commit the hook kicks the linker (`exchange.audit.linker`), which integrates the queue into the hash chain in a
 task of its own, coalescing the requests of one process into one pass: the response does not wait for it. Where no
@@ -33,12 +33,15 @@ def _row(record: AuditRecord) -> dict:
             "content": record.content.decode()}
 
 
+def _entity_rows(records: Sequence[AuditRecord]) -> list[dict]:
+    return [{"event_id": r.id, "resource_type": t, "resource_id": i} for r in records for t, i in r.entities[1:]]
+
+
 async def enqueue(conn: AsyncConnection, records: Sequence[AuditRecord]) -> None:
     """Insert `records` (unlinked) in `conn`'s transaction, which must then commit, or nothing of them stays."""
     if not records:
         return
-    entity_rows = [{"event_id": r.id, "resource_type": t, "resource_id": i}
-                   for r in records for t, i in r.entities[1:]]
+    entity_rows = _entity_rows(records)
     if entity_rows:
         await direct.executemany(conn, _INSERT_ENTITY, entity_rows)
     await direct.executemany(conn, _INSERT_EVENT, [_row(r) for r in records])
@@ -59,7 +62,11 @@ class AuditLog:
         self.linker = linker
 
     async def before_commit(self, unit: Unit) -> None:
-        await enqueue(unit.conn, records_for_events(unit.ctx, unit.interaction, unit.events, self.base_url))
+        """The unit's records go with its final flush (on PostgreSQL in its one statement), in its transaction."""
+        records = records_for_events(unit.ctx, unit.interaction, unit.events, self.base_url)
+        if records:
+            await unit.add_rows(audit_entity, _entity_rows(records))
+            await unit.add_rows(audit_event, [_row(r) for r in records])
 
     async def after_commit(self, unit: Unit) -> None:
         await self._link()

@@ -1,16 +1,18 @@
 """One request, one unit of work: the database transaction, who is acting, and what happened in it.
 
 An interaction opens a unit, does its reads and writes through `unit.repo`, and records `Event`s. Before the
-transaction commits, every registered hook sees the unit (the audit log writes its AuditEvents, the notifier its
-outbox rows), so a change never commits without its record. When the interaction fails, the hooks are told in a
+transaction commits, every registered hook sees the unit and adds its rows to it (`Unit.add_rows`: the audit log
+its AuditEvents, the notifier its outbox rows), which the unit's final flush writes with the change's own, so a
+change never commits without its record. When the interaction fails, the hooks are told in a
 fresh transaction, after the failed one has rolled back (the refusal is recorded; nothing of the change remains).
 """
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, AsyncIterator, Protocol
+from typing import TYPE_CHECKING, AsyncIterator, Iterable, Protocol
 
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.context import RequestContext
@@ -59,6 +61,12 @@ class Unit:
         if self._repo is not None:
             await self._repo.flush()
 
+    async def add_rows(self, table: Table, rows: Iterable[dict]) -> None:
+        """Rows a hook adds to the unit (its AuditEvents, alerts, outbox rows): inserted in the unit's transaction
+        with the unit's final flush (on PostgreSQL in its one statement), so they commit with the change or not at
+        all. Every row of one table sets the same columns."""
+        await self.repo.add_rows(table, rows)
+
     @property
     def dialect(self) -> str:
         return self.exchange.db.dialect
@@ -97,10 +105,9 @@ async def open_unit(exchange: "Exchange", ctx: RequestContext, interaction: str,
         async with exchange.db.transaction(ctx.begun) as conn:
             unit = Unit(exchange, ctx, conn, interaction)
             yield unit
-            await unit.flush()  # (the hooks read nothing of it; what a hook writes through the unit goes after)
-            for hook in exchange.hooks:
+            for hook in exchange.hooks:  # (what they read through the unit's repository flushes what it needs first)
                 await hook.before_commit(unit)
-            await unit.flush()
+            await unit.flush()  # the unit's deferred rows and the rows its hooks added, together
     except FhirError as error:
         await record_failure(exchange, Failure(ctx, interaction, resource_type, resource_id, error))
         raise

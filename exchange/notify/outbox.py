@@ -1,5 +1,6 @@
 """The outbox hook: before a unit of work commits, each Task or ServiceRequest it created or updated becomes a
-numbered event row for every live subscription whose topic and filters match, in the SAME transaction. A change
+numbered event row for every live subscription whose topic and filters match, in the SAME transaction (the rows go
+with the unit's final flush, `Unit.add_rows`; their numbers are taken, and the counters locked, before). A change
 therefore never commits without its notifications, and a rolled-back change leaves none."""
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.notify import queue
 from exchange.notify.spec import SubscriptionSpec
+from exchange.notify.tables import notification_outbox as outbox
 from exchange.notify.topics import TOPIC_TYPES, filter_matches, topics_for
 from exchange.store.clock import to_db, utcnow
 from exchange.kernel.unit import Failure, Unit
@@ -54,11 +56,11 @@ class OutboxHook:
             return
         first = await queue.take_event_numbers(unit.conn, {sid: len(events) for sid, events in matched.items()},
                                                lock_rows=unit.dialect != "sqlite")
-        await queue.enqueue_events(unit.conn, [
+        await unit.add_rows(outbox, queue.event_rows([
             {"subscription_id": sid, "event_number": first[sid] + i, "focus_type": event.resource_type,
              "focus_id": event.resource_id, "focus_version": event.version_id,
              "method": "POST" if event.interaction == "create" else "PUT", "occurred": now}
-            for sid in sorted(matched) for i, event in enumerate(matched[sid])])
+            for sid in sorted(matched) for i, event in enumerate(matched[sid])]))
 
     async def on_failure(self, conn: AsyncConnection, failure: Failure) -> None:
         return None  # a failed change has no events: its transaction (and its outbox rows) rolled back

@@ -63,11 +63,10 @@ async def take_event_numbers(conn: AsyncConnection, counts: dict[str, int], lock
     return {row.subscription_id: int(row.events_counter) - counts[row.subscription_id] + 1 for row in result}
 
 
-async def enqueue_events(conn: AsyncConnection, rows: list[dict]) -> None:
-    """Insert event rows (subscription_id, event_number, focus_type, focus_id, focus_version, method, occurred)."""
-    if rows:
-        await conn.execute(insert(outbox), [dict(row, kind="event-notification", state="pending", attempts=0)
-                                            for row in rows])
+def event_rows(rows: list[dict]) -> list[dict]:
+    """Outbox rows of events (subscription_id, event_number, focus_type, focus_id, focus_version, method, occurred),
+    for the unit of work to insert (`Unit.add_rows`)."""
+    return [dict(row, kind="event-notification", state="pending", attempts=0) for row in rows]
 
 
 async def enqueue(conn: AsyncConnection, subscription_id: str, kind: str, now: datetime, *,

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Iterable
 
 import orjson
-from sqlalchemy import and_, bindparam, delete, insert, or_, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, delete, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.store import clock, direct
@@ -53,43 +53,59 @@ _UNINDEX_MANY = delete(search_index).where(tuple_(search_index.c.resource_type, 
 # A unit's deferred rows on PostgreSQL: one statement, one round trip, for every table (data-modifying CTEs, each
 # row set an array a column through unnest). Every part sees the snapshot taken before the statement, so the DELETE
 # removes the index rows stored before it and none of those the statement inserts. The arrays' types are the
-# tables' own column types, and the parameters are numbered in the order `_write_postgres` passes them.
+# tables' own column types, and the parameters are numbered in the order `_write_postgres` passes them. A statement
+# names only the tables that have rows (and the DELETE only when index rows are to go): one statement a shape,
+# built once.
 _VERSION_KEYS = ("resource_type", "id", "version_id", "last_updated", "deleted", "method", "content")
 _INDEX_KEYS = ("resource_type", "resource_id", "param", "system", "value", "text", "date_start", "date_end",
                "last_updated")
 _PARTY_KEYS = ("resource_type", "resource_id", "organization_id")
-_FLUSHED = ((resource_version, _VERSION_KEYS), (search_index, _INDEX_KEYS), (resource_party, _PARTY_KEYS),
-            (resource_recorder, _PARTY_KEYS))
+_UNINDEX_SQL = ("unindexed AS (DELETE FROM search_index AS s USING unnest($1::varchar[], $2::varchar[]) AS u(t, i)"
+                " WHERE s.resource_type = u.t AND s.resource_id = u.i)")
+_FLUSH_SQL: dict[tuple, str] = {}  # (whether index rows go, ((table, keys), ...)) -> the statement
 
 
-def _flush_postgres_sql() -> str:
+def _flush_postgres_sql(unindex: bool, parts: tuple[tuple[Table, tuple[str, ...]], ...]) -> str:
     from sqlalchemy.dialects import postgresql
 
     dialect = postgresql.dialect()
-    parts = ["unindexed AS (DELETE FROM search_index AS s USING unnest($1::varchar[], $2::varchar[]) AS u(t, i)"
-             " WHERE s.resource_type = u.t AND s.resource_id = u.i)"]
-    number = 3
-    for table, keys in _FLUSHED:
-        arrays = ", ".join(f"${number + n}::{table.c[k].type.compile(dialect=dialect)}[]" for n, k in enumerate(keys))
+    ctes = [_UNINDEX_SQL] if unindex else []
+    number = 3 if unindex else 1
+    for n, (table, keys) in enumerate(parts):
+        arrays = ", ".join(f"${number + i}::{table.c[k].type.compile(dialect=dialect)}[]" for i, k in enumerate(keys))
         number += len(keys)
-        parts.append(f"{table.name}_rows AS (INSERT INTO {table.name} ({', '.join(keys)}) SELECT * FROM unnest({arrays}))")
-    return "WITH " + ", ".join(parts) + " SELECT 1"
-
-
-_FLUSH_POSTGRES = _flush_postgres_sql()
+        ctes.append(f"{table.name}_rows{n} AS (INSERT INTO {table.name} ({', '.join(keys)}) "
+                    f"SELECT * FROM unnest({arrays}))")
+    return "WITH " + ", ".join(ctes) + " SELECT 1"
 
 
 def _columns(rows: list[dict], keys: tuple[str, ...]) -> list[list]:
     return [[row[k] for row in rows] for k in keys]
 
 
-async def _write_postgres(conn: AsyncConnection, unindex: list[tuple[str, str]], versions: list[dict],
-                          index: list[dict], parties: list[dict], recorders: list[dict]) -> None:
-    if not (unindex or versions or index or parties or recorders):
+async def _write_postgres(conn: AsyncConnection, unindex: list[tuple[str, str]],
+                          parts: list[tuple[Table, tuple[str, ...], list[dict]]]) -> None:
+    """`parts`: (table, keys, rows) of each table with rows to insert."""
+    if not (unindex or parts):
         return
-    await direct.execute_sql(conn, _FLUSH_POSTGRES, [
-        [t for t, _ in unindex], [i for _, i in unindex], *_columns(versions, _VERSION_KEYS),
-        *_columns(index, _INDEX_KEYS), *_columns(parties, _PARTY_KEYS), *_columns(recorders, _PARTY_KEYS)])
+    shape = (bool(unindex), tuple((table, keys) for table, keys, _ in parts))
+    sql = _FLUSH_SQL.get(shape)
+    if sql is None:
+        sql = _FLUSH_SQL[shape] = _flush_postgres_sql(*shape)
+    args = [[t for t, _ in unindex], [i for _, i in unindex]] if unindex else []
+    for _, keys, rows in parts:
+        args += _columns(rows, keys)
+    await direct.execute_sql(conn, sql, args)
+
+
+_INSERT_ROWS: dict[tuple[Table, tuple[str, ...]], direct.Statement] = {}  # SQLite: a table's added rows, by shape
+
+
+async def _insert_rows(conn: AsyncConnection, table: Table, keys: tuple[str, ...], rows: list[dict]) -> None:
+    statement = _INSERT_ROWS.get((table, keys))
+    if statement is None:
+        statement = _INSERT_ROWS[(table, keys)] = direct.Statement(insert(table).inline(), keys)
+    await direct.executemany(conn, statement, rows)
 
 
 def _dumps(body: dict) -> str:
@@ -97,8 +113,9 @@ def _dumps(body: dict) -> str:
 
 
 class Pending:
-    """The version, index, party and recorder rows of a unit's writes not written yet, and the resources whose
-    stored index rows are to go. `write` sends them in one statement (PostgreSQL) or one a table (SQLite)."""
+    """The version, index, party and recorder rows of a unit's writes not written yet, the resources whose stored
+    index rows are to go, and the rows of other tables added to the unit's flush (`add_rows`: the hooks' audit
+    records, alerts and outbox rows). `write` sends them in one statement (PostgreSQL) or one a table (SQLite)."""
 
     def __init__(self) -> None:
         self.versions: list[dict] = []  # version rows
@@ -107,9 +124,23 @@ class Pending:
         self.fresh: set[tuple[str, str]] = set()  # created since the last write: no index rows stored yet
         self.parties: dict[tuple[str, str], set[str]] = {}  # party rows, by resource
         self.recorders: list[dict] = []  # recorder rows
+        self.added: dict[Table, tuple[tuple[str, ...], list[dict]]] = {}  # other tables' rows: (keys, rows)
 
     def __bool__(self) -> bool:
-        return bool(self.versions or self.index or self.unindex or self.parties or self.recorders)
+        return bool(self.versions or self.index or self.unindex or self.parties or self.recorders or self.added)
+
+    def add_rows(self, table: Table, rows: Iterable[dict]) -> None:
+        """Rows of `table` to insert with the next write (in the order added; every row of a table with the same
+        keys, the columns it sets)."""
+        for row in rows:
+            keys = tuple(row)
+            known = self.added.get(table)
+            if known is None:
+                self.added[table] = (keys, [row])
+            elif known[0] == keys:
+                known[1].append(row)
+            else:
+                raise ValueError(f"rows added to {table.name} set different columns: {known[0]} and {keys}")
 
     def holds_index_of(self, resource_type: str) -> bool:
         """Whether index rows of `resource_type` are waiting (to be written or to go)."""
@@ -118,14 +149,17 @@ class Pending:
     async def write(self, conn: AsyncConnection) -> None:
         """Stored index rows out, then versions, index, party and recorder rows in (on PostgreSQL one statement, on
         SQLite one a table); nothing is pending after."""
-        unindex, versions, recorders = list(self.unindex), self.versions, self.recorders
+        unindex, versions, recorders, added = list(self.unindex), self.versions, self.recorders, self.added
         index = [row for rows in self.index.values() for row in rows]
         parties = [{"resource_type": t, "resource_id": i, "organization_id": o}
                    for (t, i), orgs in self.parties.items() for o in sorted(orgs)]
         self.unindex, self.versions, self.index, self.fresh = {}, [], {}, set()
-        self.parties, self.recorders = {}, []
+        self.parties, self.recorders, self.added = {}, [], {}
         if direct.is_postgres(conn):
-            await _write_postgres(conn, unindex, versions, index, parties, recorders)
+            parts = [(table, keys, rows) for table, keys, rows in (
+                (resource_version, _VERSION_KEYS, versions), (search_index, _INDEX_KEYS, index),
+                (resource_party, _PARTY_KEYS, parties), (resource_recorder, _PARTY_KEYS, recorders)) if rows]
+            await _write_postgres(conn, unindex, parts + [(t, keys, rows) for t, (keys, rows) in added.items()])
             return
         if len(unindex) == 1:
             await direct.execute(conn, _UNINDEX_ONE, {"u_type": unindex[0][0], "u_id": unindex[0][1]})
@@ -135,6 +169,8 @@ class Pending:
         await direct.executemany(conn, _INSERT_INDEX, index)
         await direct.executemany(conn, _INSERT_PARTY, parties)
         await direct.executemany(conn, _INSERT_RECORDER, recorders)
+        for table, (keys, rows) in added.items():
+            await _insert_rows(conn, table, keys, rows)
 
 
 class UnitMemory:
@@ -158,6 +194,17 @@ class Writes(UnitMemory):
     async def flush(self) -> None:
         """Write the deferred rows: stored index rows out, then versions, index, party and recorder rows in."""
         await self._pending.write(self.conn)
+
+    async def add_rows(self, table: Table, rows: Iterable[dict]) -> None:
+        """Rows of another table to insert in the unit's transaction, with its deferred rows when it flushes them
+        (at once without `deferred`). The store does not look at them: the tables are their owners' (the audit log's
+        records, the inbox's alerts, the outbox's rows)."""
+        if self.deferred:
+            self._pending.add_rows(table, rows)
+            return
+        pending = Pending()
+        pending.add_rows(table, rows)
+        await pending.write(self.conn)
 
     async def _flushed(self, index_of: str | None = None) -> None:
         """Flush before a read of the deferred tables; `index_of`: the read is of that type's index rows alone, so

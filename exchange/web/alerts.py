@@ -16,14 +16,13 @@ import logging
 from email.message import EmailMessage
 
 import aiosmtplib
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.need_to_know.organisations import organisations_of
 from exchange.fhir.references import references_in, split_reference
 from exchange.referral import codes, escalation
 from exchange.kernel.exchange import Exchange
-from exchange.store import direct
 from exchange.store.clock import to_db, utcnow
 from exchange.store.repository import Repository
 from exchange.kernel.unit import Failure, Unit
@@ -102,17 +101,14 @@ async def alerts_for(unit: Unit) -> list[tuple[str, str]]:
     return list(dict.fromkeys(out))
 
 
-_INSERT_ALERT = direct.Statement(insert(web_alert).inline(), ("organization_id", "kind", "created", "attempts"))
-
-
 class AlertHook:
-    """A UnitHook: queue the unit's alerts in its own transaction."""
+    """A UnitHook: queue the unit's alerts in its own transaction (with its final flush: `Unit.add_rows`)."""
 
     async def before_commit(self, unit: Unit) -> None:
         found = await alerts_for(unit)
         if found:
             now = to_db(utcnow())
-            await direct.executemany(unit.conn, _INSERT_ALERT, [
+            await unit.add_rows(web_alert, [
                 {"organization_id": org, "kind": kind, "created": now, "attempts": 0} for org, kind in found])
 
     async def on_failure(self, conn: AsyncConnection, failure: Failure) -> None:
