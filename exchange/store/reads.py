@@ -2,12 +2,14 @@
 rules make, each with the caller's access filter inside the query (never after)."""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Iterable, Sequence
 
 from sqlalchemy import and_, bindparam, exists, func, or_, select
 from sqlalchemy.sql.util import ClauseAdapter
 
 from exchange.store import direct
+from exchange.store.clock import to_db
 from exchange.store.tables import resource, resource_party, resource_recorder, resource_version, search_index
 from exchange.store.values import StoredResource, stored
 from exchange.store.visibility import UNRESTRICTED, AccessFilter, visible_clause
@@ -87,9 +89,20 @@ class Reads(UnitMemory):
                     out.append(row)
         return out
 
-    async def every(self, resource_type: str) -> list[StoredResource]:
-        """The current version of every resource of the type, deleted ones too, unfiltered (retention's sweep)."""
-        rows = (await self.conn.execute(select(resource).where(resource.c.resource_type == resource_type))).all()
+    async def every(self, resource_type: str, after: str = "", limit: int = 1000) -> list[StoredResource]:
+        """A page of the current version of every resource of the type, deleted ones too, unfiltered, in id order
+        after `after` (retention's scan: a page at a time, however large the store)."""
+        rows = (await self.conn.execute(
+            select(resource).where(resource.c.resource_type == resource_type, resource.c.id > after)
+            .order_by(resource.c.id).limit(limit))).all()
+        return [stored(r) for r in rows]
+
+    async def changed_since(self, resource_type: str, since: datetime) -> list[StoredResource]:
+        """The current version of every resource of the type written at or after `since` and not deleted,
+        unfiltered (retention's look at what changed while it ran; what it purged meanwhile is deleted)."""
+        rows = (await self.conn.execute(select(resource).where(
+            resource.c.resource_type == resource_type, resource.c.last_updated >= to_db(since),
+            resource.c.deleted.is_(False)))).all()
         return [stored(r) for r in rows]
 
     async def vread(self, resource_type: str, resource_id: str, version_id: int,

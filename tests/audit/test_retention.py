@@ -1,6 +1,7 @@
 """Retention: closed referrals' survivor data is purged after the period; open referrals and the log stay."""
 from __future__ import annotations
 
+import asyncio
 import json
 
 from tests.audit.conftest import cli, whole_log_text
@@ -80,3 +81,58 @@ async def test_purge_removes_closed_referrals_content_and_keeps_the_log_verifiab
     purges = (await client.get("/AuditEvent", params={"subtype": "purge"})).json()
     assert purges["total"] == 6 and all(e["resource"]["action"] == "D" for e in purges["entry"])
     assert NAME not in await whole_log_text(exchange)
+
+
+async def test_a_purge_runs_in_pages_and_batches_and_keeps_what_a_referral_made_meanwhile_points_at(
+        client, settings, exchange, monkeypatch):
+    """A large store is scanned a page at a time and purged a batch a transaction; a new referral for the same
+    survivor, made while the purge runs, keeps her Patient record, though the scan had chosen it."""
+    import threading
+    from contextlib import asynccontextmanager
+
+    from exchange.audit import retention
+
+    hotline = (await client.post("/Organization", json=organization("Hotline"))).json()["id"]
+    shelter = (await client.post("/Organization", json=organization("Shelter"))).json()["id"]
+    returning = (await client.post("/Patient", json=patient("C-7", name=[{"given": [NAME]}]))).json()["id"]
+    gone = (await client.post("/Patient", json=patient("C-8", name=[{"given": ["Noor"]}]))).json()["id"]
+    first = await _referral(client, hotline, shelter, returning, "cancelled")
+    second = await _referral(client, hotline, shelter, gone, "cancelled")
+    url = settings.database_url
+    dry = json.loads((await cli("audit", "purge", "--json", "--dry-run", "--days", "0", "--database-url", url)).output)
+    assert f"Patient/{returning}" in dry["purged"] and len(dry["purged"]) == 6
+
+    reached, release, units = threading.Event(), threading.Event(), []
+    real_open_unit = retention.open_unit
+
+    @asynccontextmanager
+    async def pausing_open_unit(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        units.append(1)
+        if len(units) == 1:  # after the scan chose what goes, before the first batch
+            reached.set()
+            release.wait(60)
+        async with real_open_unit(*args, **kwargs) as unit:
+            yield unit
+
+    monkeypatch.setattr(retention, "PAGE", 1)
+    monkeypatch.setattr(retention, "BATCH", 1)
+    monkeypatch.setattr(retention, "open_unit", pausing_open_unit)
+    running = asyncio.create_task(cli("audit", "purge", "--json", "--days", "0", "--database-url", url))
+    assert await asyncio.to_thread(reached.wait, 60)
+    again = await _referral(client, hotline, shelter, returning, "requested")  # she comes back meanwhile
+    release.set()
+    done = await running
+    report = json.loads(done.output)
+
+    assert len(units) == 6  # one transaction a resource chosen
+    assert f"Patient/{returning}" in report["kept_for_open_referrals"]
+    assert set(report["purged"]) == set(dry["purged"]) - {f"Patient/{returning}"}
+    assert (await client.get(f"/Patient/{returning}")).status_code == 200
+    assert (await client.get(f"/Task/{again['task']}")).status_code == 200
+    for purged in (f"Patient/{gone}", f"Task/{first['task']}", f"Task/{second['task']}",
+                   f"ServiceRequest/{second['sr']}"):
+        assert (await client.get(f"/{purged}")).status_code == 410
+    verified = await cli("audit", "verify", "--database-url", url)
+    assert verified.exit_code == 0, verified.output
+    purges = (await client.get("/AuditEvent", params={"subtype": "purge"})).json()
+    assert purges["total"] == 5
