@@ -65,16 +65,18 @@ class HeadAsGet:
 
 
 class RouteIndex:
-    """Finds the included router that serves a request without asking every route of every router first.
+    """Finds the route that serves a request without asking every route of every router first, and runs a plain
+    one directly.
 
     FastAPI tries the app's routes in order, and an included router answers "does one of mine match?" by trying
     each of its routes, then tries them again to pick one: a read by id tried about 60 routes (some 1,400 Python
     calls, a third of a read's). This index flattens the routes once (again whenever FastAPI's route version
     changes) into their path patterns and methods, in the same order, and scans those with one regular expression
     call each. When the first route that fully matches (path and method) is a plain FastAPI route of an included
-    router, that router handles the request as FastAPI would have (its `handle`, which picks among its own routes
-    only); anything else (no full match, a 405 or redirect to work out, a mount, a route of a kind it does not
-    know, a root path) goes to FastAPI's own routing, unchanged."""
+    router, it is run as `exchange.plain_routes.PlainRoute` (what FastAPI's handler does for it, without the
+    general machinery), or, when it is not plain, by that router's `handle`, which picks among its own routes
+    only, as FastAPI would have; anything else (no full match, a 405 or redirect to work out, a mount, a route of
+    a kind it does not know, a root path) goes to FastAPI's own routing, unchanged."""
 
     def __init__(self, router) -> None:  # noqa: ANN001  (the app's APIRouter)
         self.router = router
@@ -91,29 +93,44 @@ class RouteIndex:
     def _build(self) -> list[tuple]:
         from fastapi.routing import APIRoute
 
+        from exchange.plain_routes import PlainRoute
+
         try:
             from fastapi.routing import _IncludedRouter
         except ImportError:  # (a FastAPI that flattens included routes: nothing to index)
             return []
-        entries: list[tuple] = []  # (prefix, match, methods or None, the included router or None: fall back)
+        # (prefix, match, methods or None, the included router or None: fall back, its plain route or None)
+        entries: list[tuple] = []
         self._routers = [self.router, *_included_routers(self.router, _IncludedRouter)]
         for route in self.router.routes:
             if isinstance(route, _IncludedRouter):
+                form_limits = getattr(getattr(route, "include_context", None), "form_limits", None)
                 for context in route.effective_route_contexts():
                     regex = getattr(context, "path_regex", None)
                     if isinstance(context.original_route, APIRoute) and regex is not None and context.methods:
                         entries.append((_literal_prefix(context.path_format), regex.match,
-                                        frozenset(context.methods), route))
+                                        frozenset(context.methods), route,
+                                        None if form_limits else PlainRoute.of(context)))
                     else:  # a kind of route this index does not read: reaching it means FastAPI decides
-                        entries.append(("", None, None, None))
+                        entries.append(("", None, None, None, None))
             else:
                 regex = getattr(route, "path_regex", None)
                 entries.append((_literal_prefix(getattr(route, "path_format", "")) if regex is not None else "",
-                                regex.match if regex is not None else None, None, None))
+                                regex.match if regex is not None else None, None, None, None))
         return entries
 
     def select(self, scope) -> object | None:  # noqa: ANN001
         """The included router FastAPI would pick for `scope`, or None when FastAPI's own routing should decide."""
+        found = self._find(scope)
+        return None if found is None else found[0]
+
+    def plain(self, scope):  # noqa: ANN001, ANN201
+        """The plain route (`exchange.plain_routes.PlainRoute`) that would run `scope`, or None."""
+        found = self._find(scope)
+        return None if found is None else found[1]
+
+    def _find(self, scope) -> tuple | None:  # noqa: ANN001
+        """(the included router, its plain route or None, the path's match), or None: FastAPI decides."""
         if scope["type"] != "http" or scope.get("root_path") or getattr(self.router, "form_limits", None):
             return None
         version = self._routes_version()
@@ -124,13 +141,15 @@ class RouteIndex:
         key = tuple(path.split("/", 3)[1:3])
         buckets = self._buckets
         entries = buckets.get(key) or buckets.get(key[:1]) or buckets[()]
-        for prefix, match, methods, included in entries:
+        for prefix, match, methods, included, plain in entries:
             if not path.startswith(prefix):
                 continue
             if match is None or methods is None:  # a route whose matching is FastAPI's to judge
                 return None
-            if match(path) is not None and method in methods:  # (a partial match: FastAPI looks on, so do we)
-                return included
+            if method in methods:  # (a partial match: FastAPI looks on, so do we)
+                matched = match(path)
+                if matched is not None:
+                    return included, plain, matched
         return None
 
     def _index(self, entries: list[tuple]) -> None:
@@ -147,11 +166,15 @@ class RouteIndex:
                          for key in keys}
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
-        included = self.select(scope)
-        if included is None:
+        found = self._find(scope)
+        if found is None:
             await self.fallback(scope, receive, send)
             return
+        included, plain, matched = found
         scope.setdefault("router", self.router)
+        if plain is not None and plain.runnable():
+            await plain(scope, receive, send, matched.groupdict())  # (plain: every parameter a plain string)
+            return
         await included.handle(scope, receive, send)
 
 
