@@ -8,12 +8,22 @@ search-index rows, need-to-know parties, recorders, AuditEvents and their entiti
 generator does not know growing is an error, so a write path that starts storing something new cannot be missed.
 Each captured row becomes a template whose ids, organisations, clients, case code and times are slots; each kind's
 rows of a table are compiled into one COPY text template (`Filler`: literal parts and slots, filled by one slice
-assignment and a join in C, no per-row or per-cell Python), filled once per referral. Each table is loaded by a
-session of its own in one transaction (TRUNCATE, the directory's rows put back, then one `COPY ... FREEZE` of all
-generated rows: frozen and all-visible as written, so no VACUUM rewrites the pages afterwards), the secondary
-indexes and keys dropped before and rebuilt after (the exchange's own definitions, read from the catalogue), then
-ANALYZE. The audit records are hashed into the chain as they are made (as `exchange.audit.chain.link`), the head
-advanced, and a checkpoint signed with the exchange's own code, so `exchange audit verify` passes.
+assignment and a join in C, no per-row or per-cell Python), filled once per referral, a batch of referrals at a
+time by `--workers` forked processes; this process only hashes each batch's audit records into the chain, in order
+(as `exchange.audit.chain.link`). Each table is loaded by a session of its own in one transaction (TRUNCATE, the
+directory's rows put back, then one `COPY ... FREEZE` of all generated rows: frozen and all-visible as written, so
+no VACUUM rewrites the pages afterwards), all tables at once; the secondary indexes and keys are dropped before and
+built after (the exchange's own definitions, read from the catalogue) by `--connections` sessions at once, the
+builds of the most rows first, each key built as its unique index and attached after, then ANALYZE. The head is
+advanced and a checkpoint signed with the exchange's own code, so `exchange audit verify` passes.
+
+Settings: PostgreSQL's durability stays as configured (fsync, full_page_writes, the server's synchronous_commit).
+The loading sessions set, for themselves only, `synchronous_commit = off` (a COPY's commit does not wait for its
+WAL flush; a crash would lose the load, never corrupt it) and, to build, `maintenance_work_mem`
+(`--maintenance-work-mem`) and, with `--maintenance-workers`, `max_parallel_maintenance_workers`. The
+generated database is created with `default_toast_compression = lz4` (`--toast-compression`; PostgreSQL's default
+is pglz): the audit records, about 2 KB of JSON each, are compressed when stored, by the exchange's writes into the
+store as by the load, and lz4 takes about half the CPU of pglz to do it (the load's costliest COPY).
 
 The statistics facts (`referral_fact`) are not generated: the exchange derives them from the log in the background,
 and a server started on the store reads the log into them (bench/stats_scale.py measures that first reading).
@@ -147,10 +157,8 @@ async def play_kinds(url: str, state_dir: Path) -> tuple[World, list[Played]]:
     played: list[Played] = []
     try:
         async with app.router.lifespan_context(app):
-            load = Load("http://127.0.0.1:8080", world, 1, None)
-            await load.http.aclose()
-            load.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("127.0.0.1", 50000)),
-                                          timeout=60)
+            load = Load("http://127.0.0.1:8080", world, 1, None, http=httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app, client=("127.0.0.1", 50000)), timeout=60))
             await load.authorise()
             hotline, shelter = world.hotlines[0], world.shelters[0]
             async with exchange.db.engine.connect() as conn:
@@ -405,11 +413,11 @@ class Filler:
 @dataclass
 class CopyTemplate:
     """One kind of referral as COPY text: per table (audit_event apart) one template of all its rows; per audit
-    record a template of its content (hashed as filled) and one of its line. Times are slots `d<n>` (an offset from
+    record a template of its content (hashed as filled) and two of its line, before and after its hash. Times are slots `d<n>` (an offset from
     the referral's start), the other slots those of `Template`. Every slot value is a str."""
     kind: str
     tables: dict[str, Filler]
-    audit: list[tuple[Filler, Filler]]  # (content, line with the slots entry, hash and content)
+    audit: list[tuple[Filler, Filler, Filler]]  # (content, its line up to its hash (slots entry and content), after)
     offsets: dict[str, timedelta]
     instants: dict[str, tuple[timedelta, Callable[[datetime], str]]]
     fresh: list[str]
@@ -426,7 +434,7 @@ def compile_template(template: Template) -> CopyTemplate:
         return _constant(value)
 
     tables: dict[str, Filler] = {}
-    audit: list[tuple[Filler, Filler]] = []
+    audit: list[tuple[Filler, Filler, Filler]] = []
     for table, rows in template.tables.items():
         columns = template.columns[table]
         if table == "audit_event":
@@ -435,8 +443,9 @@ def compile_template(template: Template) -> CopyTemplate:
                 kind, value = cells[content_at]
                 content = value if kind == "format" else value.replace("{", "{{").replace("}", "}}")
                 line = ["{entry}", "{entry}"] + ["{content}" if i == content_at else cell(*c)
-                                                 for i, c in enumerate(cells)] + ["{hash}", cell(*cells[recorded_at])]
-                audit.append((Filler(content), Filler("\t".join(line) + "\n")))
+                                                 for i, c in enumerate(cells)]  # then the hash, then recorded
+                audit.append((Filler(content), Filler("\t".join(line) + "\t"),
+                              Filler("\t" + cell(*cells[recorded_at]) + "\n")))
             continue
         tables[table] = Filler("".join("\t".join(cell(*c) for c in cells) + "\n" for cells in rows))
     return CopyTemplate(template.kind, tables, audit, {name: offset for offset, name in offsets.items()},
@@ -451,33 +460,53 @@ def copy_columns(template: Template, table: str) -> list[str]:
 
 
 class Generator:
-    """Fills the templates, referral after referral: one string per table and batch, the audit records chained."""
+    """Fills the templates, referral after referral, a batch at a time: one string per table and batch.
+
+    A batch is made in three parts so that several processes can make batches at once (`Batches`): its kinds are
+    drawn in order from the one seeded generator (`kinds`: they fix how many audit records the batch holds, so its
+    first chain position is known before it is made); its rows are filled anywhere (`fill`, from a generator seeded
+    by the batch's first referral: the same store for the same seed, whatever the number of processes); its audit
+    records are hashed into the chain in order (`chain`: the only serial part, one SHA-256 a record)."""
 
     def __init__(self, templates: dict[str, CopyTemplate], world: World, plan: Plan, seed: int = 7) -> None:
         self.templates = templates
         self.world = world
         self.plan = plan
+        self.seed = seed
         self.rng = random.Random(seed)
-        self.entry = 0  # audit_event.entry and seq
+        self.entry = 0  # audit_event.entry and seq: of the last record chained
         self.head = "0" * 64
+        self.drawn = 0  # audit records of the batches whose kinds were drawn
         from exchange.audit.chain import GENESIS, link
 
         if link(GENESIS, 7, b"{}") != hashlib.sha256(f"{GENESIS}\n7\n".encode() + b"{}").hexdigest():
-            raise SystemExit("exchange.audit.chain.link hashes otherwise than Generator.batch does")
+            raise SystemExit("exchange.audit.chain.link hashes otherwise than Generator.chain does")
         for party in [*world.hotlines, *world.shelters]:
             for value in (party.organization_id, party.client_id, party.service_id or ""):
                 if _needs_escape(value) or "{" in value:
                     raise SystemExit(f"a directory id COPY would have to escape: {value!r}")
 
-    def batch(self, first: int, last: int) -> dict[str, list[str]]:
-        """Referrals first..last-1 as COPY text, per table a list of chunks."""
-        out: dict[str, list[str]] = {t: [] for t in CAPTURED}
-        audit = out["audit_event"]
+    def kinds(self, first: int, last: int) -> tuple[list[str], int]:
+        """The kinds of referrals first..last-1 (in order: call once per batch, batches in order) and the chain
+        position of the batch's first audit record."""
+        kinds = [self.plan.kind_of(number, self.rng) for number in range(first, last)]
+        first_entry = self.drawn + 1
+        self.drawn += sum(len(self.templates[k].audit) for k in kinds)
+        return kinds, first_entry
+
+    def fill(self, first: int, kinds: list[str], first_entry: int) -> tuple[dict[str, bytes], list[str], list[bytes]]:
+        """Referrals first..first+len(kinds)-1 as COPY text: per table its bytes (audit_event apart), and the audit
+        records as the pieces of their COPY text with each record's hash left out (`pieces[1::2]`, as many as
+        records) and, per record, what its hash is taken over after the previous record's hash (`link`)."""
+        out: dict[str, list[str]] = {t: [] for t in CAPTURED if t != "audit_event"}
+        pieces: list[str] = [""]
+        links: list[bytes] = []
         hotlines, shelters = self.world.hotlines, self.world.shelters
-        rng, plan, sha256, urandom = self.rng, self.plan, hashlib.sha256, os.urandom
-        entry, head = self.entry, self.head
-        for number in range(first, last):
-            template = self.templates[plan.kind_of(number, rng)]
+        rng = random.Random(f"{self.seed}:{first}")
+        plan, urandom = self.plan, os.urandom
+        entry = first_entry - 1
+        for number, kind in enumerate(kinds, first):
+            template = self.templates[kind]
             hotline = hotlines[rng.randrange(len(hotlines))]
             shelter = shelters[rng.randrange(len(shelters))]
             start = plan.start_of(number)
@@ -494,15 +523,96 @@ class Generator:
                 values[name] = (start + offset).isoformat(sep=" ")
             for table, text in template.tables.items():
                 out[table].append(text(values))
-            for content_template, line in template.audit:
+            for content_template, before_hash, after_hash in template.audit:
                 entry += 1
                 content = content_template(values)
-                head = sha256(f"{head}\n{entry}\n".encode() + content.encode()).hexdigest()  # audit.chain.link
-                values["entry"], values["hash"] = str(entry), head
+                links.append(f"\n{entry}\n{content}".encode())  # audit.chain.link: previous hash, this
+                values["entry"] = str(entry)
                 values["content"] = _escape(content) if _needs_escape(content) else content
-                audit.append(line(values))
-        self.entry, self.head = entry, head
-        return out
+                pieces[-1] += before_hash(values)
+                pieces.append("")  # (the hash)
+                pieces.append(after_hash(values))
+        return {t: "".join(chunks).encode() for t, chunks in out.items()}, pieces, links
+
+    def chain(self, first_entry: int, pieces: list[str], links: list[bytes]) -> bytes:
+        """The audit records of a filled batch as COPY text, hashed into the chain (batches in order)."""
+        if first_entry != self.entry + 1:
+            raise SystemExit(f"audit batches chained out of order: {first_entry} after {self.entry}")
+        sha256, head, hashes = hashlib.sha256, self.head, []
+        for link in links:
+            head = sha256(head.encode() + link).hexdigest()
+            hashes.append(head)
+        pieces[1::2] = hashes
+        self.entry, self.head = self.entry + len(links), head
+        return "".join(pieces).encode()
+
+    def batch(self, first: int, last: int) -> dict[str, bytes]:
+        """Referrals first..last-1 made here, in order: per table its COPY text."""
+        kinds, first_entry = self.kinds(first, last)
+        tables, pieces, links = self.fill(first, kinds, first_entry)
+        tables["audit_event"] = self.chain(first_entry, pieces, links)
+        return tables
+
+
+_FILLING: Generator | None = None  # the generator a forked worker process fills batches with (`Batches`)
+
+
+def _fill_in_worker(first: int, kinds: list[str], first_entry: int):  # noqa: ANN202
+    assert _FILLING is not None
+    return _FILLING.fill(first, kinds, first_entry)
+
+
+class Batches:
+    """The batches of referrals 0..referrals-1 in order, filled by `workers` processes (forked: they share the
+    templates as made, no pickling of them) a few batches ahead, each chained here as it is taken. With 0 workers
+    every batch is made in this process."""
+
+    def __init__(self, gen: Generator, referrals: int, batch: int, workers: int) -> None:
+        import multiprocessing
+
+        global _FILLING
+        self.gen, self.firsts = gen, list(range(0, referrals, batch))
+        self.bounds = [(f, min(f + batch, referrals)) for f in self.firsts]
+        self.pool = None
+        self.submitted: list = []
+        self.ahead = 2 * workers
+        if workers > 0:
+            _FILLING = gen
+            self.pool = multiprocessing.get_context("fork").Pool(workers)
+        self.chain_cpu = 0.0  # this process's CPU for the chain (and, without workers, all the making)
+
+    def _submit(self, upto: int) -> None:
+        while len(self.submitted) < min(upto, len(self.bounds)):
+            first, last = self.bounds[len(self.submitted)]
+            kinds, first_entry = self.gen.kinds(first, last)
+            job = self.pool.apply_async(_fill_in_worker, (first, kinds, first_entry)) if self.pool else None
+            self.submitted.append((first, kinds, first_entry, job))
+
+    def take(self, i: int) -> dict[str, bytes]:
+        """Batch i (taken in order, from one thread at a time): per table its COPY text."""
+        self._submit(i + 1 + self.ahead)
+        first, kinds, first_entry, job = self.submitted[i]
+        self.submitted[i] = None  # (its memory freed as soon as it is loaded)
+        filled = job.get() if job is not None else None
+        began = time.thread_time()
+        if filled is None:
+            filled = self.gen.fill(first, kinds, first_entry)
+        tables, pieces, links = filled
+        tables["audit_event"] = self.gen.chain(first_entry, pieces, links)
+        self.chain_cpu += time.thread_time() - began
+        return tables
+
+    def close(self) -> float:
+        """Stop the workers; their CPU seconds."""
+        import resource as rusage
+
+        if self.pool is None:
+            return 0.0
+        before = rusage.getrusage(rusage.RUSAGE_CHILDREN)
+        self.pool.close()
+        self.pool.join()
+        after = rusage.getrusage(rusage.RUSAGE_CHILDREN)
+        return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def _fill_sent(template: Template) -> None:
@@ -517,22 +627,48 @@ def _fill_sent(template: Template) -> None:
 
 # --- loading ---------------------------------------------------------------------------------------------------------
 
-async def _drop_keys_and_indexes(conn, tables: tuple[str, ...]) -> list[str]:  # noqa: ANN001
-    """Drop the primary keys, unique constraints and indexes of `tables`; return the SQL that recreates them."""
+@dataclass
+class Rebuild:
+    """One index to build again after the load: its table, its definition, and, for a primary key or unique
+    constraint, the constraint that is then put on it (`ALTER TABLE ... ADD CONSTRAINT ... USING INDEX`, instant)."""
+    table: str
+    create: str
+    constraint: str | None = None
+
+    def attach(self) -> str:
+        name, kind = self.constraint.split(" ", 1)  # type: ignore[union-attr]
+        return f'ALTER TABLE "{self.table}" ADD CONSTRAINT "{name}" {kind} USING INDEX "{name}"'
+
+
+async def _drop_keys_and_indexes(conn, tables: tuple[str, ...]) -> list[Rebuild]:  # noqa: ANN001
+    """Drop the primary keys, unique constraints and indexes of `tables`; return how to build them again (the
+    exchange's own definitions, read from the catalogue). A key is built as its unique index and then attached,
+    so that it takes no lock that would stop the table's other indexes being built at the same time."""
     constraints = await conn.fetch(
-        "SELECT c.conname, c.conrelid::regclass::text AS tbl, pg_get_constraintdef(c.oid) AS def FROM pg_constraint c "
-        "WHERE c.conrelid::regclass::text = ANY($1::text[]) AND c.contype IN ('p', 'u')", list(tables))
+        "SELECT c.conname, c.conrelid::regclass::text AS tbl, c.contype::text AS contype, pg_get_indexdef(c.conindid) AS def "
+        "FROM pg_constraint c WHERE c.conrelid::regclass::text = ANY($1::text[]) AND c.contype IN ('p', 'u')",
+        list(tables))
     indexes = await conn.fetch(
-        "SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS def, "
-        "pg_relation_size(i.indrelid) AS size FROM pg_index i "
+        "SELECT i.indexrelid::regclass::text AS name, i.indrelid::regclass::text AS tbl, "
+        "pg_get_indexdef(i.indexrelid) AS def FROM pg_index i "
         "WHERE i.indrelid::regclass::text = ANY($1::text[]) AND NOT EXISTS "
         "(SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)", list(tables))
     for row in indexes:
         await conn.execute(f'DROP INDEX "{row["name"]}"')
     for row in constraints:
         await conn.execute(f'ALTER TABLE "{row["tbl"]}" DROP CONSTRAINT "{row["conname"]}"')
-    return ([f'ALTER TABLE "{r["tbl"]}" ADD CONSTRAINT "{r["conname"]}" {r["def"]}' for r in constraints]
-            + [r["def"] for r in indexes])
+    kinds = {"p": "PRIMARY KEY", "u": "UNIQUE"}
+    return ([Rebuild(r["tbl"], r["def"], f'{r["conname"]} {kinds[r["contype"]]}') for r in constraints]
+            + [Rebuild(r["tbl"], r["def"]) for r in indexes])
+
+
+def _backend_cpu(pid: int) -> float | None:
+    """CPU seconds a PostgreSQL backend of this machine has used (None when its /proc entry cannot be read)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _columns(conn, table: str) -> list[str]:  # noqa: ANN001
@@ -550,10 +686,12 @@ class Stream:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=4)
         self.task: asyncio.Task | None = None
         self.bytes = 0
+        self.rows = 0
 
     async def _chunks(self):  # noqa: ANN202
         while (chunk := await self.queue.get()) is not None:
             self.bytes += len(chunk)
+            self.rows += chunk.count(b"\n")  # (a row a line: COPY text escapes the newlines inside values)
             yield chunk
 
     async def start(self) -> None:
@@ -607,6 +745,13 @@ async def generate(args: argparse.Namespace) -> dict:
 
     started = time.perf_counter()
     await recreate_database(args.database_url)
+    if args.toast_compression != "pglz":  # the store's own setting: the exchange's writes into it use it too
+        admin = await asyncpg.connect(_dsn(args.database_url))
+        try:
+            name = await admin.fetchval("SELECT current_database()")
+            await admin.execute(f'ALTER DATABASE "{name}" SET default_toast_compression = {args.toast_compression}')
+        finally:
+            await admin.close()
     settings = Settings(database_url=args.database_url, state_dir=state_dir / "var", host="127.0.0.1", port=8080)
     hotlines = max(1, args.organisations // 5)
     world = await build_world(settings, hotlines, args.organisations - hotlines, concurrency=8)
@@ -622,11 +767,14 @@ async def generate(args: argparse.Namespace) -> dict:
     columns = {t: copy_columns(next(iter(templates.values())), t) for t in CAPTURED}
 
     dsn = _dsn(args.database_url)
+    batches = Batches(gen, args.referrals, max(1, args.batch), args.workers)  # (forked before any connection)
     conn = await asyncpg.connect(dsn)
     streams: list[Stream] = []
+    cpu: dict[str, float] = {}
     try:
         head = await conn.fetchrow("SELECT seq, hash FROM audit_head WHERE id = 1")
         gen.entry, gen.head = int(head["seq"]), head["hash"]
+        gen.drawn = gen.entry
         if await conn.fetchval("SELECT count(*) FROM audit_event WHERE seq IS NULL"):
             raise SystemExit("the directory's audit records are not all linked")
         if int(await conn.fetchval("SELECT coalesce(max(entry), 0) FROM audit_event")) != gen.entry:
@@ -637,66 +785,91 @@ async def generate(args: argparse.Namespace) -> dict:
             if missing:
                 raise SystemExit(f"{table}: columns {sorted(missing)} were not captured")
         started = time.perf_counter()
-        recreate = await _drop_keys_and_indexes(conn, CAPTURED)
+        rebuilds = await _drop_keys_and_indexes(conn, CAPTURED)
         timings["drop keys and indexes"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        for table in CAPTURED:
+        for table in CAPTURED:  # one session a table, each its own transaction (COPY ... FREEZE after TRUNCATE)
             each = await asyncpg.connect(dsn)
-            await each.execute("SET synchronous_commit = off")
+            await each.execute("SET synchronous_commit = off")  # (this session's commit only; fsync stays on)
             streams.append(Stream(each, table, columns[table]))
+        pids = {s.table: await s.conn.fetchval("SELECT pg_backend_pid()") for s in streams}
+        cpu_before = {t: _backend_cpu(pid) for t, pid in pids.items()}
         for stream in streams:
             await stream.start()
         by_table = {s.table: s for s in streams}
-        batch = max(1, args.batch)
         loop = asyncio.get_running_loop()
-        making = making_cpu = 0.0
-
-        def make(first: int) -> dict[str, bytes]:  # in a thread: the loop keeps feeding the COPYs meanwhile
-            nonlocal making, making_cpu
-            began, began_cpu = time.perf_counter(), time.thread_time()
-            out = {t: "".join(chunks).encode() for t, chunks in
-                   gen.batch(first, min(first + batch, args.referrals)).items()}
-            making += time.perf_counter() - began
-            making_cpu += time.thread_time() - began_cpu
-            return out
-
         with Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       disable=args.quiet) as progress:
             bar = progress.add_task("referrals", total=args.referrals)
-            firsts = list(range(0, args.referrals, batch))
-            ahead = loop.run_in_executor(None, make, firsts[0]) if firsts else None
-            for i, first in enumerate(firsts):  # batches made in order (the chain), one ahead of the COPYs
+            count = len(batches.bounds)
+            # batches taken in order (the chain), one ahead of the COPYs; the workers fill further ahead
+            ahead = loop.run_in_executor(None, batches.take, 0) if count else None
+            for i in range(count):
                 out = await ahead
-                ahead = loop.run_in_executor(None, make, firsts[i + 1]) if i + 1 < len(firsts) else None
+                ahead = loop.run_in_executor(None, batches.take, i + 1) if i + 1 < count else None
                 for table, chunk in out.items():
                     if chunk:
                         await by_table[table].put(chunk)
-                progress.update(bar, completed=min(first + batch, args.referrals))
+                del out
+                progress.update(bar, completed=batches.bounds[i][1])
             for stream in streams:
                 await stream.put(None)
             await asyncio.gather(*(s.task for s in streams))
         timings["generate and COPY"] = time.perf_counter() - started
-        timings["of which making rows (Python)"] = making
-        timings["of which making rows: CPU"] = making_cpu
+        cpu["making rows: worker processes"] = batches.close()
+        cpu["making rows: chain (this process)"] = batches.chain_cpu
         report["copy_bytes"] = sum(s.bytes for s in streams)
+        copy_cpu = {t: _backend_cpu(pid) for t, pid in pids.items()}
+        if all(v is not None for v in [*cpu_before.values(), *copy_cpu.values()]):
+            cpu["COPY: PostgreSQL sessions"] = sum(copy_cpu[t] - cpu_before[t] for t in pids)  # type: ignore
+            report["copy_cpu_s"] = {t: round(copy_cpu[t] - cpu_before[t], 1) for t in pids}  # type: ignore
 
+        # The indexes, keys and statistics, as jobs for `--connections` sessions at once, the table of the most
+        # rows first (a build's time goes with the rows it sorts: the longest start first, so the sessions finish
+        # together); the keys attached at the end.
         started = time.perf_counter()
-        queue = sorted(recreate, key=lambda sql: sql.startswith("CREATE"))  # keys first: they may wait, no more
+        sizes = {s.table: s.rows for s in streams}
+        tables = [r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        jobs: list[Rebuild | str] = [*sorted(rebuilds, key=lambda r: (-sizes.get(r.table, 0), -len(r.create))),
+                                     *(f'ANALYZE "{t}"' for t in sorted(tables, key=lambda t: -sizes.get(t, 0)))]
+        built: dict[str, float] = {}
+        sessions = [s.conn for s in streams[:max(1, args.connections)]]
+        for _ in range(max(1, args.connections) - len(sessions)):
+            sessions.append(await asyncpg.connect(dsn))
+        index_pids = [await c.fetchval("SELECT pg_backend_pid()") for c in sessions]
+        index_before = [_backend_cpu(pid) for pid in index_pids]
 
         async def rebuild(each) -> None:  # noqa: ANN001
+            # this session's own settings for the build: a sort in memory as far as it goes, and (with
+            # --maintenance-workers) its parallel workers: 0, the sessions alone build at once and the CPU counted
+            # is all of it; PostgreSQL's own (2) takes more of a machine that others share
             await each.execute(f"SET maintenance_work_mem = '{args.maintenance_work_mem}'")
-            while queue:
-                await each.execute(queue.pop(0))
+            if args.maintenance_workers is not None:
+                await each.execute(f"SET max_parallel_maintenance_workers = {int(args.maintenance_workers)}")
+            while jobs:
+                job = jobs.pop(0)
+                began = time.perf_counter()
+                await each.execute(job if isinstance(job, str) else job.create)
+                if not isinstance(job, str):
+                    built[job.create.split(" ON ")[0].split()[-1]] = round(time.perf_counter() - began, 1)
 
-        await asyncio.gather(*(rebuild(s.conn) for s in streams[:max(1, args.connections)]))
-        timings["rebuild keys and indexes"] = time.perf_counter() - started
+        await asyncio.gather(*(rebuild(c) for c in sessions))
+        for job in rebuilds:
+            if job.constraint:
+                await conn.execute(job.attach())
+        timings["rebuild keys and indexes, ANALYZE"] = time.perf_counter() - started
+        report["index_build_s"] = dict(sorted(built.items(), key=lambda kv: -kv[1]))
+        index_after = [_backend_cpu(pid) for pid in index_pids]
+        if all(v is not None for v in [*index_before, *index_after]):
+            cpu["indexes and ANALYZE: PostgreSQL sessions" + (
+                "" if args.maintenance_workers == 0 else " (their parallel workers not counted)")] = sum(
+                a - b for a, b in zip(index_after, index_before))  # type: ignore[operator]
+        for extra in sessions[len(streams):]:
+            await extra.close()
 
-        started = time.perf_counter()
         await conn.execute("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1", gen.entry, gen.head)
         await conn.execute("SELECT setval(pg_get_serial_sequence('audit_event', 'entry'), $1)", max(gen.entry, 1))
-        await conn.execute("ANALYZE")  # (the loaded pages are frozen and all-visible already: no VACUUM)
-        timings["analyze"] = time.perf_counter() - started
         report["rows"] = int(await conn.fetchval(
             "SELECT sum(reltuples)::bigint FROM pg_class WHERE relkind = 'r' AND relname = ANY($1::text[])",
             list(CAPTURED)))
@@ -710,6 +883,8 @@ async def generate(args: argparse.Namespace) -> dict:
                 stream.task.cancel()
             await stream.conn.close()
         await conn.close()
+        if batches.pool is not None:
+            batches.pool.terminate()
     exchange = build(settings)
     try:
         checkpoint = await sign_checkpoint(exchange)
@@ -717,8 +892,9 @@ async def generate(args: argparse.Namespace) -> dict:
     finally:
         await exchange.db.dispose()
     report["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
+    report["cpu_s"] = {k: round(v, 1) for k, v in cpu.items()}
     report["audit_records"] = gen.entry
-    load_s = timings["generate and COPY"] + timings["rebuild keys and indexes"]
+    load_s = timings["generate and COPY"] + timings["rebuild keys and indexes, ANALYZE"]
     report["referrals_per_s"] = round(args.referrals / load_s, 1) if load_s else None
     report["rows_per_s"] = round(report["rows"] / load_s, 1) if load_s else None
     return report
@@ -754,7 +930,13 @@ def main() -> None:
     parser.add_argument("--organisations", type=int, default=500, help="a fifth hotlines, the rest shelters")
     parser.add_argument("--open-share", type=float, default=0.02, help="the newest referrals still open")
     parser.add_argument("--batch", type=int, default=2000, help="referrals made at a time (one chunk per table)")
-    parser.add_argument("--connections", type=int, default=2, help="sessions rebuilding the keys and indexes")
+    parser.add_argument("--connections", type=int, default=3, help="sessions building the keys and indexes at once")
+    parser.add_argument("--maintenance-workers", type=int, default=None,
+                        help="max_parallel_maintenance_workers of each building session (default: the server's)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
+                        help="processes filling the batches (0: this process alone)")
+    parser.add_argument("--toast-compression", default="lz4", choices=("lz4", "pglz"),
+                        help="the store's default_toast_compression (ALTER DATABASE; pglz is PostgreSQL's default)")
     parser.add_argument("--maintenance-work-mem", default="1GB", help="of each session rebuilding an index")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--state-dir", type=Path, default=ROOT / "var" / "scale")

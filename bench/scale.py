@@ -110,7 +110,7 @@ async def _sample_tasks(url: str, limit: int = 2000) -> list[tuple[str, str]]:
     return [(r["resource_id"], r["value"]) for r in rows]
 
 
-async def measure(url: str, state: Path, repeat: int, clients: int, seed: int) -> dict:
+async def measure(url: str, state: Path, repeat: int, clients: int, seed: int, only: str | None = None) -> dict:
     """Every query `repeat` times against `exchange serve` on `url`: latencies per query, errors."""
     world = load_world(state / "world.json")
     tasks = await _sample_tasks(url)
@@ -139,6 +139,8 @@ async def measure(url: str, state: Path, repeat: int, clients: int, seed: int) -
 
             rng = random.Random(seed)
             for name, make in _queries(world, tasks, rng).items():
+                if only and only not in name:
+                    continue
                 requests = [make() for _ in range(repeat)]
                 for party, _ in requests:
                     await headers_of(party)
@@ -189,7 +191,7 @@ def _buffers(lines: list[str]) -> int:
     return 0
 
 
-async def explain(url: str, state: Path, seed: int, picks: int = 5) -> tuple[str, dict]:
+async def explain(url: str, state: Path, seed: int, picks: int = 5, only: str | None = None) -> tuple[str, dict]:
     """EXPLAIN (ANALYZE, BUFFERS) of every SELECT the exchange sends for a request of each query, in process: of
     `picks` requests (each for another organisation or Task) the one whose statements touched the most buffers.
     Returns the plans as text and, per query, that request's statements, buffers and execution time."""
@@ -221,6 +223,8 @@ async def explain(url: str, state: Path, seed: int, picks: int = 5) -> tuple[str
             async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as http:
                 tokens: dict[str, str] = {}
                 for name, make in _queries(world, tasks, random.Random(seed)).items():
+                    if only and only not in name:
+                        continue
                     worst: tuple[int, list[str], dict] | None = None
                     for _ in range(picks):
                         party, path = make()
@@ -262,6 +266,110 @@ async def explain(url: str, state: Path, seed: int, picks: int = 5) -> tuple[str
     return "\n".join(report), summary
 
 
+async def profile(url: str, state: Path, seed: int, requests: int, only: str | None, dump: Path | None) -> dict:
+    """What each query costs the exchange's process, whatever the machine's load: in process (the app called as
+    an ASGI application, bench/calls.py's client), one request at a time after a warm-up, `requests` requests of
+    each query: CPU milliseconds a request (time.process_time, no profiler), SQL statements a request, the
+    share of the wall time spent waiting for PostgreSQL (between sending a statement and its rows), and, under
+    cProfile, Python calls a request (the top entries written to `dump`)."""
+    import cProfile
+    import pstats
+
+    from sqlalchemy import event
+
+    from calls import AsgiClient
+    from exchange.main import build, create_app
+    from exchange.settings import Settings
+
+    world = load_world(state / "world.json")
+    tasks = await _sample_tasks(url)
+    settings = Settings(database_url=url, state_dir=state / "var", host="127.0.0.1", port=8080,
+                        referral_sweep_seconds=0)
+    exchange = build(settings)
+    app = create_app(settings, exchange)
+    http = AsgiClient(app)
+    out: dict = {}
+    dumped: list[str] = []
+    statements = 0
+    waited = 0.0
+    sent_at: list[float] = []
+
+    kinds: dict[str, int] = {}
+
+    def before(_conn, _cursor, statement, *_args) -> None:  # noqa: ANN001, ANN002
+        nonlocal statements
+        statements += 1
+        kind = " ".join(statement.split())[:90]
+        kinds[kind] = kinds.get(kind, 0) + 1
+        sent_at.append(time.perf_counter())
+
+    def after(*_args) -> None:  # noqa: ANN002
+        nonlocal waited
+        waited += time.perf_counter() - sent_at.pop()
+
+    try:
+        async with app.router.lifespan_context(app):
+            tokens: dict[str, str] = {}
+            for name, make in _queries(world, tasks, random.Random(seed)).items():
+                if only and only not in name:
+                    continue
+                calls = [make() for _ in range(requests + 3)]
+                for party, _ in calls:
+                    if party.client_id not in tokens:
+                        scope = "system/AuditEvent.rs" if party is world.auditor else "system/*.cruds"
+                        tokens[party.client_id] = await token(http, party, "http://127.0.0.1:8080/auth/token", scope)
+
+                async def send(party, path):  # noqa: ANN001, ANN202
+                    r = await http.get(f"/fhir{path}", headers={"Authorization": f"Bearer {tokens[party.client_id]}",
+                                                               "Accept": "application/fhir+json"})
+                    if r.status_code != 200:
+                        raise SystemExit(f"{name}: {r.status_code} {r.text[:300]}")
+                    return r
+
+                for party, path in calls[:3]:
+                    await send(party, path)
+                engine = exchange.db.engine.sync_engine
+                event.listen(engine, "before_cursor_execute", before)
+                event.listen(engine, "after_cursor_execute", after)
+                statements, waited = 0, 0.0
+                kinds.clear()
+                entries = 0
+                began, began_cpu = time.perf_counter(), time.process_time()
+                for party, path in calls[3:]:
+                    entries += len((await send(party, path)).json().get("entry", []))
+                cpu, wall = time.process_time() - began_cpu, time.perf_counter() - began
+                event.remove(engine, "before_cursor_execute", before)
+                event.remove(engine, "after_cursor_execute", after)
+                profiler = cProfile.Profile()
+                profiler.enable()
+                for party, path in calls[3:]:
+                    await send(party, path)
+                profiler.disable()
+                stats = pstats.Stats(profiler)
+                out[name] = {"requests": requests, "entries_per_request": round(entries / requests, 1),
+                             "cpu_ms": round(1000 * cpu / requests, 2), "wall_ms": round(1000 * wall / requests, 2),
+                             "db_wait_ms": round(1000 * waited / requests, 2),
+                             "statements": round(statements / requests, 2),
+                             "python_calls": round(stats.total_calls / requests),
+                             "statements_by_kind": {k: round(v / requests, 2) for k, v in
+                                                    sorted(kinds.items(), key=lambda kv: -kv[1])}}
+                print(f"  {name:<48} cpu {out[name]['cpu_ms']:>6.2f} ms  db wait {out[name]['db_wait_ms']:>6.2f} ms"
+                      f"  wall {out[name]['wall_ms']:>6.2f} ms  statements {out[name]['statements']:>4}  calls "
+                      f"{out[name]['python_calls']:>6}  entries {out[name]['entries_per_request']}", flush=True)
+                if dump:
+                    import io
+
+                    text = io.StringIO()
+                    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(30)
+                    pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats("exchange/", 60)
+                    dumped.append(f"{'=' * 100}\n{name}\n{text.getvalue()}")
+    finally:
+        await exchange.db.dispose()
+    if dump:
+        dump.write_text("\n".join(dumped))
+    return out
+
+
 def render(results: dict) -> None:
     """p50 / p95 per query and size, and (with --explain) the buffers its statements touched."""
     sizes = list(results)
@@ -291,17 +399,21 @@ async def run(args: argparse.Namespace) -> dict:
         entry: dict = {}
         if not (args.reuse and (state / "world.json").exists()):
             gen_args = argparse.Namespace(database_url=url, referrals=size, organisations=args.organisations,
-                                          open_share=args.open_share, batch=2000, connections=2, seed=args.seed,
-                                          maintenance_work_mem="1GB",
+                                          open_share=args.open_share, batch=2000, connections=3, seed=args.seed,
+                                          maintenance_work_mem="1GB", workers=os.cpu_count() or 2, maintenance_workers=None,
+                                          toast_compression="lz4",
                                           state_dir=state, quiet=False)
             started = time.perf_counter()
             entry["generation"] = await generate(gen_args)
             entry["generation"]["total_s"] = round(time.perf_counter() - started, 1)
             print(json.dumps(entry["generation"]["timings_s"]), flush=True)
-        if not args.explain_only:
-            entry["queries"] = await measure(url, state, args.repeat, args.clients, args.seed)
+        if not args.explain_only and not args.profile_only:
+            entry["queries"] = await measure(url, state, args.repeat, args.clients, args.seed, args.only)
+        if args.profile:
+            entry["profile"] = await profile(url, state, args.seed, args.profile, args.only,
+                                             args.json.parent / f"scale-profile-{size}.txt")
         if args.explain:
-            plans, entry["plan_summary"] = await explain(url, state, args.seed, args.explain_picks)
+            plans, entry["plan_summary"] = await explain(url, state, args.seed, args.explain_picks, args.only)
             path = args.json.parent / f"scale-plans-{size}.txt"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(plans)
@@ -330,6 +442,11 @@ def main() -> None:
                         help="write the plans of each query (its costliest of 5 requests) and their buffers")
     parser.add_argument("--explain-only", action="store_true", help="only the plans (implies --explain)")
     parser.add_argument("--explain-picks", type=int, default=5, help="requests per query to take the costliest of")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="also N requests of each query in process: CPU, statements, time waiting for "
+                             "PostgreSQL and Python calls a request (load-independent), top entries to a file")
+    parser.add_argument("--profile-only", action="store_true", help="only the in-process profile (needs --profile)")
+    parser.add_argument("--only", default=None, help="only the queries whose name contains this")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "scale.json")
     args = parser.parse_args()
     args.explain = args.explain or args.explain_only
