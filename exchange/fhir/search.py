@@ -4,6 +4,7 @@ Knows FHIR search syntax, not HTTP and not SQL: `exchange.fhir.search_sql` turns
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Sequence
@@ -131,11 +132,14 @@ def _parse_include(resource_type: str, raw: str, allowed: dict[str, tuple[str, .
     return Include(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
 
 
+_CONTROL = re.compile("[\x00-\x1f]")  # (any character below 32)
+
+
 def _check_text(name: str, raw: str, limits: SearchLimits) -> None:
     if len(raw) > limits.value_length * max(1, limits.or_values):
         raise BadRequest(f"Search parameter '{name}' is longer than this server accepts", expression=name,
                          code="too-costly")
-    if any(ord(c) < 32 for c in raw):
+    if _CONTROL.search(raw):
         raise BadRequest(f"Search parameter '{name}' must not contain control characters", expression=name)
 
 

@@ -216,6 +216,9 @@ def _driving_key(plan: SearchPlan) -> tuple[str, str, str, set[int]] | None:
     return None
 
 
+_DRIVER = search_index.alias("driver")  # (one alias for every search: its column proxies made once)
+
+
 def plan_search(plan: SearchPlan, access: AccessFilter | None = None) -> tuple[list, list, object | None]:
     """The conditions and order of a page of the plan's results: the rows and order of `plan_conditions` and
     `plan_order`, found so that the first page costs the same however long the history behind it.
@@ -231,7 +234,7 @@ def plan_search(plan: SearchPlan, access: AccessFilter | None = None) -> tuple[l
     if driving is None:
         return plan_conditions(plan, access), plan_order(plan), None
     param, target_type, value, stands_for = driving
-    key = search_index.alias("driver")
+    key = _DRIVER
     conditions = [key.c.resource_type == plan.resource_type, key.c.resource_id == resource.c.id,
                   key.c.param == param, key.c.value == value, key.c.system == target_type]
     covered: set[int] = set(stands_for)

@@ -144,24 +144,33 @@ class Reads(UnitMemory):
         as an index yields it in order (`exchange.fhir.search_sql.plan_search`); on PostgreSQL the page is then
         taken from the first `offset + count` rows by that key alone, ties included (FETCH FIRST ... WITH TIES):
         the same page, but the database reads the index in order and stops instead of sorting every match (it
-        would, estimating few rows, to order ties by the next key)."""
+        would, estimating few rows, to order ties by the next key).
+
+        The total (`with_total`) is counted only when the page cannot tell it: a page of fewer than `count` rows
+        holds the last of the matches (the rows are the matches from `offset` on, in order), so, unless it is an
+        empty page past the end, the total is `offset` and its rows; an inbox's first page is most often so."""
         await self._flushed()
         where = [resource.c.resource_type == resource_type, resource.c.deleted.is_(False), *conditions]
         clause = visible_clause(resource, resource_type, access)
         if clause is not None:
             where.append(clause)
+        rows = []
+        if count > 0:
+            if first_by is not None and self.conn.dialect.name == "postgresql":
+                first = select(resource, first_by.element.label("first_by")).where(*where).order_by(first_by) \
+                    .fetch(offset + count, with_ties=True).subquery()
+                adapt = ClauseAdapter(first).traverse
+                stmt = select(*(first.c[c.name] for c in resource.c)).order_by(*(adapt(o) for o in order_by))
+            else:
+                stmt = select(resource).where(*where).order_by(*order_by)
+            rows = (await self.conn.execute(stmt.limit(count).offset(offset))).all()
         total = None
         if with_total:
-            total = int((await self.conn.execute(select(func.count()).select_from(resource).where(*where))).scalar()
-                        or 0)
-        if first_by is not None and count > 0 and self.conn.dialect.name == "postgresql":
-            first = select(resource, first_by.element.label("first_by")).where(*where).order_by(first_by) \
-                .fetch(offset + count, with_ties=True).subquery()
-            adapt = ClauseAdapter(first).traverse
-            stmt = select(*(first.c[c.name] for c in resource.c)).order_by(*(adapt(o) for o in order_by))
-        else:
-            stmt = select(resource).where(*where).order_by(*order_by)
-        rows = (await self.conn.execute(stmt.limit(count).offset(offset))).all()
+            if 0 < len(rows) < count or (offset == 0 and len(rows) < count):
+                total = offset + len(rows)
+            else:
+                total = int((await self.conn.execute(select(func.count()).select_from(resource).where(*where)))
+                            .scalar() or 0)
         return [stored(r) for r in rows], total
 
     async def references_from(self, resource_type: str, ids: Sequence[str], param: str) -> list[tuple[str, str]]:

@@ -169,6 +169,19 @@ async def test_count_and_summary_count(client):
     assert len((await _search(client, "/Organization?_count=2"))["entry"]) == 2
 
 
+async def test_total_whether_the_page_holds_the_last_match_or_not(client):
+    """Bundle.total is every match, whichever page is asked: a full page, the last one, one past the end."""
+    for n in range(5):
+        await _create(client, organization(f"T{n}"))
+    for query, entries in [("_count=10", 5), ("_count=5", 5), ("_count=3", 3), ("_count=3&_offset=3", 2),
+                           ("_count=2&_offset=3", 2), ("_count=3&_offset=5", 0), ("_count=3&_offset=9", 0),
+                           ("_count=3&_offset=4", 1)]:
+        bundle = await _search(client, f"/Organization?{query}")
+        assert bundle["total"] == 5 and len(bundle.get("entry", [])) == entries, query
+    bundle = await _search(client, "/Organization?name=nobody-has-this-name&_count=3")
+    assert bundle["total"] == 0 and "entry" not in bundle
+
+
 async def test_sort(client):
     a = await _create(client, organization("A"))
     b = await _create(client, organization("B"))
