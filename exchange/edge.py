@@ -43,27 +43,6 @@ def allowed_methods(app: FastAPI, scope: dict) -> str:
     return ", ".join(sorted(methods))
 
 
-class HeadAsGet:
-    """HEAD wherever GET works (RFC 9110 §9.3.2): run the GET, send its status and headers without the body."""
-
-    def __init__(self, app) -> None:  # noqa: ANN001
-        self.app = app
-
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
-        if scope["type"] != "http" or scope["method"] != "HEAD":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_headers_only(message) -> None:  # noqa: ANN001
-            if message["type"] == "http.response.body":
-                if not message.get("more_body"):
-                    await send({"type": "http.response.body", "body": b""})
-                return
-            await send(message)
-
-        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
-
-
 class RouteIndex:
     """Finds the route that serves a request without asking every route of every router first, and runs a plain
     one directly.
@@ -79,8 +58,12 @@ class RouteIndex:
     a kind it does not know, a root path) goes to FastAPI's own routing, unchanged."""
 
     def __init__(self, router) -> None:  # noqa: ANN001  (the app's APIRouter)
+        from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
+
         self.router = router
-        self.fallback = router.middleware_stack
+        self._stacked = AsyncExitStackMiddleware  # FastAPI's handlers need its exit stack (plain routes do not)
+        self.fallback = AsyncExitStackMiddleware(router)
+        self._handles: dict = {}  # id of an included router -> its handle, with the exit stack
         self._version: object = None
         self._buckets: dict[tuple, list[tuple]] = {(): []}  # a path's first segments -> the entries it may reach
         self._routers: list = [router]  # every router the index read: a route added to any of them rebuilds it
@@ -102,6 +85,8 @@ class RouteIndex:
         # (prefix, match, methods or None, the included router or None: fall back, its plain route or None)
         entries: list[tuple] = []
         self._routers = [self.router, *_included_routers(self.router, _IncludedRouter)]
+        self._handles = {id(route): self._stacked(route.handle) for route in self.router.routes
+                         if isinstance(route, _IncludedRouter)}
         for route in self.router.routes:
             if isinstance(route, _IncludedRouter):
                 form_limits = getattr(getattr(route, "include_context", None), "form_limits", None)
@@ -175,7 +160,7 @@ class RouteIndex:
         if plain is not None and plain.runnable():
             await plain(scope, receive, send, matched.groupdict())  # (plain: every parameter a plain string)
             return
-        await included.handle(scope, receive, send)
+        await self._handles[id(included)](scope, receive, send)
 
 
 _ROUTES_VERSION = operator.attrgetter("_routes_version")
@@ -193,11 +178,6 @@ def _included_routers(router, kind) -> list:  # noqa: ANN001
 def _literal_prefix(path_format: str) -> str:
     """The part of a route's path before its first parameter: a path that does not start with it cannot match."""
     return path_format.split("{", 1)[0]
-
-
-def install_route_index(app: FastAPI) -> None:
-    """Put `RouteIndex` in front of the app's router (after every router is included)."""
-    app.router.middleware_stack = RouteIndex(app.router)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -226,13 +206,15 @@ def install_error_handlers(app: FastAPI) -> None:
         return _outcome_response(400, issues or [Issue("error", "invalid", "Invalid request")])
 
 
-class SafeEdge:
-    """The outermost layer: request id, `Cache-Control: no-store`, the safe access log, and the 500 of last resort.
+class Edge:
+    """The outermost layer: HEAD as GET, request id, `Cache-Control: no-store`, the safe access log, and the 500 of
+    last resort.
 
-    An unexpected exception becomes a 500 OperationOutcome here and is logged by incident id and class only: it is
-    never re-raised, so neither Starlette nor uvicorn logs its traceback (whose text can hold SQL parameters or a
-    database's DETAIL line with survivor data). The access line names the method, the route template and the
-    status, never a path's values or the query string.
+    HEAD wherever GET works (RFC 9110 §9.3.2): the GET runs (and is logged as one), and its status and headers are
+    sent without the body. An unexpected exception becomes a 500 OperationOutcome here and is logged by incident id
+    and class only: it is never re-raised, so neither Starlette nor uvicorn logs its traceback (whose text can hold
+    SQL parameters or a database's DETAIL line with survivor data). The access line names the method, the route
+    template and the status, never a path's values or the query string.
     """
 
     def __init__(self, app) -> None:  # noqa: ANN001
@@ -242,6 +224,8 @@ class SafeEdge:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope["method"] == "HEAD":
+            scope, send = {**scope, "method": "GET"}, _headers_only(send)
         given = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k.lower() == b"x-request-id"), None)
         scope.setdefault("state", {})["request_id"] = given or str(uuid.uuid4())
         request_id = scope["state"]["request_id"]
@@ -279,6 +263,59 @@ class SafeEdge:
             access_log.info("%s %s %s %.1fms", scope.get("method"), template, status["code"], elapsed * 1000,
                             extra=access_fields(scope.get("method"), template, status["code"], elapsed,
                                                 scope["state"].get("ctx"), request_id))
+
+
+def _headers_only(send):  # noqa: ANN001, ANN202
+    """`send` for a HEAD run as a GET: the status and headers, an empty body."""
+    async def send_headers_only(message) -> None:  # noqa: ANN001
+        if message["type"] == "http.response.body":
+            if not message.get("more_body"):
+                await send({"type": "http.response.body", "body": b""})
+            return
+        await send(message)
+
+    return send_headers_only
+
+
+# FastAPI's native OpenTelemetry off: the exchange exports no traces, metrics or logs through it (its metrics are
+# exchange.ops.metrics, its access log the Edge's, neither naming a path's values), and with it on each request
+# asked the global tracer, meter and logger providers whether anyone was listening; a span would carry the
+# request's path, which names resource ids.
+NO_TELEMETRY = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False, "auto_configure": False}
+
+
+class ExchangeApp(FastAPI):
+    """FastAPI whose middleware stack is the exchange's edge: `Edge` (outermost), the middleware packages add (the
+    web inbox's headers), Starlette's ExceptionMiddleware (the handlers of `install_error_handlers`), then the
+    `RouteIndex`.
+
+    FastAPI's own outer layers do nothing here, and every request passed them on the way in and at each resumption
+    after a database round trip: ServerErrorMiddleware (the Edge answers every exception itself and never re-raises
+    one), the telemetry exception hook (telemetry is off), the application body limit (none is set: the FHIR routes
+    bound their bodies themselves) and FastAPI's telemetry check in `__call__`. FastAPI's exit stack, which its own
+    request handler needs, is opened by the RouteIndex for the routes it leaves to FastAPI, and not for plain ones.
+    """
+
+    def __init__(self, **kwargs) -> None:  # noqa: ANN003
+        super().__init__(telemetry=NO_TELEMETRY, **kwargs)
+        self.route_index = RouteIndex(self.router)  # (it reads the routes when the first request comes)
+
+    def build_middleware_stack(self):  # noqa: ANN201
+        from starlette.middleware.exceptions import ExceptionMiddleware
+
+        if self.max_body_size is not None or 500 in self.exception_handlers or Exception in self.exception_handlers:
+            raise TypeError("the exchange's Edge is the 500 of last resort and its routes bound their own bodies")
+        app = ExceptionMiddleware(self.route_index, handlers=self.exception_handlers, debug=self.debug)
+        for cls, args, kwargs in reversed(self.user_middleware):
+            app = cls(app, *args, **kwargs)
+        return Edge(app)
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] != "http" or self.middleware_stack is None or self.root_path:
+            await super().__call__(scope, receive, send)  # (the lifespan, the first request, a root path)
+            return
+        scope["app"] = self  # what Starlette's __call__ does; FastAPI's adds only telemetry, which is off
+        await self.middleware_stack(scope, receive, send)
 
 
 def uvicorn_config(application: FastAPI, settings: Settings, port: int | None = None):  # noqa: ANN201

@@ -67,9 +67,7 @@ def _may_serve_fhir(route) -> bool:  # noqa: ANN001
 def create_app(settings: Settings | None = None, exchange: Exchange | None = None) -> FastAPI:
     """The FastAPI app serving `exchange` (built from the settings when not given): its routers, the HTTP edge
     (exchange/edge.py), and the lifespan (migrations on start, then whatever background work the exchange runs)."""
-    from fastapi import FastAPI
-
-    from exchange.edge import HeadAsGet, SafeEdge, install_error_handlers, install_openapi, install_route_index
+    from exchange.edge import ExchangeApp, install_error_handlers, install_openapi
     from exchange.fhir.routes import router as fhir_router
     from exchange.store.migrate import upgrade
 
@@ -91,15 +89,11 @@ def create_app(settings: Settings | None = None, exchange: Exchange | None = Non
                 await stop(exchange)
             await exchange.db.dispose()
 
-    # FastAPI's native OpenTelemetry off: the exchange exports no traces, metrics or logs through it (its metrics
-    # are exchange.ops.metrics, its access log exchange.edge's, neither naming a path's values), and with it on each
-    # request asked the global tracer, meter and logger providers whether anyone was listening; a span would carry
-    # the request's path, which names resource ids.
-    app = FastAPI(title="GBV referral exchange", version="0.1.0", lifespan=lifespan,
-                  telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False,
-                             "auto_configure": False},
-                  description="FHIR R4 referral exchange for organisations serving survivors of gender-based "
-                              "violence. Resources are application/fhir+json; errors are OperationOutcomes.")
+    # the HTTP edge (exchange.edge.Edge, outermost) and the route index are its middleware stack; FastAPI's native
+    # OpenTelemetry is off (exchange.edge.NO_TELEMETRY)
+    app = ExchangeApp(title="GBV referral exchange", version="0.1.0", lifespan=lifespan,
+                      description="FHIR R4 referral exchange for organisations serving survivors of gender-based "
+                                  "violence. Resources are application/fhir+json; errors are OperationOutcomes.")
     app.state.exchange = exchange
     install_error_handlers(app)
     # Routes are tried in order, each a regular expression: specific /fhir routes first (they must win over
@@ -116,9 +110,6 @@ def create_app(settings: Settings | None = None, exchange: Exchange | None = Non
         from exchange.web import mount
 
         mount(app)
-    install_route_index(app)
-    app.add_middleware(SafeEdge)  # outermost: after every other middleware
-    app.add_middleware(HeadAsGet)
     install_openapi(app)
     return app
 

@@ -9,7 +9,7 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request
 from fastapi.responses import Response
 
-from exchange.edge import RouteIndex, install_route_index
+from exchange.edge import Edge, ExchangeApp
 from exchange.main import create_app
 from exchange.settings import Settings
 
@@ -38,17 +38,18 @@ def _app(indexed: bool, calls: list) -> FastAPI:
     async def counted(name: str, who: str = Depends(second)) -> Response:
         return Response(name + who, media_type="text/plain")
 
-    app = FastAPI()
+    app = ExchangeApp() if indexed else FastAPI()
+    if not indexed:  # FastAPI's own stack and handler, inside the same edge
+        app.add_middleware(Edge)
     app.include_router(router)
-    if indexed:
-        install_route_index(app)
     app.state.second = second
     return app
 
 
+REQUEST_ID = "6f1c7a52-6d3e-4a43-9b0e-3f7f0b8f0a11"
 REQUESTS = [("GET", "/x/a/b", {}), ("GET", "/x/a%20b/c", {"If-Match": 'W/"2"'}), ("GET", "/x/a/b", {"x-refuse": "first"}),
             ("GET", "/x/a/b", {"x-refuse": "second"}), ("PUT", "/x/n", {}), ("POST", "/x/n", {}), ("GET", "/x/n", {}),
-            ("PUT", "/x/n", {"x-refuse": "first"})]
+            ("PUT", "/x/n", {"x-refuse": "first"}), ("HEAD", "/x/a/b", {}), ("HEAD", "/x/n", {})]
 
 
 async def _answers(app: FastAPI, calls: list) -> list:
@@ -56,7 +57,7 @@ async def _answers(app: FastAPI, calls: list) -> list:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
         for method, path, headers in REQUESTS:
             calls.clear()
-            r = await http.request(method, path, headers=headers)
+            r = await http.request(method, path, headers={**headers, "X-Request-ID": REQUEST_ID})
             answers.append((method, path, r.status_code, sorted(r.headers.items()), r.content, list(calls)))
     return answers
 
@@ -64,7 +65,7 @@ async def _answers(app: FastAPI, calls: list) -> list:
 async def test_a_plain_route_answers_as_fastapi_does() -> None:
     plain_calls, fastapi_calls = [], []
     plain_app, fastapi_app = _app(True, plain_calls), _app(False, fastapi_calls)
-    assert plain_app.router.middleware_stack.plain(
+    assert plain_app.route_index.plain(
         {"type": "http", "method": "GET", "path": "/x/a/b", "root_path": ""}) is not None
     plain, fastapi = await _answers(plain_app, plain_calls), await _answers(fastapi_app, fastapi_calls)
     assert plain == fastapi
@@ -93,9 +94,7 @@ async def test_an_override_is_honoured(plain_override: bool) -> None:
                                           ("GET", "/fhir/AuditEvent"), ("GET", "/fhir/metadata")])
 def test_the_hot_fhir_interactions_are_plain(method: str, path: str) -> None:
     app = create_app(Settings(database_url="sqlite+aiosqlite:///:memory:"))
-    index = app.router.middleware_stack
-    assert isinstance(index, RouteIndex)
-    assert index.plain({"type": "http", "method": method, "path": path, "root_path": ""}) is not None
+    assert app.route_index.plain({"type": "http", "method": method, "path": path, "root_path": ""}) is not None
 
 
 async def test_the_format_is_refused_before_the_caller_is_asked(app) -> None:  # noqa: ANN001
