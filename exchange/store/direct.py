@@ -2,18 +2,22 @@
 per-statement work.
 
 SQLAlchemy spends about 100 µs of CPU and 170 Python calls on each statement it executes (cache key, execution
-context, result metadata, the asyncpg adapter, a greenlet switch each way); asyncpg alone about 35 µs and 80.
-A `Statement` wraps a Core statement: on PostgreSQL it is compiled once (asyncpg's `$n` parameters, in the order
-its bind parameters appear, with the values the statement itself carries) and executed on the asyncpg connection
-under the caller's `AsyncConnection`, in its transaction (SQLAlchemy's adapter begins a transaction lazily, at the
-first statement: it is begun here the same way if this is the first). On SQLite it runs through SQLAlchemy as
-before. Parameters get the conversions SQLAlchemy would apply to them; rows come back as asyncpg makes them, so
-only statements whose columns need no conversion (text, numbers, booleans, naive timestamps) belong here, and
-none with expanding (IN) parameters.
+context, result metadata, the driver's adapter, a greenlet switch each way); the driver alone a fraction of that.
+A `Statement` wraps a Core statement, compiled once per dialect (its parameters in the order its bind parameters
+appear, with the values the statement itself carries), and runs it under the caller's `AsyncConnection`, in its
+transaction (begun here, as SQLAlchemy would at the first statement, if it is not yet):
+- on PostgreSQL on the asyncpg connection (`$n` parameters); rows come back as asyncpg makes them, so only
+  statements whose columns need no conversion (text, numbers, booleans, naive timestamps) belong here;
+- on SQLite on the sqlite3 connection, when its transaction runs on the event loop (exchange.store.sqlite_driver:
+  every transaction the exchange begins), or, on a connection of `Database.read`, in none (the statement is its own
+  snapshot); rows come back as mappings of the statement's column names, with the
+  conversions SQLAlchemy's result would apply (SQLite keeps timestamps as text and booleans as integers). Anything
+  else (a connection without such a transaction) runs through SQLAlchemy as before.
+Parameters get the conversions SQLAlchemy would apply to them; no statement with expanding (IN) parameters.
 
 Nothing is hidden: listeners of the engine's `before_cursor_execute` event (the query-budget tests count
-statements there) are told of every statement run here. A driver error goes to SQLAlchemy's adapter, which turns
-it into the DB-API error SQLAlchemy would have raised, and the pool throws away a connection that was lost.
+statements there) are told of every statement run here. A driver error becomes the DB-API error SQLAlchemy would
+have raised, and the pool throws away a connection that was lost.
 """
 from __future__ import annotations
 
@@ -23,6 +27,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ClauseElement
 
+from exchange.store import sqlite_driver
+
 
 class Statement:
     """One Core statement (`params` names its bind parameters; an INSERT's `columns`, the columns it sets)."""
@@ -30,10 +36,11 @@ class Statement:
     def __init__(self, statement: ClauseElement, columns: Sequence[str] | None = None) -> None:
         self.statement = statement
         self.columns = list(columns) if columns is not None else None
-        self._compiled: tuple[str, tuple[str, ...], dict[str, Any], tuple] | None = None
+        self._compiled: dict[str, tuple] = {}  # by dialect name: (SQL, parameter names, defaults, conversions, columns)
 
-    def _postgres(self, dialect) -> tuple[str, tuple[str, ...], dict[str, Any], tuple]:  # noqa: ANN001
-        if self._compiled is None:
+    def _compile(self, dialect) -> tuple:  # noqa: ANN001
+        done = self._compiled.get(dialect.name)
+        if done is None:
             compiled = self.statement.compile(dialect=dialect, column_keys=self.columns)
             if any(bind.expanding for bind in compiled.binds.values()):
                 raise TypeError("expanding (IN) parameters are rendered per call: not for a compiled statement")
@@ -41,19 +48,31 @@ class Statement:
             defaults = {name: bind.effective_value for name, bind in compiled.binds.items()
                         if not bind.required and bind.callable is None}
             processors = compiled._bind_processors  # noqa: SLF001 - the conversions SQLAlchemy applies to values
-            self._compiled = (compiled.string, names, defaults,
-                              tuple((i, processors[n]) for i, n in enumerate(names) if n in processors))
-        return self._compiled
+            columns = tuple((c.keyname, c.type._cached_result_processor(dialect, None))  # noqa: SLF001 - (and rows)
+                            for c in compiled._result_columns)  # noqa: SLF001
+            done = self._compiled[dialect.name] = (
+                compiled.string, names, defaults,
+                tuple((i, processors[n]) for i, n in enumerate(names) if n in processors),
+                tuple(key for key, _ in columns), tuple(process for _, process in columns))
+        return done
 
     def _values(self, dialect, params: Mapping[str, Any]) -> list:  # noqa: ANN001
-        _, names, defaults, processors = self._postgres(dialect)
+        _, names, defaults, processors, _, _ = self._compile(dialect)
         values = [params[n] if n in params else defaults[n] for n in names]
         for i, process in processors:
             values[i] = process(values[i])
         return values
 
     def _args(self, dialect, params: Mapping[str, Any]) -> tuple[str, list]:  # noqa: ANN001
-        return self._postgres(dialect)[0], self._values(dialect, params)
+        return self._compile(dialect)[0], self._values(dialect, params)
+
+    def _rows(self, dialect, rows: list) -> list[dict]:  # noqa: ANN001
+        """SQLite's rows as mappings, each value converted as SQLAlchemy's result would."""
+        _, _, _, _, keys, processors = self._compile(dialect)
+        if not any(processors):
+            return [dict(zip(keys, row)) for row in rows]
+        return [dict(zip(keys, [v if process is None else process(v) for process, v in zip(processors, row)]))
+                for row in rows]
 
 
 async def _driver(conn: AsyncConnection):  # noqa: ANN202
@@ -84,8 +103,33 @@ async def _run(conn: AsyncConnection, sql: str, args: list, method: str, many: b
         _raise(conn, adapted, exc, sql)
 
 
+async def _sqlite(conn: AsyncConnection, statement: Statement, args: Any, many: bool = False):  # noqa: ANN202
+    """On SQLite, the statement on the sqlite3 connection under `conn` (`args`: a mapping of parameters, or a list
+    of them when `many`): (rowcount, rows as sqlite3 gives them); None when that connection's transaction does not
+    run on the loop (then SQLAlchemy runs it)."""
+    sync = conn.sync_connection
+    reading = sync.get_execution_options().get(sqlite_driver.READ_ONLY, False)  # (Database.read: no transaction)
+    if not reading and not sync.in_transaction():  # (SQLAlchemy begins one at the first statement: so do we)
+        await conn.begin()
+    if sync.closed or sync.invalidated:
+        return None
+    adapted = sync.connection.dbapi_connection
+    if not sqlite_driver.on_loop(adapted, reading):
+        return None
+    dialect = sync.dialect
+    sql = statement._compile(dialect)[0]
+    values = [statement._values(dialect, r) for r in args] if many else statement._values(dialect, args)
+    dispatch = sync.dispatch.before_cursor_execute
+    if dispatch:  # (listeners, such as the query-budget tests, see the statement)
+        dispatch(sync, None, sql, values, None, many)
+    try:
+        return sqlite_driver.run_on_loop(adapted, sql, values, many)
+    except Exception as exc:  # noqa: BLE001
+        _raise(conn, adapted, exc, sql)
+
+
 def _postgres(conn: AsyncConnection):  # noqa: ANN202
-    """The dialect when it is PostgreSQL's, else None (the statement runs through SQLAlchemy)."""
+    """The dialect when it is PostgreSQL's, else None."""
     dialect = conn.sync_connection.dialect
     return dialect if dialect.name == "postgresql" else None
 
@@ -93,39 +137,50 @@ def _postgres(conn: AsyncConnection):  # noqa: ANN202
 async def fetchrow(conn: AsyncConnection, statement: Statement, params: Mapping[str, Any]):  # noqa: ANN201
     """The first row (by column name: `row["name"]`), or None."""
     dialect = _postgres(conn)
-    if dialect is None:
+    if dialect is not None:
+        return await _run(conn, *statement._args(dialect, params), "fetchrow")
+    done = await _sqlite(conn, statement, params)
+    if done is None:
         return (await conn.execute(statement.statement, dict(params))).mappings().first()
-    return await _run(conn, *statement._args(dialect, params), "fetchrow")
+    rows = done[1]
+    return statement._rows(conn.sync_connection.dialect, rows[:1])[0] if rows else None
 
 
 async def fetch(conn: AsyncConnection, statement: Statement, params: Mapping[str, Any]) -> list:
     """Every row (by column name)."""
     dialect = _postgres(conn)
-    if dialect is None:
+    if dialect is not None:
+        return await _run(conn, *statement._args(dialect, params), "fetch")
+    done = await _sqlite(conn, statement, params)
+    if done is None:
         return list((await conn.execute(statement.statement, dict(params))).mappings().all())
-    return await _run(conn, *statement._args(dialect, params), "fetch")
+    return statement._rows(conn.sync_connection.dialect, done[1])
 
 
 async def execute(conn: AsyncConnection, statement: Statement, params: Mapping[str, Any]) -> int:
     """The rows the statement changed (as `rowcount` says)."""
     dialect = _postgres(conn)
-    if dialect is None:
+    if dialect is not None:
+        status = await _run(conn, *statement._args(dialect, params), "execute")  # e.g. "UPDATE 1", "INSERT 0 1"
+        count = status.rpartition(" ")[2] if status else ""
+        return int(count) if count.isdigit() else -1
+    done = await _sqlite(conn, statement, params)
+    if done is None:
         return (await conn.execute(statement.statement, dict(params))).rowcount
-    status = await _run(conn, *statement._args(dialect, params), "execute")  # e.g. "UPDATE 1", "INSERT 0 1"
-    count = status.rpartition(" ")[2] if status else ""
-    return int(count) if count.isdigit() else -1
+    return done[0]
 
 
 async def executemany(conn: AsyncConnection, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
-    """The statement once per row, in one round trip (asyncpg's pipelined executemany)."""
+    """The statement once per row, in one round trip (asyncpg's pipelined executemany; sqlite3's executemany)."""
     if not rows:
         return
     dialect = _postgres(conn)
-    if dialect is None:
-        await conn.execute(statement.statement, [dict(r) for r in rows])
+    if dialect is not None:
+        sql = statement._compile(dialect)[0]
+        await _run(conn, sql, [[statement._values(dialect, r) for r in rows]], "executemany", many=True)
         return
-    sql = statement._postgres(dialect)[0]
-    await _run(conn, sql, [[statement._values(dialect, r) for r in rows]], "executemany", many=True)
+    if await _sqlite(conn, statement, rows, many=True) is None:
+        await conn.execute(statement.statement, [dict(r) for r in rows])
 
 
 def is_postgres(conn: AsyncConnection) -> bool:

@@ -1,9 +1,9 @@
 """The database: one async engine for SQLite (embedded default) or PostgreSQL (production).
 
 SQLite allows one writer at a time: every transaction that may write starts with BEGIN IMMEDIATE and, inside one
-process, an asyncio lock queues writers so they never spin on the busy handler; one that only reads (`read`) is a
-deferred transaction outside that queue (in WAL mode a reader neither waits for the writer nor holds it up). Both
-kinds run on the event loop, not on aiosqlite's thread (exchange.store.sqlite_driver says why).
+process, an asyncio lock queues writers so they never spin on the busy handler; a statement that only reads (`read`)
+is its own snapshot outside that queue (in WAL mode a reader neither waits for the writer nor holds it up). Both
+run on the event loop, not on aiosqlite's thread (exchange.store.sqlite_driver says why).
 SQLite's durability is WAL with synchronous=NORMAL: a commit is appended to the WAL and synced at the next checkpoint,
 not at each commit (the checkpoints run off the event loop: exchange.store.sqlite_checkpoint). That cannot corrupt
 the database, and a crash of the process loses nothing committed; a power loss or an OS crash can lose the last
@@ -28,7 +28,7 @@ from exchange.store import sqlite_driver
 from exchange.store.sqlite_checkpoint import Checkpointer
 
 
-_READ_ONLY = "exchange_read_only"  # the execution option of `Database.read`'s connections
+_READ_ONLY = sqlite_driver.READ_ONLY  # the execution option of `Database.read`'s connections
 
 
 def _sqlite_engine(url: str) -> AsyncEngine:
@@ -36,7 +36,9 @@ def _sqlite_engine(url: str) -> AsyncEngine:
     # on the connection's aiosqlite thread (exchange.store.sqlite_driver), one at a time either way.
     engine = create_async_engine(url, connect_args={"timeout": sqlite_driver.BUSY_TIMEOUT_MS / 1000,
                                                     "check_same_thread": False},
-                                 hide_parameters=True, module=sqlite_driver.driver())
+                                 hide_parameters=True, module=sqlite_driver.driver(),
+                                 # (the connection given back last is taken next: its page cache is the freshest)
+                                 **({} if _url_in_memory(make_url(url)) else {"pool_use_lifo": True}))
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection, _record):  # noqa: ANN001
@@ -51,16 +53,32 @@ def _sqlite_engine(url: str) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn):  # noqa: ANN001
-        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else sqlite_driver.BEGIN_WRITE)
+        operation = sqlite_driver.BEGIN_READ if conn.get_execution_options().get(_READ_ONLY) else \
+            sqlite_driver.BEGIN_WRITE
+        if not sqlite_driver.begin_on_loop(conn.connection.dbapi_connection, operation):
+            conn.exec_driver_sql(operation)  # (it waits for another process's lock, on the thread)
+            return
+        dispatch = conn.dispatch.before_cursor_execute
+        if dispatch:  # (listeners see it as they see every statement)
+            dispatch(conn, None, operation, (), None, False)
 
     return engine
+
+
+def _in_memory(database: str | None) -> bool:
+    """(SQLAlchemy gives an in-memory SQLite database one connection, StaticPool: no WAL, no pool order.)"""
+    return not database or database == ":memory:" or "mode=memory" in database
+
+
+def _url_in_memory(url) -> bool:  # noqa: ANN001
+    return _in_memory(url.database) or url.query.get("mode") == "memory"
 
 
 def _checkpointer(engine: AsyncEngine, write_lock: asyncio.Lock) -> Checkpointer | None:
     """The WAL checkpoints of a database file (none in memory), told of each write COMMIT by the driver."""
     args, kwargs = engine.dialect.create_connect_args(engine.url)  # (what the driver's connections open)
     database = args[0] if args else kwargs.get("database", "")
-    if database in ("", ":memory:") or "mode=memory" in database:
+    if _in_memory(database):
         return None
     checkpointer = Checkpointer(database, bool(kwargs.get("uri")), write_lock)
     engine.dialect.loaded_dbapi.checkpointer = checkpointer
@@ -146,15 +164,15 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction that only reads (the bearer check's token state): on SQLite a deferred one, not queued
-        with the writers; on PostgreSQL no transaction at all (one statement, no BEGIN/COMMIT round trips)."""
+        """A connection for one statement that only reads (the bearer check's token state), not queued with the
+        writers, and no transaction begun for it (no BEGIN/COMMIT round trips): the statement is its own snapshot.
+        On SQLite exchange.store.direct runs it so, on the loop (in WAL mode a reader waits for nobody); a statement
+        through SQLAlchemy gets a deferred transaction of its own (rolled back at the end: it wrote nothing)."""
         async with self.engine.connect() as conn:
             if not self.is_sqlite:
                 yield await conn.execution_options(isolation_level="AUTOCOMMIT")
                 return
-            conn = await conn.execution_options(**{_READ_ONLY: True})
-            async with conn.begin():
-                yield conn
+            yield await conn.execution_options(**{_READ_ONLY: True})
 
     async def dispose(self) -> None:
         if self._checkpointer is not None:  # (its last WAL checkpoint before the connections close)

@@ -12,7 +12,8 @@ So a transaction runs on the event loop, each statement a plain sqlite3 call, it
   cost their own work only: microseconds. A COMMIT appends to the WAL and nothing more: the WAL's checkpoints (the
   copy into the database file and its syncs) run on a thread of their own (exchange.store.sqlite_checkpoint),
   woken every so many write commits.
-- one begun with a deferred BEGIN only reads (`Database.read`: the bearer check's token state). In WAL mode a
+- one begun with a deferred BEGIN only reads (`Database.read`'s, when a statement there goes through SQLAlchemy;
+  exchange.store.direct runs the bearer check's token state there without any, as its own snapshot). In WAL mode a
   reader takes a snapshot and waits for no writer; only the recovery of a WAL after a crash, run by the first
   connection that opens it, can make it wait.
 - BEGIN IMMEDIATE itself runs on the loop if the write lock is free (tried with no busy wait); when another process
@@ -38,6 +39,7 @@ from exchange.store.sqlite_checkpoint import Checkpointer
 
 BEGIN_WRITE = "BEGIN IMMEDIATE"
 BEGIN_READ = "BEGIN"  # (deferred: only `Database.read`'s transactions, which never write)
+READ_ONLY = "exchange_read_only"  # the execution option of `Database.read`'s connections
 BUSY_TIMEOUT_MS = 60000  # how long a connection waits for the write lock another process holds
 _NOTHING = (None, -1, None, ())
 
@@ -71,6 +73,42 @@ def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) 
         return description, cursor.rowcount, cursor.lastrowid, rows
     finally:
         cursor.close()
+
+
+def begin_on_loop(adapted: Any, operation: str) -> bool:
+    """BEGIN (deferred) or BEGIN IMMEDIATE as a plain sqlite3 call, when it needs no wait (exchange.store.engine's
+    "begin" listener: no statement execution of SQLAlchemy's for it). False when it must wait for the lock another
+    process holds, or failed: then it goes through SQLAlchemy and a cursor here (the thread; SQLAlchemy's errors)."""
+    if not isinstance(adapted, _Connection) or adapted._on_loop or adapted._execute_mutex.locked():  # noqa: SLF001
+        return False
+    conn = adapted._connection._conn  # noqa: SLF001 - the sqlite3 connection
+    try:
+        if operation == BEGIN_READ:
+            conn.execute(BEGIN_READ)
+        elif not _begin_now(conn):
+            return False
+    except sqlite3.Error:
+        return False
+    adapted._on_loop, adapted._writing = True, operation == BEGIN_WRITE  # noqa: SLF001
+    return True
+
+
+def on_loop(adapted: Any, reading: bool = False) -> bool:
+    """Whether a statement may run on the loop now (exchange.store.direct then runs it with `run_on_loop`) on the
+    connection SQLAlchemy's pool holds (`dbapi_connection`): in a transaction that runs on the loop, or, `reading`
+    (a statement that only reads), in none (its own snapshot: in WAL mode a reader waits for nobody)."""
+    if not isinstance(adapted, _Connection) or adapted._execute_mutex.locked():  # noqa: SLF001
+        return False
+    if adapted._on_loop:  # noqa: SLF001
+        return True
+    connection = adapted._connection._connection  # noqa: SLF001 - the sqlite3 connection (None once closed)
+    return reading and connection is not None and not connection.in_transaction
+
+
+def run_on_loop(adapted: "_Connection", operation: str, parameters: Any, many: bool) -> tuple[int, Any]:
+    """A statement of such a transaction as a plain sqlite3 call: (rowcount, the rows)."""
+    _, rowcount, _, rows = _run(adapted._connection._conn, operation, parameters, many)  # noqa: SLF001
+    return rowcount, rows
 
 
 class _Cursor:
