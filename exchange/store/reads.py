@@ -92,6 +92,7 @@ class Reads(UnitMemory):
     async def every(self, resource_type: str, after: str = "", limit: int = 1000) -> list[StoredResource]:
         """A page of the current version of every resource of the type, deleted ones too, unfiltered, in id order
         after `after` (retention's scan: a page at a time, however large the store)."""
+        await self._flushed()
         rows = (await self.conn.execute(
             select(resource).where(resource.c.resource_type == resource_type, resource.c.id > after)
             .order_by(resource.c.id).limit(limit))).all()
@@ -100,6 +101,7 @@ class Reads(UnitMemory):
     async def changed_since(self, resource_type: str, since: datetime) -> list[StoredResource]:
         """The current version of every resource of the type written at or after `since` and not deleted,
         unfiltered (retention's look at what changed while it ran; what it purged meanwhile is deleted)."""
+        await self._flushed()
         rows = (await self.conn.execute(select(resource).where(
             resource.c.resource_type == resource_type, resource.c.last_updated >= to_db(since),
             resource.c.deleted.is_(False)))).all()

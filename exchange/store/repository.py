@@ -25,8 +25,10 @@ class Repository(Reads, Writes):
     With `deferred` (a unit's repository), the version, index, party and recorder rows of its writes wait in memory
     and go to the database together, one statement a table for all the writes of the unit (`flush`): before any
     read of those tables through this repository (this repository's memory already holds its own), and once the
-    unit's hooks have run, with the rows they added (`add_rows`; `exchange.kernel.unit.open_unit`). The resource row itself is written at once: its version check
-    decides a lost race there, and its key a duplicate id."""
+    unit's hooks have run, with the rows they added (`add_rows`; `exchange.kernel.unit.open_unit`). A created
+    resource's row waits with them (its key decides a duplicate id when they are written: the unit fails, and
+    nothing of it stays); an update's row change is written at once, since its version check decides a lost race
+    there (an update of a resource created since the last flush writes that first)."""
 
     def __init__(self, conn: AsyncConnection, deferred: bool = False):
         self.conn = conn

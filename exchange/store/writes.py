@@ -118,6 +118,7 @@ class Pending:
     records, alerts and outbox rows). `write` sends them in one statement (PostgreSQL) or one a table (SQLite)."""
 
     def __init__(self) -> None:
+        self.resources: list[dict] = []  # the rows of resources created since the last write
         self.versions: list[dict] = []  # version rows
         self.index: dict[tuple[str, str], list[dict]] = {}  # index rows, by resource
         self.unindex: dict[tuple[str, str], None] = {}  # resources whose stored index rows are to go (in order)
@@ -127,7 +128,8 @@ class Pending:
         self.added: dict[Table, tuple[tuple[str, ...], list[dict]]] = {}  # other tables' rows: (keys, rows)
 
     def __bool__(self) -> bool:
-        return bool(self.versions or self.index or self.unindex or self.parties or self.recorders or self.added)
+        return bool(self.resources or self.versions or self.index or self.unindex or self.parties or self.recorders
+                    or self.added)
 
     def add_rows(self, table: Table, rows: Iterable[dict]) -> None:
         """Rows of `table` to insert with the next write (in the order added; every row of a table with the same
@@ -149,15 +151,16 @@ class Pending:
     async def write(self, conn: AsyncConnection) -> None:
         """Stored index rows out, then versions, index, party and recorder rows in (on PostgreSQL one statement, on
         SQLite one a table); nothing is pending after."""
-        unindex, versions, recorders, added = list(self.unindex), self.versions, self.recorders, self.added
+        unindex, resources, versions, recorders, added = (list(self.unindex), self.resources, self.versions,
+                                                          self.recorders, self.added)
         index = [row for rows in self.index.values() for row in rows]
         parties = [{"resource_type": t, "resource_id": i, "organization_id": o}
                    for (t, i), orgs in self.parties.items() for o in sorted(orgs)]
-        self.unindex, self.versions, self.index, self.fresh = {}, [], {}, set()
+        self.unindex, self.resources, self.versions, self.index, self.fresh = {}, [], [], {}, set()
         self.parties, self.recorders, self.added = {}, [], {}
         if direct.is_postgres(conn):
             parts = [(table, keys, rows) for table, keys, rows in (
-                (resource_version, _VERSION_KEYS, versions), (search_index, _INDEX_KEYS, index),
+                (resource, _VERSION_COLUMNS, resources), (resource_version, _VERSION_KEYS, versions), (search_index, _INDEX_KEYS, index),
                 (resource_party, _PARTY_KEYS, parties), (resource_recorder, _PARTY_KEYS, recorders)) if rows]
             await _write_postgres(conn, unindex, parts + [(t, keys, rows) for t, (keys, rows) in added.items()])
             return
@@ -165,6 +168,7 @@ class Pending:
             await direct.execute(conn, _UNINDEX_ONE, {"u_type": unindex[0][0], "u_id": unindex[0][1]})
         elif unindex:
             await conn.execute(_UNINDEX_MANY, {"u_keys": unindex})
+        await direct.executemany(conn, _INSERT_RESOURCE, resources)
         await direct.executemany(conn, _INSERT_VERSION, versions)
         await direct.executemany(conn, _INSERT_INDEX, index)
         await direct.executemany(conn, _INSERT_PARTY, parties)
@@ -223,10 +227,12 @@ class Writes(UnitMemory):
         content = orjson.dumps(stored_body).decode()
         values = dict(resource_type=resource_type, id=resource_id, version_id=1, last_updated=to_db(now),
                       deleted=False, content=content)
-        await direct.execute(self.conn, _INSERT_RESOURCE, values)
-        await self._keep_version(dict(values, method="POST"))
-        if self.deferred:
+        if self.deferred:  # (a duplicate id fails the flush, and the unit with it)
+            self._pending.resources.append(values)
             self._pending.fresh.add((resource_type, resource_id))
+        else:
+            await direct.execute(self.conn, _INSERT_RESOURCE, values)
+        await self._keep_version(dict(values, method="POST"))
         await self._write_index(resource_type, resource_id, index_rows, now)
         self._parties[(resource_type, resource_id)] = set()  # a new resource has no party rows yet
         await self.add_parties(resource_type, resource_id, parties)
@@ -288,6 +294,8 @@ class Writes(UnitMemory):
     async def _write_version(self, current: StoredResource, version_id: int, now: datetime, content: str,
                              deleted: bool, method: str) -> bool:
         """Move the current row to `version_id` if it is still at `current`'s version, and keep the version."""
+        if (current.resource_type, current.id) in self._pending.fresh:
+            await self.flush()  # (created in this unit since the last write: its row is not stored yet)
         moved = await direct.execute(self.conn, _MOVE_ROW, {
             "m_type": current.resource_type, "m_id": current.id, "m_from": current.version_id, "m_to": version_id,
             "m_at": to_db(now), "m_deleted": deleted, "m_content": content})

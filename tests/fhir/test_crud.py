@@ -139,3 +139,23 @@ async def test_task_round_trip_keeps_every_element(client):
     created = (await client.post("/Task", json=body)).json()
     for key, value in body.items():
         assert created[key] == value
+
+
+async def test_a_create_under_a_taken_id_fails_and_leaves_nothing(client, exchange):
+    """Only the exchange chooses ids (organisations added with a stable id): a second create under one fails, and
+    none of its rows stays (its resource row goes to the database with the unit's other rows, in one transaction)."""
+    from sqlalchemy.exc import IntegrityError
+
+    from exchange.context import system_context
+    from exchange.fhir.interactions import create
+    from tests.audit.conftest import audit_rows
+
+    await create.create(exchange, system_context(), "Organization", organization("First"), None, "stable-id")
+    records = len(await audit_rows(exchange))
+    with pytest.raises(IntegrityError):
+        await create.create(exchange, system_context(), "Organization", organization("Second"), None, "stable-id")
+    assert len(await audit_rows(exchange)) == records  # (no change, no record of one)
+    r = await client.get("/Organization/stable-id")
+    assert r.status_code == 200 and r.json()["name"] == "First" and r.headers["etag"] == 'W/"1"'
+    assert (await client.get("/Organization/stable-id/_history")).json()["total"] == 1
+    assert (await client.get("/Organization?name=Second&_summary=count")).json()["total"] == 0
