@@ -191,6 +191,20 @@ def _buffers(lines: list[str]) -> int:
     return 0
 
 
+async def _in_process(url: str, state: Path):  # noqa: ANN202
+    """The store's world, a sample of its Tasks, and an exchange with its app over the store, for in-process runs
+    (the referral sweep off: it would change what is measured)."""
+    from exchange.main import build, create_app
+    from exchange.settings import Settings
+
+    world = load_world(state / "world.json")
+    tasks = await _sample_tasks(url)
+    settings = Settings(database_url=url, state_dir=state / "var", host="127.0.0.1", port=8080,
+                        referral_sweep_seconds=0)
+    exchange = build(settings)
+    return world, tasks, exchange, create_app(settings, exchange)
+
+
 async def explain(url: str, state: Path, seed: int, picks: int = 5, only: str | None = None) -> tuple[str, dict]:
     """EXPLAIN (ANALYZE, BUFFERS) of every SELECT the exchange sends for a request of each query, in process: of
     `picks` requests (each for another organisation or Task) the one whose statements touched the most buffers.
@@ -198,16 +212,7 @@ async def explain(url: str, state: Path, seed: int, picks: int = 5, only: str | 
     import asyncpg
     from sqlalchemy import event
 
-    from exchange.main import create_app
-    from exchange.settings import Settings
-    from exchange.main import build
-
-    world = load_world(state / "world.json")
-    tasks = await _sample_tasks(url)
-    settings = Settings(database_url=url, state_dir=state / "var", host="127.0.0.1", port=8080,
-                        referral_sweep_seconds=0)
-    exchange = build(settings)
-    app = create_app(settings, exchange)
+    world, tasks, exchange, app = await _in_process(url, state)
     captured: list[tuple[str, tuple]] = []
 
     def capture(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ARG001
@@ -278,15 +283,8 @@ async def profile(url: str, state: Path, seed: int, requests: int, only: str | N
     from sqlalchemy import event
 
     from calls import AsgiClient
-    from exchange.main import build, create_app
-    from exchange.settings import Settings
 
-    world = load_world(state / "world.json")
-    tasks = await _sample_tasks(url)
-    settings = Settings(database_url=url, state_dir=state / "var", host="127.0.0.1", port=8080,
-                        referral_sweep_seconds=0)
-    exchange = build(settings)
-    app = create_app(settings, exchange)
+    world, tasks, exchange, app = await _in_process(url, state)
     http = AsgiClient(app)
     out: dict = {}
     dumped: list[str] = []
