@@ -69,7 +69,7 @@ class _Scan:
 
 
 async def _pages(exchange, resource_type: str):  # noqa: ANN001, ANN202
-    """Every stored resource of the type, in pages, each read in a short transaction of its own."""
+    """Every stored resource of the type, in pages, each page one statement of its own (no long transaction)."""
     after = ""
     while True:
         async with exchange.db.read() as conn:
