@@ -44,6 +44,8 @@ class AsgiClient:
 
     def __init__(self, app) -> None:  # noqa: ANN001
         self.app = app
+        self.cpu_by_step: collections.Counter = collections.Counter()  # seconds of CPU, by lifecycle step
+        self.calls_by_step: collections.Counter = collections.Counter()
 
     async def request(self, method: str, url: str, headers: dict | None = None, content: bytes | None = None,
                       data: dict | None = None) -> Response:
@@ -78,7 +80,11 @@ class AsgiClient:
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
 
+        started = time.process_time()
         await self.app(scope, receive, send)
+        step = _step(method, parts.path, headers or {})
+        self.cpu_by_step[step] += time.process_time() - started
+        self.calls_by_step[step] += 1
         from lifecycle import Response  # noqa: PLC0415 (bench/ is on the path by now)
         from starlette.datastructures import Headers
 
@@ -92,6 +98,17 @@ class AsgiClient:
 
     async def aclose(self) -> None:
         pass
+
+
+def _step(method: str, path: str, headers: dict) -> str:
+    """The lifecycle step (bench/lifecycle.py's STEPS) a request is, or the read and create phases' own name."""
+    if method == "POST":
+        return "transaction" if path.rstrip("/").endswith("/fhir") else "create"
+    if method == "PUT":
+        return "accept" if headers.get("If-Match") == 'W/"1"' else "complete"
+    if path.endswith("/AuditEvent"):
+        return "audit"
+    return "inbox" if path.endswith("/Task") else "read"
 
 
 class _Progress:
@@ -144,6 +161,8 @@ async def run(args: argparse.Namespace) -> dict:
                 from regions import Tracer  # noqa: PLC0415
                 tracer = Tracer()
                 sys.setprofile(tracer)
+            load.http.cpu_by_step.clear()
+            load.http.calls_by_step.clear()
             started = time.process_time()
             if tracer is None and not args.cpu_only:
                 profiler.enable()
@@ -158,7 +177,9 @@ async def run(args: argparse.Namespace) -> dict:
             profiler.disable()
             cpu = time.process_time() - started
             if args.cpu_only:
-                report[name] = {"count": count, "cpu_ms_per_request": round(1000 * cpu / count, 2)}
+                report[name] = {"count": count, "cpu_ms_per_request": round(1000 * cpu / count, 2),
+                                "cpu_ms_per_step": {step: round(1000 * seconds / load.http.calls_by_step[step], 2)
+                                                    for step, seconds in load.http.cpu_by_step.items()}}
                 continue
             if args.statements:
                 event.remove(exchange.db.engine.sync_engine, "before_cursor_execute", on_execute)
