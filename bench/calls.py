@@ -46,6 +46,7 @@ class AsgiClient:
         self.app = app
         self.cpu_by_step: collections.Counter = collections.Counter()  # seconds of CPU, by lifecycle step
         self.calls_by_step: collections.Counter = collections.Counter()
+        self.step: str | None = None  # the step of the request under way (the linker's passes between: None)
 
     async def request(self, method: str, url: str, headers: dict | None = None, content: bytes | None = None,
                       data: dict | None = None) -> Response:
@@ -80,9 +81,12 @@ class AsgiClient:
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
 
+        step = self.step = _step(method, parts.path, headers or {})
         started = time.process_time()
-        await self.app(scope, receive, send)
-        step = _step(method, parts.path, headers or {})
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.step = None
         self.cpu_by_step[step] += time.process_time() - started
         self.calls_by_step[step] += 1
         from lifecycle import Response  # noqa: PLC0415 (bench/ is on the path by now)
@@ -148,9 +152,11 @@ async def run(args: argparse.Namespace) -> dict:
                 await work(load.http, warm, 10_000 + n)
             samples = Samples()
             seen: collections.Counter = collections.Counter()
+            seen_by_step: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
 
             def on_execute(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
                 seen[" ".join(statement.split())[:110]] += 1
+                seen_by_step[load.http.step or "between requests (the linker)"][" ".join(statement.split())[:110]] += 1
 
             if args.statements:
                 event.listen(exchange.db.engine.sync_engine, "before_cursor_execute", on_execute)
@@ -185,6 +191,10 @@ async def run(args: argparse.Namespace) -> dict:
                 event.remove(exchange.db.engine.sync_engine, "before_cursor_execute", on_execute)
                 report[name + "_statements_per_request"] = round(sum(seen.values()) / count, 1)
                 report[name + "_statements"] = {k: round(v / count, 2) for k, v in seen.most_common()}
+                if name == "lifecycle":
+                    report["lifecycle_statements_by_step"] = {
+                        step: {k: round(v / count, 2) for k, v in counts.most_common()}
+                        for step, counts in seen_by_step.items()}
             if samples.errors or warm.errors:
                 raise SystemExit(f"{name}: errors {samples.errors or warm.errors}: "
                                  f"{samples.error_examples or warm.error_examples}")

@@ -231,7 +231,8 @@ async def row_counts(database_url: str) -> dict[str, int]:
     engine = create_async_engine(database_url)
     out = {}
     async with engine.connect() as conn:
-        for table in ("resource_version", "search_index", "resource_party", "audit_event"):
+        for table in ("resource_version", "search_index", "resource_party", "resource_recorder", "web_alert",
+                      "audit_event"):
             out[table] = int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar())
     await engine.dispose()
     return out
