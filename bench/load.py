@@ -100,16 +100,19 @@ class MemoryWatch:
     def start(self) -> None:
         self._thread.start()
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU of the server and its children so far (dead children are not counted)."""
-        total = 0.0
+    def cpu_by_process(self) -> dict[int, float]:
+        """User + system CPU of each server process so far (dead children are not counted)."""
+        out = {}
         for pid in self.pids():
             try:
                 times = psutil.Process(pid).cpu_times()
-                total += times.user + times.system
+                out[pid] = times.user + times.system
             except psutil.NoSuchProcess:
                 pass
-        return total
+        return out
+
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu_by_process().values())
 
     def stop(self) -> dict:
         self._stop.set()
@@ -293,7 +296,8 @@ def render(report: dict) -> None:
                       f"ratio floor/exchange {report['floor_ratio']}")
     console.print(f"peak memory (MB): {report['server_peak_memory_mb']}")
     console.print(f"server CPU per lifecycle: {report.get('server_cpu_ms_per_lifecycle')} ms "
-                  f"(load generator CPU {report.get('load_generator_cpu_s')} s)")
+                  f"(load generator CPU {report.get('load_generator_cpu_s')} s; server CPU s by process "
+                  f"{report.get('server_cpu_s_by_process')})")
     for phase in ("read", "create"):
         if report.get(phase):
             console.print(f"server CPU per {phase}: {report[phase]['server_cpu_ms_per_request']} ms")
@@ -333,9 +337,14 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict:
             await load.authorise()
             if args.profile and args.profile_phase == "lifecycle":
                 recorders = start_profile(memory.pids(), args.profile)
-            cpu_before, server_before = psutil.Process().cpu_times(), memory.cpu_seconds()
+            cpu_before, by_process_before = psutil.Process().cpu_times(), memory.cpu_by_process()
             lifecycles = await load.run("lifecycles", args.lifecycles, load.lifecycle)
-            cpu_after, server_after = psutil.Process().cpu_times(), memory.cpu_seconds()
+            cpu_after, by_process_after = psutil.Process().cpu_times(), memory.cpu_by_process()
+            server_before, server_after = sum(by_process_before.values()), sum(by_process_after.values())
+            # how the lifecycle phase's work fell on the processes (an idle parent, workers sharing the load)
+            report["server_cpu_s_by_process"] = {
+                f"{memory.names.get(pid, 'worker')} {pid}": round(seconds - by_process_before.get(pid, 0.0), 1)
+                for pid, seconds in by_process_after.items()}
             stop_profile(recorders)
             report["lifecycle"] = summary(lifecycles, "lifecycles")
             report["server_cpu_ms_per_lifecycle"] = round(1000 * (server_after - server_before)
