@@ -17,7 +17,6 @@ from exchange.fhir.bundle_references import post_order, rewrite
 from exchange.fhir.bundle_run import REASONS, Budget, run_entry
 from exchange.fhir.interactions import create as create_interaction
 from exchange.fhir.interactions.result import Result
-from exchange.fhir.interactions.write import new_id
 from exchange.kernel.exchange import Exchange
 from exchange.store.values import StoredResource
 from exchange.kernel.unit import open_unit
@@ -45,7 +44,7 @@ async def transaction(exchange: Exchange, ctx: RequestContext, entries: list[Ent
                     if entry.full_url:
                         mapping[entry.full_url] = f"{entry.resource_type}/{found.id}"
                     continue
-            preassigned[entry.index] = new_id()
+            preassigned[entry.index] = unit.repo.new_id(entry.resource_type)
             if entry.full_url:
                 mapping[entry.full_url] = f"{entry.resource_type}/{preassigned[entry.index]}"
         ordered = sorted([e for e in entries if e.method != "POST"], key=lambda e: METHOD_ORDER[e.method])
@@ -69,7 +68,7 @@ async def batch(exchange: Exchange, ctx: RequestContext, entries: list[Entry], p
     for entry in entries:
         try:
             async with open_unit(exchange, ctx, "batch", entry.resource_type, entry.resource_id) as unit:
-                preassigned = {entry.index: new_id()}
+                preassigned = {entry.index: unit.repo.new_id(entry.resource_type)}
                 existing: dict[int, StoredResource] = {}
                 if entry.method == "POST" and entry.if_none_exist:
                     plan = create_interaction.condition_plan(exchange, entry.resource_type, entry.if_none_exist)

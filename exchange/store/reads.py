@@ -187,10 +187,18 @@ class Reads(UnitMemory):
         return [(r.system, r.value) for r in rows if r.system and r.value]
 
     async def referring_ids(self, resource_type: str, param: str, targets: Sequence[tuple[str, str]]) -> list[str]:
-        """Ids of `resource_type` resources whose reference param `param` points at one of `targets`."""
-        await self._flushed(index_of=resource_type)
+        """Ids of `resource_type` resources whose reference param `param` points at one of `targets`.
+
+        Targets this unit created under ids it drew itself (`Writes.new_id`) are named by no row stored before
+        the unit (nothing could name an id not yet drawn), so the unit's own index rows answer for them: no
+        flush, no statement (a Bundle's Task asks which requests name its new Patient)."""
         if not targets:
             return []
+        if all(target in self._minted for target in targets):
+            wanted = {(param, t, i) for t, i in targets}
+            return sorted(rid for (rtype, rid), rows in self._indexed.items() if rtype == resource_type
+                          and any((r["param"], r["system"], r["value"]) in wanted for r in rows))
+        await self._flushed(index_of=resource_type)
         found: set[str] = set()
         for target_type in sorted({t for t, _ in targets}):
             ids = sorted({i for t, i in targets if t == target_type})

@@ -38,3 +38,5 @@ class Repository(Reads, Writes):
         self._parties: dict[tuple[str, str], set[str]] = {}
         self._referring: dict[tuple[str, str, str, str], set[str]] = {}  # (type, param, target type, id) -> ids
         self._recorders: dict[tuple[str, str], str | None] = {}
+        self._minted: set[tuple[str, str]] = set()  # ids this unit drew for the resources it creates (`new_id`)
+        self._indexed: dict[tuple[str, str], list[dict]] = {}  # the index rows this unit wrote, by resource

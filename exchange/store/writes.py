@@ -7,6 +7,7 @@ version."""
 from __future__ import annotations
 
 import hashlib
+import uuid
 from datetime import datetime
 from typing import Iterable
 
@@ -187,6 +188,8 @@ class UnitMemory:
     _parties: dict[tuple[str, str], set[str]]
     _referring: dict[tuple[str, str, str, str], set[str]]
     _recorders: dict[tuple[str, str], str | None]
+    _minted: set[tuple[str, str]]
+    _indexed: dict[tuple[str, str], list[dict]]
 
 
 class Writes(UnitMemory):
@@ -194,6 +197,13 @@ class Writes(UnitMemory):
     keeps the unit's memory of the reads (`Reads._remember`, `Reads.parties`) in step."""
 
     deferred: bool
+
+    def new_id(self, resource_type: str) -> str:
+        """A new resource's id, drawn at random here, so this unit knows no row stored before it can name the
+        resource (`Reads.referring_ids` answers who refers to it from the unit's own index rows)."""
+        resource_id = str(uuid.uuid4())
+        self._minted.add((resource_type, resource_id))
+        return resource_id
 
     async def flush(self) -> None:
         """Write the deferred rows: stored index rows out, then versions, index, party and recorder rows in."""
@@ -288,6 +298,7 @@ class Writes(UnitMemory):
             deleted=True, content=_dumps(tombstone(resource_type, resource_id, row.version_id, row.last_updated, tag))))
         await direct.execute(self.conn, _UNINDEX_ONE, {"u_type": resource_type, "u_id": resource_id})
         self._forget_referring(resource_type)
+        self._indexed.pop(key, None)
         self._current.pop(key, None)  # (read again, it is the tombstone)
         return row.version_id
 
@@ -376,6 +387,7 @@ class Writes(UnitMemory):
                         date_start=to_db(r.date_start) if r.date_start else None,
                         date_end=to_db(r.date_end) if r.date_end else None, last_updated=at) for r in rows]
         self._forget_referring(resource_type)
+        self._indexed[(resource_type, resource_id)] = payload  # (the unit's own rows, written or not)
         if self.deferred:
             self._pending.index[(resource_type, resource_id)] = payload  # (replaces rows an earlier write left)
         elif payload:
@@ -388,6 +400,7 @@ class Writes(UnitMemory):
     async def _delete_index(self, resource_type: str, resource_id: str) -> None:
         self._forget_referring(resource_type)
         key = (resource_type, resource_id)
+        self._indexed.pop(key, None)
         if not self.deferred:
             await direct.execute(self.conn, _UNINDEX_ONE, {"u_type": resource_type, "u_id": resource_id})
             return

@@ -9,8 +9,6 @@ applied in turn (depth first). Rules never call back into this module.
 """
 from __future__ import annotations
 
-import uuid
-
 from dataclasses import replace as _with
 from typing import Sequence
 
@@ -37,10 +35,6 @@ def parse_etag(value: str | None) -> int | None:
 
         raise BadRequest("If-Match must be a version ETag such as W/\"1\"", expression="If-Match")
     return int(text)
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 def _reads(unit: Unit, who: RequestContext) -> Reads:
@@ -131,7 +125,7 @@ async def insert_new(unit: Unit, resource_type: str, body: dict, resource_id: st
     change = Change.of(resource_type, "POST", None, body, who)
     await _check(unit, change)
     change, body = await _complete(unit, change, body)
-    resource_id = resource_id or new_id()
+    resource_id = resource_id or unit.repo.new_id(resource_type)
     stored = await unit.repo.create(resource_type, resource_id, body, index_rows(resource_type, body))
     await policy.written(unit.repo, who, resource_type, resource_id, body, None)
     await _follow(unit, _with(change, after=frozen_view(body), stored=stored), 0)
