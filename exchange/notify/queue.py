@@ -5,13 +5,15 @@ Used inside the caller's transaction (the unit of work of a change, or one dispa
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import and_, case, func, insert, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.notify.bundle import NotificationEvent
 from exchange.notify.spec import SubscriptionSpec
 from exchange.notify.tables import notification_outbox as outbox, subscription_state as state
+from exchange.store import direct
 from exchange.store.clock import from_db, to_db
 from exchange.store.repository import Repository
 
@@ -35,14 +37,39 @@ async def set_state(conn: AsyncConnection, subscription_id: str, **values) -> in
     return result.rowcount
 
 
-async def states_for_topics(conn: AsyncConnection, topics: list[str]) -> dict[str, list]:
+class LiveSubscription(NamedTuple):
+    """What the outbox needs of a live subscription to match a change against it."""
+    subscription_id: str
+    organization_id: str | None  # the subscriber (None: the exchange's own)
+    topic: str
+    spec: str  # SubscriptionSpec JSON
+
+
+_LIVE_OF_TOPICS: dict[int, direct.Statement] = {}  # by the number of topics asked for: compiled once each
+
+
+def _live_of_topics(count: int) -> direct.Statement:
+    """The live subscriptions of `count` topics (parameters t0 ...), in subscription id order: every write of a Task
+    or ServiceRequest asks, so the statement is built and compiled once per count and run on the driver."""
+    statement = _LIVE_OF_TOPICS.get(count)
+    if statement is None:
+        statement = _LIVE_OF_TOPICS[count] = direct.Statement(
+            select(state.c.subscription_id, state.c.organization_id, state.c.topic, state.c.spec)
+            .where(state.c.topic.in_([bindparam(f"t{i}") for i in range(count)]),
+                   state.c.status.in_([bindparam(f"s{i}", value) for i, value in enumerate(LIVE)]))
+            .order_by(state.c.subscription_id))
+    return statement
+
+
+async def states_for_topics(conn: AsyncConnection, topics: list[str]) -> dict[str, list[LiveSubscription]]:
     """The live subscriptions of each topic, in one query: topic -> rows in subscription id order."""
-    out: dict[str, list] = {t: [] for t in topics}
+    out: dict[str, list[LiveSubscription]] = {t: [] for t in topics}
     if topics:
-        for row in (await conn.execute(select(state).where(state.c.topic.in_(sorted(set(topics))),
-                                                           state.c.status.in_(LIVE))
-                                       .order_by(state.c.subscription_id))).all():
-            out[row.topic].append(row)
+        wanted = sorted(set(topics))
+        for row in await direct.fetch(conn, _live_of_topics(len(wanted)),
+                                      {f"t{i}": topic for i, topic in enumerate(wanted)}):
+            out[row["topic"]].append(LiveSubscription(row["subscription_id"], row["organization_id"], row["topic"],
+                                                      row["spec"]))
     return out
 
 
