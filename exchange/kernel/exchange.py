@@ -42,6 +42,9 @@ class Exchange:
     - extensions: per-package services other code looks up by package name (auth: the client registry).
     - profile_checks: (resource type, body) -> issues of the published profiles that need no stored data, run by
       `$validate` (the referral profiles).
+    - read_ahead: resource type -> (reference params, target types): an update or delete of that type reads the
+      resource with the targets of those types its params name, in one statement (`Repository.read_ahead`), since
+      its rules read them next (the write-authority rule: which organisation a Task's owner is).
     """
     settings: Settings
     db: Database
@@ -56,6 +59,7 @@ class Exchange:
         default_factory=list)
     extensions: dict[str, Any] = field(default_factory=dict)
     profile_checks: list[Callable[[str, dict], list[Any]]] = field(default_factory=list)
+    read_ahead: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
     access_policy: AccessPolicy = field(default_factory=NoAccessPolicy)
     authenticate: Callable[[Any], Awaitable[RequestContext]] = _no_authenticator
 

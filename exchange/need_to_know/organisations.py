@@ -8,6 +8,8 @@ from typing import Iterable
 from exchange.fhir.references import references_in, split_reference
 from exchange.store.repository import Repository
 
+ENTRIES = ("HealthcareService", "PractitionerRole")  # the directory entries that name an organisation
+
 
 async def organisations_of(repo: Repository, references: Iterable[str]) -> set[str]:
     """Organisation ids behind references to an Organization, HealthcareService or PractitionerRole."""
@@ -19,7 +21,7 @@ async def organisations_of(repo: Repository, references: Iterable[str]) -> set[s
         rtype, rid = target
         if rtype == "Organization":
             orgs.add(rid)
-        elif rtype in ("HealthcareService", "PractitionerRole"):
+        elif rtype in ENTRIES:
             found = await repo.read(rtype, rid)
             if found and not found.deleted:
                 body = found.resource

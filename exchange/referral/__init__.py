@@ -14,8 +14,10 @@ def install(exchange: Exchange) -> None:
     from exchange.referral.profile import issues_for
     from exchange.need_to_know.rules import NeedToKnowRule
     from exchange.referral.rules import EmergencyRule, ReferralRules, WithdrawalRule
+    from exchange.need_to_know.organisations import ENTRIES
 
     exchange.rules.append(AuthorityRule())  # who may change what, before any rule about the content
+    exchange.read_ahead["Task"] = (("owner", "requester"), ENTRIES)  # (the roles it works out: roles_of)
     exchange.rules.append(ReferralRules())
     exchange.rules.append(ExchangeElementsRule())  # deadlines, escalation: refused from partners, set by the exchange
     exchange.rules.append(EmergencyRule())  # the exchange's follow-ups: the exception's record, parties, withdrawal

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterable, Sequence
 
-from sqlalchemy import and_, bindparam, exists, func, or_, select
+from sqlalchemy import String, and_, bindparam, exists, func, or_, select, union
 from sqlalchemy.sql.util import ClauseAdapter
 
 from exchange.store import direct
@@ -24,6 +24,30 @@ _READ_WITH_PARTIES = (
                                                     resource_recorder.c.resource_id == resource.c.id)))
     .where(resource.c.resource_type == bindparam("t"), resource.c.id == bindparam("i")))
 _READ_BY_ID = direct.Statement(_READ_WITH_PARTIES)  # most requests read by id: compiled once, run on the driver
+_READ_AHEAD: dict[tuple[int, int], direct.Statement] = {}  # by (params, target types): compiled once each
+
+
+def _read_ahead_statement(params: int, target_types: int) -> direct.Statement:
+    """`Reads.read_ahead`'s statement: the keys (the resource's own, and the targets its index rows name), each
+    row with its party set and recorder as `_READ_WITH_PARTIES` reads one."""
+    statement = _READ_AHEAD.get((params, target_types))
+    if statement is None:
+        keys = union(
+            select(bindparam("t", type_=String).label("t"), bindparam("i", type_=String).label("i")),
+            select(search_index.c.system, search_index.c.value).where(
+                search_index.c.resource_type == bindparam("t"), search_index.c.resource_id == bindparam("i"),
+                search_index.c.param.in_([bindparam(f"p{n}") for n in range(params)]),
+                search_index.c.system.in_([bindparam(f"y{n}") for n in range(target_types)]))).subquery("k")
+        statement = _READ_AHEAD[(params, target_types)] = direct.Statement(
+            select(resource, resource_party.c.organization_id.label("party"),
+                   resource_recorder.c.organization_id.label("recorder"))
+            .select_from(keys.join(resource, and_(resource.c.resource_type == keys.c.t, resource.c.id == keys.c.i))
+                         .outerjoin(resource_party, and_(resource_party.c.resource_type == resource.c.resource_type,
+                                                         resource_party.c.resource_id == resource.c.id))
+                         .outerjoin(resource_recorder, and_(
+                             resource_recorder.c.resource_type == resource.c.resource_type,
+                             resource_recorder.c.resource_id == resource.c.id))))
+    return statement
 
 
 class Reads(UnitMemory):
@@ -44,14 +68,41 @@ class Reads(UnitMemory):
             found = self._current[key]  # visibility from the party rows as this unit knows them (kept in step)
             return found if found is not None and access.organization_id in await self.parties(*key) else None
         # one statement: the row with its party set and recorder, so the rules that follow ask for neither again
-        rows = await direct.fetch(self.conn, _READ_BY_ID, {"t": resource_type, "i": resource_id})
+        found = self._keep_read(key, await direct.fetch(self.conn, _READ_BY_ID, {"t": resource_type, "i": resource_id}))
+        if filtered and (found is None or access.organization_id not in self._parties[key]):
+            return None
+        return found
+
+    def _keep_read(self, key: tuple[str, str], rows: list) -> StoredResource | None:
+        """The row of `key` read with its party set and recorder (`rows`: one a party, none if there is no such
+        resource), remembered for the unit's later reads."""
         found = stored(rows[0]) if rows else None
         self._current[key] = found
         if found is not None:
             self._parties[key] = ({r["party"] for r in rows if r["party"] is not None}
                                   | self._pending.parties.get(key, set()))
             self._recorders[key] = rows[0]["recorder"]
-        if filtered and (found is None or access.organization_id not in self._parties[key]):
+        return found
+
+    async def read_ahead(self, resource_type: str, resource_id: str, access: AccessFilter,
+                         params: Sequence[str], target_types: Sequence[str]) -> StoredResource | None:
+        """`read`, and in the same statement the current rows (with party sets and recorders) of the resources of
+        `target_types` that its reference index rows `params` name: a write's rules read them next (the
+        write-authority rule asks which organisation a Task's owner is), so they are remembered for this unit's
+        reads instead of read one statement each. Rows this unit already knows are kept as it knows them."""
+        key = (resource_type, resource_id)
+        if key in self._current:  # (one this unit has not touched: its stored index rows are its current version's)
+            return await self.read(resource_type, resource_id, access)
+        values = {"t": resource_type, "i": resource_id, **{f"p{n}": p for n, p in enumerate(params)},
+                  **{f"y{n}": t for n, t in enumerate(target_types)}}
+        by_key: dict[tuple[str, str], list] = {}
+        for row in await direct.fetch(self.conn, _read_ahead_statement(len(params), len(target_types)), values):
+            by_key.setdefault((row["resource_type"], row["id"]), []).append(row)
+        for other, rows in by_key.items():
+            if other != key and other not in self._current:
+                self._keep_read(other, rows)
+        found = self._keep_read(key, by_key.get(key, []))
+        if access.applies_to(resource_type) and (found is None or access.organization_id not in self._parties[key]):
             return None
         return found
 

@@ -135,7 +135,9 @@ async def insert_new(unit: Unit, resource_type: str, body: dict, resource_id: st
 
 async def current_for_write(unit: Unit, resource_type: str, resource_id: str, if_match: int | None
                             ) -> StoredResource:
-    current = await unit.repo.read(resource_type, resource_id, unit.access)
+    ahead = unit.exchange.read_ahead.get(resource_type)
+    current = await (unit.repo.read_ahead(resource_type, resource_id, unit.access, *ahead) if ahead is not None
+                     else unit.repo.read(resource_type, resource_id, unit.access))
     if current is None or current.deleted:
         raise NotFound(f"{resource_type}/{resource_id} is not known", expression=f"{resource_type}.id")
     if if_match is not None and if_match != current.version_id:
