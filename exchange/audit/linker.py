@@ -75,7 +75,9 @@ _LINK_AND_ADVANCE = direct.Statement(text(
 
 async def link_pass(conn: AsyncConnection) -> int:
     """Link every queued record in `conn`'s transaction (the caller commits). Returns how many were linked."""
-    await conn.execution_options(audit_linker=True)  # (tests count a request's statements without the linker's)
+    # (tests count a request's statements without the linker's; set on the sync connection: a key of the exchange's
+    # own sends nothing, so no pass through SQLAlchemy's greenlet for it)
+    conn.sync_connection.execution_options(audit_linker=True)
     if conn.dialect.name != "postgresql":
         return await _link_from(conn, *await _head(conn))
     await direct.execute(conn, _LOCK, {"key": LOCK_KEY})

@@ -183,6 +183,23 @@ async def executemany(conn: AsyncConnection, statement: Statement, rows: Sequenc
         await conn.execute(statement.statement, [dict(r) for r in rows])
 
 
+async def commit(conn: AsyncConnection) -> None:
+    """PostgreSQL: the COMMIT of `conn`'s transaction on the driver, as SQLAlchemy's adapter would send it (its
+    adapter then has nothing left to commit: SQLAlchemy's own commit afterwards only ends its bookkeeping and
+    sends nothing). A connection SQLAlchemy no longer holds, or one that began nothing, is left to SQLAlchemy."""
+    sync = conn.sync_connection
+    if sync.closed or sync.invalidated:
+        return
+    adapted = sync.connection.dbapi_connection
+    transaction = adapted._transaction  # noqa: SLF001
+    if transaction is None:
+        return
+    try:
+        await adapted._call_and_discard(transaction.commit)  # noqa: SLF001 - (the adapter's own way)
+    except Exception as exc:  # noqa: BLE001
+        _raise(conn, adapted, exc, "COMMIT")
+
+
 def is_postgres(conn: AsyncConnection) -> bool:
     return _postgres(conn) is not None
 

@@ -17,14 +17,15 @@ carry case codes and names into whatever logs it.
 from __future__ import annotations
 
 import asyncio
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util.concurrency import greenlet_spawn
 
-from exchange.store import sqlite_driver
+from exchange.store import direct, sqlite_driver
 from exchange.store.sqlite_checkpoint import Checkpointer
 
 
@@ -85,25 +86,57 @@ def _checkpointer(engine: AsyncEngine, write_lock: asyncio.Lock) -> Checkpointer
     return checkpointer
 
 
+async def _begin_postgres(engine: AsyncEngine) -> AsyncConnection:
+    """A connection of the pool with its transaction begun: what `engine.begin()` gives, in one pass through
+    SQLAlchemy's greenlet, not two (connect, then begin: every request's transaction and every linker pass). As with
+    SQLAlchemy, nothing is sent yet: the driver sends BEGIN with the first statement (exchange.store.direct)."""
+    def connect_and_begin() -> Connection:
+        sync = engine.sync_engine.connect()
+        try:
+            sync.begin()
+        except BaseException:
+            sync.close()
+            raise
+        return sync
+
+    return AsyncConnection(engine, await greenlet_spawn(connect_and_begin))
+
+
+async def _end_postgres(conn: AsyncConnection, commit: bool) -> None:
+    """Commit (or roll back) and give the connection back to the pool: the COMMIT on the driver
+    (`direct.commit`, its error as SQLAlchemy's), then SQLAlchemy's end of the transaction (its events; nothing left to
+    send) and the pool's check-in in one pass through its greenlet, not two."""
+    committed = False
+    try:
+        if commit:
+            await direct.commit(conn)
+            committed = True
+    finally:  # (a COMMIT that failed: SQLAlchemy rolls back, which a lost connection allows)
+        await greenlet_spawn(_close, conn.sync_connection, committed)
+
+
+def _close(sync: Connection, commit: bool) -> None:
+    try:
+        transaction = sync.get_transaction()
+        if transaction is not None and transaction.is_active:
+            transaction.commit() if commit else transaction.rollback()
+    finally:
+        sync.close()
+
+
 class BegunTransaction:
     """A request's transaction begun before its unit of work (PostgreSQL): the bearer check's statement runs in it
     and the unit then continues it, so a request is one transaction. Whoever finishes it first commits or rolls
     back; a request that never opens a unit has it rolled back when the response is done."""
 
-    def __init__(self, conn: AsyncConnection, trans) -> None:  # noqa: ANN001
+    def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
-        self._trans = trans
         self._taken = False
         self._done = False
 
     @classmethod
     async def begin(cls, engine: AsyncEngine) -> "BegunTransaction":
-        conn = await engine.connect()
-        try:
-            return cls(conn, await conn.begin())
-        except BaseException:
-            await conn.close()
-            raise
+        return cls(await _begin_postgres(engine))
 
     def take(self) -> bool:
         """True once: for the first unit of the request, which then owns the transaction."""
@@ -116,10 +149,7 @@ class BegunTransaction:
         if self._done:
             return
         self._done = True
-        try:
-            await (self._trans.commit() if commit else self._trans.rollback())
-        finally:
-            await self.conn.close()
+        await _end_postgres(self.conn, commit)
 
 
 class Database:
@@ -158,9 +188,17 @@ class Database:
                 raise
             await begun.finish(commit=True)
             return
-        async with (self._write_lock or nullcontext()):
-            async with self.engine.begin() as conn:
+        if self.is_sqlite:
+            async with self._write_lock, self.engine.begin() as conn:
                 yield conn
+            return
+        conn = await _begin_postgres(self.engine)
+        try:
+            yield conn
+        except BaseException:
+            await asyncio.shield(_end_postgres(conn, commit=False))  # (as engine.begin(): the pool gets it back)
+            raise
+        await asyncio.shield(_end_postgres(conn, commit=True))
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
