@@ -1,12 +1,13 @@
 """A search plan as SQL conditions over `resource` and `search_index` (the same SQL on SQLite and PostgreSQL)."""
 from __future__ import annotations
 
-from sqlalchemy import and_, exists, not_, or_, select
+from sqlalchemy import and_, bindparam, exists, not_, or_, select
 
 from exchange.fhir.definitions import CONFIDENTIAL_OWNER_PARAM, CONFIDENTIAL_SEARCH_PARAMS
 from exchange.fhir.indexing import COMBINED_KEYS, combined_value, normalise_string
 from exchange.fhir.search import Criterion, DateValue, SearchPlan
 from exchange.store.clock import to_db
+from exchange.store.reads import Shaped
 from exchange.store.tables import resource, search_index
 from exchange.store.visibility import AccessFilter, visible_clause
 
@@ -217,6 +218,7 @@ def _driving_key(plan: SearchPlan) -> tuple[str, str, str, set[int]] | None:
 
 
 _DRIVER = search_index.alias("driver")  # (one alias for every search: its column proxies made once)
+_DRIVER_PARAMS = ("driver_param", "driver_system", "driver_value")  # (bind parameter names of the driving key)
 
 
 def plan_search(plan: SearchPlan, access: AccessFilter | None = None) -> tuple[list, list, object | None]:
@@ -236,7 +238,8 @@ def plan_search(plan: SearchPlan, access: AccessFilter | None = None) -> tuple[l
     param, target_type, value, stands_for = driving
     key = _DRIVER
     conditions = [key.c.resource_type == plan.resource_type, key.c.resource_id == resource.c.id,
-                  key.c.param == param, key.c.value == value, key.c.system == target_type]
+                  key.c.param == bindparam("driver_param", param), key.c.value == bindparam("driver_value", value),
+                  key.c.system == bindparam("driver_system", target_type)]
     covered: set[int] = set(stands_for)
     for name, pairs, criteria in _combined_keys(plan):
         if criteria != stands_for:
@@ -246,3 +249,29 @@ def plan_search(plan: SearchPlan, access: AccessFilter | None = None) -> tuple[l
     descending = bool(plan.sort) and plan.sort[0][1]
     first_by = key.c.last_updated.desc() if descending else key.c.last_updated.asc()
     return conditions, [first_by, resource.c.id.asc()], first_by
+
+
+def shaped_search(plan: SearchPlan, access: AccessFilter | None = None) -> Shaped | None:
+    """The plan as a search of a known shape (`Repository.search_shaped`: one statement a shape, compiled once)
+    when its driving key stands for every criterion (an inbox: `owner=...&status=...`, a hotline's
+    `requester=...`), in `_lastUpdated` order or the default one: its only values are the key's, bound by name
+    (`plan_search`). None for any other plan (`plan_search` builds its statement each time)."""
+    driving = _driving_key(plan)
+    if driving is None:
+        return None
+    param, target_type, value, stands_for = driving
+    if any(id(c) not in stands_for for c in plan.criteria):
+        return None
+    descending = bool(plan.sort) and plan.sort[0][1]
+    return Shaped(("driven", descending), dict(zip(_DRIVER_PARAMS, (param, target_type, value))),
+                  lambda: plan_search(plan, access), lambda: _driver_rows(plan))
+
+
+def _driver_rows(plan: SearchPlan) -> tuple[object, list, object]:
+    """The driving key's index rows of a plan it stands for alone: one a match (a resource's index rows are
+    distinct in (param, system, value), and only current, undeleted versions have them), so a count of a full
+    page's matches reads neither the resource rows nor their JSON (`Shaped.counted`)."""
+    key = _DRIVER
+    return key, [key.c.resource_type == plan.resource_type, key.c.param == bindparam("driver_param"),
+                 key.c.value == bindparam("driver_value"), key.c.system == bindparam("driver_system")], \
+        key.c.resource_id

@@ -2,8 +2,9 @@
 rules make, each with the caller's access filter inside the query (never after)."""
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from sqlalchemy import String, and_, bindparam, exists, func, or_, select, union
 from sqlalchemy.sql.util import ClauseAdapter
@@ -203,27 +204,65 @@ class Reads(UnitMemory):
         holds the last of the matches (the rows are the matches from `offset` on, in order), so, unless it is an
         empty page past the end, the total is `offset` and its rows; an inbox's first page is most often so."""
         await self._flushed()
-        where = [resource.c.resource_type == resource_type, resource.c.deleted.is_(False), *conditions]
-        clause = visible_clause(resource, resource_type, access)
-        if clause is not None:
-            where.append(clause)
-        rows = []
+        where = _where(resource_type, conditions, visible_clause(resource, resource_type, access))
+        page = count_query = None
         if count > 0:
-            if first_by is not None and self.conn.dialect.name == "postgresql":
-                first = select(resource, first_by.element.label("first_by")).where(*where).order_by(first_by) \
-                    .fetch(offset + count, with_ties=True).subquery()
-                adapt = ClauseAdapter(first).traverse
-                stmt = select(*(first.c[c.name] for c in resource.c)).order_by(*(adapt(o) for o in order_by))
-            else:
-                stmt = select(resource).where(*where).order_by(*order_by)
-            rows = (await self.conn.execute(stmt.limit(count).offset(offset))).all()
-        total = None
+            page = _page(where, order_by, first_by, self.conn.dialect.name == "postgresql")
         if with_total:
+            count_query = _count(where)
+
+        async def rows_of(statement, params: dict) -> list:  # noqa: ANN001
+            return (await self.conn.execute(statement, params)).mappings().all()
+
+        return await self._page_and_total(page, count_query, rows_of, count, offset, {})
+
+    async def search_shaped(self, resource_type: str, shaped: "Shaped", count: int, offset: int,
+                            access: AccessFilter, with_total: bool = True) -> tuple[list[StoredResource], int | None]:
+        """`search` of a query whose statement depends only on its shape (`Shaped`): compiled once per shape, the
+        caller's access filter and the paging (`_SHAPED`), and run on the driver with this search's values, so a
+        search of a known shape builds, compiles and caches no SQLAlchemy statement at all."""
+        await self._flushed()
+        postgres = self.conn.dialect.name == "postgresql"
+        filtered = access.applies_to(resource_type)
+        key = (resource_type, shaped.shape, type(access) if filtered else None, postgres)
+        statements = _SHAPED.get(key)
+        if statements is None:
+            conditions, order_by, first_by = shaped.build()
+            bound = replace(access, organization_id=bindparam(_VIEWER)) if filtered else UNRESTRICTED
+            where = _where(resource_type, conditions, visible_clause(resource, resource_type, bound))
+            if shaped.counted is None:
+                count_query = _count(where)
+            else:  # the matches counted off their index rows alone (`Shaped.counted`)
+                table, counted, id_column = shaped.counted()
+                clause = visible_clause(table, resource_type, bound, id_column)
+                count_query = select(func.count().label("total")).select_from(table).where(
+                    *counted, *([] if clause is None else [clause]))
+            statements = _SHAPED.setdefault(key, (direct.Statement(_page(where, order_by, first_by, postgres)),
+                                                  direct.Statement(count_query)))
+        params = dict(shaped.params)
+        if filtered:
+            params[_VIEWER] = access.organization_id
+
+        async def rows_of(statement, values: dict) -> list:  # noqa: ANN001
+            return await direct.fetch(self.conn, statement, values)
+
+        return await self._page_and_total(statements[0] if count > 0 else None,
+                                          statements[1] if with_total else None, rows_of, count, offset, params)
+
+    @staticmethod
+    async def _page_and_total(page, count_query, rows_of, count: int, offset: int, params: dict  # noqa: ANN001
+                              ) -> tuple[list[StoredResource], int | None]:
+        """Run the page (None: no rows asked for) and, when the page cannot tell the total, the count (None: no
+        total asked for), each by `rows_of(statement, values)`."""
+        rows = []
+        if page is not None:
+            rows = await rows_of(page, {**params, _FIRST: offset + count, _LIMIT: count, _OFFSET: offset})
+        total = None
+        if count_query is not None:
             if 0 < len(rows) < count or (offset == 0 and len(rows) < count):
                 total = offset + len(rows)
             else:
-                total = int((await self.conn.execute(select(func.count()).select_from(resource).where(*where)))
-                            .scalar() or 0)
+                total = int((await rows_of(count_query, params))[0]["total"] or 0)
         return [stored(r) for r in rows], total
 
     async def references_from(self, resource_type: str, ids: Sequence[str], param: str) -> list[tuple[str, str]]:
@@ -299,3 +338,44 @@ class Reads(UnitMemory):
                 resource_recorder.c.resource_type == resource_type, resource_recorder.c.resource_id == resource_id))
             ).scalar()
         return self._recorders[key]
+
+
+_VIEWER, _FIRST, _LIMIT, _OFFSET = "viewer", "page_first", "page_limit", "page_offset"  # (bind parameter names)
+# (resource type, shape, access filter class or None, PostgreSQL) -> (page, count) statements. Shapes are few by
+# construction (`Shaped`): the cache is not bounded.
+_SHAPED: dict[tuple, tuple[direct.Statement, direct.Statement]] = {}
+
+
+@dataclass(frozen=True)
+class Shaped:
+    """A search whose SQL depends only on `shape`: `build()` gives its (conditions, order, leading key as an index
+    yields it, or None) as `Reads.search` takes them, in which every value that may differ between two searches of
+    the same shape is a named bind parameter, its value in `params` (the rest are constants of the shape). The
+    access filter's organisation is bound by the store itself."""
+    shape: tuple
+    params: Mapping[str, Any]
+    build: Callable[[], tuple[list, list, Any]]
+    # the same matches as rows of one table (index rows: they exist for current, undeleted versions only) with the
+    # column holding their resource's id, for the count: (table, conditions, id column), the same bind parameters
+    counted: Callable[[], tuple[Any, list, Any]] | None = None
+
+
+def _where(resource_type: str, conditions: Sequence, clause) -> list:  # noqa: ANN001
+    where = [resource.c.resource_type == resource_type, resource.c.deleted.is_(False), *conditions]
+    return where if clause is None else [*where, clause]
+
+
+def _page(where: list, order_by: Sequence, first_by, postgres: bool):  # noqa: ANN001, ANN202
+    """The page's statement (its paging as the bind parameters _FIRST, _LIMIT and _OFFSET)."""
+    if first_by is not None and postgres:
+        first = select(resource, first_by.element.label("first_by")).where(*where).order_by(first_by) \
+            .fetch(bindparam(_FIRST), with_ties=True).subquery()
+        adapt = ClauseAdapter(first).traverse
+        stmt = select(*(first.c[c.name] for c in resource.c)).order_by(*(adapt(o) for o in order_by))
+    else:
+        stmt = select(resource).where(*where).order_by(*order_by)
+    return stmt.limit(bindparam(_LIMIT)).offset(bindparam(_OFFSET))
+
+
+def _count(where: list):  # noqa: ANN202
+    return select(func.count().label("total")).select_from(resource).where(*where)

@@ -13,7 +13,7 @@ from exchange.fhir.search import SearchPlan, identifying, page_links, parse_sear
 from exchange.fhir.validate import check_resource_type
 from exchange.kernel.exchange import Exchange
 from exchange.store.values import StoredResource
-from exchange.fhir.search_sql import plan_search
+from exchange.fhir.search_sql import plan_search, shaped_search
 from exchange.kernel.unit import Event, Unit, open_unit
 
 
@@ -97,9 +97,15 @@ async def search_in(unit: Unit, plan: SearchPlan, budget: int | None = None) -> 
     limit = unit.exchange.settings.request_max_resources
     budget = limit if budget is None else min(budget, limit)
     count = 0 if plan.summary_count else min(plan.count, budget)
-    conditions, order, first_by = plan_search(plan, unit.access)
-    matches, total = await unit.repo.search(plan.resource_type, conditions, order, count, plan.offset, unit.access,
-                                            with_total=plan.total or plan.summary_count, first_by=first_by)
+    with_total = plan.total or plan.summary_count
+    shaped = shaped_search(plan, unit.access)
+    if shaped is not None:  # (a known shape: its statement compiled once)
+        matches, total = await unit.repo.search_shaped(plan.resource_type, shaped, count, plan.offset, unit.access,
+                                                       with_total=with_total)
+    else:
+        conditions, order, first_by = plan_search(plan, unit.access)
+        matches, total = await unit.repo.search(plan.resource_type, conditions, order, count, plan.offset,
+                                                unit.access, with_total=with_total, first_by=first_by)
     included = await _included(unit, plan, matches, budget) if matches else []
     matches = await policy.shown(unit, matches)
     included = await policy.shown(unit, included)
