@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import and_, exists, func, or_, select, union_all
+from sqlalchemy import and_, bindparam, exists, func, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.audit.builder import CLIENT_SYSTEM, OBJECT_ROLE
@@ -23,10 +23,11 @@ from exchange.context import RequestContext
 from exchange.errors import BadRequest, Forbidden
 from exchange.fhir.references import split_reference
 from exchange.fhir.search import SearchPlan, checked_values, date_value, int_param
-from exchange.fhir.search_sql import instant_condition
+from exchange.fhir.search_sql import instant_between
 from exchange.need_to_know.visibility import sees_event_about
 from exchange.settings import Settings
-from exchange.store.clock import from_db
+from exchange.store import direct
+from exchange.store.clock import from_db, to_db
 from exchange.store.values import StoredResource
 
 SEARCH_PARAMS = {
@@ -93,44 +94,72 @@ def _reference(raw: str) -> tuple[str, str]:
     return target
 
 
-def _condition(name: str, values: list[str]):  # noqa: ANN202
+def _criterion(name: str, values: list[str], prefix: str) -> tuple[tuple, dict]:
+    """One parameter's part of the query's shape, and its values by bind parameter name (`prefix` + position):
+    values are checked here, so a bad one is refused before anything is built."""
     if name == "date":
-        return or_(*[instant_condition(audit_event.c.recorded, date_value("date", v)) for v in values])
+        dates = [date_value("date", v) for v in values]
+        params = {}
+        for j, d in enumerate(dates):
+            params[f"{prefix}{j}s"], params[f"{prefix}{j}e"] = to_db(d.start), to_db(d.end)
+        return (name, tuple(d.prefix for d in dates)), params
     if name == "agent":
-        return or_(*[audit_event.c.organization_id == v.removeprefix("Organization/") if v.startswith(
-            "Organization/") else audit_event.c.client_id == v.split("|")[-1] for v in values])
+        kinds = tuple("org" if v.startswith("Organization/") else "client" for v in values)
+        return (name, kinds), {f"{prefix}{j}": v.removeprefix("Organization/") if kind == "org" else v.split("|")[-1]
+                               for j, (v, kind) in enumerate(zip(values, kinds))}
     if name == "entity":
-        # The events whose first entity (audit_event) or a further one (audit_entity) is one of `refs`, as one id
-        # list: each half is an index lookup, so the cost follows the matches, not the size of the log (an OR of
-        # the two would scan the whole log).
-        refs = [_reference(v) for v in values]
-        first = _FIRST_ENTITY
-        return audit_event.c.id.in_(union_all(
-            select(first.c.id).where(or_(*[and_(first.c.entity_type == t, first.c.entity_id == i) for t, i in refs])),
-            select(audit_entity.c.event_id).where(or_(*[and_(audit_entity.c.resource_type == t,
-                                                             audit_entity.c.resource_id == i) for t, i in refs]))))
+        params = {}
+        for j, (t, i) in enumerate(_reference(v) for v in values):
+            params[f"{prefix}{j}t"], params[f"{prefix}{j}i"] = t, i
+        return (name, len(values)), params
     if name in ("action", "outcome"):
         allowed = _ACTIONS if name == "action" else _OUTCOMES
-        bad = [v for v in values if v not in allowed]
-        if bad:
+        if any(v not in allowed for v in values):
             raise BadRequest(f"{name} must be one of {', '.join(sorted(allowed))}", expression=name)
-        return audit_event.c[name].in_(values)
     if name == "subtype":
-        return audit_event.c.subtype.in_([v.split("|")[-1] for v in values])
-    return audit_event.c.id.in_(values)  # _id
+        values = [v.split("|")[-1] for v in values]
+    return (name, len(values)), {f"{prefix}{j}": v for j, v in enumerate(values)}  # action, outcome, subtype, _id
+
+
+def _condition(shape: tuple, prefix: str):  # noqa: ANN202
+    """The SQL of one parameter of `shape` (`_criterion`), its values as bind parameters."""
+    name, form = shape
+    if name == "date":
+        return or_(*[instant_between(audit_event.c.recorded, p, bindparam(f"{prefix}{j}s"), bindparam(f"{prefix}{j}e"))
+                     for j, p in enumerate(form)])
+    if name == "agent":
+        return or_(*[(audit_event.c.organization_id if kind == "org" else audit_event.c.client_id)
+                     == bindparam(f"{prefix}{j}") for j, kind in enumerate(form)])
+    if name == "entity":
+        # The events whose first entity (audit_event) or a further one (audit_entity) is one of the references, as
+        # one id list: each half is an index lookup, so the cost follows the matches, not the size of the log (an
+        # OR of the two would scan the whole log).
+        first = _FIRST_ENTITY
+        return audit_event.c.id.in_(union_all(
+            select(first.c.id).where(or_(*[and_(first.c.entity_type == bindparam(f"{prefix}{j}t"),
+                                                first.c.entity_id == bindparam(f"{prefix}{j}i")) for j in range(form)])),
+            select(audit_entity.c.event_id).where(or_(*[
+                and_(audit_entity.c.resource_type == bindparam(f"{prefix}{j}t"),
+                     audit_entity.c.resource_id == bindparam(f"{prefix}{j}i")) for j in range(form)]))))
+    column = audit_event.c.id if name == "_id" else audit_event.c[name]
+    return column.in_([bindparam(f"{prefix}{j}") for j in range(form)])
 
 
 @dataclass
 class AuditQuery:
-    conditions: list
+    shape: tuple  # the parameters' shapes (`_criterion`) and the order: the SQL depends on nothing else
+    params: dict  # the values, by bind parameter name
     plan: SearchPlan  # for paging links: echo, count, offset
     descending: bool
+
+    def conditions(self, viewer: Viewer) -> list:
+        return [_condition(shape, f"c{k}_") for k, shape in enumerate(self.shape)] + visibility(viewer)
 
 
 def parse_query(params: list[tuple[str, str]], settings: Settings) -> AuditQuery:
     """Unknown parameters are refused (400): a mistyped filter must not silently widen an auditor's result."""
     plan = SearchPlan("AuditEvent", count=settings.default_page_size)
-    conditions, descending = [], False
+    shapes, values, descending = [], {}, False
     for key, raw in params:
         if key in _IGNORED:
             continue
@@ -144,26 +173,55 @@ def parse_query(params: list[tuple[str, str]], settings: Settings) -> AuditQuery
             descending = raw == "-date"
             plan.echo.append((key, raw))
         elif key in SEARCH_PARAMS:
-            values = [v for v in checked_values(key, raw, settings.search_limits) if v]
-            if not values:
+            found = [v for v in checked_values(key, raw, settings.search_limits) if v]
+            if not found:
                 raise BadRequest(f"Search parameter '{key}' needs a value", expression=key)
-            conditions.append(_condition(key, values))
+            shape, bound = _criterion(key, found, f"c{len(shapes)}_")
+            shapes.append(shape)
+            values.update(bound)
             plan.echo.append((key, raw))
         else:
             raise BadRequest(f"AuditEvent search supports {', '.join(SEARCH_PARAMS)}, _count, _offset and _sort "
                              "(the unknown parameter's name is not repeated)", code="not-supported")
-    return AuditQuery(conditions, plan, descending)
+    return AuditQuery(tuple(shapes), values, plan, descending)
+
+
+_VIEWER, _LIMIT, _OFFSET = "viewer", "page_limit", "page_offset"  # (bind parameter names)
+# (shape, descending, partner's view, dialect) -> (page, count) statements, compiled once (`run_query`). Shapes are
+# what parameters, how many values each: few in practice; past _MOST_SHAPES a new one is built each time instead.
+_STATEMENTS: dict[tuple, tuple[direct.Statement, direct.Statement]] = {}
+_MOST_SHAPES = 256
+
+
+def _statements(query: AuditQuery, viewer: Viewer, dialect: str) -> tuple[direct.Statement, direct.Statement]:
+    key = (query.shape, query.descending, viewer.organization_id is not None, dialect)
+    found = _STATEMENTS.get(key)
+    if found is None:
+        bound = Viewer(None if viewer.organization_id is None else bindparam(_VIEWER))  # type: ignore[arg-type]
+        where = query.conditions(bound)
+        order = audit_event.c.entry.desc() if query.descending else audit_event.c.entry
+        found = (direct.Statement(select(audit_event).where(*where).order_by(order)
+                                  .limit(bindparam(_LIMIT)).offset(bindparam(_OFFSET))),
+                 direct.Statement(select(func.count().label("total")).select_from(audit_event).where(*where)))
+        if len(_STATEMENTS) < _MOST_SHAPES:
+            _STATEMENTS[key] = found
+    return found
 
 
 async def run_query(conn: AsyncConnection, query: AuditQuery, viewer: Viewer) -> tuple[list, int]:
-    where = query.conditions + visibility(viewer)
-    total = int((await conn.execute(select(func.count()).select_from(audit_event).where(*where))).scalar() or 0)
-    order = audit_event.c.entry.desc() if query.descending else audit_event.c.entry
+    """The page and the total. The total is counted only when the page cannot tell it (as a resource search's:
+    `exchange.store.reads.Reads.search`): a page of fewer rows than asked holds the last match."""
+    page, counted = _statements(query, viewer, conn.dialect.name)
+    params = dict(query.params)
+    if viewer.organization_id is not None:
+        params[_VIEWER] = viewer.organization_id
+    count, offset = query.plan.count, query.plan.offset
     rows = []
-    if query.plan.count:
-        rows = (await conn.execute(select(audit_event).where(*where).order_by(order).limit(query.plan.count)
-                                   .offset(query.plan.offset))).all()
-    return rows, total
+    if count:
+        rows = await direct.fetch(conn, page, {**params, _LIMIT: count, _OFFSET: offset})
+    if 0 < len(rows) < count or (offset == 0 and len(rows) < count):
+        return rows, offset + len(rows)
+    return rows, int((await direct.fetch(conn, counted, params))[0]["total"] or 0)
 
 
 async def read_row(conn: AsyncConnection, event_id: str, viewer: Viewer):  # noqa: ANN201
@@ -211,14 +269,15 @@ def _partner_view(resource: dict, visible: set[str], organization_id: str) -> di
 
 async def render(conn: AsyncConnection, rows: list, viewer: Viewer) -> list[StoredResource]:
     """The rows as AuditEvents (with their chain position), cut down to a partner's view where needed."""
-    visible = await _visible_entities(conn, [r.id for r in rows], viewer.organization_id) \
+    visible = await _visible_entities(conn, [getattr(r, "_mapping", r)["id"] for r in rows], viewer.organization_id) \
         if viewer.organization_id and rows else {}
     out = []
     for row in rows:
-        resource = with_chain(row.content, row.seq, row.hash)
+        m = getattr(row, "_mapping", row)  # (a Row, or a mapping of its columns: exchange.store.direct)
+        resource = with_chain(m["content"], m["seq"], m["hash"])
         if viewer.organization_id:
-            resource = _partner_view(resource, visible.get(row.id, set()), viewer.organization_id)
-        out.append(StoredResource("AuditEvent", row.id, 1, from_db(row.recorded), False,
+            resource = _partner_view(resource, visible.get(m["id"], set()), viewer.organization_id)
+        out.append(StoredResource("AuditEvent", m["id"], 1, from_db(m["recorded"]), False,
                                   orjson.dumps(resource).decode()))
     return out
 

@@ -39,7 +39,12 @@ def _range_condition(start_col, end_col, value: DateValue):  # noqa: ANN001
 
 
 def instant_condition(column, value: DateValue):  # noqa: ANN001
-    ps, pe = to_db(value.start), to_db(value.end)
+    return instant_between(column, value.prefix, to_db(value.start), to_db(value.end))
+
+
+def instant_between(column, prefix: str, ps, pe):  # noqa: ANN001, ANN201
+    """A FHIR date prefix over an instant column against the parameter's range [ps, pe) (values or bind
+    parameters)."""
     return {
         "eq": and_(column >= ps, column < pe),
         "ne": or_(column < ps, column >= pe),
@@ -50,7 +55,7 @@ def instant_condition(column, value: DateValue):  # noqa: ANN001
         "sa": column >= pe,
         "eb": column < ps,
         "ap": and_(column >= ps, column < pe),
-    }[value.prefix]
+    }[prefix]
 
 
 def _value_condition(criterion: Criterion, value, idx=search_index):  # noqa: ANN001

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, exists, or_
+from sqlalchemy import and_, exists, literal, or_
 
 from exchange.context import RequestContext
 from exchange.need_to_know.kinds import DIRECTORY_TYPES
@@ -44,6 +44,9 @@ def access_filter(ctx: RequestContext) -> AccessFilter:
     return PartyFilter(organization_id=ctx.organization_id or "", types_without_filter=DIRECTORY_TYPES)
 
 
+_REFERRAL_TYPES = (literal("ServiceRequest"), literal("Task"))  # (each its own bind: a statement compiled once holds it)
+
+
 def sees_event_about(organization_id: str, actor_column, type_column, id_column):  # noqa: ANN001, ANN201
     """SQL: an organisation may see, in the exchange log, an event by `actor_column` (an organisation id, or None
     for the exchange) about the resource (`type_column`, `id_column`). The resource is one the organisation is party
@@ -62,6 +65,6 @@ def sees_event_about(organization_id: str, actor_column, type_column, id_column)
         party_exists(actor_column, "ServiceRequest", request.c.resource_id))).correlate_except(request)
     return and_(party_exists(organization_id, type_column, id_column),
                 or_(actor_column.is_(None), actor_column == organization_id,
-                    and_(type_column.in_(("ServiceRequest", "Task")), party_exists(actor_column, type_column,
+                    and_(type_column.in_(_REFERRAL_TYPES), party_exists(actor_column, type_column,
                                                                                    id_column)),
                     shared_request))

@@ -173,3 +173,30 @@ async def test_the_capability_statement_lists_audit_event(client):
     audit = next(r for r in statement["rest"][0]["resource"] if r["type"] == "AuditEvent")
     assert [i["code"] for i in audit["interaction"]] == ["read", "search-type"]
     assert {"date", "agent", "entity", "action", "outcome"} <= {p["name"] for p in audit["searchParam"]}
+
+
+async def test_searches_of_one_shape_each_find_their_own_events(app, make_org, make_client, exchange):
+    """Searches of one shape share one statement, compiled once (`review.run_query`): each still has its own values
+    and its own caller's view."""
+    ids = await referral_story(app, make_org, make_client)
+    auditor = await _auditor(make_org, make_client)
+
+    async def about(client, reference: str) -> dict:  # noqa: ANN001
+        return (await client.get("/AuditEvent", params={"entity": reference, "_count": "50"})).json()
+
+    by_request, by_patient = await about(auditor, f"ServiceRequest/{ids['sr']}"), await about(
+        auditor, f"Patient/{ids['patient']}")
+    for found, reference in ((by_request, f"ServiceRequest/{ids['sr']}"), (by_patient, f"Patient/{ids['patient']}")):
+        assert found["total"] == len(found["entry"]) > 0
+        assert all(reference in {"/".join(e["what"]["reference"].split("/")[:2]) for e in x["resource"]["entity"]
+                                 if "reference" in e.get("what", {})} for x in found["entry"])
+    assert _ids(by_request) != _ids(by_patient)
+    shelter = await make_client(ids["shelter"], scopes=AUDIT)
+    other = await make_client(ids["other"], scopes=AUDIT)
+    seen = await about(shelter, f"ServiceRequest/{ids['sr']}")
+    assert seen["total"] > 0
+    assert (await about(other, f"ServiceRequest/{ids['sr']}"))["total"] == 0
+    assert _ids(await about(shelter, f"ServiceRequest/{ids['sr']}")) == _ids(seen)
+    paged = (await auditor.get("/AuditEvent", params={"entity": f"ServiceRequest/{ids['sr']}", "_count": "2",
+                                                      "_offset": "2"})).json()
+    assert paged["total"] == by_request["total"] and _ids(paged) == _ids(by_request)[2:4]
