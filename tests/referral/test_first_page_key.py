@@ -97,3 +97,29 @@ async def test_rows_stored_before_the_column_get_their_resources_time(http, ids,
         rows = (await conn.execute(sa.select(sa.func.count()).where(search_index.c.resource_id == ref["Task"]))
                 ).scalar()
     assert rows > 0
+
+
+covering = importlib.import_module("exchange.store.migrations.versions.1000_value_index_covers")
+
+
+async def test_migration_1000_puts_system_and_resource_id_in_the_value_index(http, as_, ids, make_referral, exchange):
+    """Down and up again on a store with a referral: the index has its columns, and the inbox finds and counts."""
+    task_id = (await make_referral())["Task"]
+    shelter, owner = as_(ids["shelter"]), f"Organization/{ids['shelter']}"
+
+    def run(step):  # noqa: ANN001, ANN202
+        def go(sync_conn) -> list[str]:  # noqa: ANN001
+            with Operations.context(MigrationContext.configure(sync_conn)):
+                step()
+            return next(i["column_names"] for i in sa.inspect(sync_conn).get_indexes("search_index")
+                        if i["name"] == "ix_search_value_updated")
+        return go
+
+    async with exchange.db.engine.begin() as conn:
+        assert await conn.run_sync(run(covering.downgrade)) == ["resource_type", "param", "value", "last_updated"]
+    assert await _page(http, shelter, owner=owner, _sort="-_lastUpdated", _count="1") == ([task_id], 1)
+    async with exchange.db.engine.begin() as conn:
+        assert await conn.run_sync(run(covering.upgrade)) == ["resource_type", "param", "value", "last_updated",
+                                                              "system", "resource_id"]
+    assert await _page(http, shelter, owner=owner, _sort="-_lastUpdated", _count="1") == ([task_id], 1)
+    assert await _page(http, shelter, owner=owner, status="requested", _count="1") == ([task_id], 1)
