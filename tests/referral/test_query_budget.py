@@ -18,6 +18,8 @@ from contextvars import ContextVar
 import pytest
 from sqlalchemy import event
 
+from tests.conftest import SYSTEM_HEADER
+
 from . import world
 
 _COUNTING: ContextVar[bool] = ContextVar("counting_statements", default=False)
@@ -158,3 +160,32 @@ async def test_statements_run_on_the_driver_are_counted_and_in_the_transaction(e
             raw = (await conn.get_raw_connection()).driver_connection
             assert raw.is_in_transaction()
     assert len(counter.statements) == 1 and "auth_client" in counter.statements[0], str(counter)
+
+
+async def test_an_inbox_search_costs_three_statements_and_a_full_page_one_more(http, as_, ids, make_referral,
+                                                                               counter, exchange):
+    """The bearer check, the page (the total is its rows when the page holds the last match) and the audit record;
+    a full page counts the matches too."""
+    for _ in range(2):
+        await make_referral()
+    shelter, inbox = as_(ids["shelter"]), f"/Task?owner=Organization/{ids['shelter']}&status=requested&_sort=-_lastUpdated"
+    for count, statements in (("50", 3), ("2", 4)):
+        assert (await http.get(f"{inbox}&_count={count}", headers=shelter)).status_code == 200  # (its shape known)
+        with counter:
+            r = await http.get(f"{inbox}&_count={count}", headers=shelter)
+        assert r.status_code == 200 and r.json()["total"] == 2, r.text
+        assert len(counter.statements) <= _budget(exchange, statements, statements + 1), str(counter)  # (SQLite: a table each)
+        assert len(counter.transactions) == _transactions(exchange), str(counter)
+
+
+async def test_an_audit_search_costs_three_statements(http, ids, make_referral, make_client, counter, exchange):
+    """The bearer check, the page (its rows tell the total) and the audit record of the review itself."""
+    ref = await make_referral()
+    auditor = await make_client(ids["other"], role="auditor", scopes="system/AuditEvent.rs")
+    headers = {"Authorization": f"Bearer {auditor.access_token}", SYSTEM_HEADER: "0"}
+    assert (await http.get(f"/AuditEvent?entity=Task/{ref['Task']}", headers=headers)).status_code == 200
+    with counter:
+        r = await http.get(f"/AuditEvent?entity=Task/{ref['Task']}&_count=20", headers=headers)
+    assert r.status_code == 200 and r.json()["total"] == len(r.json()["entry"]) > 0, r.text
+    assert len(counter.statements) <= 3, str(counter)
+    assert len(counter.transactions) == _transactions(exchange), str(counter)
