@@ -100,16 +100,19 @@ class MemoryWatch:
     def start(self) -> None:
         self._thread.start()
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU of the server and its children so far (dead children are not counted)."""
-        total = 0.0
+    def cpu_by_process(self) -> dict[int, float]:
+        """User + system CPU of each server process so far (dead children are not counted)."""
+        out = {}
         for pid in self.pids():
             try:
                 times = psutil.Process(pid).cpu_times()
-                total += times.user + times.system
+                out[pid] = times.user + times.system
             except psutil.NoSuchProcess:
                 pass
-        return total
+        return out
+
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu_by_process().values())
 
     def stop(self) -> dict:
         self._stop.set()
@@ -224,6 +227,25 @@ async def audit_samples(database_url: str) -> dict[str, str]:
     return {r[0]: r[1] for r in rows}
 
 
+def database_cpu() -> dict[int, float]:
+    """User + system CPU of each of this machine's PostgreSQL processes so far (empty when none can be seen)."""
+    out = {}
+    for process in psutil.process_iter(["name", "cpu_times"]):
+        if process.info["name"] == "postgres" and process.info["cpu_times"] is not None:
+            out[process.pid] = process.info["cpu_times"].user + process.info["cpu_times"].system
+    return out
+
+
+def database_cpu_since(before: dict[int, float]) -> float | None:
+    """PostgreSQL's CPU seconds since `before` (`database_cpu()`), or None when no process could be seen: where the
+    database runs beside the exchange, its share of the cores is part of what a lifecycle costs. A process that
+    ended meanwhile is not counted, and neither is anything else using the same PostgreSQL: an idle machine's figure."""
+    after = database_cpu()
+    if not after:
+        return None
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
 async def row_counts(database_url: str) -> dict[str, int]:
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
@@ -290,10 +312,13 @@ def render(report: dict) -> None:
                   f"errors {life['errors']}")
     if report.get("floor"):
         console.print(f"floor lifecycles/s {report['floor']['lifecycles_per_s']}  "
-                      f"ratio floor/exchange {report['floor_ratio']}")
+                      f"ratio floor/exchange {report['floor_ratio']}  database CPU per floor lifecycle "
+                      f"{report['floor'].get('database_cpu_ms_per_lifecycle')} ms")
     console.print(f"peak memory (MB): {report['server_peak_memory_mb']}")
     console.print(f"server CPU per lifecycle: {report.get('server_cpu_ms_per_lifecycle')} ms "
-                  f"(load generator CPU {report.get('load_generator_cpu_s')} s)")
+                  f"(load generator CPU {report.get('load_generator_cpu_s')} s; server CPU s by process "
+                  f"{report.get('server_cpu_s_by_process')}); database CPU per lifecycle: "
+                  f"{report.get('database_cpu_ms_per_lifecycle')} ms")
     for phase in ("read", "create"):
         if report.get(phase):
             console.print(f"server CPU per {phase}: {report[phase]['server_cpu_ms_per_request']} ms")
@@ -333,9 +358,19 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict:
             await load.authorise()
             if args.profile and args.profile_phase == "lifecycle":
                 recorders = start_profile(memory.pids(), args.profile)
-            cpu_before, server_before = psutil.Process().cpu_times(), memory.cpu_seconds()
+            cpu_before, by_process_before = psutil.Process().cpu_times(), memory.cpu_by_process()
+            database_before = database_cpu()
             lifecycles = await load.run("lifecycles", args.lifecycles, load.lifecycle)
-            cpu_after, server_after = psutil.Process().cpu_times(), memory.cpu_seconds()
+            cpu_after, by_process_after = psutil.Process().cpu_times(), memory.cpu_by_process()
+            database_seconds = database_cpu_since(database_before)
+            if database_seconds is not None:
+                report["database_cpu_ms_per_lifecycle"] = round(
+                    1000 * database_seconds / max(lifecycles.completed, 1), 1)
+            server_before, server_after = sum(by_process_before.values()), sum(by_process_after.values())
+            # how the lifecycle phase's work fell on the processes (an idle parent, workers sharing the load)
+            report["server_cpu_s_by_process"] = {
+                f"{memory.names.get(pid, 'worker')} {pid}": round(seconds - by_process_before.get(pid, 0.0), 1)
+                for pid, seconds in by_process_after.items()}
             stop_profile(recorders)
             report["lifecycle"] = summary(lifecycles, "lifecycles")
             report["server_cpu_ms_per_lifecycle"] = round(1000 * (server_after - server_before)
@@ -384,11 +419,16 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict:
                       console=console) as progress:
             floor = Floor(floor_url, world, args.clients, progress, await audit_samples(database_url))
             await floor.open()
+            database_before = database_cpu()
             try:
                 samples = await floor.run(args.lifecycles)
+                database_seconds = database_cpu_since(database_before)
             finally:
                 await floor.close()
         report["floor"] = summary(samples, "lifecycles")
+        if database_seconds is not None:
+            report["floor"]["database_cpu_ms_per_lifecycle"] = round(
+                1000 * database_seconds / max(samples.completed, 1), 1)
         floor_counts = await row_counts(floor_url)
         report["floor_rows_per_lifecycle"] = {t: round(n / max(samples.completed, 1), 1)
                                               for t, n in floor_counts.items()}
