@@ -25,6 +25,8 @@ _READ_WITH_PARTIES = (
                                                     resource_recorder.c.resource_id == resource.c.id)))
     .where(resource.c.resource_type == bindparam("t"), resource.c.id == bindparam("i")))
 _READ_BY_ID = direct.Statement(_READ_WITH_PARTIES)  # most requests read by id: compiled once, run on the driver
+_STORED_VERSION = direct.Statement(select(resource.c.version_id).where(
+    resource.c.resource_type == bindparam("t"), resource.c.id == bindparam("i")))
 _READ_AHEAD: dict[tuple[int, int], direct.Statement] = {}  # by (params, target types): compiled once each
 
 
@@ -58,6 +60,11 @@ class Reads(UnitMemory):
     def _remember(self, found: StoredResource) -> StoredResource:
         self._current[(found.resource_type, found.id)] = found
         return found
+
+    async def stored_version(self, resource_type: str, resource_id: str) -> int | None:
+        """The version stored now, committed by whoever (not this unit's memory of it): None when there is none."""
+        rows = await direct.fetch(self.conn, _STORED_VERSION, {"t": resource_type, "i": resource_id})
+        return int(rows[0]["version_id"]) if rows else None
 
     async def read(self, resource_type: str, resource_id: str, access: AccessFilter = UNRESTRICTED
                    ) -> StoredResource | None:

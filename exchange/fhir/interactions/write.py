@@ -14,7 +14,7 @@ from typing import Sequence
 
 from exchange.kernel.change import Change, FollowUp, Reads, Record, Rows, Share, Unshare, Update, frozen_view
 from exchange.context import RequestContext, system_context
-from exchange.errors import Conflict, NotFound, PreconditionFailed
+from exchange.errors import Conflict, Forbidden, NotFound, PreconditionFailed, Unprocessable
 from exchange.fhir.indexing import index_rows
 from exchange.store.values import StoredResource
 from exchange.kernel.unit import Event, Unit
@@ -156,18 +156,34 @@ async def _update(unit: Unit, who: RequestContext, current: StoredResource, body
     policy.check_permission(who, current.resource_type, "u")
     change = Change.of(current.resource_type, "PUT", current, body, who, if_match)
     if checked:
-        await _check(unit, change)
+        try:
+            await _check(unit, change)
+        except (Forbidden, Unprocessable):
+            # The rules read the referral's other records after this one, each statement at its own moment: a
+            # write that commits in between (a rival provider's claim) can refuse this one on a state its version
+            # never had. When this resource has moved on meanwhile, the answer is the stale version's, as for a
+            # write that loses the race at its UPDATE.
+            stored_now = await unit.repo.stored_version(current.resource_type, current.id)
+            if stored_now is not None and stored_now != current.version_id:
+                raise _changed_meanwhile(current, if_match) from None
+            raise
     change, body = await _complete(unit, change, body)
     updated = await unit.repo.update(current, body, index_rows(current.resource_type, body))
     if updated is None:
-        error = PreconditionFailed if if_match is not None else Conflict
-        raise error(f"{current.reference} was changed by another request; read it again and retry",
-                    expression="If-Match" if if_match is not None else f"{current.resource_type}.meta.versionId")
+        raise _changed_meanwhile(current, if_match)
     await policy.written(unit.repo, who, current.resource_type, current.id, body, current.resource)
     await _follow(unit, _with(change, after=frozen_view(body), stored=updated), depth)
     unit.record(Event("update", "U", current.resource_type, current.id, updated.version_id, stored=updated,
                       previous=current, actor=_actor(unit, who)))
     return updated
+
+
+def _changed_meanwhile(current: StoredResource, if_match: int | None) -> PreconditionFailed | Conflict:
+    """The refusal of a write whose version another request replaced after this one read it: 412 when it was
+    asked for by version (If-Match), else 409."""
+    error = PreconditionFailed if if_match is not None else Conflict
+    return error(f"{current.reference} was changed by another request; read it again and retry",
+                 expression="If-Match" if if_match is not None else f"{current.resource_type}.meta.versionId")
 
 
 async def remove(unit: Unit, current: StoredResource) -> StoredResource:
