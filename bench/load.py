@@ -36,11 +36,12 @@ import psutil
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from floor import Floor  # noqa: E402
 from lifecycle import STEPS, Load, Samples  # noqa: E402
-from world import ROOT, build_world, recreate_database, world_from_json  # noqa: E402
+from world import ROOT, build_world, recreate_database, sibling_database, world_from_json  # noqa: E402
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/exchange_bench"
 console = Console()
@@ -227,20 +228,31 @@ async def audit_samples(database_url: str) -> dict[str, str]:
     return {r[0]: r[1] for r in rows}
 
 
-def database_cpu() -> dict[int, float]:
-    """User + system CPU of each of this machine's PostgreSQL processes so far (empty when none can be seen)."""
+def database_cpu(database: str) -> dict[int, float]:
+    """User + system CPU so far of the PostgreSQL processes that work for `database`: its backends and autovacuum
+    workers (their titles name it) and the server's own (WAL writer, checkpointer, background writer), not other
+    databases' backends, so another session's tests or benchmark on the same server do not count. Empty when no
+    PostgreSQL process can be seen (another machine's)."""
     out = {}
-    for process in psutil.process_iter(["name", "cpu_times"]):
-        if process.info["name"] == "postgres" and process.info["cpu_times"] is not None:
-            out[process.pid] = process.info["cpu_times"].user + process.info["cpu_times"].system
+    for process in psutil.process_iter(["name", "cmdline", "cpu_times"]):
+        info = process.info
+        if info["name"] != "postgres" or info["cpu_times"] is None:
+            continue
+        title = " ".join(info["cmdline"] or ()).strip()
+        if database in title.split() or title.endswith(SERVER_PROCESSES):
+            out[process.pid] = info["cpu_times"].user + info["cpu_times"].system
     return out
 
 
-def database_cpu_since(before: dict[int, float]) -> float | None:
-    """PostgreSQL's CPU seconds since `before` (`database_cpu()`), or None when no process could be seen: where the
-    database runs beside the exchange, its share of the cores is part of what a lifecycle costs. A process that
-    ended meanwhile is not counted, and neither is anything else using the same PostgreSQL: an idle machine's figure."""
-    after = database_cpu()
+# The titles' ends of the server's own processes, which write and flush every database's WAL and pages.
+SERVER_PROCESSES = ("checkpointer", "background writer", "walwriter", "autovacuum launcher")
+
+
+def database_cpu_since(database: str, before: dict[int, float]) -> float | None:
+    """PostgreSQL's CPU seconds for `database` since `before` (`database_cpu(database)`), or None when no process
+    could be seen: where the database runs beside the exchange, its share of the cores is part of what a lifecycle
+    costs. A process that ended meanwhile is not counted."""
+    after = database_cpu(database)
     if not after:
         return None
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
@@ -359,10 +371,10 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict:
             if args.profile and args.profile_phase == "lifecycle":
                 recorders = start_profile(memory.pids(), args.profile)
             cpu_before, by_process_before = psutil.Process().cpu_times(), memory.cpu_by_process()
-            database_before = database_cpu()
+            database_before = database_cpu(make_url(database_url).database)
             lifecycles = await load.run("lifecycles", args.lifecycles, load.lifecycle)
             cpu_after, by_process_after = psutil.Process().cpu_times(), memory.cpu_by_process()
-            database_seconds = database_cpu_since(database_before)
+            database_seconds = database_cpu_since(make_url(database_url).database, database_before)
             if database_seconds is not None:
                 report["database_cpu_ms_per_lifecycle"] = round(
                     1000 * database_seconds / max(lifecycles.completed, 1), 1)
@@ -407,7 +419,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict:
     report["rows_per_lifecycle"] = {t: round(n / done, 1) for t, n in counts.items()} if not (
         args.reads or args.creates) else "(read and create phases included: run with --reads 0 --creates 0)"
     if is_postgres and args.floor:
-        floor_url = f"{database_url}_floor"
+        floor_url = sibling_database(database_url, "_floor")
         await recreate_database(floor_url)
         from exchange.store.engine import Database
         from exchange.store.migrate import upgrade
@@ -419,10 +431,10 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict:
                       console=console) as progress:
             floor = Floor(floor_url, world, args.clients, progress, await audit_samples(database_url))
             await floor.open()
-            database_before = database_cpu()
+            database_before = database_cpu(make_url(floor_url).database)
             try:
                 samples = await floor.run(args.lifecycles)
-                database_seconds = database_cpu_since(database_before)
+                database_seconds = database_cpu_since(make_url(floor_url).database, database_before)
             finally:
                 await floor.close()
         report["floor"] = summary(samples, "lifecycles")

@@ -39,6 +39,12 @@ class World:
     auditor: Party | None = None
 
 
+def sibling_database(url: str, suffix: str) -> str:
+    """`url` with `suffix` added to its database's name (its query, such as a Unix socket's `host=`, kept)."""
+    parsed = make_url(url)
+    return parsed.set(database=f"{parsed.database}{suffix}").render_as_string(hide_password=False)
+
+
 async def recreate_database(url: str) -> None:
     """Drop and create the database `url` names (PostgreSQL), or remove the SQLite file."""
     parsed = make_url(url)
