@@ -3,7 +3,7 @@ url, the resource (validated as R4), the conditions, and the rule that a Bundle 
 error names the entry it came from (`Bundle.entry[i]...`)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from exchange.errors import BadRequest, FhirError
@@ -24,6 +24,8 @@ class Entry:
     resource: dict | None
     if_match: str | None
     if_none_exist: str | None
+    # the reference strings of `resource` (POST, PUT) with the objects that hold them, found as it was validated
+    references: list[tuple[dict, str]] = field(default_factory=list, repr=False, compare=False)
 
 
 def parse_entry(index: int, raw: Any, batch: bool) -> Entry:
@@ -46,19 +48,20 @@ def parse_entry(index: int, raw: Any, batch: bool) -> Entry:
         raise BadRequest(f"{where}.request.url: the id must match [A-Za-z0-9-.]{{1,64}}",
                          expression=f"{where}.request.url")
     resource = raw.get("resource")
+    references: list[tuple[dict, str]] = []
     if method in ("POST", "PUT"):
         if resource is None:
             raise BadRequest(f"{where}.resource is required for {method}", expression=f"{where}.resource",
                              code="required")
         try:
-            validate_resource(resource, resource_type)
+            validate_resource(resource, resource_type, references)
         except FhirError as exc:
             raise at_entry(exc, where) from None
     if method in ("PUT", "DELETE") and not resource_id:
         raise BadRequest(f"{where}: {method} needs a url of the form Type/id (conditional {method} is not supported)",
                          expression=f"{where}.request.url", code="not-supported")
     return Entry(index, method, url, resource_type, resource_id, query or None, raw.get("fullUrl"), resource,
-                 request.get("ifMatch"), request.get("ifNoneExist"))
+                 request.get("ifMatch"), request.get("ifNoneExist"), references)
 
 
 def repeated(entries: list[Entry]) -> list[Entry]:

@@ -1,25 +1,20 @@
 """A transaction's new resources pointing at each other: `urn:uuid:` fullUrls replaced by the server ids wherever
-they are referenced, and POST entries run after the new resources they reference."""
+they are referenced, and POST entries run after the new resources they reference.
+
+Both use the references validation found in each entry's resource (`Entry.references`: every reference string,
+contained resources included, with the object that holds it), so neither walks a resource again."""
 from __future__ import annotations
 
-from typing import Any
-
 from exchange.fhir.bundle_entries import Entry
-from exchange.fhir.references import all_references
 
 
-def rewrite(node: Any, mapping: dict[str, str]) -> Any:
-    if isinstance(node, dict):
-        out = {}
-        for key, value in node.items():
-            if key == "reference" and isinstance(value, str) and value in mapping:
-                out[key] = mapping[value]
-            else:
-                out[key] = rewrite(value, mapping)
-        return out
-    if isinstance(node, list):
-        return [rewrite(item, mapping) for item in node]
-    return node
+def rewrite(entry: Entry, mapping: dict[str, str]) -> dict | None:
+    """The entry's resource with every reference to a fullUrl of `mapping` replaced by its server reference, in
+    place: the resource is the request's own parsed JSON, which nothing else holds."""
+    for holder, reference in entry.references:
+        if reference in mapping:
+            holder["reference"] = mapping[reference]
+    return entry.resource
 
 
 def post_order(posts: list[Entry]) -> list[Entry]:
@@ -32,7 +27,7 @@ def post_order(posts: list[Entry]) -> list[Entry]:
         if entry in done or entry.index in visiting:
             return
         visiting.add(entry.index)
-        for ref in sorted(all_references(entry.resource)):
+        for ref in sorted({reference for _, reference in entry.references}):
             if ref in by_url:
                 visit(by_url[ref])
         visiting.discard(entry.index)

@@ -6,6 +6,10 @@ that holds it. `r4_elements.json` lists every element R4 defines (made by script
 definitions); every key of an incoming resource, at any depth, contained resources included, must be one of them,
 and a literal reference (`Type/id`) must point at a type R4 allows there (rule `r4-reference`: no HealthcareService
 in `Consent.provision.actor.reference`).
+
+Validation checks these in its one walk of a body (`exchange.fhir.validate`), with the rules of its own, through
+the tables and issues here (`element_tables`, `unknown_element`, `check_target` ...); `issues` walks a body for
+these alone (the tests check what the server returns with it).
 """
 from __future__ import annotations
 
@@ -63,12 +67,28 @@ def issues(body: dict, resource_type: str) -> list[Issue]:
 
 
 def _resource(node: dict, expr: str, out: list[Issue]) -> None:
+    resource_type = resource_type_of(node, expr, out)
+    if resource_type is not None:
+        _object(node, resource_type, expr, out, is_resource=True)
+
+
+def resource_type_of(node: dict, expr: str, out: list[Issue]) -> str | None:
+    """The R4 resource type of a resource at `expr` (a contained one), or None with the issue that it has none."""
     resource_type = node.get("resourceType")
     if not isinstance(resource_type, str) or resource_type not in _resource_types():
         out.append(Issue("error", "structure", f"{RULE}: {expr}.resourceType is not a FHIR R4 (4.0.1) resource "
                                                "type", [f"{expr}.resourceType"]))
-        return
-    _object(node, resource_type, expr, out, is_resource=True)
+        return None
+    return resource_type
+
+
+def unknown_element(type_: str, expr: str, key: str) -> Issue:
+    """`key` at `expr` is not an element of `type_` (named when it reads as an element name: `nameable`)."""
+    if nameable(key):
+        return Issue("error", "structure", f"{RULE}: {expr}.{key} is not an element of {type_} in FHIR R4 (4.0.1)",
+                     [f"{expr}.{key}"])
+    return Issue("error", "structure", f"{RULE}: {expr} holds an element {type_} does not have in FHIR R4 "
+                                       "(4.0.1); its name is not repeated", [expr])
 
 
 def _object(node: dict, type_: str, expr: str, out: list[Issue], is_resource: bool = False) -> None:
@@ -81,12 +101,7 @@ def _object(node: dict, type_: str, expr: str, out: list[Issue], is_resource: bo
             continue
         child = table.get(key)
         if child is None:
-            if nameable(key):
-                out.append(Issue("error", "structure", f"{RULE}: {expr}.{key} is not an element of {type_} in "
-                                                       "FHIR R4 (4.0.1)", [f"{expr}.{key}"]))
-            else:
-                out.append(Issue("error", "structure", f"{RULE}: {expr} holds an element {type_} does not have "
-                                                       "in FHIR R4 (4.0.1); its name is not repeated", [expr]))
+            out.append(unknown_element(type_, expr, key))
             continue
         if child in primitives or not isinstance(value, (dict, list)):
             continue  # (a primitive's value, or a scalar where an object belongs: the models say what is wrong)
@@ -103,7 +118,7 @@ def _value(value: Any, type_: str, expr: str, out: list[Issue], element: str | N
             _resource(value, expr, out)
             return
         if element is not None:
-            _target(value, element, expr, out)
+            check_target(value, element, expr, out)
         _object(value, type_, expr, out)
 
 
@@ -117,7 +132,21 @@ def _targets() -> dict:
     return definitions()["targets"]
 
 
-def _target(reference: dict, element: str, expr: str, out: list[Issue]) -> None:
+def element_tables() -> dict[str, dict[str, str]]:
+    """Each R4 type's elements: {type: {element name: its type}} ("Resource" for a contained resource)."""
+    return _types()
+
+
+def primitive_types() -> frozenset[str]:
+    return _primitives()
+
+
+def reference_targets() -> dict[str, list[str]]:
+    """The Reference elements whose targets R4 names ("Type.element"), with the types they may point at."""
+    return _targets()
+
+
+def check_target(reference: dict, element: str, expr: str, out: list[Issue]) -> None:
     """A relative or absolute literal reference names its type: it must be one R4 allows for `element`."""
     ref = reference.get("reference")
     if not isinstance(ref, str) or ref.startswith(("#", "urn:")):

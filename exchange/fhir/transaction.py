@@ -51,7 +51,7 @@ async def transaction(exchange: Exchange, ctx: RequestContext, entries: list[Ent
         ordered = [e for e in ordered if e.method == "DELETE"] + post_order(posts) + \
                   [e for e in ordered if e.method != "DELETE"]
         for entry in ordered:
-            resource = rewrite(entry.resource, mapping) if entry.resource is not None else None
+            resource = rewrite(entry, mapping)
             try:
                 results[entry.index] = await run_entry(unit, entry, resource, base, preassigned, existing,
                                                         budget, prefer)

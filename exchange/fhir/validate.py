@@ -66,6 +66,9 @@ DATATYPE_BINDINGS: dict[str, frozenset[str]] = {
 }
 
 
+_TABLES = r4.element_tables()
+_PRIMITIVES = r4.primitive_types()
+_TARGETS = r4.reference_targets()
 _PATH_RULES: dict[str, tuple[bool, frozenset[str] | None, bool]] = {}  # path -> what its strings must meet
 
 
@@ -85,50 +88,93 @@ def _path_rules(path: str) -> tuple[bool, frozenset[str] | None, bool]:
     return rules
 
 
-def _string_issues(path: str, expr: str, value: str, out: list[Issue]) -> None:
+def _string_issues(path: str, value: str, out: list[Issue], parent: str, key: str | int) -> None:
+    """The rules of the string `value` at `path` (without indices); it is named `parent` + `key` (an element's name
+    or an array's index), spelt out only when it breaks one."""
     if not value.strip():
+        expr = _child(parent, key)
         out.append(Issue("error", "value", f"{expr} must not be empty or blank", [expr]))
         return
     if _CONTROL.search(value):
+        expr = _child(parent, key)
         out.append(Issue("error", "value", f"{expr}: FHIR strings must not contain control characters "
                                            "(other than tab, CR and LF)", [expr]))
         return
     is_reference, allowed, is_id = _path_rules(path)
     if is_reference and "/" in value and not value.startswith(("#", "urn:")) and split_reference(value) is None:
+        expr = _child(parent, key)
         out.append(Issue("error", "value", f"{expr} must be a reference such as Type/id (an id is at most "
                                            "64 of A-Z a-z 0-9 - .)", [expr]))
     if allowed is not None and value not in allowed:
+        expr = _child(parent, key)
         out.append(Issue("error", "code-invalid",
                          f"{expr} must be one of the required value set ({', '.join(sorted(allowed))})", [expr]))
     if is_id and not ID_PATTERN.match(value):
+        expr = _child(parent, key)
         out.append(Issue("error", "value", f"{expr}: id must match [A-Za-z0-9-.]{{1,64}}", [expr]))
 
 
-def _visit(node: dict | list, path: str, expr: str, strings: list[Issue], containers: list[Issue]) -> None:
-    """One walk of a body: the rules of every string (by its path without indices, in document order) into
-    `strings`; empty objects and arrays and extensions without url (FHIR forbids them) into `containers`."""
-    if isinstance(node, dict):
-        if not node:
-            containers.append(Issue("error", "invalid", "Empty objects are not allowed in FHIR JSON", [expr]))
-        for key, value in node.items():
-            child_expr = f"{expr}.{key}"
-            if key in ("extension", "modifierExtension") and isinstance(value, list):
-                for i, ext in enumerate(value):
-                    if isinstance(ext, dict) and not ext.get("url"):
-                        containers.append(Issue("error", "required", "Extension.url is required",
-                                                [f"{child_expr}[{i}].url"]))
-            if isinstance(value, (dict, list)):
-                _visit(value, f"{path}.{key}", child_expr, strings, containers)
-            elif isinstance(value, str):
-                _string_issues(f"{path}.{key}", child_expr, value, strings)
-        return
+def _child(expr: str, key: str | int) -> str:
+    return f"{expr}[{key}]" if isinstance(key, int) else f"{expr}.{key}"
+
+
+def _walk_dict(node: dict, type_: str | None, path: str, expr: str, structure: list[Issue], strings: list[Issue],
+               containers: list[Issue], references: list[tuple[dict, str]] | None, element: str | None = None
+               ) -> None:
+    """The one walk of a body: at every node, both R4's element rules (`exchange.fhir.r4`, while `type_` names the
+    node's R4 type: its unknown elements and reference targets into `structure`) and this module's: the rules of
+    every string (by its path without indices, in document order) into `strings`, empty objects and arrays and
+    extensions without url (FHIR forbids them) into `containers`; and, with `references`, every reference string
+    with the object that holds it (a transaction's `urn:uuid:` references are rewritten there). `type_` "Resource":
+    a resource (the body, a contained one), typed by its resourceType."""
+    table = None
+    is_resource = type_ == "Resource"
+    if is_resource:
+        type_ = r4.resource_type_of(node, expr, structure)
+    elif element is not None:
+        r4.check_target(node, element, expr, structure)
+    if type_ is not None:
+        table = _TABLES.get(type_)
+    if not node:
+        containers.append(Issue("error", "invalid", "Empty objects are not allowed in FHIR JSON", [expr]))
+    for key, value in node.items():
+        child_type = child_element = None
+        if table is not None and not (is_resource and key == "resourceType"):
+            child = table.get(key)
+            if child is None:
+                structure.append(r4.unknown_element(type_, expr, key))
+            elif child not in _PRIMITIVES and isinstance(value, (dict, list)):
+                child_type = child  # (a primitive's value, or a scalar where an object belongs: the models say)
+                if child == "Reference" and f"{type_}.{key}" in _TARGETS:
+                    child_element = f"{type_}.{key}"
+        if key in ("extension", "modifierExtension") and isinstance(value, list):
+            for i, ext in enumerate(value):
+                if isinstance(ext, dict) and not ext.get("url"):
+                    containers.append(Issue("error", "required", "Extension.url is required",
+                                            [f"{expr}.{key}[{i}].url"]))
+        if isinstance(value, dict):
+            _walk_dict(value, child_type, f"{path}.{key}", f"{expr}.{key}", structure, strings, containers,
+                       references, child_element)
+        elif isinstance(value, list):
+            _walk_list(value, child_type, f"{path}.{key}", f"{expr}.{key}", structure, strings, containers,
+                       references, child_element)
+        elif isinstance(value, str):
+            if key == "reference" and references is not None:
+                references.append((node, value))
+            _string_issues(f"{path}.{key}", value, strings, expr, key)
+
+
+def _walk_list(node: list, type_: str | None, path: str, expr: str, structure: list[Issue], strings: list[Issue],
+               containers: list[Issue], references: list[tuple[dict, str]] | None, element: str | None) -> None:
     if not node:
         containers.append(Issue("error", "invalid", "Empty arrays are not allowed in FHIR JSON", [expr]))
     for i, item in enumerate(node):
-        if isinstance(item, (dict, list)):
-            _visit(item, path, f"{expr}[{i}]", strings, containers)
+        if isinstance(item, dict):
+            _walk_dict(item, type_, path, f"{expr}[{i}]", structure, strings, containers, references, element)
+        elif isinstance(item, list):
+            _walk_list(item, type_, path, f"{expr}[{i}]", structure, strings, containers, references, element)
         elif isinstance(item, str):
-            _string_issues(path, f"{expr}[{i}]", item, strings)
+            _string_issues(path, item, strings, expr, i)
 
 
 def _pydantic_issues(resource_type: str, error: ValidationError) -> list[Issue]:
@@ -146,11 +192,29 @@ def _pydantic_issues(resource_type: str, error: ValidationError) -> list[Issue]:
     return issues or [Issue("error", "invalid", f"{resource_type} is not valid", [resource_type])]
 
 
-def _rule_issues(resource_type: str, body: dict) -> list[Issue]:
-    issues: list[Issue] = []
+def _issues(resource_type: str, body: dict, references: list[tuple[dict, str]] | None) -> list[Issue]:
+    """What R4's element rules and this module's find in `body`, in one walk (`_walk_dict`): the R4 issues, then
+    the strings', the containers', then each contained resource's and the invariants' (`_resource_issues`)."""
+    structure: list[Issue] = []
+    strings: list[Issue] = []
     containers: list[Issue] = []
-    _visit(body, resource_type, resource_type, issues, containers)
-    issues.extend(containers)
+    _walk_dict(body, "Resource", resource_type, resource_type, structure, strings, containers, references)
+    return structure + strings + containers + _resource_issues(resource_type, body)
+
+
+def _rule_issues(resource_type: str, body: dict) -> list[Issue]:
+    """This module's rules alone, of a contained resource under its own type (R4's were checked in the walk of the
+    resource that contains it)."""
+    strings: list[Issue] = []
+    containers: list[Issue] = []
+    _walk_dict(body, None, resource_type, resource_type, [], strings, containers, None)
+    return strings + containers + _resource_issues(resource_type, body)
+
+
+def _resource_issues(resource_type: str, body: dict) -> list[Issue]:
+    """The rules of a resource as a whole: its contained resources' (each under its own type, named where it is
+    contained) and the invariants checked here."""
+    issues: list[Issue] = []
     for i, contained in enumerate(body.get("contained") or []):
         if isinstance(contained, dict) and isinstance(contained.get("resourceType"), str) \
                 and contained["resourceType"]:  # (anything else is refused by the R4 element check)
@@ -192,8 +256,14 @@ def check_resource_type(resource_type: str, resource_id: str | None = None) -> N
         raise BadRequest(f"{resource_type}.id must match [A-Za-z0-9-.]{{1,64}}", expression=f"{resource_type}.id")
 
 
-def validate_resource(body: Any, expected_type: str | None = None) -> dict:
-    """Return `body` if it is a valid resource of `expected_type`; raise BadRequest naming every problem."""
+def validate_resource(body: Any, expected_type: str | None = None,
+                      references: list[tuple[dict, str]] | None = None) -> dict:
+    """Return `body` if it is a valid resource of `expected_type`; raise BadRequest naming every problem.
+
+    The body is walked once for R4's element rules and this module's (`_issues`), and fhir.resources' model
+    validates it once. With `references`, the walk adds every reference string of the body, contained resources
+    included, with the object that holds it (in document order): a transaction rewrites and orders its entries by
+    them without walking the body again."""
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object holding a FHIR resource")
     resource_type = body.get("resourceType")
@@ -203,7 +273,7 @@ def validate_resource(body: Any, expected_type: str | None = None) -> dict:
         raise BadRequest(f"resourceType must be {expected_type}, the endpoint's type",
                          expression="resourceType")
     check_resource_type(resource_type)
-    issues = r4.issues(body, resource_type) + _rule_issues(resource_type, body)
+    issues = _issues(resource_type, body, references)
     try:
         get_fhir_model_class(resource_type).model_validate(body)
     except ValidationError as exc:
