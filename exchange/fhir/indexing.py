@@ -16,18 +16,32 @@ def normalise_string(value: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold().strip()
 
 
-def _values_at(node: Any, parts: list[str]) -> Iterator[Any]:
-    if not parts:
-        if isinstance(node, list):
-            yield from node
-        elif node is not None:
-            yield node
-        return
-    if isinstance(node, list):
+def _values_at(node: Any, parts: tuple[str, ...]) -> list[Any]:
+    """The values at the dotted path `parts` under `node`, arrays flattened on the way (a list of them)."""
+    nodes = [node]
+    for part in parts:
+        found: list[Any] = []
+        for item in nodes:
+            _children(item, part, found)
+        nodes = found
+    out: list[Any] = []
+    for item in nodes:
+        if isinstance(item, list):
+            out.extend(item)
+        elif item is not None:
+            out.append(item)
+    return out
+
+
+def _children(node: Any, part: str, found: list[Any]) -> None:
+    """The element `part` of `node`, of each object of an array `node` (at any depth), into `found`."""
+    if isinstance(node, dict):
+        value = node.get(part)
+        if value is not None:
+            found.append(value)
+    elif isinstance(node, list):
         for item in node:
-            yield from _values_at(item, parts)
-    elif isinstance(node, dict):
-        yield from _values_at(node.get(parts[0]), parts[1:])
+            _children(item, part, found)
 
 
 def _cut(system: Any) -> str | None:
@@ -107,12 +121,23 @@ def index_param(param: SearchParam, body: dict) -> list[IndexRow]:
         present = any(isinstance(e, dict) and e.get("url") == param.flag_extension for e in body.get("extension") or [])
         return [IndexRow(param.name, value="true")] if present else []
     rows: list[IndexRow] = []
-    for path in param.paths:
-        for value in _values_at(body, path.split(".")):
+    extract = _EXTRACTORS[param.type] if param.paths else None
+    for parts in _split(param):
+        for value in _values_at(body, parts):
             values = _extension_values(param, value) if param.extension_url else (value,)
             for item in values:
-                rows.extend(_EXTRACTORS[param.type](param.name, item))
+                rows.extend(extract(param.name, item))
     return rows
+
+
+_PARTS: dict[tuple[str, ...], tuple[tuple[str, ...], ...]] = {}  # a parameter's paths, split once
+
+
+def _split(param: SearchParam) -> tuple[tuple[str, ...], ...]:
+    parts = _PARTS.get(param.paths)
+    if parts is None:
+        parts = _PARTS[param.paths] = tuple(tuple(path.split(".")) for path in param.paths)
+    return parts
 
 
 # Keys that hold two parameters' values together (first's system, "first value|second value"), so that a search on
