@@ -91,11 +91,11 @@ def _path_rules(path: str) -> tuple[bool, frozenset[str] | None, bool]:
 def _string_issues(path: str, value: str, out: list[Issue], parent: str, key: str | int) -> None:
     """The rules of the string `value` at `path` (without indices); it is named `parent` + `key` (an element's name
     or an array's index), spelt out only when it breaks one."""
-    if not value.strip():
+    if not value or value.isspace():  # (what strip() would leave empty, without making the stripped copy)
         expr = _child(parent, key)
         out.append(Issue("error", "value", f"{expr} must not be empty or blank", [expr]))
         return
-    if _CONTROL.search(value):
+    if not value.isprintable() and _CONTROL.search(value):  # (a printable string has no control character)
         expr = _child(parent, key)
         out.append(Issue("error", "value", f"{expr}: FHIR strings must not contain control characters "
                                            "(other than tab, CR and LF)", [expr]))
