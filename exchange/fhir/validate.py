@@ -215,7 +215,8 @@ def _resource_issues(resource_type: str, body: dict) -> list[Issue]:
     """The rules of a resource as a whole: its contained resources' (each under its own type, named where it is
     contained) and the invariants checked here."""
     issues: list[Issue] = []
-    for i, contained in enumerate(body.get("contained") or []):
+    contained_list = body.get("contained")
+    for i, contained in enumerate(contained_list if isinstance(contained_list, list) else ()):
         if isinstance(contained, dict) and isinstance(contained.get("resourceType"), str) \
                 and contained["resourceType"]:  # (anything else is refused by the R4 element check)
             ctype = contained["resourceType"]
@@ -278,7 +279,8 @@ def validate_resource(body: Any, expected_type: str | None = None,
         get_fhir_model_class(resource_type).model_validate(body)
     except ValidationError as exc:
         issues = _pydantic_issues(resource_type, exc) + issues
-    except TypeError:  # (fhir.resources on a contained resource whose resourceType is not a string: r4 names it)
+    except (TypeError, KeyError):  # (fhir.resources on a contained resource whose resourceType is not a string, or
+        # is one that names no type: r4 names it)
         issues = issues or [Issue("error", "invalid", f"{resource_type} is not valid", [resource_type])]
     if issues:
         raise BadRequest(issues[0].diagnostics, issues=issues)

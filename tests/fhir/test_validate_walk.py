@@ -8,6 +8,7 @@ from exchange.errors import BadRequest
 from exchange.fhir import r4
 from exchange.fhir.references import all_references
 from exchange.fhir.validate import validate_resource
+from tests.fhir_checks import assert_outcome, patient
 
 BAD = [
     {"resourceType": "Patient", "fooBar": 1, "name": [{"text": "", "weird key!": 1}],
@@ -46,3 +47,16 @@ def test_the_walk_finds_every_reference_with_its_holder():
     validate_resource(body, "Task", references)
     assert {value for _, value in references} == all_references(body)
     assert len(references) == 5 and all(holder["reference"] is value for holder, value in references)
+
+
+@pytest.mark.parametrize("contained", [123, True], ids=["number", "boolean"])
+async def test_contained_that_is_not_an_array_is_refused_not_a_server_error(client, contained):
+    assert_outcome(await client.post("/Patient", json=patient(contained=contained)), 400,
+                   expression="Patient.contained")
+
+
+@pytest.mark.parametrize("resource_type", ["#c", "Organization/x"])
+async def test_contained_resource_type_that_names_no_type_is_refused_not_a_server_error(client, resource_type):
+    body = patient(contained=[{"resourceType": resource_type, "id": "c"}])
+    assert_outcome(await client.post("/Patient", json=body), 400, expression="Patient.contained[0].resourceType",
+                   text="not a FHIR R4 (4.0.1) resource type")
