@@ -81,10 +81,11 @@ class Floor:
                            "POST" if version == 1 else "PUT", content)
         rows = [(rtype, rid, r.param, r.system, r.value, r.text,
                  r.date_start.replace(tzinfo=None) if r.date_start else None,
-                 r.date_end.replace(tzinfo=None) if r.date_end else None) for r in index_rows(rtype, body)]
-        if rows:
+                 r.date_end.replace(tzinfo=None) if r.date_end else None, now) for r in index_rows(rtype, body)]
+        if rows:  # (each with its resource's last_updated, as the exchange's: the rows the same, the indexes too)
             await conn.executemany("INSERT INTO search_index (resource_type, resource_id, param, system, value, "
-                                   "text, date_start, date_end) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", rows)
+                                   "text, date_start, date_end, last_updated) VALUES ($1, $2, $3, $4, $5, $6, $7, "
+                                   "$8, $9)", rows)
         if parties:
             await conn.executemany("INSERT INTO resource_party (resource_type, resource_id, organization_id) "
                                    "VALUES ($1, $2, $3)", [(rtype, rid, p) for p in parties])

@@ -65,13 +65,13 @@ REJECTED_TEXT = "No bed free this week; referred on"
 REJECTED = {"coding": [{"system": codes.REFERRAL_OUTCOME, "code": "no-capacity"}], "text": REJECTED_TEXT}
 
 # The tables a referral writes, in the order they are loaded; with the columns the generator fills (the others are
-# numbered by the generator: search_index.row_id, web_alert.id, audit_event.entry/seq/hash/linked).
+# numbered by the generator: web_alert.id, audit_event.entry/seq/hash/linked).
 CAPTURED = ("resource", "resource_version", "search_index", "resource_party", "resource_recorder", "audit_event",
             "audit_entity", "web_alert")
 # Tables that grow with requests, not with referrals (rate-limit windows, used assertion ids, revoked tokens).
 NOT_PER_REFERRAL = ("rate_limit_window", "auth_used_jti", "auth_revoked_token", "condition_lock", "alembic_version")
-ORDER_KEY = {"search_index": "row_id", "audit_event": "entry", "web_alert": "id"}
-RENUMBERED = {"search_index": ("row_id",), "web_alert": ("id",), "audit_event": ("entry", "seq", "hash", "linked")}
+ORDER_KEY = {"audit_event": "entry", "web_alert": "id"}
+RENUMBERED = {"web_alert": ("id",), "audit_event": ("entry", "seq", "hash", "linked")}
 
 UUID_RE = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 HEX_RE = r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])"
@@ -123,7 +123,8 @@ async def _capture(conn, played: Played, marks: dict[str, int]) -> None:  # noqa
         "resource": f"SELECT * FROM resource WHERE {by_resource.format(col='id')}",
         "resource_version": f"SELECT * FROM resource_version WHERE {by_resource.format(col='id')} "
                             "ORDER BY last_updated, resource_type, version_id",
-        "search_index": f"SELECT * FROM search_index WHERE {by_resource.format(col='resource_id')} ORDER BY row_id",
+        "search_index": f"SELECT * FROM search_index WHERE {by_resource.format(col='resource_id')} "
+                        "ORDER BY resource_type, resource_id, param, system, value, text, date_start",  # (no key)
         "resource_party": f"SELECT * FROM resource_party WHERE {by_resource.format(col='resource_id')}",
         "resource_recorder": f"SELECT * FROM resource_recorder WHERE {by_resource.format(col='resource_id')}",
         "audit_event": f"SELECT * FROM audit_event WHERE entry > {marks['audit_event']} ORDER BY entry",
@@ -453,7 +454,7 @@ def compile_template(template: Template) -> CopyTemplate:
 
 
 def copy_columns(template: Template, table: str) -> list[str]:
-    """The columns of a table's COPY (search_index.row_id and web_alert.id are left to their sequences)."""
+    """The columns of a table's COPY (web_alert.id is left to its sequence)."""
     if table == "audit_event":
         return ["entry", "seq", *template.columns[table], "hash", "linked"]
     return list(template.columns[table])
@@ -779,7 +780,7 @@ async def generate(args: argparse.Namespace) -> dict:
             raise SystemExit("the directory's audit records are not all linked")
         if int(await conn.fetchval("SELECT coalesce(max(entry), 0) FROM audit_event")) != gen.entry:
             raise SystemExit("audit entries and chain positions differ in the directory's log")
-        renumbered = {"search_index": {"row_id"}, "web_alert": {"id"}}
+        renumbered = {"web_alert": {"id"}}
         for table in CAPTURED:  # every column the exchange's table has is filled, or numbered by its sequence
             missing = set(await _columns(conn, table)) - set(columns[table]) - renumbered.get(table, set())
             if missing:

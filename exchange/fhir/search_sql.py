@@ -81,8 +81,8 @@ def _value_condition(criterion: Criterion, value, idx=search_index):  # noqa: AN
         return idx.c.value.like(pattern, escape="\\")
     if criterion.type == "uri":
         return idx.c.value == value
-    if criterion.type == "date":
-        return _range_condition(idx.c.date_start, idx.c.date_end, value)
+    if criterion.type == "date":  # (a date row always has its start: the condition ix_search_date's rows meet)
+        return and_(idx.c.date_start.isnot(None), _range_condition(idx.c.date_start, idx.c.date_end, value))
     raise ValueError(criterion.type)
 
 
