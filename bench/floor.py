@@ -56,10 +56,13 @@ class Floor:
                 "client", org, entity[0], entity[1], content, digest)
 
     async def _append(self, conn: asyncpg.Connection, records: list[tuple]) -> None:
+        # the rows the exchange stores for a record: itself and its chain position (linked at once: the floor has
+        # no queue to write and delete)
         await conn.executemany(
-            "INSERT INTO audit_event (seq, id, recorded, subtype, action, outcome, client_id, organization_id, "
-            "entity_type, entity_id, content, hash) VALUES (nextval('floor_audit_seq'), $1, $2, $3, $4, $5, $6, $7, "
-            "$8, $9, $10, $11)", records)
+            "WITH e AS (INSERT INTO audit_event (id, recorded, subtype, action, outcome, client_id, organization_id, "
+            "entity_type, entity_id, content) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING entry) "
+            "INSERT INTO audit_chain (entry, seq, hash, linked) SELECT entry, nextval('floor_audit_seq'), $11, $2 "
+            "FROM e", records)
 
     async def _write(self, conn: asyncpg.Connection, rtype: str, rid: str, version: int, body: dict,
                      parties: list[str]) -> None:

@@ -65,13 +65,18 @@ REJECTED_TEXT = "No bed free this week; referred on"
 REJECTED = {"coding": [{"system": codes.REFERRAL_OUTCOME, "code": "no-capacity"}], "text": REJECTED_TEXT}
 
 # The tables a referral writes, in the order they are loaded; with the columns the generator fills (the others are
-# numbered by the generator: web_alert.id, audit_event.entry/seq/hash/linked).
+# numbered by the generator: web_alert.id, audit_event.entry).
 CAPTURED = ("resource", "resource_version", "search_index", "resource_party", "resource_recorder", "audit_event",
             "audit_entity", "web_alert")
+# The linker's tables: the chain positions are made by the generator from the records it makes (`Generator.chain`),
+# and the queue holds none of them (every generated record is linked).
+LINKER = ("audit_chain", "audit_queue")
+CHAIN_COLUMNS = ["entry", "seq", "hash", "linked"]
+LOADED = (*CAPTURED, "audit_chain")  # the tables a generation COPYs into
 # Tables that grow with requests, not with referrals (rate-limit windows, used assertion ids, revoked tokens).
 NOT_PER_REFERRAL = ("rate_limit_window", "auth_used_jti", "auth_revoked_token", "condition_lock", "alembic_version")
 ORDER_KEY = {"audit_event": "entry", "web_alert": "id"}
-RENUMBERED = {"web_alert": ("id",), "audit_event": ("entry", "seq", "hash", "linked")}
+RENUMBERED = {"web_alert": ("id",), "audit_event": ("entry",)}
 
 UUID_RE = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 HEX_RE = r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])"
@@ -197,7 +202,7 @@ async def play_kinds(url: str, state_dir: Path) -> tuple[World, list[Played]]:
                     after = await _counts(conn, tables)
                     await _capture(conn, one, marks)
                 grown = {t for t in tables if after[t] != before[t]}
-                strange = grown - set(CAPTURED) - set(NOT_PER_REFERRAL)
+                strange = grown - set(CAPTURED) - set(NOT_PER_REFERRAL) - set(LINKER)
                 if strange:
                     raise SystemExit(f"a referral now writes to {sorted(strange)}: teach bench/generate.py these "
                                      "tables before generating")
@@ -414,11 +419,13 @@ class Filler:
 @dataclass
 class CopyTemplate:
     """One kind of referral as COPY text: per table (audit_event apart) one template of all its rows; per audit
-    record a template of its content (hashed as filled) and two of its line, before and after its hash. Times are slots `d<n>` (an offset from
-    the referral's start), the other slots those of `Template`. Every slot value is a str."""
+    record a template of its content (hashed as filled), of its audit_event line, and two of its audit_chain line,
+    before and after its hash. Times are slots `d<n>` (an offset from the referral's start), the other slots those of
+    `Template`. Every slot value is a str."""
     kind: str
     tables: dict[str, Filler]
-    audit: list[tuple[Filler, Filler, Filler]]  # (content, its line up to its hash (slots entry and content), after)
+    # (content, its audit_event line (slots entry and content), its audit_chain line up to its hash, after)
+    audit: list[tuple[Filler, Filler, Filler, Filler]]
     offsets: dict[str, timedelta]
     instants: dict[str, tuple[timedelta, Callable[[datetime], str]]]
     fresh: list[str]
@@ -435,7 +442,7 @@ def compile_template(template: Template) -> CopyTemplate:
         return _constant(value)
 
     tables: dict[str, Filler] = {}
-    audit: list[tuple[Filler, Filler, Filler]] = []
+    audit: list[tuple[Filler, Filler, Filler, Filler]] = []
     for table, rows in template.tables.items():
         columns = template.columns[table]
         if table == "audit_event":
@@ -443,10 +450,9 @@ def compile_template(template: Template) -> CopyTemplate:
             for cells in rows:
                 kind, value = cells[content_at]
                 content = value if kind == "format" else value.replace("{", "{{").replace("}", "}}")
-                line = ["{entry}", "{entry}"] + ["{content}" if i == content_at else cell(*c)
-                                                 for i, c in enumerate(cells)]  # then the hash, then recorded
-                audit.append((Filler(content), Filler("\t".join(line) + "\t"),
-                              Filler("\t" + cell(*cells[recorded_at]) + "\n")))
+                line = ["{entry}"] + ["{content}" if i == content_at else cell(*c) for i, c in enumerate(cells)]
+                audit.append((Filler(content), Filler("\t".join(line) + "\n"), Filler("{entry}\t{entry}\t"),
+                              Filler("\t" + cell(*cells[recorded_at]) + "\n")))  # (linked: when recorded)
             continue
         tables[table] = Filler("".join("\t".join(cell(*c) for c in cells) + "\n" for cells in rows))
     return CopyTemplate(template.kind, tables, audit, {name: offset for offset, name in offsets.items()},
@@ -456,7 +462,9 @@ def compile_template(template: Template) -> CopyTemplate:
 def copy_columns(template: Template, table: str) -> list[str]:
     """The columns of a table's COPY (web_alert.id is left to its sequence)."""
     if table == "audit_event":
-        return ["entry", "seq", *template.columns[table], "hash", "linked"]
+        return ["entry", *template.columns[table]]
+    if table == "audit_chain":
+        return list(CHAIN_COLUMNS)
     return list(template.columns[table])
 
 
@@ -475,7 +483,7 @@ class Generator:
         self.plan = plan
         self.seed = seed
         self.rng = random.Random(seed)
-        self.entry = 0  # audit_event.entry and seq: of the last record chained
+        self.entry = 0  # audit_event.entry and audit_chain.seq: of the last record chained
         self.head = "0" * 64
         self.drawn = 0  # audit records of the batches whose kinds were drawn
         from exchange.audit.chain import GENESIS, link
@@ -496,10 +504,10 @@ class Generator:
         return kinds, first_entry
 
     def fill(self, first: int, kinds: list[str], first_entry: int) -> tuple[dict[str, bytes], list[str], list[bytes]]:
-        """Referrals first..first+len(kinds)-1 as COPY text: per table its bytes (audit_event apart), and the audit
-        records as the pieces of their COPY text with each record's hash left out (`pieces[1::2]`, as many as
+        """Referrals first..first+len(kinds)-1 as COPY text: per table its bytes, and the audit records' chain
+        positions as the pieces of their COPY text with each record's hash left out (`pieces[1::2]`, as many as
         records) and, per record, what its hash is taken over after the previous record's hash (`link`)."""
-        out: dict[str, list[str]] = {t: [] for t in CAPTURED if t != "audit_event"}
+        out: dict[str, list[str]] = {t: [] for t in CAPTURED}
         pieces: list[str] = [""]
         links: list[bytes] = []
         hotlines, shelters = self.world.hotlines, self.world.shelters
@@ -524,19 +532,20 @@ class Generator:
                 values[name] = (start + offset).isoformat(sep=" ")
             for table, text in template.tables.items():
                 out[table].append(text(values))
-            for content_template, before_hash, after_hash in template.audit:
+            for content_template, event_line, before_hash, after_hash in template.audit:
                 entry += 1
                 content = content_template(values)
                 links.append(f"\n{entry}\n{content}".encode())  # audit.chain.link: previous hash, this
                 values["entry"] = str(entry)
                 values["content"] = _escape(content) if _needs_escape(content) else content
+                out["audit_event"].append(event_line(values))
                 pieces[-1] += before_hash(values)
                 pieces.append("")  # (the hash)
                 pieces.append(after_hash(values))
         return {t: "".join(chunks).encode() for t, chunks in out.items()}, pieces, links
 
     def chain(self, first_entry: int, pieces: list[str], links: list[bytes]) -> bytes:
-        """The audit records of a filled batch as COPY text, hashed into the chain (batches in order)."""
+        """The chain positions of a filled batch's audit records as audit_chain's COPY text (batches in order)."""
         if first_entry != self.entry + 1:
             raise SystemExit(f"audit batches chained out of order: {first_entry} after {self.entry}")
         sha256, head, hashes = hashlib.sha256, self.head, []
@@ -551,7 +560,7 @@ class Generator:
         """Referrals first..last-1 made here, in order: per table its COPY text."""
         kinds, first_entry = self.kinds(first, last)
         tables, pieces, links = self.fill(first, kinds, first_entry)
-        tables["audit_event"] = self.chain(first_entry, pieces, links)
+        tables["audit_chain"] = self.chain(first_entry, pieces, links)
         return tables
 
 
@@ -599,7 +608,7 @@ class Batches:
         if filled is None:
             filled = self.gen.fill(first, kinds, first_entry)
         tables, pieces, links = filled
-        tables["audit_event"] = self.gen.chain(first_entry, pieces, links)
+        tables["audit_chain"] = self.gen.chain(first_entry, pieces, links)
         self.chain_cpu += time.thread_time() - began
         return tables
 
@@ -765,7 +774,7 @@ async def generate(args: argparse.Namespace) -> dict:
     report["rows_per_referral"] = {kind: sum(len(rows) for rows in t.tables.values()) for kind, t in templates.items()}
     plan = Plan(args.referrals, args.open_share, datetime.now(timezone.utc).replace(tzinfo=None))
     gen = Generator({kind: compile_template(t) for kind, t in templates.items()}, world, plan, args.seed)
-    columns = {t: copy_columns(next(iter(templates.values())), t) for t in CAPTURED}
+    columns = {t: copy_columns(next(iter(templates.values())), t) for t in LOADED}
 
     dsn = _dsn(args.database_url)
     batches = Batches(gen, args.referrals, max(1, args.batch), args.workers)  # (forked before any connection)
@@ -776,21 +785,22 @@ async def generate(args: argparse.Namespace) -> dict:
         head = await conn.fetchrow("SELECT seq, hash FROM audit_head WHERE id = 1")
         gen.entry, gen.head = int(head["seq"]), head["hash"]
         gen.drawn = gen.entry
-        if await conn.fetchval("SELECT count(*) FROM audit_event WHERE seq IS NULL"):
+        if await conn.fetchval("SELECT count(*) FROM audit_queue"):
             raise SystemExit("the directory's audit records are not all linked")
-        if int(await conn.fetchval("SELECT coalesce(max(entry), 0) FROM audit_event")) != gen.entry:
+        if int(await conn.fetchval("SELECT coalesce(max(entry), 0) FROM audit_event")) != gen.entry or int(
+                await conn.fetchval("SELECT coalesce(max(entry), 0) FROM audit_chain")) != gen.entry:
             raise SystemExit("audit entries and chain positions differ in the directory's log")
         renumbered = {"web_alert": {"id"}}
-        for table in CAPTURED:  # every column the exchange's table has is filled, or numbered by its sequence
+        for table in LOADED:  # every column the exchange's table has is filled, or numbered by its sequence
             missing = set(await _columns(conn, table)) - set(columns[table]) - renumbered.get(table, set())
             if missing:
                 raise SystemExit(f"{table}: columns {sorted(missing)} were not captured")
         started = time.perf_counter()
-        rebuilds = await _drop_keys_and_indexes(conn, CAPTURED)
+        rebuilds = await _drop_keys_and_indexes(conn, LOADED)
         timings["drop keys and indexes"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        for table in CAPTURED:  # one session a table, each its own transaction (COPY ... FREEZE after TRUNCATE)
+        for table in LOADED:  # one session a table, each its own transaction (COPY ... FREEZE after TRUNCATE)
             each = await asyncpg.connect(dsn)
             await each.execute("SET synchronous_commit = off")  # (this session's commit only; fsync stays on)
             streams.append(Stream(each, table, columns[table]))
@@ -873,11 +883,11 @@ async def generate(args: argparse.Namespace) -> dict:
         await conn.execute("SELECT setval(pg_get_serial_sequence('audit_event', 'entry'), $1)", max(gen.entry, 1))
         report["rows"] = int(await conn.fetchval(
             "SELECT sum(reltuples)::bigint FROM pg_class WHERE relkind = 'r' AND relname = ANY($1::text[])",
-            list(CAPTURED)))
+            list(LOADED)))
         report["database_bytes"] = int(await conn.fetchval("SELECT pg_database_size(current_database())"))
         report["table_bytes"] = {r["t"]: int(r["b"]) for r in await conn.fetch(
             "SELECT relname AS t, pg_total_relation_size(oid) AS b FROM pg_class WHERE relkind = 'r' AND "
-            "relname = ANY($1::text[])", list(CAPTURED))}
+            "relname = ANY($1::text[])", list(LOADED))}
     finally:
         for stream in streams:
             if stream.task is not None and not stream.task.done():

@@ -266,7 +266,7 @@ async def row_counts(database_url: str) -> dict[str, int]:
     out = {}
     async with engine.connect() as conn:
         for table in ("resource_version", "search_index", "resource_party", "resource_recorder", "web_alert",
-                      "audit_event"):
+                      "audit_event", "audit_chain"):
             out[table] = int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar())
     await engine.dispose()
     return out
@@ -284,9 +284,9 @@ async def link_window(database_url: str) -> dict | None:
         async with engine.connect() as conn:
             row = (await conn.execute(text(
                 "SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY w), max(w), count(*) FROM "
-                "(SELECT (extract(epoch FROM linked - recorded) * 1000)::float8 AS w FROM audit_event "
-                "WHERE linked IS NOT NULL) x"))).first()
-    except Exception:  # noqa: BLE001 - a log without the linker's column: nothing to measure
+                "(SELECT (extract(epoch FROM c.linked - e.recorded) * 1000)::float8 AS w FROM audit_chain AS c "
+                "JOIN audit_event AS e ON e.entry = c.entry) x"))).first()
+    except Exception:  # noqa: BLE001 - a log without the linker's table: nothing to measure
         return None
     finally:
         await engine.dispose()

@@ -249,7 +249,7 @@ async def explain(url: str, state: Path, seed: int, picks: int = 5, only: str | 
                         for statement, params in captured:
                             if not any(t in statement for t in ("FROM resource", "FROM search_index",
                                                                 "FROM audit_event", "FROM audit_entity")) or \
-                                    "audit_event.seq IS NULL" in statement:  # the linker's queue (empty)
+                                    "FROM audit_queue" in statement:  # the linker's queue (empty)
                                 continue
                             plan = await pg.fetch("EXPLAIN (ANALYZE, BUFFERS) " + statement, *params)
                             lines = [p[0] for p in plan]

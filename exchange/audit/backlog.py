@@ -5,12 +5,9 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exchange.audit.tables import audit_event
+from exchange.audit.tables import audit_queue
 
 
 async def audit_unlinked(conn: AsyncConnection) -> int | None:
-    """Audit records queued but not yet linked into the chain; None while the log links in the request itself."""
-    if "linked" not in audit_event.c:
-        return None
-    return int((await conn.execute(select(func.count()).select_from(audit_event)
-                                   .where(audit_event.c.seq.is_(None)))).scalar_one())
+    """Audit records queued but not yet linked into the chain."""
+    return int((await conn.execute(select(func.count()).select_from(audit_queue))).scalar_one())

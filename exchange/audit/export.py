@@ -13,7 +13,7 @@ import orjson
 from sqlalchemy import func, select
 
 from exchange.audit.chain import with_chain
-from exchange.audit.tables import audit_event
+from exchange.audit.tables import audit_chain, audit_event
 from exchange.store.clock import to_db
 
 BATCH = 1000
@@ -25,7 +25,8 @@ async def seq_range(conn, since: datetime | None, until: datetime | None) -> tup
         where.append(audit_event.c.recorded >= to_db(since))
     if until is not None:
         where.append(audit_event.c.recorded < to_db(until))
-    row = (await conn.execute(select(func.min(audit_event.c.seq), func.max(audit_event.c.seq)).where(*where))).first()
+    row = (await conn.execute(select(func.min(audit_chain.c.seq), func.max(audit_chain.c.seq)).select_from(
+        audit_chain.join(audit_event, audit_event.c.entry == audit_chain.c.entry)).where(*where))).first()
     if row is None or row[0] is None:
         return None
     return int(row[0]), int(row[1])
@@ -42,10 +43,11 @@ async def export_lines(db, since: datetime | None = None, until: datetime | None
             first_seq, last_seq = found
         after = (first_seq or 1) - 1
         while True:
-            query = select(audit_event.c.seq, audit_event.c.content, audit_event.c.hash) \
-                .where(audit_event.c.seq > after).order_by(audit_event.c.seq).limit(BATCH)
+            query = select(audit_chain.c.seq, audit_event.c.content, audit_chain.c.hash) \
+                .select_from(audit_chain.join(audit_event, audit_event.c.entry == audit_chain.c.entry)) \
+                .where(audit_chain.c.seq > after).order_by(audit_chain.c.seq).limit(BATCH)
             if last_seq is not None:
-                query = query.where(audit_event.c.seq <= last_seq)
+                query = query.where(audit_chain.c.seq <= last_seq)
             rows = (await conn.execute(query)).all()
             if not rows:
                 return

@@ -1,10 +1,13 @@
 """The audit log's UnitHook: queues the unit's AuditEvents inside the request's own transaction, links after commit.
 
-The request's transaction only INSERTs its records (with the unit's final flush: `Unit.add_rows`) (their `entry` numbers come from a database sequence), so no
-row is shared between requests and nothing serialises them: no change commits without its record. After the
-commit the hook kicks the linker (`exchange.audit.linker`), which integrates the queue into the hash chain in a
-task of its own, coalescing the requests of one process into one pass: the response does not wait for it. Where no
-such task runs (the CLI), the hook waits for the pass, so a command's records are linked when it returns.
+The request's transaction only INSERTs its records and their queue rows (with the unit's final flush:
+`Unit.add_rows`; their `entry` numbers come from a database sequence), so no row is shared between requests and
+nothing serialises them: no change commits without its record. (On PostgreSQL the queue rows go in the flush's one
+statement; on SQLite, where each table costs a statement of its own, a trigger on audit_event inserts them: see
+`exchange.audit.tables`.) After the commit the hook kicks the linker (`exchange.audit.linker`), which integrates the
+queue into the hash chain in a task of its own, coalescing the requests of one process into one pass: the response
+does not wait for it. Where no such task runs (the CLI), the hook waits for the pass, so a command's records are
+linked when it returns.
 """
 from __future__ import annotations
 
@@ -16,9 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.audit.builder import AuditRecord, record_for_failure, records_for_events
 from exchange.audit.linker import Linker
-from exchange.audit.tables import audit_entity, audit_event
+from exchange.audit.tables import audit_entity, audit_event, audit_queue
 from exchange.store import direct
 from exchange.store.clock import to_db
+from exchange.store.writes import Pending
 from exchange.kernel.unit import Failure, Unit
 
 log = logging.getLogger("exchange.audit")
@@ -44,7 +48,12 @@ async def enqueue(conn: AsyncConnection, records: Sequence[AuditRecord]) -> None
     entity_rows = _entity_rows(records)
     if entity_rows:
         await direct.executemany(conn, _INSERT_ENTITY, entity_rows)
-    await direct.executemany(conn, _INSERT_EVENT, [_row(r) for r in records])
+    if direct.is_postgres(conn):  # the records and their queue rows in one statement
+        pending = Pending()
+        pending.add_rows(audit_event, [_row(r) for r in records], QUEUED)
+        await pending.write(conn)
+    else:  # (the queue's trigger)
+        await direct.executemany(conn, _INSERT_EVENT, [_row(r) for r in records])
 
 
 # Every request inserts its records with these: compiled once, run on the driver (exchange.store.direct)
@@ -52,6 +61,8 @@ _INSERT_EVENT = direct.Statement(insert(audit_event).inline(), ("id", "recorded"
                                                                 "client_id", "organization_id", "entity_type",
                                                                 "entity_id", "content"))
 _INSERT_ENTITY = direct.Statement(insert(audit_entity).inline(), ("event_id", "resource_type", "resource_id"))
+# PostgreSQL: each record's entry, as the database draws it, into the queue in the same statement (SQLite: a trigger)
+QUEUED = (audit_queue, "entry")
 
 
 class AuditLog:
@@ -66,7 +77,8 @@ class AuditLog:
         records = records_for_events(unit.ctx, unit.interaction, unit.events, self.base_url)
         if records:
             await unit.add_rows(audit_entity, _entity_rows(records))
-            await unit.add_rows(audit_event, [_row(r) for r in records])
+            await unit.add_rows(audit_event, [_row(r) for r in records],
+                                QUEUED if unit.dialect == "postgresql" else None)
 
     async def after_commit(self, unit: Unit) -> None:
         await self._link()

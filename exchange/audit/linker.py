@@ -1,11 +1,12 @@
 """The linker: integrates queued AuditEvents into the hash chain, in entry order, one pass at a time.
 
-A pass, in one short transaction of its own: take the linker lock (PostgreSQL: a transaction-level advisory lock,
-so passes of all processes of a deployment take turns; SQLite: the write lock), read the head, give the queued
-records their chain position and hash (`exchange.audit.chain.link`), advance the head, commit. A record is never
-lost between its commit and its linking: it waits in the queue (`seq IS NULL`) for the next pass, whichever process
-runs it. Within a process, requests that finished while a pass ran share the next one (`settle`), so the chain
-costs one pass per burst, not one locked row per request.
+A pass, in one short transaction of its own: take the linker lock (PostgreSQL: a transaction-level advisory lock, so
+passes of all processes of a deployment take turns; SQLite: the write lock), read the head and the queue
+(`audit_queue`, in entry order), insert the queued records' chain positions and hashes (`exchange.audit.chain.link`)
+into `audit_chain`, delete their queue rows, advance the head, commit. A record is never lost between its commit and
+its linking: its queue row, committed with it, waits for the next pass, whichever process runs it; the record's own
+row is never written again. Within a process, requests that finished while a pass ran share the next one (`settle`),
+so the chain costs one pass per burst, not one locked row per request.
 
 A request does not wait for its records to be linked. In a server process (`start`/`stop`, registered in
 `exchange.on_start`/`on_stop`) the audit hook only `kick`s the process's linking task after the commit and answers;
@@ -20,11 +21,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import bindparam, delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.audit.chain import GENESIS, link
-from exchange.audit.tables import audit_event, audit_head
+from exchange.audit.tables import audit_chain, audit_event, audit_head, audit_queue
 from exchange.store import direct
 from exchange.store.clock import to_db, utcnow
 
@@ -40,8 +41,8 @@ SPACING = 0.01
 async def _head(conn: AsyncConnection) -> tuple[int, str]:
     row = await direct.fetchrow(conn, _HEAD, {})
     if row is None:  # the migration seeds this row; without it, carry on from the newest linked record
-        newest = (await conn.execute(select(audit_event.c.seq, audit_event.c.hash).where(
-            audit_event.c.seq == select(func.max(audit_event.c.seq)).scalar_subquery()))).first()
+        newest = (await conn.execute(select(audit_chain.c.seq, audit_chain.c.hash).where(
+            audit_chain.c.seq == select(func.max(audit_chain.c.seq)).scalar_subquery()))).first()
         seq, hash_ = (int(newest.seq), newest.hash) if newest is not None else (0, GENESIS)
         await conn.execute(insert(audit_head).values(id=1, seq=seq, hash=hash_))
         return seq, hash_
@@ -49,27 +50,35 @@ async def _head(conn: AsyncConnection) -> tuple[int, str]:
 
 
 # A pass's statements, compiled once and run on the driver (exchange.store.direct): the linker runs after every
-# burst of requests, so they are as hot as a request's own.
+# burst of requests, so they are as hot as a request's own. A pass writes only narrow rows: the chain positions
+# (audit_chain) in, the queue rows (audit_queue) out, the head; the records themselves (audit_event) are never
+# updated.
 _LOCK = direct.Statement(text("SELECT pg_advisory_xact_lock(:key)"))
 _HEAD = direct.Statement(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1))
-_QUEUED = direct.Statement(select(audit_event.c.entry, audit_event.c.content).where(audit_event.c.seq.is_(None))
-                           .order_by(audit_event.c.entry).limit(BATCH))
-_SET = direct.Statement(update(audit_event).where(audit_event.c.entry == bindparam("b_entry")).values(
-    seq=bindparam("b_seq"), hash=bindparam("b_hash"), linked=bindparam("b_linked")))
+# (each queued record's content looked up by its entry, a subquery a row: a join of the queue to the log lets the
+# planner choose a merge join, which walks the log's key from its first record up to the queue's, on every pass)
+_FIRST_QUEUED = select(audit_queue.c.entry).order_by(audit_queue.c.entry).limit(BATCH).subquery("q")
+_QUEUED = direct.Statement(select(_FIRST_QUEUED.c.entry, select(audit_event.c.content).where(
+    audit_event.c.entry == _FIRST_QUEUED.c.entry).scalar_subquery().label("content")).order_by(_FIRST_QUEUED.c.entry))
+_CHAIN = direct.Statement(insert(audit_chain).inline(), ("entry", "seq", "hash", "linked"))
+_UNQUEUE = direct.Statement(delete(audit_queue).where(audit_queue.c.entry == bindparam("q_entry")))
 _ADVANCE = direct.Statement(update(audit_head).where(audit_head.c.id == 1).values(
     seq=bindparam("h_seq"), hash=bindparam("h_hash")))
 
 
 # PostgreSQL: a pass in three statements (after the lock): the head and the first batch of the queue read together,
-# and each batch's records linked and the head advanced together (the records' new values as arrays, unnested).
+# and each batch's chain positions inserted, its queue rows deleted and the head advanced together (the new values
+# as arrays, unnested).
 _HEAD_AND_QUEUE = direct.Statement(text(
     "SELECT h.seq AS head_seq, h.hash AS head_hash, q.entry, q.content FROM audit_head AS h "
-    "LEFT JOIN LATERAL (SELECT e.entry, e.content FROM audit_event AS e WHERE e.seq IS NULL "
-    "ORDER BY e.entry LIMIT :batch) AS q ON true WHERE h.id = 1 ORDER BY q.entry"))
+    "LEFT JOIN LATERAL (SELECT u.entry, (SELECT e.content FROM audit_event AS e WHERE e.entry = u.entry) AS content "
+    "FROM audit_queue AS u ORDER BY u.entry LIMIT :batch) AS q ON true WHERE h.id = 1 ORDER BY q.entry"))
 _LINK_AND_ADVANCE = direct.Statement(text(
-    "WITH done AS (UPDATE audit_event AS e SET seq = v.seq, hash = v.hash, linked = :linked "
+    "WITH chained AS (INSERT INTO audit_chain (entry, seq, hash, linked) "
+    "SELECT v.entry, v.seq, v.hash, CAST(:linked AS timestamp) "
     "FROM unnest(CAST(:entries AS bigint[]), CAST(:seqs AS integer[]), CAST(:hashes AS varchar[])) "
-    "AS v(entry, seq, hash) WHERE e.entry = v.entry) "
+    "AS v(entry, seq, hash)), "
+    "unqueued AS (DELETE FROM audit_queue WHERE entry = ANY(CAST(:entries AS bigint[]))) "
     "UPDATE audit_head SET seq = :head_seq, hash = :head_hash WHERE id = 1"))
 
 
@@ -114,8 +123,9 @@ async def _link_from(conn: AsyncConnection, seq: int, previous: str) -> int:
         for row in rows:
             seq += 1
             previous = link(previous, seq, row["content"].encode())
-            values.append({"b_entry": row["entry"], "b_seq": seq, "b_hash": previous, "b_linked": now})
-        await direct.executemany(conn, _SET, values)
+            values.append({"entry": row["entry"], "seq": seq, "hash": previous, "linked": now})
+        await direct.executemany(conn, _CHAIN, values)
+        await direct.executemany(conn, _UNQUEUE, [{"q_entry": row["entry"]} for row in rows])
         linked += len(rows)
         if len(rows) < BATCH:
             break
@@ -125,8 +135,8 @@ async def _link_from(conn: AsyncConnection, seq: int, previous: str) -> int:
 
 
 async def unlinked_count(conn: AsyncConnection) -> int:
-    return int((await conn.execute(select(func.count()).select_from(audit_event)
-                                   .where(audit_event.c.seq.is_(None)))).scalar() or 0)
+    """The records queued for the linker."""
+    return int((await conn.execute(select(func.count()).select_from(audit_queue))).scalar() or 0)
 
 
 class Linker:

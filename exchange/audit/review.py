@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.audit.builder import CLIENT_SYSTEM, OBJECT_ROLE
 from exchange.audit.chain import with_chain
-from exchange.audit.tables import audit_entity, audit_event
+from exchange.audit.tables import audit_chain, audit_entity, audit_event
 from exchange.auth.access import check_permission
 from exchange.context import RequestContext
 from exchange.errors import BadRequest, Forbidden
@@ -85,6 +85,9 @@ def visibility(viewer: Viewer) -> list:
 
 
 _FIRST_ENTITY = audit_event.alias("first_entity")
+# A record as it is served: its row and its chain position (none while it is queued for the linker)
+_RECORD = (audit_event, audit_chain.c.seq, audit_chain.c.hash)
+_WITH_CHAIN = audit_event.outerjoin(audit_chain, audit_chain.c.entry == audit_event.c.entry)
 
 
 def _reference(raw: str) -> tuple[str, str]:
@@ -200,7 +203,7 @@ def _statements(query: AuditQuery, viewer: Viewer, dialect: str) -> tuple[direct
         bound = Viewer(None if viewer.organization_id is None else bindparam(_VIEWER))  # type: ignore[arg-type]
         where = query.conditions(bound)
         order = audit_event.c.entry.desc() if query.descending else audit_event.c.entry
-        found = (direct.Statement(select(audit_event).where(*where).order_by(order)
+        found = (direct.Statement(select(*_RECORD).select_from(_WITH_CHAIN).where(*where).order_by(order)
                                   .limit(bindparam(_LIMIT)).offset(bindparam(_OFFSET))),
                  direct.Statement(select(func.count().label("total")).select_from(audit_event).where(*where)))
         if len(_STATEMENTS) < _MOST_SHAPES:
@@ -225,8 +228,8 @@ async def run_query(conn: AsyncConnection, query: AuditQuery, viewer: Viewer) ->
 
 
 async def read_row(conn: AsyncConnection, event_id: str, viewer: Viewer):  # noqa: ANN201
-    return (await conn.execute(select(audit_event).where(audit_event.c.id == event_id, *visibility(viewer)))
-            ).first()
+    return (await conn.execute(select(*_RECORD).select_from(_WITH_CHAIN)
+                               .where(audit_event.c.id == event_id, *visibility(viewer)))).first()
 
 
 async def _visible_entities(conn: AsyncConnection, event_ids: list[str], organization_id: str

@@ -4,13 +4,16 @@
 search keys derived from it (`exchange audit verify` checks they still agree with the content).
 
 A record is appended in two steps (as a transparency log queues entries and integrates them later): the request's
-own transaction inserts it with its `entry` number (a database sequence: no lock shared between requests) and no
-chain position; the linker (`exchange.audit.linker`) then gives the queued records, in entry order, their `seq`
-(1, 2, 3 ... without gaps), their `hash` and the time they were `linked`, and advances `audit_head`.
+own transaction inserts it into `audit_event` with its `entry` number (a database sequence: no lock shared between
+requests) and its `entry` into `audit_queue`; the linker (`exchange.audit.linker`) then takes the queue in entry
+order and inserts each record's chain position into `audit_chain` (`seq` 1, 2, 3 ... without gaps, its `hash`, the
+time it was `linked`), deletes its queue rows and advances `audit_head`. No row of `audit_event` is ever updated:
+an UPDATE of the wide, many-indexed record (as the chain columns in it cost until migration 1200) writes a whole
+new copy of it and of every index entry, where the linker's rows are narrow.
 """
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, String, Table, Text, text
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, String, Table, Text
 
 from exchange.store.tables import metadata
 
@@ -19,7 +22,6 @@ ENTRY_TYPE = BigInteger().with_variant(Integer(), "sqlite")  # SQLite: INTEGER P
 audit_event = Table(
     "audit_event", metadata,
     Column("entry", ENTRY_TYPE, primary_key=True, autoincrement=True),
-    Column("seq", Integer, nullable=True, unique=True),  # the chain position; NULL until linked
     Column("id", String(64), nullable=False, unique=True),
     Column("recorded", DateTime(timezone=False), nullable=False),
     Column("subtype", String(32), nullable=False),
@@ -30,16 +32,30 @@ audit_event = Table(
     Column("entity_type", String(64)),  # the first resource the event is about (most events have just one)
     Column("entity_id", String(64)),
     Column("content", Text, nullable=False),
-    Column("hash", String(64), nullable=True),  # NULL until linked
-    Column("linked", DateTime(timezone=False), nullable=True),
     Index("ix_audit_recorded", "recorded"),
     Index("ix_audit_org", "organization_id", "recorded"),
     Index("ix_audit_client", "client_id", "recorded"),
     Index("ix_audit_org_entry", "organization_id", "entry"),  # an agent's events in log order (migration 0700)
     Index("ix_audit_client_entry", "client_id", "entry"),
     Index("ix_audit_event_entity", "entity_type", "entity_id"),
-    Index("ix_audit_unlinked", "entry", postgresql_where=text("seq IS NULL"),
-          sqlite_where=text("seq IS NULL")),
+)
+
+# The chain: each linked record's position, hash and when it was linked (only the linker writes it). A record of
+# audit_event without a row here is queued (its entry is in audit_queue) until the linker's pass.
+audit_chain = Table(
+    "audit_chain", metadata,
+    Column("entry", ENTRY_TYPE, primary_key=True, autoincrement=False),  # audit_event.entry
+    Column("seq", Integer, nullable=False, unique=True),
+    Column("hash", String(64), nullable=False),
+    Column("linked", DateTime(timezone=False), nullable=False),
+)
+
+# The records committed and not yet linked, by entry: the request's statement that inserts its records inserts
+# their entries here too (`exchange.audit.hook`; SQLite: the trigger audit_event_queued of migration 1200), the
+# linker reads them in this key's order and deletes them as it links them.
+audit_queue = Table(
+    "audit_queue", metadata,
+    Column("entry", ENTRY_TYPE, primary_key=True, autoincrement=False),  # audit_event.entry
 )
 
 # The further resources an AuditEvent is about (entity.what after the first, e.g. what a search returned), for

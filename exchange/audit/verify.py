@@ -13,15 +13,21 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 
 from exchange.audit.chain import GENESIS, canonical, link, split_chain
 from exchange.audit.checkpoint import BadCheckpoint, all_checkpoints, verify_checkpoint
 from exchange.audit.linker import unlinked_count
-from exchange.audit.tables import audit_event, audit_head
+from exchange.audit.tables import audit_chain, audit_event, audit_head, audit_queue
 from exchange.store.clock import fhir_instant
 
 BATCH = 2000
+# The linked records in chain order: each chain position with its record (none if the record was deleted)
+_LINKED = select(audit_chain.c.seq, audit_chain.c.hash, *[c for c in audit_event.c if c.name != "entry"]).select_from(
+    audit_chain.outerjoin(audit_event, audit_event.c.entry == audit_chain.c.entry))
+# Records neither linked nor queued: what deleting a chain position (the tail's, say) leaves behind
+_STRAY = select(func.count()).select_from(audit_event).where(
+    ~exists().where(audit_chain.c.entry == audit_event.c.entry), ~exists().where(audit_queue.c.entry == audit_event.c.entry))
 
 
 @dataclass
@@ -98,9 +104,9 @@ async def verify_database(exchange, kept: Sequence[str] = (), jwks: dict | None 
             progress(0, total=last or None)
         after = 0
         while True:
-            query = select(audit_event).where(audit_event.c.seq > after).order_by(audit_event.c.seq).limit(BATCH)
+            query = _LINKED.where(audit_chain.c.seq > after).order_by(audit_chain.c.seq).limit(BATCH)
             if last is not None:
-                query = query.where(audit_event.c.seq <= last)
+                query = query.where(audit_chain.c.seq <= last)
             rows = (await conn.execute(query)).all()
             if not rows:
                 break
@@ -108,6 +114,9 @@ async def verify_database(exchange, kept: Sequence[str] = (), jwks: dict | None 
                 if row.seq != expected_seq:
                     return Verdict(False, checked, expected_seq,
                                    f"record {expected_seq} is missing (next stored record is {row.seq})")
+                if row.content is None:  # a chain position whose record is gone
+                    return Verdict(False, checked, row.seq, f"record {row.seq} is missing (its chain position "
+                                                            "is stored, its record is not)")
                 try:
                     body = orjson.loads(row.content)
                     content = canonical(body)
@@ -128,8 +137,12 @@ async def verify_database(exchange, kept: Sequence[str] = (), jwks: dict | None 
             if progress is not None:
                 progress(len(rows))
         unlinked = await unlinked_count(conn)
-        newest = (await conn.execute(select(func.max(audit_event.c.seq)))).scalar()
+        stray = (await conn.execute(_STRAY)).scalar()
+        newest = (await conn.execute(select(func.max(audit_chain.c.seq)))).scalar()
         now_head = (await conn.execute(select(audit_head.c.seq).where(audit_head.c.id == 1))).scalar()
+    if stray:  # every record commits with its queue row, and a pass links it and unqueues it at once
+        return Verdict(False, checked, None, f"{stray} record{'s are' if stray > 1 else ' is'} neither linked into "
+                                             "the chain nor queued for it")
     if newest is not None and now_head is not None and newest > now_head:  # the linker moves both at once
         return Verdict(False, checked, int(now_head) + 1, f"record {int(now_head) + 1} lies beyond the chain head")
     if head is not None and (int(head.seq), head.hash) != (checked, previous):

@@ -61,11 +61,11 @@ class Unit:
         if self._repo is not None:
             await self._repo.flush()
 
-    async def add_rows(self, table: Table, rows: Iterable[dict]) -> None:
+    async def add_rows(self, table: Table, rows: Iterable[dict], echo: tuple[Table, str] | None = None) -> None:
         """Rows a hook adds to the unit (its AuditEvents, alerts, outbox rows): inserted in the unit's transaction
         with the unit's final flush (on PostgreSQL in its one statement), so they commit with the change or not at
-        all. Every row of one table sets the same columns."""
-        await self.repo.add_rows(table, rows)
+        all. Every row of one table sets the same columns. `echo`: `exchange.store.writes.Pending.add_rows`."""
+        await self.repo.add_rows(table, rows, echo)
 
     @property
     def dialect(self) -> str:

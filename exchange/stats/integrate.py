@@ -16,7 +16,7 @@ import orjson
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exchange.audit.tables import audit_event, audit_head
+from exchange.audit.tables import audit_chain, audit_event, audit_head
 from exchange.stats import facts
 from exchange.stats.tables import referral_fact, stats_state
 from exchange.store.clock import from_db, to_db
@@ -102,10 +102,11 @@ async def _pass(conn: AsyncConnection, limit: int) -> tuple[int, bool]:
     if position >= head:
         return 0, True
     rows = (await conn.execute(
-        select(audit_event.c.seq, audit_event.c.entity_id).where(
-            audit_event.c.seq > position, audit_event.c.seq <= head, audit_event.c.entity_type == "Task",
+        select(audit_chain.c.seq, audit_event.c.entity_id).select_from(
+            audit_chain.join(audit_event, audit_event.c.entry == audit_chain.c.entry)).where(
+            audit_chain.c.seq > position, audit_chain.c.seq <= head, audit_event.c.entity_type == "Task",
             audit_event.c.action.in_(("C", "U", "D")), audit_event.c.outcome == "0")
-        .order_by(audit_event.c.seq).limit(limit))).all()
+        .order_by(audit_chain.c.seq).limit(limit))).all()
     await refresh(conn, {r.entity_id for r in rows if r.entity_id})
     done = len(rows) < limit
     await conn.execute(update(stats_state).where(stats_state.c.id == 1).values(

@@ -37,7 +37,7 @@ referral_fact = Table(
     Index("ix_referral_fact_owner", "owner_org", "sent"),
 )
 
-# One row: the chain position (audit_event.seq) up to which the log has been read into referral_fact.
+# One row: the chain position (audit_chain.seq) up to which the log has been read into referral_fact.
 stats_state = Table(
     "stats_state", metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),

@@ -40,7 +40,7 @@ resource_version = Table(
 # string: value=normalised, text=as written; date: date_start <= t < date_end. last_updated: the resource's, as in
 # its `resource` row (every write rewrites a resource's rows), so that a search on one value finds its first page in
 # `_lastUpdated` order off ix_search_value_updated (`exchange.fhir.search_sql.plan_search`). No key: a resource's
-# rows go and come by (resource_type, resource_id), and each row written costs what each index costs (migration 1100).
+# rows go and come by (resource_type, resource_id), and each row written costs what each index costs (migration 1200).
 search_index = Table(
     "search_index", metadata,
     Column("resource_type", String(64), nullable=False),

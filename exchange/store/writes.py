@@ -66,17 +66,21 @@ _UNINDEX_SQL = ("unindexed AS (DELETE FROM search_index AS s USING unnest($1::va
 _FLUSH_SQL: dict[tuple, str] = {}  # (whether index rows go, ((table, keys), ...)) -> the statement
 
 
-def _flush_postgres_sql(unindex: bool, parts: tuple[tuple[Table, tuple[str, ...]], ...]) -> str:
+def _flush_postgres_sql(unindex: bool, parts: tuple[tuple[Table, tuple[str, ...], tuple | None], ...]) -> str:
     from sqlalchemy.dialects import postgresql
 
     dialect = postgresql.dialect()
     ctes = [_UNINDEX_SQL] if unindex else []
     number = 3 if unindex else 1
-    for n, (table, keys) in enumerate(parts):
+    for n, (table, keys, echo) in enumerate(parts):
         arrays = ", ".join(f"${number + i}::{table.c[k].type.compile(dialect=dialect)}[]" for i, k in enumerate(keys))
         number += len(keys)
+        returning = f" RETURNING {echo[1]}" if echo else ""
         ctes.append(f"{table.name}_rows{n} AS (INSERT INTO {table.name} ({', '.join(keys)}) "
-                    f"SELECT * FROM unnest({arrays}))")
+                    f"SELECT * FROM unnest({arrays}){returning})")
+        if echo:  # each row's number, as the database drew it, into the echo table (`Pending.add_rows`)
+            ctes.append(f"{echo[0].name}_echo{n} AS (INSERT INTO {echo[0].name} ({echo[1]}) "
+                        f"SELECT {echo[1]} FROM {table.name}_rows{n})")
     return "WITH " + ", ".join(ctes) + " SELECT 1"
 
 
@@ -85,11 +89,14 @@ def _columns(rows: list[dict], keys: tuple[str, ...]) -> list[list]:
 
 
 async def _write_postgres(conn: AsyncConnection, unindex: list[tuple[str, str]],
-                          parts: list[tuple[Table, tuple[str, ...], list[dict]]]) -> None:
-    """`parts`: (table, keys, rows) of each table with rows to insert."""
+                          parts: list[tuple[Table, tuple[str, ...], list[dict]]],
+                          echoes: dict[Table, tuple[Table, str]] | None = None) -> None:
+    """`parts`: (table, keys, rows) of each table with rows to insert; `echoes`: by table, where its rows' numbers
+    go too (`Pending.add_rows`)."""
     if not (unindex or parts):
         return
-    shape = (bool(unindex), tuple((table, keys) for table, keys, _ in parts))
+    echoes = echoes or {}
+    shape = (bool(unindex), tuple((table, keys, echoes.get(table)) for table, keys, _ in parts))
     sql = _FLUSH_SQL.get(shape)
     if sql is None:
         sql = _FLUSH_SQL[shape] = _flush_postgres_sql(*shape)
@@ -127,14 +134,19 @@ class Pending:
         self.parties: dict[tuple[str, str], set[str]] = {}  # party rows, by resource
         self.recorders: list[dict] = []  # recorder rows
         self.added: dict[Table, tuple[tuple[str, ...], list[dict]]] = {}  # other tables' rows: (keys, rows)
+        self.echoes: dict[Table, tuple[Table, str]] = {}  # an added table -> (table, column) its numbers go into
 
     def __bool__(self) -> bool:
         return bool(self.resources or self.versions or self.index or self.unindex or self.parties or self.recorders
                     or self.added)
 
-    def add_rows(self, table: Table, rows: Iterable[dict]) -> None:
+    def add_rows(self, table: Table, rows: Iterable[dict], echo: tuple[Table, str] | None = None) -> None:
         """Rows of `table` to insert with the next write (in the order added; every row of a table with the same
-        keys, the columns it sets)."""
+        keys, the columns it sets). `echo` (PostgreSQL only): (another table, a column both have that the database
+        numbers, e.g. by a sequence): each row's number is inserted into that table too, in the same statement (the
+        audit log's queue, `exchange.audit.hook`)."""
+        if echo is not None:
+            self.echoes[table] = echo
         for row in rows:
             keys = tuple(row)
             known = self.added.get(table)
@@ -159,12 +171,16 @@ class Pending:
                    for (t, i), orgs in self.parties.items() for o in sorted(orgs)]
         self.unindex, self.resources, self.versions, self.index, self.fresh = {}, [], [], {}, set()
         self.parties, self.recorders, self.added = {}, [], {}
+        echoes, self.echoes = self.echoes, {}
         if direct.is_postgres(conn):
             parts = [(table, keys, rows) for table, keys, rows in (
                 (resource, _VERSION_COLUMNS, resources), (resource_version, _VERSION_KEYS, versions), (search_index, _INDEX_KEYS, index),
                 (resource_party, _PARTY_KEYS, parties), (resource_recorder, _PARTY_KEYS, recorders)) if rows]
-            await _write_postgres(conn, unindex, parts + [(t, keys, rows) for t, (keys, rows) in added.items()])
+            await _write_postgres(conn, unindex, parts + [(t, keys, rows) for t, (keys, rows) in added.items()],
+                                  echoes)
             return
+        if echoes:
+            raise ValueError("echoed rows are PostgreSQL's (SQLite: a trigger does it)")
         if len(unindex) == 1:
             await direct.execute(conn, _UNINDEX_ONE, {"u_type": unindex[0][0], "u_id": unindex[0][1]})
         elif unindex:
@@ -209,15 +225,15 @@ class Writes(UnitMemory):
         """Write the deferred rows: stored index rows out, then versions, index, party and recorder rows in."""
         await self._pending.write(self.conn)
 
-    async def add_rows(self, table: Table, rows: Iterable[dict]) -> None:
+    async def add_rows(self, table: Table, rows: Iterable[dict], echo: tuple[Table, str] | None = None) -> None:
         """Rows of another table to insert in the unit's transaction, with its deferred rows when it flushes them
-        (at once without `deferred`). The store does not look at them: the tables are their owners' (the audit log's
-        records, the inbox's alerts, the outbox's rows)."""
+        (at once without `deferred`); `echo` as `Pending.add_rows`. The store does not look at them: the tables are
+        their owners' (the audit log's records, the inbox's alerts, the outbox's rows)."""
         if self.deferred:
-            self._pending.add_rows(table, rows)
+            self._pending.add_rows(table, rows, echo)
             return
         pending = Pending()
-        pending.add_rows(table, rows)
+        pending.add_rows(table, rows, echo)
         await pending.write(self.conn)
 
     async def _flushed(self, index_of: str | None = None) -> None:

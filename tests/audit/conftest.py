@@ -10,7 +10,7 @@ import orjson
 from sqlalchemy import select, text
 from typer.testing import CliRunner
 
-from exchange.audit.tables import audit_event
+from exchange.audit.tables import audit_chain, audit_event
 from exchange.main import cli as cli_app
 
 AUDIT_SCOPES = "system/AuditEvent.rs"
@@ -19,7 +19,8 @@ AUDIT_SCOPES = "system/AuditEvent.rs"
 async def audit_rows(exchange) -> list[dict]:  # noqa: ANN001
     """Every record in entry order (the chain's order once linked; a request answers before its record is)."""
     async with exchange.db.engine.connect() as conn:
-        rows = (await conn.execute(select(audit_event).order_by(audit_event.c.entry))).all()
+        rows = (await conn.execute(select(audit_event.c.content, audit_chain.c.seq).select_from(audit_event.outerjoin(
+            audit_chain, audit_chain.c.entry == audit_event.c.entry)).order_by(audit_event.c.entry))).all()
     return [orjson.loads(r.content) | {"_seq": r.seq} for r in rows]
 
 
@@ -27,7 +28,7 @@ async def whole_log_text(exchange) -> str:  # noqa: ANN001
     """Every text the audit tables hold (base64 queries decoded), to search for survivor data."""
     parts: list[str] = []
     async with exchange.db.engine.connect() as conn:
-        for table in ("audit_event", "audit_entity", "audit_head", "audit_checkpoint"):
+        for table in ("audit_event", "audit_entity", "audit_chain", "audit_queue", "audit_head", "audit_checkpoint"):
             for row in (await conn.execute(text(f"SELECT * FROM {table}"))).all():
                 parts.extend(str(v) for v in row)
     for row in await audit_rows(exchange):

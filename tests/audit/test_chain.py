@@ -34,6 +34,12 @@ async def _link(settings) -> None:  # noqa: ANN001
     assert linked.exit_code == 0 and linked.output.startswith("linked "), linked.output
 
 
+async def _delete_record(exchange, seq: int) -> None:  # noqa: ANN001
+    """Delete record `seq` and its chain position, as an insider with write access to the database can."""
+    await sql(exchange, f"DELETE FROM audit_event WHERE entry = (SELECT entry FROM audit_chain WHERE seq = {seq})")
+    await sql(exchange, f"DELETE FROM audit_chain WHERE seq = {seq}")
+
+
 async def _verify(settings):  # noqa: ANN001, ANN202
     return await cli("audit", "verify", "--database-url", settings.database_url)
 
@@ -51,7 +57,8 @@ async def test_editing_a_row_is_detected_and_named(client, settings, exchange):
     edited = dict(rows[2])
     edited.pop("_seq")
     edited["action"] = "R"
-    await sql(exchange, "UPDATE audit_event SET content = :c WHERE seq = 3",
+    await sql(exchange, "UPDATE audit_event SET content = :c "
+                        "WHERE entry = (SELECT entry FROM audit_chain WHERE seq = 3)",
               c=orjson.dumps(edited, option=orjson.OPT_SORT_KEYS).decode())
     result = await _verify(settings)
     assert result.exit_code == 1
@@ -60,29 +67,37 @@ async def test_editing_a_row_is_detected_and_named(client, settings, exchange):
 
 async def test_editing_only_a_search_column_is_detected(client, settings, exchange):
     await _some_events(client, settings, 3)
-    await sql(exchange, "UPDATE audit_event SET organization_id = 'someone-else' WHERE seq = 2")
+    await sql(exchange, "UPDATE audit_event SET organization_id = 'someone-else' WHERE "
+                        "entry = (SELECT entry FROM audit_chain WHERE seq = 2)")
     result = await _verify(settings)
     assert result.exit_code == 1 and "FAILED at record 2: column organization_id" in result.output
 
 
 async def test_deleting_a_row_is_detected_and_named(client, settings, exchange):
     await _some_events(client, settings, 4)
-    await sql(exchange, "DELETE FROM audit_event WHERE seq = 2")
+    await _delete_record(exchange, 2)
+    result = await _verify(settings)
+    assert result.exit_code == 1 and "FAILED at record 2: record 2 is missing" in result.output
+
+
+async def test_deleting_only_a_record_leaving_its_chain_position_is_detected(client, settings, exchange):
+    await _some_events(client, settings, 4)
+    await sql(exchange, "DELETE FROM audit_event WHERE entry = (SELECT entry FROM audit_chain WHERE seq = 2)")
     result = await _verify(settings)
     assert result.exit_code == 1 and "FAILED at record 2: record 2 is missing" in result.output
 
 
 async def test_deleting_the_newest_row_is_detected(client, settings, exchange):
     await _some_events(client, settings, 3)
-    await sql(exchange, "DELETE FROM audit_event WHERE seq = 3")
+    await _delete_record(exchange, 3)
     result = await _verify(settings)
     assert result.exit_code == 1 and "FAILED at record 3: the chain head says 3 records" in result.output
 
 
 async def test_reordering_rows_is_detected_and_named(client, settings, exchange):
     await _some_events(client, settings, 4)
-    for statement in ("UPDATE audit_event SET seq = -2 WHERE seq = 2", "UPDATE audit_event SET seq = 2 WHERE seq = 3",
-                      "UPDATE audit_event SET seq = 3 WHERE seq = -2"):
+    for statement in ("UPDATE audit_chain SET seq = -2 WHERE seq = 2", "UPDATE audit_chain SET seq = 2 WHERE seq = 3",
+                      "UPDATE audit_chain SET seq = 3 WHERE seq = -2"):
         await sql(exchange, statement)
     result = await _verify(settings)
     assert result.exit_code == 1 and "FAILED at record 2: hash does not match" in result.output
@@ -119,8 +134,8 @@ async def test_the_log_no_longer_matches_a_checkpoint_after_a_rewrite(client, se
     """Rewriting the whole chain consistently (and its head) is still caught by the signed checkpoint."""
     await _some_events(client, settings, 2)
     assert (await cli("audit", "checkpoint", "--database-url", settings.database_url)).exit_code == 0
-    await sql(exchange, "DELETE FROM audit_event WHERE seq = 2")
-    await sql(exchange, "UPDATE audit_head SET seq = 1, hash = (SELECT hash FROM audit_event WHERE seq = 1)")
+    await _delete_record(exchange, 2)
+    await sql(exchange, "UPDATE audit_head SET seq = 1, hash = (SELECT hash FROM audit_chain WHERE seq = 1)")
     result = await _verify(settings)
     assert result.exit_code == 1 and "checkpoint of tree size 2 is beyond the end of the log" in result.output
 

@@ -51,8 +51,10 @@ async def _rewrite_from(exchange, seq: int, change) -> str:  # noqa: ANN001
         content = canonical(body)
         previous = link(previous, row["_seq"], content)
         if row["_seq"] >= seq:
-            await sql(exchange, "UPDATE audit_event SET content = :c, hash = :h, action = :a WHERE seq = :s",
-                      c=content.decode(), h=previous, a=body["action"], s=row["_seq"])
+            await sql(exchange, "UPDATE audit_event SET content = :c, action = :a "
+                                "WHERE entry = (SELECT entry FROM audit_chain WHERE seq = :s)",
+                      c=content.decode(), a=body["action"], s=row["_seq"])
+            await sql(exchange, "UPDATE audit_chain SET hash = :h WHERE seq = :s", h=previous, s=row["_seq"])
     await sql(exchange, "UPDATE audit_head SET seq = :s, hash = :h", s=rows[-1]["_seq"], h=previous)
     return previous
 
@@ -72,8 +74,9 @@ async def test_cutting_the_tail_and_deleting_every_stored_checkpoint_is_caught_b
         client, settings, exchange, tmp_path):
     await _events(client, 3)
     await _checkpoint(settings, tmp_path / "kept.json")  # the auditor keeps this one
-    await sql(exchange, "DELETE FROM audit_event WHERE seq = 3")
-    await sql(exchange, "UPDATE audit_head SET seq = 2, hash = (SELECT hash FROM audit_event WHERE seq = 2)")
+    await sql(exchange, "DELETE FROM audit_event WHERE entry = (SELECT entry FROM audit_chain WHERE seq = 3)")
+    await sql(exchange, "DELETE FROM audit_chain WHERE seq = 3")
+    await sql(exchange, "UPDATE audit_head SET seq = 2, hash = (SELECT hash FROM audit_chain WHERE seq = 2)")
     await sql(exchange, "DELETE FROM audit_checkpoint")
     jwks = await cli("audit", "jwks", "--database-url", settings.database_url)
     (tmp_path / "jwks.json").write_text(jwks.output)
@@ -141,5 +144,7 @@ async def test_records_queued_when_a_process_died_are_reported_then_linked(clien
     linked = await _verify(settings)
     assert linked.exit_code == 0 and "ok: 3 records verified" in linked.output and "queued" not in linked.output
     async with exchange.db.engine.connect() as conn:
-        window = (await conn.execute(text("SELECT count(*) FROM audit_event WHERE linked IS NULL"))).scalar()
-    assert window == 0
+        window = (await conn.execute(text("SELECT count(*) FROM audit_event AS e WHERE NOT EXISTS "
+                                          "(SELECT 1 FROM audit_chain AS c WHERE c.entry = e.entry)"))).scalar()
+        queued = (await conn.execute(text("SELECT count(*) FROM audit_queue"))).scalar()
+    assert window == 0 and queued == 0

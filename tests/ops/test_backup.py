@@ -66,7 +66,7 @@ async def test_backup_restored_into_a_fresh_database_verifies_and_serves_the_ref
         restored_app = create_app(restored_settings, served)
         async with restored_app.router.lifespan_context(restored_app):
             async with served.db.engine.connect() as conn:
-                head = (await conn.execute(text("SELECT hash FROM audit_event WHERE seq = :n"),
+                head = (await conn.execute(text("SELECT hash FROM audit_chain WHERE seq = :n"),
                                            {"n": signed["tree_size"]})).scalar_one()
             assert head == signed["head"] == kept["head"]
 
