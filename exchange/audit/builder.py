@@ -69,44 +69,67 @@ def _coding(system: str, code: str, display: str | None = None) -> dict:
     return out
 
 
+# The parts of an AuditEvent that never vary, built once: every request writes at least one AuditEvent, and these
+# were a dozen dicts built afresh for each. A body only ever goes to `canonical` (serialised, never changed), so
+# its bodies may share them; `build` copies nothing a caller could change afterwards.
+_REST_TYPE = _coding(EVENT_TYPE, "rest", "Restful Operation")
+_AUTHENTICATION_TYPE = _coding(DICOM, "110114", "User Authentication")
+_RECIPIENT_TYPE = {"coding": [_coding(PARTICIPATION, "IRCP", "information recipient")]}
+_AGENT_TYPE = {"coding": [_coding(ROLE_CLASS, "AGNT", "agent")]}
+_SOURCE_TYPE = {"coding": [_coding(DICOM, "110153", "Source Role ID")]}
+_DESTINATION_TYPE = {"coding": [_coding(DICOM, "110152", "Destination Role ID")]}
+_UNAUTHENTICATED = {"display": "unauthenticated"}
+_PERSON = (_coding(ENTITY_TYPE, "1", "Person"), _coding(OBJECT_ROLE, "1", "Patient"))
+_SYSTEM_OBJECT = (_coding(ENTITY_TYPE, "2", "System Object"), _coding(OBJECT_ROLE, "4", "Domain Resource"))
+_SUBTYPES: dict[tuple[str, str], list[dict]] = {}  # (interaction, unit interaction) -> subtype codings
+_ROLES: dict[str, list[dict]] = {}  # a client's role -> AuditEvent.agent.role
+_SERVERS: dict[str, dict] = {}  # base URL -> the destination agent
+
+
 def _type_and_subtypes(interaction: str, unit_interaction: str) -> tuple[dict, list[dict]]:
     if interaction in AUTHENTICATION:  # token issue/refusal, revocation: DICOM User Authentication
-        return _coding(DICOM, "110114", "User Authentication"), [AUTHENTICATION[interaction]]
-    system = RESTFUL if interaction in RESTFUL_INTERACTIONS else EXCHANGE_EVENTS
-    subtypes = [_coding(system, interaction)]
-    if unit_interaction in ("transaction", "batch") and unit_interaction != interaction:
-        subtypes.append(_coding(RESTFUL, unit_interaction))
-    return _coding(EVENT_TYPE, "rest", "Restful Operation"), subtypes
+        return _AUTHENTICATION_TYPE, [AUTHENTICATION[interaction]]
+    subtypes = _SUBTYPES.get((interaction, unit_interaction))
+    if subtypes is None:
+        system = RESTFUL if interaction in RESTFUL_INTERACTIONS else EXCHANGE_EVENTS
+        subtypes = [_coding(system, interaction)]
+        if unit_interaction in ("transaction", "batch") and unit_interaction != interaction:
+            subtypes.append(_coding(RESTFUL, unit_interaction))
+        if len(_SUBTYPES) < 1024:  # (interactions are the exchange's own names: a few dozen)
+            _SUBTYPES[(interaction, unit_interaction)] = subtypes
+    return _REST_TYPE, subtypes
 
 
 def _agents(ctx: RequestContext, action: str, base_url: str) -> list[dict]:
-    user_type = _coding(PARTICIPATION, "IRCP", "information recipient") if action in ("R", "E") else \
-        _coding(ROLE_CLASS, "AGNT", "agent")
     client = {"identifier": {"system": CLIENT_SYSTEM, "value": ctx.client_id}} if ctx.client_id else \
-        {"display": "unauthenticated"}
-    user: dict = {"type": {"coding": [user_type]},
-                  "role": [{"coding": [_coding(EXCHANGE_ROLES, ctx.role)]}],
-                  "who": {"reference": ctx.organization_reference} if ctx.organization_id else dict(client),
+        _UNAUTHENTICATED
+    role = _ROLES.get(ctx.role)
+    if role is None:
+        role = [{"coding": [_coding(EXCHANGE_ROLES, ctx.role)]}]
+        if len(_ROLES) < 64:  # (exchange.auth.roles: a handful)
+            _ROLES[ctx.role] = role
+    user: dict = {"type": _RECIPIENT_TYPE if action in ("R", "E") else _AGENT_TYPE, "role": role,
+                  "who": {"reference": ctx.organization_reference} if ctx.organization_id else client,
                   "requestor": True}
     if ctx.token_id:
         user["policy"] = [f"urn:gbv-exchange:token:{ctx.token_id}"]
     if ctx.user_id:  # a person signed in to the web inbox, for their organisation (an id, never a name)
         user["altId"] = ctx.user_id
-    source: dict = {"type": {"coding": [_coding(DICOM, "110153", "Source Role ID")]}, "who": dict(client),
-                    "requestor": False}
+    source: dict = {"type": _SOURCE_TYPE, "who": client, "requestor": False}
     if ctx.remote_addr:
         source["network"] = {"address": ctx.remote_addr, "type": "2"}
-    server = {"type": {"coding": [_coding(DICOM, "110152", "Destination Role ID")]},
-              "who": {"display": base_url}, "requestor": False}
+    server = _SERVERS.get(base_url)
+    if server is None:
+        server = {"type": _DESTINATION_TYPE, "who": {"display": base_url}, "requestor": False}
+        if len(_SERVERS) < 16:  # (one base URL a deployment; tests make a few)
+            _SERVERS[base_url] = server
     return [user, source, server]
 
 
 def _resource_entity(resource_type: str, resource_id: str, version_id: int | None) -> dict:
-    reference = f"{resource_type}/{resource_id}" + (f"/_history/{version_id}" if version_id else "")
-    if resource_type == "Patient":
-        kind, role = _coding(ENTITY_TYPE, "1", "Person"), _coding(OBJECT_ROLE, "1", "Patient")
-    else:
-        kind, role = _coding(ENTITY_TYPE, "2", "System Object"), _coding(OBJECT_ROLE, "4", "Domain Resource")
+    reference = f"{resource_type}/{resource_id}/_history/{version_id}" if version_id else \
+        f"{resource_type}/{resource_id}"
+    kind, role = _PERSON if resource_type == "Patient" else _SYSTEM_OBJECT
     return {"what": {"reference": reference}, "type": kind, "role": role}
 
 
@@ -116,14 +139,27 @@ def query_entity(resource_type: str | None, pairs: list[tuple[str, str]] | None)
             "query": base64.b64encode(text.encode()).decode()}
 
 
+_REQUEST_ID_TYPE = _coding(BALP_ENTITY, "XrequestId", "X-Request-Id")
+_SOURCES: dict[str, dict] = {}  # base URL -> AuditEvent.source
+
+
 def _request_entity(request_id: str) -> dict:
     """The request id, to correlate with the partner's and the server's logs. A client may send any text as
     X-Request-ID, so only a UUID is kept as is; anything else is kept as its SHA-256 (the partner can still match it
     by hashing its own id), never as free text."""
     if not _UUID.match(request_id):
         request_id = "sha256:" + hashlib.sha256(request_id.encode()).hexdigest()
-    return {"what": {"identifier": {"value": request_id}}, "type": _coding(BALP_ENTITY, "XrequestId",
-                                                                         "X-Request-Id")}
+    return {"what": {"identifier": {"value": request_id}}, "type": _REQUEST_ID_TYPE}
+
+
+def _source(base_url: str) -> dict:
+    source = _SOURCES.get(base_url)
+    if source is None:
+        source = {"site": base_url, "observer": {"display": "GBV referral exchange"},
+                  "type": [_coding(SOURCE_TYPE, "4", "Application Server")]}
+        if len(_SOURCES) < 16:
+            _SOURCES[base_url] = source
+    return source
 
 
 def build(ctx: RequestContext, interaction: str, unit_interaction: str, action: str, outcome: str,
@@ -148,8 +184,7 @@ def build(ctx: RequestContext, interaction: str, unit_interaction: str, action: 
     body: dict = {"resourceType": "AuditEvent", "id": event_id, "type": type_, "subtype": subtypes,
                   "action": action, "recorded": fhir_instant(recorded), "outcome": outcome,
                   "agent": _agents(ctx, action, base_url),
-                  "source": {"site": base_url, "observer": {"display": "GBV referral exchange"},
-                             "type": [_coding(SOURCE_TYPE, "4", "Application Server")]}}
+                  "source": _source(base_url)}
     if outcome_desc:
         body["outcomeDesc"] = outcome_desc
     if purpose:

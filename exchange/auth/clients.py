@@ -134,8 +134,29 @@ async def check_jwks_url(url: object, policy: EgressPolicy | None) -> str:
     return url
 
 
-# The bearer check's one statement, built once (its SQL and cache key are not rebuilt on every request).
-_TOKEN_STATE = select(auth_client, exists().where(auth_revoked_token.c.jti == bindparam("jti")).label("revoked")
+@dataclass(frozen=True, slots=True)
+class ClientState:
+    """What the bearer check needs of a token's client, read on every request: who it acts for, what it may be
+    granted, and whether it may act now. Not its keys: the check never uses them, and reading the JWK Set (and
+    parsing its JSON) on every request cost a read by id about 4% of its CPU."""
+    client_id: str
+    organization_id: str
+    role: str
+    scopes: tuple[str, ...]
+    active: bool
+    pending_by: str | None
+
+    @property
+    def usable(self) -> bool:
+        """As `ClientRecord.usable`: enabled, and not waiting for a confirmation."""
+        return self.active and self.pending_by is None
+
+
+# The bearer check's one statement, built once (its SQL and cache key are not rebuilt on every request): the
+# columns of ClientState and whether the token was revoked.
+_TOKEN_STATE = select(auth_client.c.client_id, auth_client.c.organization_id, auth_client.c.role,
+                      auth_client.c.scopes, auth_client.c.active, auth_client.c.pending_by,
+                      exists().where(auth_revoked_token.c.jti == bindparam("jti")).label("revoked")
                       ).where(auth_client.c.client_id == bindparam("client_id"))
 _TOKEN_STATE_DIRECT = direct.Statement(_TOKEN_STATE)  # every request runs it: compiled once, run on the driver
 
@@ -275,7 +296,7 @@ class ClientRegistry:
                                                                      expires=to_db(expires)))
 
     async def token_state(self, client_id: str, jti: str, conn: AsyncConnection | None = None
-                          ) -> tuple[ClientRecord | None, bool]:
+                          ) -> tuple[ClientState | None, bool]:
         """The client behind a token and whether the token was revoked: one statement per request (in `conn`, the
         request's own transaction, when given)."""
         params = {"client_id": client_id, "jti": jti}
@@ -286,7 +307,8 @@ class ClientRegistry:
                 row = await direct.fetchrow(conn, _TOKEN_STATE_DIRECT, params)
         if row is None:
             return None, False
-        return _record(row), bool(row["revoked"])
+        return ClientState(row["client_id"], row["organization_id"], row["role"], tuple(row["scopes"].split()),
+                           bool(row["active"]), row["pending_by"]), bool(row["revoked"])
 
 
 async def audited_change(exchange: "Exchange", ctx: RequestContext, interaction: str,

@@ -68,6 +68,13 @@ def effective(token_scope: str, registered: tuple[str, ...]) -> frozenset[str]:
 
 
 def allows(scopes: frozenset[str], resource_type: str, operation: str) -> bool:
+    if isinstance(scopes, frozenset):  # (every request asks: its token's scopes are a frozenset, so remembered)
+        return _allows(scopes, resource_type, operation)
+    return _allows.__wrapped__(scopes, resource_type, operation)
+
+
+@lru_cache(maxsize=4096)
+def _allows(scopes: frozenset[str], resource_type: str, operation: str) -> bool:
     for scope in scopes:
         parsed = permissions(scope)
         if parsed and parsed[0] in ("*", resource_type) and operation in parsed[1]:

@@ -58,6 +58,17 @@ def sweep_finished(sweep: str, at: float) -> None:
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
 
+_REQUEST_SERIES: dict[tuple, object] = {}  # (method, route, status) -> its histogram: labels() once per series
+
+
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
-    """`route` is the matched template (`/fhir/{type}/{id}`) or `(unmatched)`, never the path itself."""
-    requests.labels(method if method in METHODS else "other", route, str(status)).observe(seconds)
+    """`route` is the matched template (`/fhir/{type}/{id}`) or `(unmatched)`, never the path itself. The series
+    are few (methods, templates, statuses), so each one's child is kept here: `labels()` takes a lock and builds
+    its key on every call, some 15 Python calls a request."""
+    key = (method, route, status)
+    series = _REQUEST_SERIES.get(key)
+    if series is None:
+        series = requests.labels(method if method in METHODS else "other", route, str(status))
+        if len(_REQUEST_SERIES) < 4096:  # (the label values are bounded already: this only bounds the dict)
+            _REQUEST_SERIES[key] = series
+    series.observe(seconds)
