@@ -6,6 +6,21 @@ what it may see) read it; the audit log records it as the agent.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Mapping
+
+
+class ReadAlong:
+    """Values the request's first statement read along with the bearer check (`Exchange.read_along`: e.g. the
+    subscriptions' generation), for the request's first unit of work only (`take`): a later unit of the same
+    request, such as a batch's next entry, may follow a change an earlier one committed, so it asks the database."""
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, object]) -> None:
+        self._values = values
+
+    def take(self) -> Mapping[str, object]:
+        values, self._values = self._values, {}
+        return values
 
 
 @dataclass(frozen=True)
@@ -20,6 +35,7 @@ class RequestContext:
     user_id: str | None = None  # a person signed in to the web inbox (exchange.web): the log names them
     # the request's transaction, begun by the bearer check (PostgreSQL); the first unit of work continues it
     begun: object | None = field(default=None, compare=False, repr=False)
+    read_along: ReadAlong | None = field(default=None, compare=False, repr=False)
 
     @property
     def organization_reference(self) -> str | None:

@@ -15,7 +15,7 @@ from fastapi import Request
 
 from exchange.auth import scopes, tokens
 from exchange.auth.service import auth_service
-from exchange.context import RequestContext
+from exchange.context import ReadAlong, RequestContext
 from exchange.errors import Unauthorized
 from exchange.ops.ratelimit import limits_of
 from exchange.store.engine import BegunTransaction
@@ -82,7 +82,8 @@ async def bearer_context(request: Request) -> RequestContext:
                          scopes=scopes.effective(claims.scope, client.scopes),
                          remote_addr=request.client.host if request.client else None,
                          request_id=getattr(request.state, "request_id", None) or str(uuid.uuid4()),
-                         token_id=claims.jti, begun=begun)
+                         token_id=claims.jti, begun=begun,
+                         read_along=ReadAlong(client.read_along) if client.read_along else None)
     request.state.ctx = ctx
     return ctx
 

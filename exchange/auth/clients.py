@@ -14,9 +14,9 @@ import json
 import re
 import uuid
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -145,6 +145,8 @@ class ClientState:
     scopes: tuple[str, ...]
     active: bool
     pending_by: str | None
+    # what the statement read along for other packages (`Exchange.read_along`): not the client's, but the same row
+    read_along: Mapping[str, object] = field(default_factory=dict, compare=False)
 
     @property
     def usable(self) -> bool:
@@ -152,13 +154,19 @@ class ClientState:
         return self.active and self.pending_by is None
 
 
-# The bearer check's one statement, built once (its SQL and cache key are not rebuilt on every request): the
-# columns of ClientState and whether the token was revoked.
-_TOKEN_STATE = select(auth_client.c.client_id, auth_client.c.organization_id, auth_client.c.role,
-                      auth_client.c.scopes, auth_client.c.active, auth_client.c.pending_by,
-                      exists().where(auth_revoked_token.c.jti == bindparam("jti")).label("revoked")
-                      ).where(auth_client.c.client_id == bindparam("client_id"))
-_TOKEN_STATE_DIRECT = direct.Statement(_TOKEN_STATE)  # every request runs it: compiled once, run on the driver
+_ALONG = "read_along_"  # (the labels of what the statement reads along, apart from the client's columns)
+
+
+def _token_state(read_along: Mapping[str, Any]) -> direct.Statement:
+    """The bearer check's one statement, built once per registry (its SQL and cache key are not rebuilt on every
+    request; every request runs it: compiled once, run on the driver): the columns of ClientState, whether the
+    token was revoked, and what other packages read along (`Exchange.read_along`)."""
+    return direct.Statement(select(
+        auth_client.c.client_id, auth_client.c.organization_id, auth_client.c.role, auth_client.c.scopes,
+        auth_client.c.active, auth_client.c.pending_by,
+        exists().where(auth_revoked_token.c.jti == bindparam("jti")).label("revoked"),
+        *(expression.label(_ALONG + name) for name, expression in sorted(read_along.items()))
+    ).where(auth_client.c.client_id == bindparam("client_id")))
 
 
 class ClientRegistry:
@@ -168,9 +176,12 @@ class ClientRegistry:
     change in the audit log).
     """
 
-    def __init__(self, db: Database, jwks_policy: EgressPolicy | None = None):
+    def __init__(self, db: Database, jwks_policy: EgressPolicy | None = None,
+                 read_along: Mapping[str, Any] | None = None):
         self.db = db
         self.jwks_policy = jwks_policy
+        self.read_along = read_along if read_along is not None else {}  # (the exchange's: filled in after auth's)
+        self._token_state: direct.Statement | None = None
 
     def _tx(self, conn: AsyncConnection | None):  # noqa: ANN202
         return nullcontext(conn) if conn is not None else self.db.transaction()
@@ -298,17 +309,22 @@ class ClientRegistry:
     async def token_state(self, client_id: str, jti: str, conn: AsyncConnection | None = None
                           ) -> tuple[ClientState | None, bool]:
         """The client behind a token and whether the token was revoked: one statement per request (in `conn`, the
-        request's own transaction, when given)."""
+        request's own transaction, when given), which also reads what the exchange's packages read along
+        (`ClientState.read_along`)."""
         params = {"client_id": client_id, "jti": jti}
+        statement = self._token_state
+        if statement is None:  # (built at the first request: every package has registered what it reads by then)
+            statement = self._token_state = _token_state(self.read_along)
         if conn is not None:
-            row = await direct.fetchrow(conn, _TOKEN_STATE_DIRECT, params)
+            row = await direct.fetchrow(conn, statement, params)
         else:
             async with self.db.read() as conn:  # (SQLite: not queued with the writers)
-                row = await direct.fetchrow(conn, _TOKEN_STATE_DIRECT, params)
+                row = await direct.fetchrow(conn, statement, params)
         if row is None:
             return None, False
+        along = {name: row[_ALONG + name] for name in self.read_along}
         return ClientState(row["client_id"], row["organization_id"], row["role"], tuple(row["scopes"].split()),
-                           bool(row["active"]), row["pending_by"]), bool(row["revoked"])
+                           bool(row["active"]), row["pending_by"], along), bool(row["revoked"])
 
 
 async def audited_change(exchange: "Exchange", ctx: RequestContext, interaction: str,

@@ -43,7 +43,7 @@ class AuthService:
     def __init__(self, exchange: "Exchange"):
         self.exchange = exchange
         self.settings = exchange.settings
-        self.registry = ClientRegistry(exchange.db, egress(exchange).jwks)
+        self.registry = ClientRegistry(exchange.db, egress(exchange).jwks, exchange.read_along)
         self.fetcher = JwksFetcher(exchange.settings, egress(exchange).jwks)
         self.urls = Urls.of(exchange.settings)
         self.verified = VerifiedTokens(exchange.settings.clock_skew_seconds)  # the bearer check's signature cache

@@ -45,6 +45,10 @@ class Exchange:
     - read_ahead: resource type -> (reference params, target types): an update or delete of that type reads the
       resource with the targets of those types its params name, in one statement (`Repository.read_ahead`), since
       its rules read them next (the write-authority rule: which organisation a Task's owner is).
+    - read_along: name -> a scalar SQL expression the bearer check's one statement reads along (on PostgreSQL the
+      first statement of the request's transaction), its value in the request's first unit (`Unit.read_along`):
+      a package checks a per-process copy against the database without a statement of its own (notify: the
+      subscriptions' generation).
     """
     settings: Settings
     db: Database
@@ -60,6 +64,7 @@ class Exchange:
     extensions: dict[str, Any] = field(default_factory=dict)
     profile_checks: list[Callable[[str, dict], list[Any]]] = field(default_factory=list)
     read_ahead: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
+    read_along: dict[str, Any] = field(default_factory=dict)
     access_policy: AccessPolicy = field(default_factory=NoAccessPolicy)
     authenticate: Callable[[Any], Awaitable[RequestContext]] = _no_authenticator
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, AsyncIterator, Iterable, Protocol
+from typing import TYPE_CHECKING, AsyncIterator, Iterable, Mapping, Protocol
 
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -47,6 +47,9 @@ class Unit:
     conn: AsyncConnection
     interaction: str
     events: list[Event] = field(default_factory=list)
+    # what the request's first statement read along with the bearer check (`Exchange.read_along`), in its first
+    # unit only (`exchange.context.ReadAlong`); empty otherwise (the exchange's own units, a batch's later entries)
+    read_along: Mapping[str, object] = field(default_factory=dict)
     _repo: Repository | None = field(default=None, repr=False)
 
     @property
@@ -103,7 +106,8 @@ async def open_unit(exchange: "Exchange", ctx: RequestContext, interaction: str,
                     resource_id: str | None = None) -> AsyncIterator[Unit]:
     try:
         async with exchange.db.transaction(ctx.begun) as conn:
-            unit = Unit(exchange, ctx, conn, interaction)
+            unit = Unit(exchange, ctx, conn, interaction,
+                        read_along=ctx.read_along.take() if ctx.read_along is not None else {})
             yield unit
             for hook in exchange.hooks:  # (what they read through the unit's repository flushes what it needs first)
                 await hook.before_commit(unit)
