@@ -17,6 +17,7 @@ def install(exchange: "Exchange") -> None:
     from exchange.notify.backlog import notification_backlog
     from exchange.notify.dispatcher import Dispatcher
     from exchange.notify.operations import contribute_capability
+    from exchange.notify import outbox, queue
     from exchange.notify.outbox import OutboxHook
     from exchange.notify.routes import router
     from exchange.notify.rules import SubscriptionRule
@@ -24,6 +25,7 @@ def install(exchange: "Exchange") -> None:
 
     exchange.rules.append(SubscriptionRule())
     exchange.hooks.append(OutboxHook())
+    exchange.read_along[outbox.GENERATION] = queue.GENERATION  # (the outbox hook's copy of the live subscriptions)
     exchange.routers.append(router)
     exchange.capability.append(contribute_capability)
     gauges.register(exchange, gauges.NOTIFICATION_BACKLOG, notification_backlog)

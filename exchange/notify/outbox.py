@@ -1,10 +1,21 @@
 """The outbox hook: before a unit of work commits, each Task or ServiceRequest it created or updated becomes a
 numbered event row for every live subscription whose topic and filters match, in the SAME transaction (the rows go
 with the unit's final flush, `Unit.add_rows`; their numbers are taken, and the counters locked, before). A change
-therefore never commits without its notifications, and a rolled-back change leaves none."""
+therefore never commits without its notifications, and a rolled-back change leaves none.
+
+Which subscriptions are live changes rarely, yet every write asked the database. Each process now keeps them all
+(`LiveSubscriptions`) with the generation they were read at; triggers move the generation in every transaction that
+adds, removes or changes a state row (through any process, the dispatcher, a job), and the bearer check reads it
+along (`Exchange.read_along`). A write uses the copy when it is of that generation, and reads it anew when not.
+So a write sees every subscription change committed before its request's first statement, in every process. The
+per-write lookup guaranteed no more: under READ COMMITTED it missed a change committed between the lookup and the
+write's commit; for a change concurrent with the request the window now opens at the bearer check, not at the
+lookup. Units without the value (the exchange's own, a batch's later entries, the web inbox) and units that wrote a
+Subscription themselves ask their own transaction, as before."""
 from __future__ import annotations
 
 import logging
+from typing import Mapping, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,7 +30,25 @@ _TRIGGERS = {"create": "C", "update": "U"}
 log = logging.getLogger("exchange.notify")
 
 
+GENERATION = "notify.subscription_generation"  # its key in `Exchange.read_along` and `Unit.read_along`
+
+
 class OutboxHook:
+    def __init__(self) -> None:
+        self._live: queue.LiveSubscriptions | None = None  # this process's copy
+
+    async def _live_of(self, unit: Unit, topics: list[str]) -> Mapping[str, Sequence[queue.LiveSubscription]]:
+        """The live subscriptions of `topics` as of the request's first statement (or later): the process's copy
+        when the generation read along is its own, else read (and kept) anew; the database's answer in the unit's
+        own transaction when it has no generation or wrote a Subscription itself."""
+        current = unit.read_along.get(GENERATION)
+        if not topics or current is None or any(e.resource_type == "Subscription" for e in unit.events):
+            return await queue.states_for_topics(unit.conn, topics)
+        live = self._live
+        if live is None or live.generation != current:
+            live = self._live = await queue.live_subscriptions(unit.conn)  # (its own snapshot: as new or newer)
+        return live.of(topics)
+
     async def before_commit(self, unit: Unit) -> None:
         changes = [e for e in unit.events if e.resource_type in TOPIC_TYPES and e.stored is not None
                    and _TRIGGERS.get(e.interaction) == e.action]
@@ -29,8 +58,7 @@ class OutboxHook:
         fired = [(event, [topic for topic in topics_for(event.resource_type, event.interaction)
                           if topic.fired_by(event.previous.resource if event.previous is not None else None,
                                             event.stored.resource)]) for event in changes]
-        by_topic = await queue.states_for_topics(unit.conn, [topic.canonical for _, topics in fired
-                                                             for topic in topics])
+        by_topic = await self._live_of(unit, [topic.canonical for _, topics in fired for topic in topics])
         matched: dict[str, list] = {}  # subscription id -> events, in the unit's order
         for event, topics in fired:
             body = event.stored.resource

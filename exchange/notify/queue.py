@@ -4,15 +4,17 @@ Used inside the caller's transaction (the unit of work of a change, or one dispa
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import Mapping, NamedTuple, Sequence
 
 from sqlalchemy import and_, bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.notify.bundle import NotificationEvent
 from exchange.notify.spec import SubscriptionSpec
-from exchange.notify.tables import notification_outbox as outbox, subscription_state as state
+from exchange.notify.tables import (notification_outbox as outbox, subscription_generation as generation,
+                                    subscription_state as state)
 from exchange.store import direct
 from exchange.store.clock import from_db, to_db
 from exchange.store.repository import Repository
@@ -49,8 +51,9 @@ _LIVE_OF_TOPICS: dict[int, direct.Statement] = {}  # by the number of topics ask
 
 
 def _live_of_topics(count: int) -> direct.Statement:
-    """The live subscriptions of `count` topics (parameters t0 ...), in subscription id order: every write of a Task
-    or ServiceRequest asks, so the statement is built and compiled once per count and run on the driver."""
+    """The live subscriptions of `count` topics (parameters t0 ...), in subscription id order: a write of a Task or
+    ServiceRequest asks when it cannot use its process's copy (`live_subscriptions`), so the statement is built and
+    compiled once per count and run on the driver."""
     statement = _LIVE_OF_TOPICS.get(count)
     if statement is None:
         statement = _LIVE_OF_TOPICS[count] = direct.Statement(
@@ -62,7 +65,8 @@ def _live_of_topics(count: int) -> direct.Statement:
 
 
 async def states_for_topics(conn: AsyncConnection, topics: list[str]) -> dict[str, list[LiveSubscription]]:
-    """The live subscriptions of each topic, in one query: topic -> rows in subscription id order."""
+    """The live subscriptions of each topic, in one query: topic -> rows in subscription id order, as the caller's
+    transaction sees them (its own changes included)."""
     out: dict[str, list[LiveSubscription]] = {t: [] for t in topics}
     if topics:
         wanted = sorted(set(topics))
@@ -71,6 +75,48 @@ async def states_for_topics(conn: AsyncConnection, topics: list[str]) -> dict[st
             out[row["topic"]].append(LiveSubscription(row["subscription_id"], row["organization_id"], row["topic"],
                                                       row["spec"]))
     return out
+
+
+# The subscriptions' generation (0 while the table is empty): triggers move it in every transaction that adds or
+# removes a state row or changes what the outbox reads of one (migration notify_0002). The bearer check reads it
+# along (`Exchange.read_along`), so a write knows without a statement of its own whether its process's copy of the
+# live subscriptions is current.
+GENERATION = func.coalesce(select(generation.c.value).where(generation.c.id == 1).scalar_subquery(), 0)
+
+
+@dataclass(frozen=True)
+class LiveSubscriptions:
+    """Every live subscription, by topic, as of `generation`: one process's copy (exchange.notify.outbox)."""
+    generation: int
+    by_topic: Mapping[str, Sequence[LiveSubscription]]
+
+    def of(self, topics: list[str]) -> dict[str, Sequence[LiveSubscription]]:
+        """As `states_for_topics`: topic -> rows in subscription id order."""
+        return {topic: self.by_topic.get(topic, ()) for topic in topics}
+
+
+def _all_live() -> direct.Statement:
+    """The generation and every live subscription in one snapshot (one row with NULLs when none is live)."""
+    now = select(GENERATION.label("generation")).subquery("now")
+    return direct.Statement(
+        select(now.c.generation, state.c.subscription_id, state.c.organization_id, state.c.topic, state.c.spec)
+        .select_from(now.outerjoin(state, state.c.status.in_([bindparam(f"s{i}", value)
+                                                             for i, value in enumerate(LIVE)])))
+        .order_by(state.c.subscription_id))
+
+
+_ALL_LIVE = _all_live()
+
+
+async def live_subscriptions(conn: AsyncConnection) -> LiveSubscriptions:
+    """Every live subscription and the generation they are current at, in one statement."""
+    by_topic: dict[str, list[LiveSubscription]] = {}
+    rows = await direct.fetch(conn, _ALL_LIVE, {})
+    for row in rows:
+        if row["subscription_id"] is not None:
+            by_topic.setdefault(row["topic"], []).append(LiveSubscription(
+                row["subscription_id"], row["organization_id"], row["topic"], row["spec"]))
+    return LiveSubscriptions(int(rows[0]["generation"]), {t: tuple(subs) for t, subs in by_topic.items()})
 
 
 async def take_event_numbers(conn: AsyncConnection, counts: dict[str, int], lock_rows: bool) -> dict[str, int]:

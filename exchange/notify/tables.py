@@ -4,6 +4,9 @@
 that is locked while an event number is taken, and the lease of the dispatcher delivering it).
 `notification_outbox` holds every handshake, heartbeat and event notification in the order it was written; rows are
 kept after delivery so `$events` can replay them.
+`subscription_generation` is one counter that moves whenever a state row is added, removed or changes what the outbox
+reads of it (triggers, migration notify_0002): the per-process copy of the live subscriptions is current while it
+has not moved (exchange.notify.outbox).
 """
 from __future__ import annotations
 
@@ -29,6 +32,12 @@ subscription_state = Table(
     Column("next_heartbeat", DateTime(timezone=False)),
     Column("created", DateTime(timezone=False), nullable=False),
     Index("ix_subscription_state_topic", "topic", "status"),
+)
+
+subscription_generation = Table(
+    "subscription_generation", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # 1: the one row (absent: generation 0)
+    Column("value", BigInteger, nullable=False),
 )
 
 notification_outbox = Table(
