@@ -2,7 +2,9 @@
 
 The request's transaction only INSERTs its records and their queue rows (with the unit's final flush:
 `Unit.add_rows`; their `entry` numbers come from a database sequence), so no row is shared between requests and
-nothing serialises them: no change commits without its record. (On PostgreSQL the queue rows go in the flush's one
+nothing serialises them: no change commits without its record. A unit that changes nothing (`Unit.read_only`: a
+read, a search) writes nothing in its transaction: its records, or its refusal's, go to the process's group commit
+once that transaction ended (`exchange.audit.group_commit`), and it answers when they are committed. (On PostgreSQL the queue rows go in the flush's one
 statement; on SQLite, where each table costs a statement of its own, a trigger on audit_event inserts them: see
 `exchange.audit.tables`.) After the commit the hook kicks the linker (`exchange.audit.linker`), which integrates the
 queue into the hash chain in a task of its own, coalescing the requests of one process into one pass: the response
@@ -42,18 +44,20 @@ def _entity_rows(records: Sequence[AuditRecord]) -> list[dict]:
 
 
 async def enqueue(conn: AsyncConnection, records: Sequence[AuditRecord]) -> None:
-    """Insert `records` (unlinked) in `conn`'s transaction, which must then commit, or nothing of them stays."""
+    """Insert `records` (unlinked) in `conn`'s transaction, which must then commit, or nothing of them stays. On
+    PostgreSQL one statement (so a connection without a transaction commits it whole: `exchange.audit.group_commit`)."""
     if not records:
         return
     entity_rows = _entity_rows(records)
-    if entity_rows:
-        await direct.executemany(conn, _INSERT_ENTITY, entity_rows)
-    if direct.is_postgres(conn):  # the records and their queue rows in one statement
+    if direct.is_postgres(conn):  # the records, their entities and their queue rows in one statement
         pending = Pending()
+        pending.add_rows(audit_entity, entity_rows)
         pending.add_rows(audit_event, [_row(r) for r in records], QUEUED)
         await pending.write(conn)
-    else:  # (the queue's trigger)
-        await direct.executemany(conn, _INSERT_EVENT, [_row(r) for r in records])
+        return
+    if entity_rows:
+        await direct.executemany(conn, _INSERT_ENTITY, entity_rows)
+    await direct.executemany(conn, _INSERT_EVENT, [_row(r) for r in records])  # (the queue's trigger)
 
 
 # Every request inserts its records with these: compiled once, run on the driver (exchange.store.direct)
@@ -66,14 +70,19 @@ QUEUED = (audit_queue, "entry")
 
 
 class AuditLog:
-    """Registered in `exchange.hooks`."""
+    """Registered in `exchange.hooks`. `group`: the process's `exchange.audit.group_commit.GroupCommit`, where the
+    records of units that change nothing go."""
 
-    def __init__(self, base_url: str, linker: Linker):
+    def __init__(self, base_url: str, linker: Linker, group) -> None:  # noqa: ANN001
         self.base_url = base_url
         self.linker = linker
+        self.group = group
 
     async def before_commit(self, unit: Unit) -> None:
-        """The unit's records go with its final flush (on PostgreSQL in its one statement), in its transaction."""
+        """The unit's records go with its final flush (on PostgreSQL in its one statement), in its transaction; a
+        unit that changes nothing writes nothing there (`after_commit`)."""
+        if unit.read_only:
+            return
         records = records_for_events(unit.ctx, unit.interaction, unit.events, self.base_url)
         if records:
             await unit.add_rows(audit_entity, _entity_rows(records))
@@ -81,12 +90,19 @@ class AuditLog:
                                 QUEUED if unit.dialect == "postgresql" else None)
 
     async def after_commit(self, unit: Unit) -> None:
+        """A unit that changed nothing answers once its records are committed, in a batch with other such units'."""
+        if unit.read_only:
+            await self.group.commit(records_for_events(unit.ctx, unit.interaction, unit.events, self.base_url))
         await self._link()
 
     async def on_failure(self, conn: AsyncConnection, failure: Failure) -> None:
         await enqueue(conn, [record_for_failure(failure, self.base_url)])
 
     async def after_failure(self, failure: Failure) -> None:
+        """A refusal of a unit that changes nothing (told only here: `exchange.kernel.unit.record_failure`) is
+        committed in a batch too, before the refusal is answered."""
+        if failure.read_only:
+            await self.group.commit([record_for_failure(failure, self.base_url)])
         await self._link()
 
     async def _link(self) -> None:

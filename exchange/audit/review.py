@@ -292,7 +292,7 @@ async def search(exchange, ctx: RequestContext, params: list[tuple[str, str]]  #
 
     viewer = viewer_of(ctx, "s")
     query = parse_query(params, exchange.settings)
-    async with open_unit(exchange, ctx, "search-type", "AuditEvent") as unit:
+    async with open_unit(exchange, ctx, "search-type", "AuditEvent", read_only=True) as unit:
         rows, total = await run_query(unit.conn, query, viewer)
         matches = await render(unit.conn, rows, viewer)
         unit.record(Event("search-type", "E", "AuditEvent", query=list(query.plan.echo)))

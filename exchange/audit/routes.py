@@ -76,7 +76,7 @@ async def export(request: Request, ctx: RequestContext = Ctx) -> Response:
     if unknown:
         raise BadRequest("$export takes only _since and _until", code="not-supported")
     since, until = _instant("_since", args.get("_since")), _instant("_until", args.get("_until"))
-    async with open_unit(exchange, ctx, "operation", "AuditEvent") as unit:
+    async with open_unit(exchange, ctx, "operation", "AuditEvent", read_only=True) as unit:
         unit.record(Event("operation", "E", "AuditEvent",
                           query=[(k, v) for k, v in args.items() if k in ("_since", "_until")]))
     return StreamingResponse(export_lines(exchange.db, since, until), media_type=NDJSON)
@@ -86,7 +86,7 @@ async def export(request: Request, ctx: RequestContext = Ctx) -> Response:
 async def read(event_id: str, request: Request, ctx: RequestContext = Ctx) -> Response:
     exchange = request.app.state.exchange
     viewer = review.viewer_of(ctx, "r")
-    async with open_unit(exchange, ctx, "read", "AuditEvent", event_id) as unit:
+    async with open_unit(exchange, ctx, "read", "AuditEvent", event_id, read_only=True) as unit:
         row = await review.read_row(unit.conn, event_id, viewer)
         if row is None:
             raise NotFound(f"AuditEvent/{event_id} is not known", expression="AuditEvent.id")

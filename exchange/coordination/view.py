@@ -134,7 +134,7 @@ async def escalated_referrals(exchange: Exchange, ctx: RequestContext, now: date
     limit = exchange.settings.max_page_size
     plan = parse_search("Task", [("escalated", "true"), ("_sort", "-_lastUpdated")], strict=True,
                         default_count=limit, max_count=limit)
-    async with open_unit(exchange, ctx, "operation", "Task") as unit:
+    async with open_unit(exchange, ctx, "operation", "Task", read_only=True) as unit:
         require_coordinator(ctx, exchange.settings)
         tasks, _ = await unit.repo.search("Task", plan_conditions(plan), plan_order(plan), limit, 0,
                                               UNRESTRICTED, with_total=False)

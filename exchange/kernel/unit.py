@@ -5,6 +5,11 @@ transaction commits, every registered hook sees the unit and adds its rows to it
 its AuditEvents, the notifier its outbox rows), which the unit's final flush writes with the change's own, so a
 change never commits without its record. When the interaction fails, the hooks are told in a
 fresh transaction, after the failed one has rolled back (the refusal is recorded; nothing of the change remains).
+
+A unit opened `read_only` (a read, a search, a review of the log: it changes nothing) writes nothing in its
+transaction, which only reads (`Database.reading`): the hooks record what they must once it has ended, in
+`after_commit` (or, refused, `after_failure`, with no transaction of its own), and the interaction answers only
+when they are done: the audit log commits the records of many such units together (`exchange.audit.group_commit`).
 """
 from __future__ import annotations
 
@@ -46,6 +51,7 @@ class Unit:
     ctx: RequestContext
     conn: AsyncConnection
     interaction: str
+    read_only: bool = False  # changes nothing: its hooks write after its transaction (`open_unit`)
     events: list[Event] = field(default_factory=list)
     # what the request's first statement read along with the bearer check (`Exchange.read_along`), in its first
     # unit only (`exchange.context.ReadAlong`); empty otherwise (the exchange's own units, a batch's later entries)
@@ -82,6 +88,12 @@ class Unit:
     def record(self, event: Event) -> None:
         self.events.append(event)
 
+    def check_wrote_nothing(self) -> None:
+        """A read-only unit's records are not written with it: one that changed something would commit unrecorded."""
+        changed = [e.interaction for e in self.events if e.action not in ("R", "E")]
+        if changed or (self._repo is not None and self._repo.pending):
+            raise RuntimeError(f"a read-only {self.interaction} unit wrote ({', '.join(changed) or 'rows'})")
+
 
 @dataclass
 class Failure:
@@ -91,10 +103,12 @@ class Failure:
     resource_type: str | None
     resource_id: str | None
     error: FhirError
+    read_only: bool = False  # of a unit that changes nothing: told to the hooks' `after_failure` only
 
 
 class UnitHook(Protocol):
-    """`after_commit(unit)` and `after_failure(failure)` are optional: work that follows the commit (linking)."""
+    """`after_commit(unit)` and `after_failure(failure)` are optional: work that follows the commit (linking), and
+    the records of a read-only unit."""
 
     async def before_commit(self, unit: Unit) -> None: ...
 
@@ -103,17 +117,20 @@ class UnitHook(Protocol):
 
 @asynccontextmanager
 async def open_unit(exchange: "Exchange", ctx: RequestContext, interaction: str, resource_type: str | None = None,
-                    resource_id: str | None = None) -> AsyncIterator[Unit]:
+                    resource_id: str | None = None, read_only: bool = False) -> AsyncIterator[Unit]:
     try:
-        async with exchange.db.transaction(ctx.begun) as conn:
-            unit = Unit(exchange, ctx, conn, interaction,
+        opened = exchange.db.reading(ctx.begun) if read_only else exchange.db.transaction(ctx.begun)
+        async with opened as conn:
+            unit = Unit(exchange, ctx, conn, interaction, read_only,
                         read_along=ctx.read_along.take() if ctx.read_along is not None else {})
             yield unit
             for hook in exchange.hooks:  # (what they read through the unit's repository flushes what it needs first)
                 await hook.before_commit(unit)
+            if read_only:
+                unit.check_wrote_nothing()
             await unit.flush()  # the unit's deferred rows and the rows its hooks added, together
     except FhirError as error:
-        await record_failure(exchange, Failure(ctx, interaction, resource_type, resource_id, error))
+        await record_failure(exchange, Failure(ctx, interaction, resource_type, resource_id, error, read_only))
         raise
     for hook in exchange.hooks:
         after = getattr(hook, "after_commit", None)
@@ -124,9 +141,10 @@ async def open_unit(exchange: "Exchange", ctx: RequestContext, interaction: str,
 async def record_failure(exchange: "Exchange", failure: Failure) -> None:
     if not exchange.hooks:
         return
-    async with exchange.db.transaction() as conn:
-        for hook in exchange.hooks:
-            await hook.on_failure(conn, failure)
+    if not failure.read_only:  # (a read-only unit's hooks wrote nothing: nothing to write in a transaction now)
+        async with exchange.db.transaction() as conn:
+            for hook in exchange.hooks:
+                await hook.on_failure(conn, failure)
     for hook in exchange.hooks:
         after = getattr(hook, "after_failure", None)
         if after is not None:

@@ -47,7 +47,7 @@ def _status_of(exchange: Exchange, row) -> dict:  # noqa: ANN001
 
 
 async def status_instance(exchange: Exchange, ctx: RequestContext, subscription_id: str) -> dict:
-    async with open_unit(exchange, ctx, "operation", "Subscription", subscription_id) as unit:
+    async with open_unit(exchange, ctx, "operation", "Subscription", subscription_id, read_only=True) as unit:
         row = await _visible_state(unit, subscription_id)
         unit.record(Event("operation", "E", "Subscription", subscription_id))
         return _searchset([_status_of(exchange, row)])
@@ -59,7 +59,7 @@ async def status_type(exchange: Exchange, ctx: RequestContext, params: list[tupl
     unknown = [k for k, _ in params if k not in ("id", "status", "_format", "_pretty")]
     if unknown:
         raise BadRequest("$status takes only id and status", code="not-supported")
-    async with open_unit(exchange, ctx, "operation", "Subscription") as unit:
+    async with open_unit(exchange, ctx, "operation", "Subscription", read_only=True) as unit:
         check_permission(ctx, "Subscription", "r")
         query = select(state).order_by(state.c.created).limit(exchange.settings.max_page_size)
         if not ctx.is_system:
@@ -90,7 +90,7 @@ async def events(exchange: Exchange, ctx: RequestContext, subscription_id: str, 
     contents = [v for k, v in params if k == "content"]
     if contents and contents[0] not in ("empty", "id-only", "full-resource"):
         raise BadRequest("content must be empty, id-only or full-resource", expression="content")
-    async with open_unit(exchange, ctx, "operation", "Subscription", subscription_id) as unit:
+    async with open_unit(exchange, ctx, "operation", "Subscription", subscription_id, read_only=True) as unit:
         row = await _visible_state(unit, subscription_id)
         spec = SubscriptionSpec.loads(row.spec)
         content = contents[0] if contents else spec.payload

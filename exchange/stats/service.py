@@ -21,7 +21,7 @@ async def referral_statistics(exchange: Exchange, ctx: RequestContext, pairs: Se
                               now: datetime | None = None) -> report.Report:
     now = now or datetime.now(timezone.utc)
     settings = exchange.settings
-    async with open_unit(exchange, ctx, "operation", "MeasureReport") as unit:
+    async with open_unit(exchange, ctx, "operation", "MeasureReport", read_only=True) as unit:
         require_statistics_access(ctx, settings)
         query = params.parse(pairs, now, names, ignored)
         unit.record(Event("operation", "E", "MeasureReport", query=query.as_pairs()))

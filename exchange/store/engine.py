@@ -90,16 +90,7 @@ async def _begin_postgres(engine: AsyncEngine) -> AsyncConnection:
     """A connection of the pool with its transaction begun: what `engine.begin()` gives, in one pass through
     SQLAlchemy's greenlet, not two (connect, then begin: every request's transaction and every linker pass). As with
     SQLAlchemy, nothing is sent yet: the driver sends BEGIN with the first statement (exchange.store.direct)."""
-    def connect_and_begin() -> Connection:
-        sync = engine.sync_engine.connect()
-        try:
-            sync.begin()
-        except BaseException:
-            sync.close()
-            raise
-        return sync
-
-    return AsyncConnection(engine, await greenlet_spawn(connect_and_begin))
+    return await _connect(engine, True)
 
 
 async def _end_postgres(conn: AsyncConnection, commit: bool) -> None:
@@ -113,6 +104,24 @@ async def _end_postgres(conn: AsyncConnection, commit: bool) -> None:
             committed = True
     finally:  # (a COMMIT that failed: SQLAlchemy rolls back, which a lost connection allows)
         await greenlet_spawn(_close, conn.sync_connection, committed)
+
+
+async def _connect(engine: AsyncEngine, begin: bool, **options: object) -> AsyncConnection:
+    """A connection of the pool with `options` set (and its transaction begun), in one pass through SQLAlchemy's
+    greenlet, not two or three (connect, execution_options, begin); `_close` ends it in one more."""
+    def connect() -> Connection:
+        sync = engine.sync_engine.connect()
+        try:
+            if options:
+                sync.execution_options(**options)
+            if begin:
+                sync.begin()
+        except BaseException:
+            sync.close()
+            raise
+        return sync
+
+    return AsyncConnection(engine, await greenlet_spawn(connect))
 
 
 def _close(sync: Connection, commit: bool) -> None:
@@ -163,6 +172,7 @@ class Database:
             self.engine = _sqlite_engine(url)
             self._write_lock: asyncio.Lock | None = asyncio.Lock()
             self._checkpointer = _checkpointer(self.engine, self._write_lock)
+            self._one_connection = _url_in_memory(make_url(url))
         else:
             # No pre-ping: on asyncpg it is three round trips (BEGIN, a ping, ROLLBACK) on every checkout, i.e. on
             # every request. A connection the server dropped fails the statement that uses it; SQLAlchemy then
@@ -175,6 +185,7 @@ class Database:
                                               connect_args={"server_settings": {"jit": "off"}})
             self._write_lock = None
             self._checkpointer = None
+            self._one_connection = False
 
     @asynccontextmanager
     async def transaction(self, begun: BegunTransaction | None = None) -> AsyncIterator[AsyncConnection]:
@@ -199,6 +210,41 @@ class Database:
             await asyncio.shield(_end_postgres(conn, commit=False))  # (as engine.begin(): the pool gets it back)
             raise
         await asyncio.shield(_end_postgres(conn, commit=True))
+
+    @asynccontextmanager
+    async def reading(self, begun: BegunTransaction | None = None) -> AsyncIterator[AsyncConnection]:
+        """A transaction that only reads (a unit that changes nothing: its records go in a group commit,
+        `exchange.audit.group_commit`). PostgreSQL: as `transaction` (the request's, `begun`, when no unit took it);
+        writing nothing, its COMMIT waits for no WAL flush. SQLite: a deferred BEGIN, not queued with the writers (in
+        WAL mode one snapshot that waits for no writer and holds none up); in memory (one shared connection) the
+        writers' queue, as `transaction`."""
+        if not self.is_sqlite or self._one_connection:
+            async with self.transaction(begun) as conn:
+                yield conn
+            return
+        conn = await _connect(self.engine, True, **{_READ_ONLY: True})  # (BEGIN on the loop: the "begin" listener)
+        try:
+            yield conn
+        except BaseException:
+            await asyncio.shield(greenlet_spawn(_close, conn.sync_connection, False))
+            raise
+        await asyncio.shield(greenlet_spawn(_close, conn.sync_connection, True))
+
+    @asynccontextmanager
+    async def statement(self) -> AsyncIterator[AsyncConnection]:
+        """A write of one statement that is its own transaction (atomic, committed when it returns). PostgreSQL: no
+        BEGIN and COMMIT round trips around it (autocommit; its commit waits for the WAL flush as any). SQLite: one
+        write transaction, as `transaction`, whatever it runs."""
+        if self.is_sqlite:
+            async with self.transaction() as conn:
+                yield conn
+            return
+        # (begun as SQLAlchemy sees it, so the driver's statement needs no pass of its own for that: nothing is sent)
+        conn = await _connect(self.engine, True, isolation_level="AUTOCOMMIT")
+        try:
+            yield conn
+        finally:
+            await asyncio.shield(greenlet_spawn(_close, conn.sync_connection, False))
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

@@ -40,3 +40,8 @@ class Repository(Reads, Writes):
         self._recorders: dict[tuple[str, str], str | None] = {}
         self._minted: set[tuple[str, str]] = set()  # ids this unit drew for the resources it creates (`new_id`)
         self._indexed: dict[tuple[str, str], list[dict]] = {}  # the index rows this unit wrote, by resource
+
+    @property
+    def pending(self) -> bool:
+        """Whether rows of this unit wait to be written (`flush`)."""
+        return bool(self._pending)

@@ -149,7 +149,7 @@ async def verify(exchange: Exchange, ctx: RequestContext) -> tuple[Verdict, Chec
     (signed now if there is none yet, as `/.well-known/audit-checkpoint` does)."""
     review.viewer_of(ctx, "r")
     verdict = await verify_database(exchange)
-    async with open_unit(exchange, ctx, "operation", "AuditEvent") as unit:
+    async with open_unit(exchange, ctx, "operation", "AuditEvent", read_only=True) as unit:
         unit.record(Event("operation", "E", "AuditEvent"))
     return verdict, await stored_checkpoint(exchange) or await sign_checkpoint(exchange)
 

@@ -89,7 +89,7 @@ async def inbox(exchange: Exchange, ctx: RequestContext, now: datetime) -> Inbox
                         strict=True, default_count=LIMIT, max_count=LIMIT)
     after = timedelta(hours=settings.referral_overdue_hours)
     org = ctx.organization_id
-    async with open_unit(exchange, ctx, "search-type", "Task") as unit:
+    async with open_unit(exchange, ctx, "search-type", "Task", read_only=True) as unit:
         bundle = await search_in(unit, plan)
         resources = [e["resource"] for e in orjson.loads(orjson.dumps(bundle)).get("entry", [])]  # stored JSON
         requests = {r["id"]: r for r in resources if r["resourceType"] == "ServiceRequest"}
@@ -273,7 +273,7 @@ async def _optional(unit: Unit, reference: str | None, resource_type: str) -> di
 async def referral(exchange: Exchange, ctx: RequestContext, task_id: str, now: datetime) -> Referral:
     """The referral page's content; NotFound when the Task does not exist or the person may not see it."""
     org = ctx.organization_id
-    async with open_unit(exchange, ctx, "read", "Task", task_id) as unit:
+    async with open_unit(exchange, ctx, "read", "Task", task_id, read_only=True) as unit:
         stored = await read_in(unit, "Task", task_id)
         task = stored.resource
         request = await _optional(unit, next(references_in(task.get("focus")), None), "ServiceRequest")

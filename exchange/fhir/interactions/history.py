@@ -20,7 +20,8 @@ async def history_instance(exchange: Exchange, ctx: RequestContext, resource_typ
     args = dict(params)
     count = min(int_param("_count", args.get("_count", str(settings.default_page_size)), 1), settings.max_page_size)
     offset = int_param("_offset", args.get("_offset", "0"), 0)
-    async with open_unit(exchange, ctx, "history-instance", resource_type, resource_id) as unit:
+    async with open_unit(exchange, ctx, "history-instance", resource_type, resource_id,
+                         read_only=True) as unit:
         exchange.access_policy.check_permission(ctx, resource_type, "r")
         versions, total = await unit.repo.history(resource_type, resource_id, unit.access, count, offset)
         if total == 0:

@@ -29,7 +29,7 @@ async def read_in(unit: Unit, resource_type: str, resource_id: str) -> StoredRes
 
 async def read(exchange: Exchange, ctx: RequestContext, resource_type: str, resource_id: str) -> Result:
     check_resource_type(resource_type, resource_id)
-    async with open_unit(exchange, ctx, "read", resource_type, resource_id) as unit:
+    async with open_unit(exchange, ctx, "read", resource_type, resource_id, read_only=True) as unit:
         stored = await read_in(unit, resource_type, resource_id)
     return Result(200, stored=stored)
 
@@ -37,7 +37,7 @@ async def read(exchange: Exchange, ctx: RequestContext, resource_type: str, reso
 async def vread(exchange: Exchange, ctx: RequestContext, resource_type: str, resource_id: str, version: str
                 ) -> Result:
     check_resource_type(resource_type, resource_id)
-    async with open_unit(exchange, ctx, "vread", resource_type, resource_id) as unit:
+    async with open_unit(exchange, ctx, "vread", resource_type, resource_id, read_only=True) as unit:
         policy = exchange.access_policy
         policy.check_permission(ctx, resource_type, "r")
         stored = None

@@ -79,7 +79,7 @@ async def search(exchange: Exchange, ctx: RequestContext, resource_type: str, pa
     plan = plan_of(exchange, resource_type, params, strict)
     if identifying(plan):
         await exchange.keys.current()  # loaded outside the unit (it may have to write the first key)
-    async with open_unit(exchange, ctx, "search-type", resource_type) as unit:
+    async with open_unit(exchange, ctx, "search-type", resource_type, read_only=True) as unit:
         bundle = await search_in(unit, plan)
     return Result(200, body=bundle)
 

@@ -34,7 +34,7 @@ async def validate(exchange: Exchange, ctx: RequestContext, resource_type: str, 
         issues: list[Issue] = [i for check in exchange.profile_checks for i in check(resource_type, resource)]
     except FhirError as exc:
         issues = exc.issues
-    async with open_unit(exchange, ctx, "operation", resource_type) as unit:
+    async with open_unit(exchange, ctx, "operation", resource_type, read_only=True) as unit:
         unit.record(Event("operation", "E", resource_type))
     if not issues:
         return Result(200, body=bundles.information(f"No issues: valid FHIR R4 {resource_type} and valid against "
