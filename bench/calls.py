@@ -8,6 +8,12 @@ checkout's bench/). The linker's passes run in the same event loop and are count
     .venv/bin/python bench/calls.py                                      # PostgreSQL on 127.0.0.1:5432
     .venv/bin/python bench/calls.py --output /tmp/profile.txt --top 40   # ... and the top entries
     .venv/bin/python bench/calls.py --database-url sqlite+aiosqlite:////tmp/profile.db
+    .venv/bin/python bench/calls.py --statements --concurrency 16      # 16 requests at a time: shared statements
+                                                                         # (the audit group commit's) count once
+
+With `--concurrency` above 1 the statements per request are still exact (a statement shared by the requests of a
+batch is counted once and divided among them), the statements by step too (a batch's own are "between requests");
+the CPU by step overlaps and is not.
 """
 from __future__ import annotations
 
@@ -22,9 +28,12 @@ import pstats
 import sys
 import tempfile
 import time
+from contextvars import ContextVar
 from pathlib import Path
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/exchange_profile"
+# the step of the request under way in this task (the linker's passes and the group commits, tasks of their own: None)
+_STEP: ContextVar[str | None] = ContextVar("calls_step", default=None)
 
 
 def _package(filename: str) -> str:
@@ -46,7 +55,6 @@ class AsgiClient:
         self.app = app
         self.cpu_by_step: collections.Counter = collections.Counter()  # seconds of CPU, by lifecycle step
         self.calls_by_step: collections.Counter = collections.Counter()
-        self.step: str | None = None  # the step of the request under way (the linker's passes between: None)
 
     async def request(self, method: str, url: str, headers: dict | None = None, content: bytes | None = None,
                       data: dict | None = None) -> Response:
@@ -81,12 +89,13 @@ class AsgiClient:
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
 
-        step = self.step = _step(method, parts.path, headers or {})
+        step = _step(method, parts.path, headers or {})
+        token = _STEP.set(step)
         started = time.process_time()
         try:
             await self.app(scope, receive, send)
         finally:
-            self.step = None
+            _STEP.reset(token)
         self.cpu_by_step[step] += time.process_time() - started
         self.calls_by_step[step] += 1
         from lifecycle import Response  # noqa: PLC0415 (bench/ is on the path by now)
@@ -156,7 +165,7 @@ async def run(args: argparse.Namespace) -> dict:
 
             def on_execute(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
                 seen[" ".join(statement.split())[:110]] += 1
-                seen_by_step[load.http.step or "between requests (the linker)"][" ".join(statement.split())[:110]] += 1
+                seen_by_step[_STEP.get() or "between requests (the linker, group commits)"][" ".join(statement.split())[:110]] += 1
 
             if args.statements:
                 event.listen(exchange.db.engine.sync_engine, "before_cursor_execute", on_execute)
@@ -172,8 +181,9 @@ async def run(args: argparse.Namespace) -> dict:
             started = time.process_time()
             if tracer is None and not args.cpu_only:
                 profiler.enable()
-            for n in range(count):
-                await work(load.http, samples, n)
+            for first in range(0, count, args.concurrency):
+                await asyncio.gather(*(work(load.http, samples, n)
+                                       for n in range(first, min(count, first + args.concurrency))))
             await asyncio.sleep(0.3)  # the linker's pass for the last writes
             if tracer is not None:
                 sys.setprofile(None)
@@ -235,6 +245,8 @@ def main() -> None:
                         help="no profiler: the process's CPU time per request (server and this client together)")
     parser.add_argument("--statements", action="store_true", help="count each SQL statement per request")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--concurrency", type=int, default=1,
+                        help="requests (lifecycles) of a phase run this many at a time (default 1)")
     parser.add_argument("--server-root", type=Path, default=None,
                         help="count the calls of another checkout's exchange package (this checkout's bench/)")
     args = parser.parse_args()
