@@ -7,12 +7,21 @@ from exchange.fhir.indexing import index_rows
 from exchange.notify import queue
 from exchange.kernel.exchange import Exchange
 from exchange.store.clock import utcnow
+from exchange.store.values import Superseded
 from exchange.kernel.unit import Event, open_unit
 
 
 async def set_status(exchange: Exchange, subscription_id: str, status: str, error: str | None = None,
                      expected: tuple[str, ...] = queue.DELIVERING, **state_values) -> bool:
     """Move the subscription to `status` if it is still in one of `expected` (a subscriber's own change wins)."""
+    try:
+        return await _set_status(exchange, subscription_id, status, error, expected, state_values)
+    except Superseded:
+        return False  # the subscriber wrote a version meanwhile (its unit committed nothing); the next attempt sees it
+
+
+async def _set_status(exchange: Exchange, subscription_id: str, status: str, error: str | None,
+                      expected: tuple[str, ...], state_values: dict) -> bool:
     async with open_unit(exchange, system_context(), "update", "Subscription", subscription_id) as unit:
         row = await queue.get_state(unit.conn, subscription_id)
         if row is None or row.status not in expected:
@@ -27,8 +36,6 @@ async def set_status(exchange: Exchange, subscription_id: str, status: str, erro
         else:
             body.pop("error", None)
         updated = await unit.repo.update(current, body, index_rows("Subscription", body), now=utcnow())
-        if updated is None:
-            return False  # the subscriber wrote a version meanwhile; the next attempt sees it
         await queue.set_state(unit.conn, subscription_id, status=status, last_error=error, **state_values)
         unit.record(Event("update", "U", "Subscription", subscription_id, updated.version_id, stored=updated,
                           previous=current))

@@ -209,6 +209,11 @@ async def execute_sql(conn: AsyncConnection, sql: str, args: Sequence[Any]) -> N
     await _run(conn, sql, list(args), "execute")
 
 
+async def fetch_sql(conn: AsyncConnection, sql: str, args: Sequence[Any]) -> list:
+    """PostgreSQL only: `execute_sql`, and the statement's rows (asyncpg's records)."""
+    return await _run(conn, sql, list(args), "fetch")
+
+
 def _raise(conn: AsyncConnection, adapted, exc: Exception, sql: str) -> None:  # noqa: ANN001
     """As SQLAlchemy would: the driver's error as its DB-API error, and a lost connection invalidated."""
     try:

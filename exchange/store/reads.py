@@ -62,9 +62,10 @@ class Reads(UnitMemory):
         return found
 
     async def stored_version(self, resource_type: str, resource_id: str) -> int | None:
-        """The version stored now, committed by whoever (not this unit's memory of it): None when there is none."""
+        """The version stored now, committed by whoever (not this unit's memory of it), with this unit's own rows
+        not written yet (`Pending.moved_to`): None when there is none."""
         rows = await direct.fetch(self.conn, _STORED_VERSION, {"t": resource_type, "i": resource_id})
-        return int(rows[0]["version_id"]) if rows else None
+        return self._pending.moved_to((resource_type, resource_id), int(rows[0]["version_id"]) if rows else None)
 
     async def read(self, resource_type: str, resource_id: str, access: AccessFilter = UNRESTRICTED
                    ) -> StoredResource | None:

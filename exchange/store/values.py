@@ -1,4 +1,5 @@
-"""The values the store hands out and takes in: a stored version of a resource, and one search-index row."""
+"""The values the store hands out and takes in: a stored version of a resource, one search-index row, and the
+refusal of a write whose version another wrote first."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -7,6 +8,11 @@ from datetime import datetime
 import orjson
 
 from exchange.store.clock import from_db
+
+
+class Superseded(Exception):
+    """A write found the row it replaces moved on: another transaction wrote a version after this unit read it
+    (`Writes.update` and `delete` raise it when their caller names nothing else to raise)."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from exchange.store.clock import to_db
 from exchange.store.meta import tombstone, with_meta
 from exchange.store.tables import (condition_lock, resource, resource_party, resource_recorder, resource_version,
                                    search_index)
-from exchange.store.values import IndexRow, StoredResource
+from exchange.store.values import IndexRow, StoredResource, Superseded
 
 
 # The writes, built once (a statement built per call costs its cache key and coercions on every request), compiled
@@ -57,53 +57,89 @@ _UNINDEX_MANY = delete(search_index).where(tuple_(search_index.c.resource_type, 
 # tables' own column types, and the parameters are numbered in the order `_write_postgres` passes them. A statement
 # names only the tables that have rows (and the DELETE only when index rows are to go): one statement a shape,
 # built once.
+# An update's row move rides in it too (`moved`: UPDATE ... WHERE version_id = the version the unit read, as
+# `_MOVE_ROW`), and every other part happens only if every row moved (`settled`): a row another transaction moved
+# first moves nothing (READ COMMITTED: the UPDATE waits for that transaction's row lock and then finds the version
+# changed), so nothing of the unit is written, and the statement's rows (the numbers of the moves that happened)
+# tell the caller which move lost. The moves are sent in key order, so that two units lock common rows in the
+# same order.
 _VERSION_KEYS = ("resource_type", "id", "version_id", "last_updated", "deleted", "method", "content")
 _INDEX_KEYS = ("resource_type", "resource_id", "param", "system", "value", "text", "date_start", "date_end",
                "last_updated")
 _PARTY_KEYS = ("resource_type", "resource_id", "organization_id")
-_UNINDEX_SQL = ("unindexed AS (DELETE FROM search_index AS s USING unnest($1::varchar[], $2::varchar[]) AS u(t, i)"
-                " WHERE s.resource_type = u.t AND s.resource_id = u.i)")
-_FLUSH_SQL: dict[tuple, str] = {}  # (whether index rows go, ((table, keys), ...)) -> the statement
+_MOVE_KEYS = ("m_type", "m_id", "m_from", "m_to", "m_at", "m_deleted", "m_content")
+_MOVE_COLUMNS = ("resource_type", "id", "version_id", "version_id", "last_updated", "deleted", "content")
+_SETTLED = "(SELECT ok FROM settled)"
+_FLUSH_SQL: dict[tuple, str] = {}  # (whether rows move, whether index rows go, ((table, keys), ...)) -> the statement
 
 
-def _flush_postgres_sql(unindex: bool, parts: tuple[tuple[Table, tuple[str, ...], tuple | None], ...]) -> str:
+def _flush_postgres_sql(moves: bool, unindex: bool, parts: tuple[tuple[Table, tuple[str, ...], tuple | None], ...]
+                        ) -> str:
     from sqlalchemy.dialects import postgresql
 
     dialect = postgresql.dialect()
-    ctes = [_UNINDEX_SQL] if unindex else []
-    number = 3 if unindex else 1
+
+    def typed(table: Table, columns: Iterable[str], first: int) -> str:
+        return ", ".join(f"${first + i}::{table.c[c].type.compile(dialect=dialect)}[]" for i, c in enumerate(columns))
+
+    ctes, number, only_if = [], 1, ""
+    if moves:
+        ctes.append(f"moved AS (UPDATE resource AS r SET version_id = m.v_to, last_updated = m.v_at, "
+                    f"deleted = m.v_deleted, content = m.v_content "
+                    f"FROM unnest({typed(resource, _MOVE_COLUMNS, 1)}, $8::integer[]) "
+                    f"AS m(t, i, v_from, v_to, v_at, v_deleted, v_content, n) "
+                    f"WHERE r.resource_type = m.t AND r.id = m.i AND r.version_id = m.v_from RETURNING m.n)")
+        ctes.append("settled AS (SELECT count(*) = cardinality($8::integer[]) AS ok FROM moved)")
+        number, only_if = 9, f" WHERE {_SETTLED}"
+    if unindex:
+        ctes.append(f"unindexed AS (DELETE FROM search_index AS s USING unnest(${number}::varchar[], "
+                    f"${number + 1}::varchar[]) AS u(t, i) WHERE s.resource_type = u.t AND s.resource_id = u.i"
+                    f"{f' AND {_SETTLED}' if moves else ''})")
+        number += 2
     for n, (table, keys, echo) in enumerate(parts):
-        arrays = ", ".join(f"${number + i}::{table.c[k].type.compile(dialect=dialect)}[]" for i, k in enumerate(keys))
+        arrays = typed(table, keys, number)
         number += len(keys)
         returning = f" RETURNING {echo[1]}" if echo else ""
         ctes.append(f"{table.name}_rows{n} AS (INSERT INTO {table.name} ({', '.join(keys)}) "
-                    f"SELECT * FROM unnest({arrays}){returning})")
+                    f"SELECT * FROM unnest({arrays}){only_if}{returning})")
         if echo:  # each row's number, as the database drew it, into the echo table (`Pending.add_rows`)
             ctes.append(f"{echo[0].name}_echo{n} AS (INSERT INTO {echo[0].name} ({echo[1]}) "
                         f"SELECT {echo[1]} FROM {table.name}_rows{n})")
-    return "WITH " + ", ".join(ctes) + " SELECT 1"
+    return "WITH " + ", ".join(ctes) + (" SELECT n FROM moved" if moves else " SELECT 1")
 
 
 def _columns(rows: list[dict], keys: tuple[str, ...]) -> list[list]:
     return [[row[k] for row in rows] for k in keys]
 
 
-async def _write_postgres(conn: AsyncConnection, unindex: list[tuple[str, str]],
-                          parts: list[tuple[Table, tuple[str, ...], list[dict]]],
+async def _write_postgres(conn: AsyncConnection, moves: list[tuple[dict, BaseException]],
+                          unindex: list[tuple[str, str]], parts: list[tuple[Table, tuple[str, ...], list[dict]]],
                           echoes: dict[Table, tuple[Table, str]] | None = None) -> None:
-    """`parts`: (table, keys, rows) of each table with rows to insert; `echoes`: by table, where its rows' numbers
-    go too (`Pending.add_rows`)."""
-    if not (unindex or parts):
+    """`moves`: (`_MOVE_ROW`'s parameters, what to raise if that row moved on) of each row to move, in the unit's
+    order; `parts`: (table, keys, rows) of each table with rows to insert; `echoes`: by table, where its rows'
+    numbers go too (`Pending.add_rows`). Raises the first lost move's exception (then nothing was written)."""
+    if not (moves or unindex or parts):
         return
     echoes = echoes or {}
-    shape = (bool(unindex), tuple((table, keys, echoes.get(table)) for table, keys, _ in parts))
+    shape = (bool(moves), bool(unindex), tuple((table, keys, echoes.get(table)) for table, keys, _ in parts))
     sql = _FLUSH_SQL.get(shape)
     if sql is None:
         sql = _FLUSH_SQL[shape] = _flush_postgres_sql(*shape)
-    args = [[t for t, _ in unindex], [i for _, i in unindex]] if unindex else []
+    args: list = []
+    if moves:
+        order = sorted(range(len(moves)), key=lambda n: (moves[n][0]["m_type"], moves[n][0]["m_id"]))
+        args += [[moves[n][0][k] for n in order] for k in _MOVE_KEYS] + [order]
+    if unindex:
+        args += [[t for t, _ in unindex], [i for _, i in unindex]]
     for _, keys, rows in parts:
         args += _columns(rows, keys)
-    await direct.execute_sql(conn, sql, args)
+    if not moves:
+        await direct.execute_sql(conn, sql, args)
+        return
+    moved = {row[0] for row in await direct.fetch_sql(conn, sql, args)}
+    for n, (_, lost) in enumerate(moves):
+        if n not in moved:
+            raise lost
 
 
 _INSERT_ROWS: dict[tuple[Table, tuple[str, ...]], direct.Statement] = {}  # SQLite: a table's added rows, by shape
@@ -121,24 +157,56 @@ def _dumps(body: dict) -> str:
 
 
 class Pending:
-    """The version, index, party and recorder rows of a unit's writes not written yet, the resources whose stored
-    index rows are to go, and the rows of other tables added to the unit's flush (`add_rows`: the hooks' audit
-    records, alerts and outbox rows). `write` sends them in one statement (PostgreSQL) or one a table (SQLite)."""
+    """The row moves, version, index, party and recorder rows of a unit's writes not written yet, the resources
+    whose stored index rows are to go, and the rows of other tables added to the unit's flush (`add_rows`: the
+    hooks' audit records, alerts and outbox rows). `write` sends them in one statement (PostgreSQL) or one a table
+    (SQLite), the moves first: if a row moved on meanwhile, nothing is written and that move's exception is raised."""
 
     def __init__(self) -> None:
         self.resources: list[dict] = []  # the rows of resources created since the last write
+        self.fresh: dict[tuple[str, str], dict] = {}  # created since the last write: their rows (no index rows stored)
+        self.moves: dict[tuple[str, str], tuple[dict, BaseException]] = {}  # stored rows to move: (`_MOVE_ROW`'s
+        # parameters, what to raise if the row is no longer at the version the unit read), in the unit's order
         self.versions: list[dict] = []  # version rows
         self.index: dict[tuple[str, str], list[dict]] = {}  # index rows, by resource
         self.unindex: dict[tuple[str, str], None] = {}  # resources whose stored index rows are to go (in order)
-        self.fresh: set[tuple[str, str]] = set()  # created since the last write: no index rows stored yet
         self.parties: dict[tuple[str, str], set[str]] = {}  # party rows, by resource
         self.recorders: list[dict] = []  # recorder rows
         self.added: dict[Table, tuple[tuple[str, ...], list[dict]]] = {}  # other tables' rows: (keys, rows)
         self.echoes: dict[Table, tuple[Table, str]] = {}  # an added table -> (table, column) its numbers go into
 
     def __bool__(self) -> bool:
-        return bool(self.resources or self.versions or self.index or self.unindex or self.parties or self.recorders
-                    or self.added)
+        return bool(self.resources or self.moves or self.versions or self.index or self.unindex or self.parties
+                    or self.recorders or self.added)
+
+    def move(self, key: tuple[str, str], expected: int, row: dict, lost: BaseException) -> None:
+        """The current row of `key` becomes `row` (version_id, last_updated, deleted, content) if it is at version
+        `expected`: a row created since the last write is simply written so, a row moved since then moves once
+        (from the version stored); `lost` is raised here if the unit's own rows say otherwise, else by `write`
+        when the stored row has moved on."""
+        created = self.fresh.get(key)
+        known = self.moves.get(key)
+        if created is not None or known is not None:
+            at = created["version_id"] if created is not None else known[0]["m_to"]
+            if at != expected:
+                raise lost
+            if created is not None:
+                created.update(row)
+            else:
+                known[0].update(m_to=row["version_id"], m_at=row["last_updated"], m_deleted=row["deleted"],
+                                m_content=row["content"])
+            return
+        self.moves[key] = ({"m_type": key[0], "m_id": key[1], "m_from": expected, "m_to": row["version_id"],
+                            "m_at": row["last_updated"], "m_deleted": row["deleted"], "m_content": row["content"]},
+                           lost)
+
+    def moved_to(self, key: tuple[str, str], stored: int | None) -> int | None:
+        """The version of `key` as the unit's rows make it, given the version `stored` now."""
+        known = self.moves.get(key)
+        if known is not None and stored == known[0]["m_from"]:
+            return known[0]["m_to"]
+        created = self.fresh.get(key)
+        return created["version_id"] if created is not None and stored is None else stored
 
     def add_rows(self, table: Table, rows: Iterable[dict], echo: tuple[Table, str] | None = None) -> None:
         """Rows of `table` to insert with the next write (in the order added; every row of a table with the same
@@ -162,25 +230,31 @@ class Pending:
         return any(t == resource_type for t, _ in self.index) or any(t == resource_type for t, _ in self.unindex)
 
     async def write(self, conn: AsyncConnection) -> None:
-        """Stored index rows out, then versions, index, party and recorder rows in (on PostgreSQL one statement, on
-        SQLite one a table); nothing is pending after."""
-        unindex, resources, versions, recorders, added = (list(self.unindex), self.resources, self.versions,
-                                                          self.recorders, self.added)
+        """Rows moved, stored index rows out, then versions, index, party and recorder rows in (on PostgreSQL one
+        statement, on SQLite one a table); nothing is pending after. A move that finds its row moved on raises its
+        exception (on PostgreSQL nothing of the statement is written; on SQLite nothing after the moves is, and
+        the unit's transaction is rolled back with the exception)."""
+        moves, unindex, resources, versions, recorders, added = (list(self.moves.values()), list(self.unindex),
+                                                                 self.resources, self.versions, self.recorders,
+                                                                 self.added)
         index = [row for rows in self.index.values() for row in rows]
         parties = [{"resource_type": t, "resource_id": i, "organization_id": o}
                    for (t, i), orgs in self.parties.items() for o in sorted(orgs)]
-        self.unindex, self.resources, self.versions, self.index, self.fresh = {}, [], [], {}, set()
+        self.moves, self.unindex, self.resources, self.versions, self.index, self.fresh = {}, {}, [], [], {}, {}
         self.parties, self.recorders, self.added = {}, [], {}
         echoes, self.echoes = self.echoes, {}
         if direct.is_postgres(conn):
             parts = [(table, keys, rows) for table, keys, rows in (
                 (resource, _VERSION_COLUMNS, resources), (resource_version, _VERSION_KEYS, versions), (search_index, _INDEX_KEYS, index),
                 (resource_party, _PARTY_KEYS, parties), (resource_recorder, _PARTY_KEYS, recorders)) if rows]
-            await _write_postgres(conn, unindex, parts + [(t, keys, rows) for t, (keys, rows) in added.items()],
+            await _write_postgres(conn, moves, unindex, parts + [(t, keys, rows) for t, (keys, rows) in added.items()],
                                   echoes)
             return
         if echoes:
             raise ValueError("echoed rows are PostgreSQL's (SQLite: a trigger does it)")
+        for values, lost in moves:
+            if await direct.execute(conn, _MOVE_ROW, values) != 1:
+                raise lost
         if len(unindex) == 1:
             await direct.execute(conn, _UNINDEX_ONE, {"u_type": unindex[0][0], "u_id": unindex[0][1]})
         elif unindex:
@@ -255,7 +329,7 @@ class Writes(UnitMemory):
                       deleted=False, content=content)
         if self.deferred:  # (a duplicate id fails the flush, and the unit with it)
             self._pending.resources.append(values)
-            self._pending.fresh.add((resource_type, resource_id))
+            self._pending.fresh[(resource_type, resource_id)] = values  # (a later update in the unit amends it)
         else:
             await direct.execute(self.conn, _INSERT_RESOURCE, values)
         await self._keep_version(dict(values, method="POST"))
@@ -265,15 +339,16 @@ class Writes(UnitMemory):
         return self._remember(StoredResource(resource_type, resource_id, 1, now, False, content, stored_body))
 
     async def update(self, current: StoredResource, body: dict, index_rows: Iterable[IndexRow],
-                     parties: Iterable[str] | None = None, now: datetime | None = None, method: str = "PUT"
-                     ) -> StoredResource | None:
-        """Write a new version on top of `current`. None if someone else wrote a version first (lost race)."""
+                     parties: Iterable[str] | None = None, now: datetime | None = None, method: str = "PUT",
+                     lost: BaseException | None = None) -> StoredResource:
+        """Write a new version on top of `current`. If someone else wrote a version first (a lost race), `lost`
+        (default `Superseded`) is raised: at once, or, in a deferred unit, by the flush that writes the move
+        (`_write_version`)."""
         now = clock.after(current.last_updated, now or clock.utcnow())
         version_id = current.version_id + 1
         stored_body = with_meta(body, current.id, version_id, now)
         content = orjson.dumps(stored_body).decode()
-        if not await self._write_version(current, version_id, now, content, deleted=False, method=method):
-            return None
+        await self._write_version(current, version_id, now, content, False, method, lost)
         await self._delete_index(current.resource_type, current.id)
         await self._write_index(current.resource_type, current.id, index_rows, now)
         if parties is not None:
@@ -281,13 +356,14 @@ class Writes(UnitMemory):
         return self._remember(StoredResource(current.resource_type, current.id, version_id, now, False, content,
                                              stored_body))
 
-    async def delete(self, current: StoredResource, now: datetime | None = None) -> StoredResource | None:
+    async def delete(self, current: StoredResource, now: datetime | None = None, lost: BaseException | None = None
+                     ) -> StoredResource:
+        """A tombstone on top of `current`; a lost race raises `lost`, as `update`."""
         now = clock.after(current.last_updated, now or clock.utcnow())
         version_id = current.version_id + 1
         tomb = tombstone(current.resource_type, current.id, version_id, now)
         content = orjson.dumps(tomb).decode()
-        if not await self._write_version(current, version_id, now, content, deleted=True, method="DELETE"):
-            return None
+        await self._write_version(current, version_id, now, content, True, "DELETE", lost)
         await self._delete_index(current.resource_type, current.id)
         return self._remember(StoredResource(current.resource_type, current.id, version_id, now, True, content, tomb))
 
@@ -319,18 +395,21 @@ class Writes(UnitMemory):
         return row.version_id
 
     async def _write_version(self, current: StoredResource, version_id: int, now: datetime, content: str,
-                             deleted: bool, method: str) -> bool:
-        """Move the current row to `version_id` if it is still at `current`'s version, and keep the version."""
-        if (current.resource_type, current.id) in self._pending.fresh:
-            await self.flush()  # (created in this unit since the last write: its row is not stored yet)
-        moved = await direct.execute(self.conn, _MOVE_ROW, {
-            "m_type": current.resource_type, "m_id": current.id, "m_from": current.version_id, "m_to": version_id,
-            "m_at": to_db(now), "m_deleted": deleted, "m_content": content})
-        if moved != 1:
-            return False
-        await self._keep_version(dict(resource_type=current.resource_type, id=current.id, version_id=version_id,
-                                      last_updated=to_db(now), deleted=deleted, content=content, method=method))
-        return True
+                             deleted: bool, method: str, lost: BaseException | None) -> None:
+        """Move the current row to `version_id` if it is still at `current`'s version, and keep the version. In a
+        deferred unit the move waits for the flush with the unit's other rows (`Pending.move`: one round trip
+        fewer), so a lost race is known only there: the move is the flush's first part, and nothing else of the
+        flush is written without it; the unit's memory holds the new version meanwhile, as for any deferred row."""
+        key = (current.resource_type, current.id)
+        lost = lost if lost is not None else Superseded(f"{current.reference} was changed by another request")
+        row = dict(version_id=version_id, last_updated=to_db(now), deleted=deleted, content=content)
+        if self.deferred:
+            self._pending.move(key, current.version_id, row, lost)
+        elif await direct.execute(self.conn, _MOVE_ROW, {
+                "m_type": key[0], "m_id": key[1], "m_from": current.version_id, "m_to": version_id,
+                "m_at": row["last_updated"], "m_deleted": deleted, "m_content": content}) != 1:
+            raise lost
+        await self._keep_version(dict(row, resource_type=key[0], id=key[1], method=method))
 
     async def _keep_version(self, values: dict) -> None:
         if self.deferred:

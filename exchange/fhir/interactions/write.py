@@ -168,9 +168,9 @@ async def _update(unit: Unit, who: RequestContext, current: StoredResource, body
                 raise _changed_meanwhile(current, if_match) from None
             raise
     change, body = await _complete(unit, change, body)
-    updated = await unit.repo.update(current, body, index_rows(current.resource_type, body))
-    if updated is None:
-        raise _changed_meanwhile(current, if_match)
+    # (a version another request wrote first refuses the unit when its row move is written: at the unit's flush)
+    updated = await unit.repo.update(current, body, index_rows(current.resource_type, body),
+                                     lost=_changed_meanwhile(current, if_match))
     await policy.written(unit.repo, who, current.resource_type, current.id, body, current.resource)
     await _follow(unit, _with(change, after=frozen_view(body), stored=updated), depth)
     unit.record(Event("update", "U", current.resource_type, current.id, updated.version_id, stored=updated,
@@ -190,9 +190,8 @@ async def remove(unit: Unit, current: StoredResource) -> StoredResource:
     unit.exchange.access_policy.check_permission(unit.ctx, current.resource_type, "d")
     change = Change.of(current.resource_type, "DELETE", current, None, unit.ctx)
     await _check(unit, change)
-    deleted = await unit.repo.delete(current)
-    if deleted is None:
-        raise Conflict(f"{current.reference} was changed by another request; read it again and retry")
+    deleted = await unit.repo.delete(current, lost=Conflict(
+        f"{current.reference} was changed by another request; read it again and retry"))
     await _follow(unit, _with(change, stored=deleted), 0)
     unit.record(Event("delete", "D", current.resource_type, current.id, deleted.version_id, stored=deleted,
                       previous=current))
