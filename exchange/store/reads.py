@@ -88,7 +88,8 @@ class Reads(UnitMemory):
         found = stored(rows[0]) if rows else None
         self._current[key] = found
         if found is not None:
-            self._parties[key] = ({r["party"] for r in rows if r["party"] is not None}
+            stored_parties = {r["party"] for r in rows if r["party"] is not None}
+            self._parties[key] = (self._pending.stored_parties(key, stored_parties)
                                   | self._pending.parties.get(key, set()))
             self._recorders[key] = rows[0]["recorder"]
         return found
@@ -335,7 +336,7 @@ class Reads(UnitMemory):
         if key not in self._parties:
             rows = (await self.conn.execute(select(resource_party.c.organization_id).where(
                 resource_party.c.resource_type == resource_type, resource_party.c.resource_id == resource_id))).all()
-            self._parties[key] = {r.organization_id for r in rows}
+            self._parties[key] = self._pending.stored_parties(key, {r.organization_id for r in rows})
         return set(self._parties[key])
 
     async def recorder(self, resource_type: str, resource_id: str) -> str | None:

@@ -22,14 +22,14 @@ class Repository(Reads, Writes):
     with the filter, and fills the memory for unfiltered reads of the same row. Reference lookups
     (`referring_ids`) are forgotten when the unit rewrites the index of that resource type.
 
-    With `deferred` (a unit's repository), the version, index, party and recorder rows of its writes wait in memory
-    and go to the database together, one statement a table for all the writes of the unit (`flush`; on PostgreSQL
-    one statement): before any read of those tables through this repository (this repository's memory already
-    holds its own), and once the unit's hooks have run, with the rows they added (`add_rows`;
-    `exchange.kernel.unit.open_unit`). A created resource's row waits with them (its key decides a duplicate id when
-    they are written: the unit fails, and nothing of it stays), and so does an update's row move (its version check
-    decides a lost race when it is written: the flush writes nothing else and raises the update's `lost`); a
-    resource written twice before a flush is written once, at its last version."""
+    With `deferred` (a unit's repository), the version, index, party and recorder rows of its writes (and the party
+    rows it removes) wait in memory and go to the database together, one statement a table for all the writes of
+    the unit (`flush`; on PostgreSQL one statement): before any read of those tables through this repository (this
+    repository's memory already holds its own), and once the unit's hooks have run, with the rows they added
+    (`add_rows`; `exchange.kernel.unit.open_unit`). A created resource's row waits with them (its key decides a
+    duplicate id when they are written: the unit fails, and nothing of it stays), and so does an update's row move
+    (its version check decides a lost race when it is written: the flush writes nothing else and raises the
+    update's `lost`); a resource written twice before a flush is written once, at its last version."""
 
     def __init__(self, conn: AsyncConnection, deferred: bool = False):
         self.conn = conn

@@ -47,6 +47,9 @@ _PURGE_VERSION = (update(resource_version)
                          resource_version.c.id == bindparam("p_id"),
                          resource_version.c.version_id == bindparam("p_version"))
                   .values(content=bindparam("p_content")))
+_UNPARTY = direct.Statement(delete(resource_party).where(resource_party.c.resource_type == bindparam("d_type"),
+                                                         resource_party.c.resource_id == bindparam("d_id"),
+                                                         resource_party.c.organization_id == bindparam("d_org")))
 _UNINDEX_MANY = delete(search_index).where(tuple_(search_index.c.resource_type, search_index.c.resource_id)
                                            .in_(bindparam("u_keys", expanding=True)))
 
@@ -70,11 +73,11 @@ _PARTY_KEYS = ("resource_type", "resource_id", "organization_id")
 _MOVE_KEYS = ("m_type", "m_id", "m_from", "m_to", "m_at", "m_deleted", "m_content")
 _MOVE_COLUMNS = ("resource_type", "id", "version_id", "version_id", "last_updated", "deleted", "content")
 _SETTLED = "(SELECT ok FROM settled)"
-_FLUSH_SQL: dict[tuple, str] = {}  # (whether rows move, whether index rows go, ((table, keys), ...)) -> the statement
+_FLUSH_SQL: dict[tuple, str] = {}  # (whether rows move, index rows go, party rows go, ((table, keys), ...)) -> SQL
 
 
-def _flush_postgres_sql(moves: bool, unindex: bool, parts: tuple[tuple[Table, tuple[str, ...], tuple | None], ...]
-                        ) -> str:
+def _flush_postgres_sql(moves: bool, unindex: bool, unparty: bool,
+                        parts: tuple[tuple[Table, tuple[str, ...], tuple | None], ...]) -> str:
     from sqlalchemy.dialects import postgresql
 
     dialect = postgresql.dialect()
@@ -96,6 +99,12 @@ def _flush_postgres_sql(moves: bool, unindex: bool, parts: tuple[tuple[Table, tu
                     f"${number + 1}::varchar[]) AS u(t, i) WHERE s.resource_type = u.t AND s.resource_id = u.i"
                     f"{f' AND {_SETTLED}' if moves else ''})")
         number += 2
+    if unparty:
+        arrays = typed(resource_party, _PARTY_KEYS, number)
+        ctes.append(f"unpartied AS (DELETE FROM resource_party AS p USING unnest({arrays}) AS u(t, i, o) WHERE"
+                    f" p.resource_type = u.t AND p.resource_id = u.i AND p.organization_id = u.o"
+                    f"{f' AND {_SETTLED}' if moves else ''})")
+        number += 3
     for n, (table, keys, echo) in enumerate(parts):
         arrays = typed(table, keys, number)
         number += len(keys)
@@ -113,15 +122,18 @@ def _columns(rows: list[dict], keys: tuple[str, ...]) -> list[list]:
 
 
 async def _write_postgres(conn: AsyncConnection, moves: list[tuple[dict, BaseException]],
-                          unindex: list[tuple[str, str]], parts: list[tuple[Table, tuple[str, ...], list[dict]]],
+                          unindex: list[tuple[str, str]], unparty: list[dict],
+                          parts: list[tuple[Table, tuple[str, ...], list[dict]]],
                           echoes: dict[Table, tuple[Table, str]] | None = None) -> None:
     """`moves`: (`_MOVE_ROW`'s parameters, what to raise if that row moved on) of each row to move, in the unit's
-    order; `parts`: (table, keys, rows) of each table with rows to insert; `echoes`: by table, where its rows'
-    numbers go too (`Pending.add_rows`). Raises the first lost move's exception (then nothing was written)."""
-    if not (moves or unindex or parts):
+    order; `unparty`: the party rows to go; `parts`: (table, keys, rows) of each table with rows to insert;
+    `echoes`: by table, where its rows' numbers go too (`Pending.add_rows`). Raises the first lost move's exception
+    (then nothing was written)."""
+    if not (moves or unindex or unparty or parts):
         return
     echoes = echoes or {}
-    shape = (bool(moves), bool(unindex), tuple((table, keys, echoes.get(table)) for table, keys, _ in parts))
+    shape = (bool(moves), bool(unindex), bool(unparty),
+             tuple((table, keys, echoes.get(table)) for table, keys, _ in parts))
     sql = _FLUSH_SQL.get(shape)
     if sql is None:
         sql = _FLUSH_SQL[shape] = _flush_postgres_sql(*shape)
@@ -131,6 +143,8 @@ async def _write_postgres(conn: AsyncConnection, moves: list[tuple[dict, BaseExc
         args += [[moves[n][0][k] for n in order] for k in _MOVE_KEYS] + [order]
     if unindex:
         args += [[t for t, _ in unindex], [i for _, i in unindex]]
+    if unparty:
+        args += _columns(unparty, _PARTY_KEYS)
     for _, keys, rows in parts:
         args += _columns(rows, keys)
     if not moves:
@@ -158,9 +172,10 @@ def _dumps(body: dict) -> str:
 
 class Pending:
     """The row moves, version, index, party and recorder rows of a unit's writes not written yet, the resources
-    whose stored index rows are to go, and the rows of other tables added to the unit's flush (`add_rows`: the
-    hooks' audit records, alerts and outbox rows). `write` sends them in one statement (PostgreSQL) or one a table
-    (SQLite), the moves first: if a row moved on meanwhile, nothing is written and that move's exception is raised."""
+    whose stored index rows are to go, the stored party rows to go (`Writes.remove_parties_many`), and the rows of
+    other tables added to the unit's flush (`add_rows`: the hooks' audit records, alerts and outbox rows). `write`
+    sends them in one statement (PostgreSQL) or one a table (SQLite), the moves first: if a row moved on meanwhile,
+    nothing is written and that move's exception is raised."""
 
     def __init__(self) -> None:
         self.resources: list[dict] = []  # the rows of resources created since the last write
@@ -171,13 +186,14 @@ class Pending:
         self.index: dict[tuple[str, str], list[dict]] = {}  # index rows, by resource
         self.unindex: dict[tuple[str, str], None] = {}  # resources whose stored index rows are to go (in order)
         self.parties: dict[tuple[str, str], set[str]] = {}  # party rows, by resource
+        self.unparties: dict[tuple[str, str], set[str]] = {}  # stored party rows to go, by resource
         self.recorders: list[dict] = []  # recorder rows
         self.added: dict[Table, tuple[tuple[str, ...], list[dict]]] = {}  # other tables' rows: (keys, rows)
         self.echoes: dict[Table, tuple[Table, str]] = {}  # an added table -> (table, column) its numbers go into
 
     def __bool__(self) -> bool:
         return bool(self.resources or self.moves or self.versions or self.index or self.unindex or self.parties
-                    or self.recorders or self.added)
+                    or self.unparties or self.recorders or self.added)
 
     def move(self, key: tuple[str, str], expected: int, row: dict, lost: BaseException) -> None:
         """The current row of `key` becomes `row` (version_id, last_updated, deleted, content) if it is at version
@@ -199,6 +215,15 @@ class Pending:
         self.moves[key] = ({"m_type": key[0], "m_id": key[1], "m_from": expected, "m_to": row["version_id"],
                             "m_at": row["last_updated"], "m_deleted": row["deleted"], "m_content": row["content"]},
                            lost)
+
+    def stored_parties(self, key: tuple[str, str], stored: set[str]) -> set[str]:
+        """The party rows of `key` as the unit's removals leave them, given the rows `stored` now (the removals
+        keep only rows there are, so that an organisation added back keeps its row instead of a second one)."""
+        going = self.unparties.get(key)
+        if not going:
+            return stored
+        going &= stored
+        return stored - going
 
     def moved_to(self, key: tuple[str, str], stored: int | None) -> int | None:
         """The version of `key` as the unit's rows make it, given the version `stored` now."""
@@ -230,25 +255,26 @@ class Pending:
         return any(t == resource_type for t, _ in self.index) or any(t == resource_type for t, _ in self.unindex)
 
     async def write(self, conn: AsyncConnection) -> None:
-        """Rows moved, stored index rows out, then versions, index, party and recorder rows in (on PostgreSQL one
-        statement, on SQLite one a table); nothing is pending after. A move that finds its row moved on raises its
-        exception (on PostgreSQL nothing of the statement is written; on SQLite nothing after the moves is, and
-        the unit's transaction is rolled back with the exception)."""
+        """Rows moved, stored index and party rows out, then versions, index, party and recorder rows in (on
+        PostgreSQL one statement, on SQLite one a table); nothing is pending after. A move that finds its row moved
+        on raises its exception (on PostgreSQL nothing of the statement is written; on SQLite nothing after the
+        moves is, and the unit's transaction is rolled back with the exception)."""
         moves, unindex, resources, versions, recorders, added = (list(self.moves.values()), list(self.unindex),
                                                                  self.resources, self.versions, self.recorders,
                                                                  self.added)
         index = [row for rows in self.index.values() for row in rows]
-        parties = [{"resource_type": t, "resource_id": i, "organization_id": o}
-                   for (t, i), orgs in self.parties.items() for o in sorted(orgs)]
+        parties, unparty = ([{"resource_type": t, "resource_id": i, "organization_id": o}
+                             for (t, i), orgs in rows.items() for o in sorted(orgs)]
+                            for rows in (self.parties, self.unparties))
         self.moves, self.unindex, self.resources, self.versions, self.index, self.fresh = {}, {}, [], [], {}, {}
-        self.parties, self.recorders, self.added = {}, [], {}
+        self.parties, self.unparties, self.recorders, self.added = {}, {}, [], {}
         echoes, self.echoes = self.echoes, {}
         if direct.is_postgres(conn):
             parts = [(table, keys, rows) for table, keys, rows in (
                 (resource, _VERSION_COLUMNS, resources), (resource_version, _VERSION_KEYS, versions), (search_index, _INDEX_KEYS, index),
                 (resource_party, _PARTY_KEYS, parties), (resource_recorder, _PARTY_KEYS, recorders)) if rows]
-            await _write_postgres(conn, moves, unindex, parts + [(t, keys, rows) for t, (keys, rows) in added.items()],
-                                  echoes)
+            await _write_postgres(conn, moves, unindex, unparty,
+                                  parts + [(t, keys, rows) for t, (keys, rows) in added.items()], echoes)
             return
         if echoes:
             raise ValueError("echoed rows are PostgreSQL's (SQLite: a trigger does it)")
@@ -259,6 +285,8 @@ class Pending:
             await direct.execute(conn, _UNINDEX_ONE, {"u_type": unindex[0][0], "u_id": unindex[0][1]})
         elif unindex:
             await conn.execute(_UNINDEX_MANY, {"u_keys": unindex})
+        await direct.executemany(conn, _UNPARTY, [{"d_type": r["resource_type"], "d_id": r["resource_id"],
+                                                   "d_org": r["organization_id"]} for r in unparty])
         await direct.executemany(conn, _INSERT_RESOURCE, resources)
         await direct.executemany(conn, _INSERT_VERSION, versions)
         await direct.executemany(conn, _INSERT_INDEX, index)
@@ -432,7 +460,11 @@ class Writes(UnitMemory):
             return
         self._parties[key] |= missing
         if self.deferred:
-            self._pending.parties.setdefault(key, set()).update(missing)
+            going = self._pending.unparties.get(key, set())
+            kept = going & missing  # stored rows the unit was to remove: they simply stay
+            going -= kept
+            if missing - kept:
+                self._pending.parties.setdefault(key, set()).update(missing - kept)
         else:
             await direct.executemany(self.conn, _INSERT_PARTY, [
                 dict(resource_type=resource_type, resource_id=resource_id, organization_id=o) for o in sorted(missing)])
@@ -441,19 +473,25 @@ class Writes(UnitMemory):
         await self.remove_parties_many([(resource_type, resource_id, organization_ids)])
 
     async def remove_parties_many(self, removals: Iterable[tuple[str, str, Iterable[str]]]) -> None:
-        """Several resources' party rows in one statement: (type, id, organisations) each."""
+        """Several resources' party rows in one statement: (type, id, organisations) each; in a deferred unit, in
+        its flush (`Pending.unparties`: rows of a resource whose party set the unit knows are the rows it knows
+        stored; of another, the reads that learn its set keep only those, `Reads.parties`)."""
         wanted = []
         for t, i, orgs in removals:
             orgs = set(orgs)
             known = self._parties.get((t, i))
             if known is not None:
+                if self.deferred:
+                    orgs &= known  # (the rows there are, stored or pending)
                 known -= orgs
             pending = self._pending.parties.get((t, i))
             if pending:  # rows not written yet are simply not written (they are never in the database too)
                 unwritten = pending & orgs
                 pending -= unwritten
                 orgs -= unwritten
-            if orgs:
+            if orgs and self.deferred:
+                self._pending.unparties.setdefault((t, i), set()).update(orgs)
+            elif orgs:
                 wanted.append((t, i, sorted(orgs)))
         if not wanted:
             return
