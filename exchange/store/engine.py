@@ -93,6 +93,12 @@ async def _begin_postgres(engine: AsyncEngine) -> AsyncConnection:
     return await _connect(engine, True)
 
 
+async def _end_sqlite(conn: AsyncConnection, commit: bool) -> None:
+    """COMMIT (or ROLLBACK: on the loop, exchange.store.sqlite_driver), SQLAlchemy's end of the transaction and the
+    pool's check-in, in one pass through its greenlet, not two (`engine.begin()`'s exit: commit, then close)."""
+    await greenlet_spawn(_close, conn.sync_connection, commit)
+
+
 async def _end_postgres(conn: AsyncConnection, commit: bool) -> None:
     """Commit (or roll back) and give the connection back to the pool: the COMMIT on the driver
     (`direct.commit`, its error as SQLAlchemy's), then SQLAlchemy's end of the transaction (its events; nothing left to
@@ -199,9 +205,15 @@ class Database:
                 raise
             await begun.finish(commit=True)
             return
-        if self.is_sqlite:
-            async with self._write_lock, self.engine.begin() as conn:
-                yield conn
+        if self.is_sqlite:  # (connect and BEGIN IMMEDIATE in one pass, COMMIT and check-in in one: not four)
+            async with self._write_lock:
+                conn = await _connect(self.engine, True)
+                try:
+                    yield conn
+                except BaseException:
+                    await asyncio.shield(_end_sqlite(conn, commit=False))
+                    raise
+                await asyncio.shield(_end_sqlite(conn, commit=True))
             return
         conn = await _begin_postgres(self.engine)
         try:
@@ -252,11 +264,12 @@ class Database:
         writers, and no transaction begun for it (no BEGIN/COMMIT round trips): the statement is its own snapshot.
         On SQLite exchange.store.direct runs it so, on the loop (in WAL mode a reader waits for nobody); a statement
         through SQLAlchemy gets a deferred transaction of its own (rolled back at the end: it wrote nothing)."""
-        async with self.engine.connect() as conn:
-            if not self.is_sqlite:
-                yield await conn.execution_options(isolation_level="AUTOCOMMIT")
-                return
-            yield await conn.execution_options(**{_READ_ONLY: True})
+        conn = await _connect(self.engine, False, **({_READ_ONLY: True} if self.is_sqlite else
+                                                     {"isolation_level": "AUTOCOMMIT"}))
+        try:  # (connect and its options in one pass, the check-in in one: not three, the last in a task of its own)
+            yield conn
+        finally:
+            await asyncio.shield(greenlet_spawn(conn.sync_connection.close))
 
     async def dispose(self) -> None:
         if self._checkpointer is not None:  # (its last WAL checkpoint before the connections close)
