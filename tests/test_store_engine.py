@@ -63,3 +63,37 @@ async def test_sqlite_checkpoints_keep_the_wal_bounded_and_shutdown_leaves_none(
         await db.dispose()
     assert not wal.exists() or wal.stat().st_size == 0
     assert sqlite3.connect(path).execute("SELECT count(*) FROM wal_probe").fetchone()[0] == 20 * EVERY
+
+
+async def test_sqlite_writes_keep_their_connection_while_reads_interleave(tmp_path):
+    """SQLite: a connection's page cache lasts only while no other connection writes, so the writers of a process
+    write on one connection and `Database.read` (the bearer check's statement, beside every request) and
+    `Database.reading` (a unit that changes nothing) read on connections of their own: reads begun before, during
+    and after each write leave the writers theirs."""
+    from exchange.store import direct
+    from exchange.store.engine import Database
+    from sqlalchemy import column, select, table
+
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'cache.db'}")
+    probe = direct.Statement(select(column("n")).select_from(table("cache_probe")))
+    try:
+        async with db.transaction() as conn:
+            await conn.execute(text("CREATE TABLE cache_probe (n INTEGER)"))
+        writers, readers = set(), set()
+        for n in range(6):
+            async with db.read() as reading:
+                await direct.fetch(reading, probe, {})
+                readers.add(id(reading.sync_connection.connection.dbapi_connection))
+                async with db.transaction() as conn:
+                    await conn.execute(text("INSERT INTO cache_probe (n) VALUES (:n)"), {"n": n})
+                    writers.add(id(conn.sync_connection.connection.dbapi_connection))
+                    assert (await conn.execute(text("PRAGMA cache_size"))).scalar() < -2000  # (KiB: above the default)
+            async with db.read() as reading:
+                assert len(await direct.fetch(reading, probe, {})) == n + 1  # (what was committed, at once)
+                readers.add(id(reading.sync_connection.connection.dbapi_connection))
+            async with db.reading() as reading:  # (a unit that changes nothing: a deferred read transaction)
+                assert len(await direct.fetch(reading, probe, {})) == n + 1
+                readers.add(id(reading.sync_connection.connection.dbapi_connection))
+        assert len(writers) == 1 and not writers & readers
+    finally:
+        await db.dispose()

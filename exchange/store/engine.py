@@ -30,6 +30,14 @@ from exchange.store.sqlite_checkpoint import Checkpointer
 
 
 _READ_ONLY = sqlite_driver.READ_ONLY  # the execution option of `Database.read`'s connections
+# SQLite's page cache per connection (SQLite's default is 2,000 KiB). A write transaction of the exchange changes
+# 11-80 pages of B-trees whose keys are random (resource ids, audit ids), so the default cache held too few of the
+# pages the next one needs and it read them again from the WAL or the file. A cache lasts across transactions only
+# while no other connection writes: the writers of a process queue on one lock and the pool hands out the
+# connection given back last, so they write on one connection, and `Database.read` and `reading` read on
+# connections of their own (a statement journal, the pages a statement changed kept to undo it alone, stays in
+# memory too: temp_store; it spilled to a temporary file past 64 KiB, and nothing durable is in it).
+CACHE_KIB = 32768
 
 
 def _sqlite_engine(url: str) -> AsyncEngine:
@@ -50,6 +58,8 @@ def _sqlite_engine(url: str) -> AsyncEngine:
         cursor.execute("PRAGMA wal_autocheckpoint=0")  # (not in COMMIT, on the loop: exchange.store.sqlite_checkpoint)
         cursor.execute(f"PRAGMA busy_timeout={sqlite_driver.BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        cursor.execute("PRAGMA temp_store=MEMORY")  # (statement journals: see CACHE_KIB)
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -84,6 +94,20 @@ def _checkpointer(engine: AsyncEngine, write_lock: asyncio.Lock) -> Checkpointer
     checkpointer = Checkpointer(database, bool(kwargs.get("uri")), write_lock)
     engine.dialect.loaded_dbapi.checkpointer = checkpointer
     return checkpointer
+
+
+def _reader_of(engine: AsyncEngine, url: str) -> AsyncEngine:
+    """SQLite: the engine of the readers' pool (`Database.read`, `Database.reading`), whose statements the listeners
+    of `engine` are told of too (the query-budget tests, bench/calls.py --statements), as of `engine`'s own."""
+    reader = _sqlite_engine(url)
+    told = engine.sync_engine.dispatch
+
+    @event.listens_for(reader.sync_engine, "before_cursor_execute")
+    def _tell(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        if told.before_cursor_execute:
+            told.before_cursor_execute(conn, cursor, statement, parameters, context, executemany)
+
+    return reader
 
 
 async def _begin_postgres(engine: AsyncEngine) -> AsyncConnection:
@@ -179,6 +203,8 @@ class Database:
             self._write_lock: asyncio.Lock | None = asyncio.Lock()
             self._checkpointer = _checkpointer(self.engine, self._write_lock)
             self._one_connection = _url_in_memory(make_url(url))
+            # the readers' pool (CACHE_KIB says why); in memory, the one connection there is
+            self._reader = self.engine if self._one_connection else _reader_of(self.engine, url)
         else:
             # No pre-ping: on asyncpg it is three round trips (BEGIN, a ping, ROLLBACK) on every checkout, i.e. on
             # every request. A connection the server dropped fails the statement that uses it; SQLAlchemy then
@@ -192,6 +218,7 @@ class Database:
             self._write_lock = None
             self._checkpointer = None
             self._one_connection = False
+            self._reader = self.engine
 
     @asynccontextmanager
     async def transaction(self, begun: BegunTransaction | None = None) -> AsyncIterator[AsyncConnection]:
@@ -234,7 +261,7 @@ class Database:
             async with self.transaction(begun) as conn:
                 yield conn
             return
-        conn = await _connect(self.engine, True, **{_READ_ONLY: True})  # (BEGIN on the loop: the "begin" listener)
+        conn = await _connect(self._reader, True, **{_READ_ONLY: True})  # (BEGIN on the loop: the "begin" listener)
         try:
             yield conn
         except BaseException:
@@ -262,9 +289,10 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for one statement that only reads (the bearer check's token state), not queued with the
         writers, and no transaction begun for it (no BEGIN/COMMIT round trips): the statement is its own snapshot.
-        On SQLite exchange.store.direct runs it so, on the loop (in WAL mode a reader waits for nobody); a statement
+        On SQLite exchange.store.direct runs it so, on the loop (in WAL mode a reader waits for nobody), on the
+        readers' pool (the writers' connection keeps its page cache: CACHE_KIB); a statement
         through SQLAlchemy gets a deferred transaction of its own (rolled back at the end: it wrote nothing)."""
-        conn = await _connect(self.engine, False, **({_READ_ONLY: True} if self.is_sqlite else
+        conn = await _connect(self._reader, False, **({_READ_ONLY: True} if self.is_sqlite else
                                                      {"isolation_level": "AUTOCOMMIT"}))
         try:  # (connect and its options in one pass, the check-in in one: not three, the last in a task of its own)
             yield conn
@@ -274,4 +302,6 @@ class Database:
     async def dispose(self) -> None:
         if self._checkpointer is not None:  # (its last WAL checkpoint before the connections close)
             await self._checkpointer.close()
+        if self._reader is not self.engine:
+            await self._reader.dispose()
         await self.engine.dispose()
