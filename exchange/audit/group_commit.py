@@ -34,6 +34,11 @@ class GroupCommit:
         self._busy = False  # a batch is being written
         self._waiting: list[tuple[Sequence[AuditRecord], asyncio.Future]] = []
 
+    @property
+    def waiting(self) -> int:
+        """Requests whose records wait for the batch in flight to end (they go in the next)."""
+        return len(self._waiting)
+
     async def commit(self, records: Sequence[AuditRecord]) -> None:
         if not records:
             return

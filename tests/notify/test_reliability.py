@@ -6,15 +6,7 @@ import threading
 
 from exchange.notify.dispatcher import Dispatcher
 from tests.notify.referrals import create_referral, create_task, subscription
-
-
-async def _until(condition, what: str, seconds: float = 30.0) -> None:
-    """Wait for `condition()`; the deadline only guards against a hang."""
-    for _ in range(int(seconds / 0.02)):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"gave up waiting for {what}")
+from tests.waiting import until
 
 
 async def _three_subscriptions_and_ten_referral_tasks(system, orgs, receiver) -> None:
@@ -42,7 +34,7 @@ async def test_dispatcher_stopped_mid_batch_resumes_in_order_without_duplicates(
     receiver.before_answer = hold_fifth_event
     first = Dispatcher(exchange, worker_id="first")
     await first.start()
-    await _until(reached.is_set, "the fifth event delivery")
+    await until(reached.is_set, "the fifth event delivery")
     stopping = asyncio.create_task(first.stop())  # stop while a delivery is in flight
     await asyncio.sleep(0)
     release.set()
@@ -93,7 +85,7 @@ async def test_server_runs_its_own_dispatcher_and_stops_it_with_the_server(setti
                                 headers={"Content-Type": "application/fhir+json"})
             assert r.status_code == 201, r.text
             sid = r.json()["id"]
-            await _until(lambda: len(receiver.received) == 1, "the handshake")
+            await until(lambda: len(receiver.received) == 1, "the handshake")
             for _ in range(50):
                 if (await http.get(f"/Subscription/{sid}")).json()["status"] == "active":
                     break

@@ -26,6 +26,11 @@ if not Path(CHROMIUM).exists():
 
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
+# How long a step may wait for the page (an element, a download) before it fails: a deadline against hangs, not a
+# measure of speed. Generous: the suite runs beside other work on two cores, and a PDF took over 5 s there.
+WAIT_MS = 30_000
+expect.set_options(timeout=WAIT_MS)
+
 from exchange.context import system_context  # noqa: E402
 from tests.referral import world  # noqa: E402
 from tests.serving import free_port  # noqa: E402
@@ -122,7 +127,7 @@ def story(tmp_path_factory):
 def _context(story: dict, **options):  # noqa: ANN202
     options.setdefault("viewport", {"width": 360, "height": 780})
     context = story["browser"].new_context(base_url=BASE, accept_downloads=True, **options)
-    context.set_default_timeout(5000)
+    context.set_default_timeout(WAIT_MS)
     return context
 
 
