@@ -13,7 +13,8 @@ import threading
 import pytest
 
 from tests.notify.referrals import create_referral, create_task, status_of, subscription
-from tests.notify.test_reliability import _three_subscriptions_and_ten_referral_tasks, _until
+from tests.notify.test_reliability import _three_subscriptions_and_ten_referral_tasks
+from tests.waiting import until
 
 SUBSCRIPTIONS = 10
 TASKS = 100  # every Task matches every subscription: 10 x 100 = 1,000 events
@@ -45,7 +46,7 @@ async def test_two_worker_processes_deliver_a_burst_exactly_once(system, orgs, e
             await create_task(system, orgs["hotline"], orgs["shelter"], referral["request"]["id"],
                               referral["patient"]["id"])
         created = time.perf_counter()
-        await _until(lambda: receiver.event_count() >= SUBSCRIPTIONS * TASKS, "1,000 deliveries", 50)
+        await until(lambda: receiver.event_count() >= SUBSCRIPTIONS * TASKS, "1,000 deliveries", 50)
         finished = time.perf_counter()
         await asyncio.sleep(0.3)  # anything delivered twice would arrive now
     finally:
@@ -83,7 +84,7 @@ async def test_killed_worker_loses_nothing_and_repeats_only_the_delivery_in_flig
     receiver.before_answer = hold_third_event
     first = _worker(database_url, "doomed", tmp_path, lease_seconds=1, concurrency=1)  # one delivery in flight
     try:
-        await _until(reached.is_set, "a delivery in flight")
+        await until(reached.is_set, "a delivery in flight")
         first.kill()
         first.wait(10)
     finally:
@@ -92,7 +93,7 @@ async def test_killed_worker_loses_nothing_and_repeats_only_the_delivery_in_flig
             first.kill()
     second = _worker(database_url, "successor", tmp_path, lease_seconds=1)
     try:
-        await _until(lambda: all(sorted(set(v)) == list(range(1, 11)) for v in receiver.events().values())
+        await until(lambda: all(sorted(set(v)) == list(range(1, 11)) for v in receiver.events().values())
                      and len(receiver.events()) == 3, "every event at the receiver")
         await asyncio.sleep(0.3)
     finally:
