@@ -132,7 +132,8 @@ async def exchange(settings: Settings, dns):
 
     built = build(settings)
     egress(built).resolver = dns.resolve
-    return built
+    yield built
+    await built.db.dispose()  # (as the app's shutdown does: SQLite's held connections too, exchange.store.engine)
 
 
 @pytest.fixture

@@ -17,8 +17,9 @@ carry case codes and names into whatever logs it.
 from __future__ import annotations
 
 import asyncio
+import collections
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import AsyncIterator, Mapping
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
@@ -33,10 +34,10 @@ _READ_ONLY = sqlite_driver.READ_ONLY  # the execution option of `Database.read`'
 # SQLite's page cache per connection (SQLite's default is 2,000 KiB). A write transaction of the exchange changes
 # 11-80 pages of B-trees whose keys are random (resource ids, audit ids), so the default cache held too few of the
 # pages the next one needs and it read them again from the WAL or the file. A cache lasts across transactions only
-# while no other connection writes: the writers of a process queue on one lock and the pool hands out the
-# connection given back last, so they write on one connection, and `Database.read` and `reading` read on
-# connections of their own (a statement journal, the pages a statement changed kept to undo it alone, stays in
-# memory too: temp_store; it spilled to a temporary file past 64 KiB, and nothing durable is in it).
+# while no other connection writes: the writers of a process queue on one lock and the Database holds the
+# connection given back last for the next (`_Held`), so they write on one connection, and `Database.read` and
+# `reading` read on connections of their own (a statement journal, the pages a statement changed kept to undo it
+# alone, stays in memory too: temp_store; it spilled to a temporary file past 64 KiB, and nothing durable is in it).
 CACHE_KIB = 32768
 
 
@@ -66,7 +67,8 @@ def _sqlite_engine(url: str) -> AsyncEngine:
     def _on_begin(conn):  # noqa: ANN001
         operation = sqlite_driver.BEGIN_READ if conn.get_execution_options().get(_READ_ONLY) else \
             sqlite_driver.BEGIN_WRITE
-        if not sqlite_driver.begin_on_loop(conn.connection.dbapi_connection, operation):
+        adapted = conn.connection.dbapi_connection
+        if not (sqlite_driver.begun_ahead(adapted) or sqlite_driver.begin_on_loop(adapted, operation)):
             conn.exec_driver_sql(operation)  # (it waits for another process's lock, on the thread)
             return
         dispatch = conn.dispatch.before_cursor_execute
@@ -163,6 +165,151 @@ def _close(sync: Connection, commit: bool) -> None:
         sync.close()
 
 
+class _Held:
+    """SQLite (a database file): connections of one pool that the Database keeps checked out between its uses of
+    them, the one given back last taken first (its page cache is the freshest). A use takes one and gives it back on
+    the loop, and its transaction begins and ends there (`transaction`, `end`): no checkout and check-in of
+    SQLAlchemy's pool (its events, the reset's ROLLBACK, the `Connection` and its proxy built anew), no pass through
+    its greenlet, and no task of its own for the check-in, whose connection stayed out meanwhile, so the pool often
+    had none left and opened one (a thread, a file, the schema read, seven PRAGMAs) only to close it at check-in.
+    As many as the pool allows: a use that finds none idle and the pool's limit held waits for one given back (the
+    pool's own queue would wait for a check-in that never comes)."""
+
+    def __init__(self, engine: AsyncEngine, **options: object) -> None:
+        self.engine = engine
+        self.options = options
+        self.idle: list[AsyncConnection] = []
+        pool = engine.sync_engine.pool
+        self.limit = pool.size() + max(getattr(pool, "_max_overflow", 0), 0)  # (QueuePool's size and overflow)
+        self.out = 0  # connections checked out of the pool for this, idle or in use
+        self._waiting: collections.deque[asyncio.Future] = collections.deque()
+        self._base: Mapping | None = None  # the execution options a connection is taken with
+
+    async def take(self) -> AsyncConnection:
+        while True:
+            while self.idle:
+                conn = self.idle.pop()
+                if _reusable(conn.sync_connection):
+                    return conn
+                await self.discard(conn)
+            if self.out < self.limit:
+                break
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiting.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake()  # (given a turn it will not take: the next waiter's)
+                raise
+        self.out += 1
+        try:
+            conn = await _connect(self.engine, False, **self.options)
+        except BaseException:
+            self.out -= 1
+            self._wake()
+            raise
+        if self._base is None:
+            self._base = conn.sync_connection._execution_options  # noqa: SLF001
+        return conn
+
+    async def give_back(self, conn: AsyncConnection) -> None:
+        """`conn` with no transaction left (else it goes back to the pool, whose check-in rolls it back), and the
+        execution options a use set on it (the linker's and the group commit's marks) taken off again, as a
+        connection of the pool would have them."""
+        sync = conn.sync_connection
+        if _reusable(sync) and not sync.in_transaction() and self._restore(sync):
+            self.idle.append(conn)
+            self._wake()
+        else:
+            await self.discard(conn)
+
+    @asynccontextmanager
+    async def transaction(self, operation: str) -> AsyncIterator[AsyncConnection]:
+        """A held connection in a transaction begun with `operation` (BEGIN or BEGIN IMMEDIATE) on the loop,
+        SQLAlchemy's begin told without a pass through its greenlet (a BEGIN IMMEDIATE that must wait for another
+        process's lock goes through it: the "begin" listener waits on the thread); committed when the block ends,
+        rolled back if it raises (`end`)."""
+        conn = await self.take()
+        try:
+            sync = conn.sync_connection
+            if sqlite_driver.begin_ahead(sync.connection.dbapi_connection, operation):
+                sync.begin()  # (SQLAlchemy's bookkeeping and listeners: nothing of it waits)
+            else:
+                await greenlet_spawn(sync.begin)
+        except BaseException:
+            await self.discard(conn)
+            raise
+        try:
+            yield conn
+        except BaseException:
+            await self.end(conn, commit=False)
+            raise
+        await self.end(conn, commit=True)
+
+    async def end(self, conn: AsyncConnection, commit: bool) -> None:
+        """COMMIT (or ROLLBACK) of `conn`'s transaction, if it has one, and give it back: on the loop when the
+        transaction runs there (nothing to wait for, so nothing a cancellation could cut short), else through
+        SQLAlchemy's greenlet in a task of its own, and the connection goes back to the pool. A failed COMMIT
+        raises (the connection goes back to the pool, whose check-in rolls it back)."""
+        sync = conn.sync_connection
+        transaction = sync.get_transaction()
+        if transaction is not None and transaction.is_active:
+            if not _reusable(sync) or not sqlite_driver.ends_on_loop(sync.connection.dbapi_connection):
+                try:
+                    await asyncio.shield(greenlet_spawn(_close, sync, commit))
+                finally:
+                    self._gone()
+                return
+            try:
+                transaction.commit() if commit else transaction.rollback()
+            except BaseException:
+                await self.discard(conn)
+                raise
+        await self.give_back(conn)
+
+    def _gone(self) -> None:
+        self.out -= 1
+        self._wake()
+
+    async def discard(self, conn: AsyncConnection) -> None:
+        """`conn` back to the pool (whose check-in rolls back what it began)."""
+        try:
+            await _discard(conn)
+        finally:
+            self._gone()
+
+    def _wake(self) -> None:
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _restore(self, sync: Connection) -> bool:
+        options, base = sync._execution_options, self._base  # noqa: SLF001
+        if options is base or base is None:
+            return True
+        if options.get("isolation_level") != base.get("isolation_level"):  # (that changed the driver's connection)
+            return False
+        sync._execution_options = base  # noqa: SLF001 - (options of SQLAlchemy's own: no event, nothing sent)
+        return True
+
+    async def close(self) -> None:
+        idle, self.idle = self.idle, []
+        for conn in idle:
+            await self.discard(conn)
+
+
+def _reusable(sync: Connection) -> bool:
+    return not (sync.closed or sync.invalidated)
+
+
+async def _discard(conn: AsyncConnection) -> None:
+    """Back to the pool (a transaction left is rolled back), in a task of its own if this one is cancelled."""
+    await asyncio.shield(greenlet_spawn(_close, conn.sync_connection, False))
+
+
 class BegunTransaction:
     """A request's transaction begun before its unit of work (PostgreSQL): the bearer check's statement runs in it
     and the unit then continues it, so a request is one transaction. Whoever finishes it first commits or rolls
@@ -205,6 +352,9 @@ class Database:
             self._one_connection = _url_in_memory(make_url(url))
             # the readers' pool (CACHE_KIB says why); in memory, the one connection there is
             self._reader = self.engine if self._one_connection else _reader_of(self.engine, url)
+            # connections held between uses (`_Held`); in memory, the pool's one connection as before
+            self._writers = None if self._one_connection else _Held(self.engine)
+            self._readers = None if self._one_connection else _Held(self._reader, **{_READ_ONLY: True})
         else:
             # No pre-ping: on asyncpg it is three round trips (BEGIN, a ping, ROLLBACK) on every checkout, i.e. on
             # every request. A connection the server dropped fails the statement that uses it; SQLAlchemy then
@@ -219,6 +369,7 @@ class Database:
             self._checkpointer = None
             self._one_connection = False
             self._reader = self.engine
+            self._writers = self._readers = None
 
     @asynccontextmanager
     async def transaction(self, begun: BegunTransaction | None = None) -> AsyncIterator[AsyncConnection]:
@@ -231,6 +382,11 @@ class Database:
                 await begun.finish(commit=False)
                 raise
             await begun.finish(commit=True)
+            return
+        if self._writers is not None:  # (SQLite, a file: a held connection, BEGIN IMMEDIATE and COMMIT on the loop)
+            async with self._write_lock, self._writers.transaction(sqlite_driver.BEGIN_WRITE) as conn:
+                yield conn
+            await asyncio.sleep(0)  # (nothing above waited: a loop of writes lets the loop, a checkpoint, run between)
             return
         if self.is_sqlite:  # (connect and BEGIN IMMEDIATE in one pass, COMMIT and check-in in one: not four)
             async with self._write_lock:
@@ -257,17 +413,12 @@ class Database:
         writing nothing, its COMMIT waits for no WAL flush. SQLite: a deferred BEGIN, not queued with the writers (in
         WAL mode one snapshot that waits for no writer and holds none up); in memory (one shared connection) the
         writers' queue, as `transaction`."""
-        if not self.is_sqlite or self._one_connection:
+        if self._readers is None:
             async with self.transaction(begun) as conn:
                 yield conn
             return
-        conn = await _connect(self._reader, True, **{_READ_ONLY: True})  # (BEGIN on the loop: the "begin" listener)
-        try:
+        async with self._readers.transaction(sqlite_driver.BEGIN_READ) as conn:  # (held, BEGIN and COMMIT on the loop)
             yield conn
-        except BaseException:
-            await asyncio.shield(greenlet_spawn(_close, conn.sync_connection, False))
-            raise
-        await asyncio.shield(greenlet_spawn(_close, conn.sync_connection, True))
 
     @asynccontextmanager
     async def statement(self) -> AsyncIterator[AsyncConnection]:
@@ -292,6 +443,14 @@ class Database:
         On SQLite exchange.store.direct runs it so, on the loop (in WAL mode a reader waits for nobody), on the
         readers' pool (the writers' connection keeps its page cache: CACHE_KIB); a statement
         through SQLAlchemy gets a deferred transaction of its own (rolled back at the end: it wrote nothing)."""
+        if self._readers is not None:  # (a held connection; what a statement through SQLAlchemy began, rolled back)
+            held = self._readers
+            conn = await held.take()
+            try:
+                yield conn
+            finally:
+                await held.end(conn, commit=False)
+            return
         conn = await _connect(self._reader, False, **({_READ_ONLY: True} if self.is_sqlite else
                                                      {"isolation_level": "AUTOCOMMIT"}))
         try:  # (connect and its options in one pass, the check-in in one: not three, the last in a task of its own)
@@ -300,6 +459,9 @@ class Database:
             await asyncio.shield(greenlet_spawn(conn.sync_connection.close))
 
     async def dispose(self) -> None:
+        for held in (self._writers, self._readers):
+            if held is not None:
+                await held.close()
         if self._checkpointer is not None:  # (its last WAL checkpoint before the connections close)
             await self._checkpointer.close()
         if self._reader is not self.engine:

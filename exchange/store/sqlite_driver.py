@@ -93,6 +93,33 @@ def begin_on_loop(adapted: Any, operation: str) -> bool:
     return True
 
 
+def begin_ahead(adapted: Any, operation: str) -> bool:
+    """`begin_on_loop` before SQLAlchemy's begin, which then only does its bookkeeping and tells its listeners
+    (exchange.store.engine's "begin" listener asks `begun_ahead`): so a transaction can begin without a pass through
+    SQLAlchemy's greenlet (`Database`'s held connections). False as `begin_on_loop` (then begin as before)."""
+    if not begin_on_loop(adapted, operation):
+        return False
+    adapted._ahead = True  # noqa: SLF001
+    return True
+
+
+def begun_ahead(adapted: Any) -> bool:
+    """(The "begin" listener:) whether `begin_ahead` began the transaction SQLAlchemy begins now (asked once)."""
+    if isinstance(adapted, _Connection) and adapted._ahead:  # noqa: SLF001
+        adapted._ahead = False  # noqa: SLF001
+        return True
+    return False
+
+
+def ends_on_loop(adapted: Any) -> bool:
+    """Whether the COMMIT or ROLLBACK of the connection's transaction is a plain sqlite3 call on the loop (or there
+    is nothing to end), so SQLAlchemy's end of it needs no pass through its greenlet."""
+    if not isinstance(adapted, _Connection) or adapted._execute_mutex.locked():  # noqa: SLF001
+        return False
+    connection = adapted._connection._connection  # noqa: SLF001 - the sqlite3 connection (None once closed)
+    return connection is not None and (adapted._on_loop or not connection.in_transaction)  # noqa: SLF001
+
+
 def on_loop(adapted: Any, reading: bool = False) -> bool:
     """Whether a statement may run on the loop now (exchange.store.direct then runs it with `run_on_loop`) on the
     connection SQLAlchemy's pool holds (`dbapi_connection`): in a transaction that runs on the loop, or, `reading`
@@ -183,13 +210,14 @@ class _Cursor:
 
 
 class _Connection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("_on_loop", "_writing")
+    __slots__ = ("_on_loop", "_writing", "_ahead")
     _cursor_cls = _Cursor
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)
         self._on_loop = False  # in a transaction that runs on the loop (BEGIN IMMEDIATE or BEGIN), until it ends
         self._writing = False  # ... begun with BEGIN IMMEDIATE
+        self._ahead = False  # ... begun by `begin_ahead`, SQLAlchemy's begin not yet told
 
     def commit(self) -> None:
         self._end("commit")
@@ -200,7 +228,7 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
     def _end(self, how: str) -> None:
         """COMMIT or ROLLBACK: on the event loop as the transaction's statements, else on the thread; nothing at all
         outside a transaction."""
-        on_loop, writing, self._on_loop, self._writing = self._on_loop, self._writing, False, False
+        on_loop, writing, self._on_loop, self._writing, self._ahead = self._on_loop, self._writing, False, False, False
         connection = self._connection._connection  # noqa: SLF001 - the sqlite3 connection (None once closed)
         if connection is not None and not connection.in_transaction:
             return  # nothing to end: the pool's rollback of a connection given back after its COMMIT
