@@ -97,3 +97,36 @@ async def test_sqlite_writes_keep_their_connection_while_reads_interleave(tmp_pa
         assert len(writers) == 1 and not writers & readers
     finally:
         await db.dispose()
+
+
+async def test_sqlite_keeps_every_moment_in_one_text_form(client, exchange, settings, monkeypatch):
+    """SQLite keeps a moment as text, compared and ordered as text: every write (exchange.store.direct's statements,
+    whose conversion of datetimes is its own, and SQLAlchemy's) writes SQLAlchemy's form, microseconds always
+    included, so "...:05" and "...:05.000000" never both occur. A moment on the whole second and one just after."""
+    if not exchange.db.is_sqlite:
+        pytest.skip("SQLite's text moments")
+    import re
+    from datetime import datetime, timezone
+
+    from sqlalchemy.dialects.sqlite import DATETIME
+
+    form = DATETIME().bind_processor(exchange.db.engine.dialect)
+    moments = [datetime(2026, 12, 3, 9, 30, 5, tzinfo=timezone.utc),
+               datetime(2026, 12, 3, 9, 30, 5, 7, tzinfo=timezone.utc)]
+    for moment in moments:
+        monkeypatch.setattr("exchange.store.clock.utcnow", lambda moment=moment: moment)
+        body = {"resourceType": "Patient", "active": True, "birthDate": "1990-02-03", "name": [{"family": "Row"}]}
+        assert (await client.post("/Patient", json=body)).status_code == 201
+    db = sqlite3.connect(make_url(settings.database_url).database)
+    try:
+        versions = [row[0] for row in db.execute("SELECT last_updated FROM resource UNION ALL "
+                                                 "SELECT last_updated FROM resource_version UNION ALL "
+                                                 "SELECT last_updated FROM search_index")]
+        others = [v for row in db.execute("SELECT date_start, date_end FROM search_index UNION ALL "
+                                          "SELECT recorded, recorded FROM audit_event") for v in row if v]
+    finally:
+        db.close()
+    assert {form(m.replace(tzinfo=None)) for m in moments} == {"2026-12-03 09:30:05.000000",
+                                                                "2026-12-03 09:30:05.000007"} == set(versions)
+    assert len(versions) >= 4 and others, (versions, others)
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", v) for v in others), others
