@@ -6,8 +6,11 @@ from __future__ import annotations
 from sqlalchemy import event
 
 from exchange.context import system_context
+from exchange.fhir.definitions import index_name
 from exchange.fhir.indexing import index_rows
 from exchange.kernel.unit import open_unit
+
+SUBJECT = index_name("ServiceRequest", "subject")  # (the rows of ServiceRequest.subject: `patient`, migration 1300)
 
 
 def _request(patient_id: str) -> dict:
@@ -34,22 +37,22 @@ async def test_a_new_resource_is_referred_to_by_what_the_unit_wrote_without_aski
         first = await _create(repo, "ServiceRequest", _request(patient))
         event.listen(exchange.db.engine.sync_engine, "before_cursor_execute", seen)
         try:
-            assert await repo.referring_ids("ServiceRequest", "subject", [("Patient", patient)]) == [first]
-            assert await repo.referring_ids("ServiceRequest", "subject", [("Patient", other)]) == []
+            assert await repo.referring_ids("ServiceRequest", SUBJECT, [("Patient", patient)]) == [first]
+            assert await repo.referring_ids("ServiceRequest", SUBJECT, [("Patient", other)]) == []
             assert statements == []  # (nothing flushed, nothing asked)
         finally:
             event.remove(exchange.db.engine.sync_engine, "before_cursor_execute", seen)
         await unit.flush()  # written: the unit still knows its rows
         second = await _create(repo, "ServiceRequest", _request(patient))
-        assert await repo.referring_ids("ServiceRequest", "subject", [("Patient", patient)]) == sorted([first, second])
+        assert await repo.referring_ids("ServiceRequest", SUBJECT, [("Patient", patient)]) == sorted([first, second])
         moved = await repo.update(await repo.read("ServiceRequest", first), _request(other),
                                   index_rows("ServiceRequest", _request(other)))
         assert moved is not None
-        assert await repo.referring_ids("ServiceRequest", "subject", [("Patient", patient)]) == [second]
-        assert await repo.referring_ids("ServiceRequest", "subject", [("Patient", other)]) == [first]
+        assert await repo.referring_ids("ServiceRequest", SUBJECT, [("Patient", patient)]) == [second]
+        assert await repo.referring_ids("ServiceRequest", SUBJECT, [("Patient", other)]) == [first]
         assert await repo.delete(await repo.read("ServiceRequest", second)) is not None
-        assert await repo.referring_ids("ServiceRequest", "subject", [("Patient", patient)]) == []
+        assert await repo.referring_ids("ServiceRequest", SUBJECT, [("Patient", patient)]) == []
 
     async with open_unit(exchange, system_context(), "test") as unit:  # another unit: the database answers
-        assert await unit.repo.referring_ids("ServiceRequest", "subject", [("Patient", other)]) == [first]
-        assert await unit.repo.referring_ids("ServiceRequest", "subject", [("Patient", patient)]) == []
+        assert await unit.repo.referring_ids("ServiceRequest", SUBJECT, [("Patient", other)]) == [first]
+        assert await unit.repo.referring_ids("ServiceRequest", SUBJECT, [("Patient", patient)]) == []

@@ -116,7 +116,7 @@ def _closure(start: set[str], request_targets: Mapping[str, set[str]]) -> set[st
     return out
 
 
-_ABOUT_PATIENT = (("Consent", "patient"), ("DocumentReference", "subject"), ("Procedure", "subject"))
+_ABOUT_PATIENT = (("Consent", "patient"), ("DocumentReference", "patient"), ("Procedure", "patient"))
 
 
 async def _about_patients(repo, patients: list[str]) -> set[str]:  # noqa: ANN001

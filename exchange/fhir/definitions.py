@@ -27,11 +27,14 @@ class SearchParam:
     via: tuple[tuple[str, str], ...] = ()
     definition: str | None = None  # the canonical of our SearchParameter (conformance/), for the CapabilityStatement
     flag_extension: str | None = None  # a token `true` when the resource carries an extension with this url
+    # the parameter (of the same type, paths and targets) whose index rows this one's are: it writes none of its own
+    # and a search on it reads those (`index_name`)
+    indexed_as: str = ""
 
 
 def _p(name: str, type_: str, *paths: str, targets: tuple[str, ...] = (), doc: str = "",
-       extension_url: str | None = None) -> SearchParam:
-    return SearchParam(name, type_, tuple(paths), targets, doc, extension_url)
+       extension_url: str | None = None, indexed_as: str = "") -> SearchParam:
+    return SearchParam(name, type_, tuple(paths), targets, doc, extension_url, indexed_as=indexed_as)
 
 
 OWNER_ORGANIZATION = "https://gbv-exchange.org/fhir/SearchParameter/task-owner-organization"
@@ -51,7 +54,7 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
         _p("requester", "reference", "requester", targets=("Organization", "Practitioner", "PractitionerRole")),
         _p("focus", "reference", "focus", targets=("ServiceRequest",)),
         _p("patient", "reference", "for", targets=("Patient",)),
-        _p("subject", "reference", "for", targets=("Patient",)),
+        _p("subject", "reference", "for", targets=("Patient",), indexed_as="patient"),
         _p("code", "token", "code"),
         _p("business-status", "token", "businessStatus"),
         _p("authored-on", "date", "authoredOn"),
@@ -84,7 +87,7 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
         _p("code", "token", "code"),
         _p("priority", "token", "priority"),
         _p("patient", "reference", "subject", targets=("Patient",)),
-        _p("subject", "reference", "subject", targets=("Patient",)),
+        _p("subject", "reference", "subject", targets=("Patient",), indexed_as="patient"),
         _p("requester", "reference", "requester", targets=("Organization", "Practitioner", "PractitionerRole")),
         _p("performer", "reference", "performer", targets=("Organization", "HealthcareService", "Practitioner",
                                                           "PractitionerRole")),
@@ -154,7 +157,7 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
     "DocumentReference": {p.name: p for p in (
         _p("identifier", "token", "identifier"),
         _p("patient", "reference", "subject", targets=("Patient",)),
-        _p("subject", "reference", "subject", targets=("Patient",)),
+        _p("subject", "reference", "subject", targets=("Patient",), indexed_as="patient"),
         _p("status", "token", "status"),
         _p("type", "token", "type"),
         _p("author", "reference", "author", targets=("Organization", "Practitioner", "PractitionerRole")),
@@ -169,7 +172,7 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
     "Procedure": {p.name: p for p in (
         _p("identifier", "token", "identifier"),
         _p("patient", "reference", "subject", targets=("Patient",)),
-        _p("subject", "reference", "subject", targets=("Patient",)),
+        _p("subject", "reference", "subject", targets=("Patient",), indexed_as="patient"),
         _p("status", "token", "status"),
         _p("code", "token", "code"),
         _p("based-on", "reference", "basedOn", targets=("ServiceRequest",)),
@@ -229,3 +232,17 @@ IDENTIFYING_SEARCH_PARAMS = frozenset({
 
 def search_param(resource_type: str, name: str) -> SearchParam | None:
     return SEARCH_PARAMS.get(resource_type, {}).get(name)
+
+
+# FHIR R4 defines `patient` and `subject` on Task (both `for`), ServiceRequest, DocumentReference and Procedure (both
+# `subject`): the same reference under two names. It is indexed once, as `patient` (migration 1300: a Task's or
+# ServiceRequest's index rows were one in seven such copies), and `subject=` searches read those rows.
+_INDEXED_AS: dict[tuple[str, str], str] = {
+    (resource_type, p.name): p.indexed_as for resource_type, params in SEARCH_PARAMS.items()
+    for p in params.values() if p.indexed_as}
+
+
+def index_name(resource_type: str, name: str) -> str:
+    """The `search_index.param` of the rows a search on parameter `name` of `resource_type` reads: its own name, or
+    the parameter's whose rows it shares (`SearchParam.indexed_as`)."""
+    return _INDEXED_AS.get((resource_type, name), name)

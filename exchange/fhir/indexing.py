@@ -164,6 +164,7 @@ def index_rows(resource_type: str, body: dict) -> list[IndexRow]:
     """All index rows for `body` (duplicates removed), the combined keys included."""
     rows: list[IndexRow] = []
     for param in SEARCH_PARAMS.get(resource_type, {}).values():
-        rows.extend(index_param(param, body))
+        if not param.indexed_as:  # (one that shares another's rows writes none: `definitions.index_name`)
+            rows.extend(index_param(param, body))
     rows = list(dict.fromkeys(rows))
     return rows + list(dict.fromkeys(_combined_rows(resource_type, rows)))

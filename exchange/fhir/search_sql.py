@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import and_, bindparam, exists, not_, or_, select
 
-from exchange.fhir.definitions import CONFIDENTIAL_OWNER_PARAM, CONFIDENTIAL_SEARCH_PARAMS
+from exchange.fhir.definitions import CONFIDENTIAL_OWNER_PARAM, CONFIDENTIAL_SEARCH_PARAMS, index_name
 from exchange.fhir.indexing import COMBINED_KEYS, combined_value, normalise_string
 from exchange.fhir.search import Criterion, DateValue, SearchPlan
 from exchange.store.clock import to_db
@@ -17,9 +17,10 @@ def _escape_like(value: str) -> str:
 
 
 def _exists_in(resource_type: str, res, idx, name: str, *conditions):  # noqa: ANN001
-    """EXISTS an index row `name` (in `idx`, the search_index table or an alias) of the resource row `res`."""
+    """EXISTS an index row of parameter `name` (in `idx`, the search_index table or an alias) of the resource row
+    `res` (its own rows, or those of the parameter it shares them with: `index_name`)."""
     return exists().where(and_(idx.c.resource_type == resource_type, idx.c.resource_id == res.c.id,
-                               idx.c.param == name, *conditions))
+                               idx.c.param == index_name(resource_type, name), *conditions))
 
 
 def _range_condition(start_col, end_col, value: DateValue):  # noqa: ANN001
@@ -204,10 +205,10 @@ def plan_order(plan: SearchPlan) -> list:
 
 
 def _driving_key(plan: SearchPlan) -> tuple[str, str, str, set[int]] | None:
-    """The one index key a page of the plan can be read off in order: (param, target type, value, the criteria it
-    stands for). A combined key of one pair, or else a reference criterion of one typed value that no combined key
-    holds (a key of several pairs finds its few resources better) and that is not confidential (such a criterion
-    needs its own condition); None when the plan sorts by anything but `_lastUpdated`."""
+    """The one index key a page of the plan can be read off in order: (its rows' param, target type, value, the
+    criteria it stands for). A combined key of one pair, or else a reference criterion of one typed value that no
+    combined key holds (a key of several pairs finds its few resources better) and that is not confidential (such a
+    criterion needs its own condition); None when the plan sorts by anything but `_lastUpdated`."""
     if len(plan.sort) > 1 or (plan.sort and plan.sort[0][0] != "last_updated"):
         return None
     keys = _combined_keys(plan)
@@ -218,7 +219,7 @@ def _driving_key(plan: SearchPlan) -> tuple[str, str, str, set[int]] | None:
     for c in plan.criteria:
         if c.type == "reference" and not c.modifier and not c.chain and len(c.values) == 1 and c.values[0][0] \
                 and id(c) not in combined and c.name not in CONFIDENTIAL_SEARCH_PARAMS.get(plan.resource_type, ()):
-            return c.name, c.values[0][0], c.values[0][1], {id(c)}
+            return index_name(plan.resource_type, c.name), c.values[0][0], c.values[0][1], {id(c)}
     return None
 
 

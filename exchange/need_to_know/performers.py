@@ -21,7 +21,7 @@ async def shared_elsewhere(repo: Repository, patient_id: str, request_id: str, o
     """Which of `orgs` still hold, through another ServiceRequest of the Patient, the Patient itself
     (key ("Patient", id)) and each Consent or DocumentReference that request points at."""
     out: dict[tuple[str, str], set[str]] = {}
-    ids = [i for i in await repo.referring_ids("ServiceRequest", "subject", [("Patient", patient_id)])
+    ids = [i for i in await repo.referring_ids("ServiceRequest", "patient", [("Patient", patient_id)])
            if i != request_id]
     for other in await repo.read_many([("ServiceRequest", i) for i in ids]):
         holders = await repo.parties("ServiceRequest", other.id) & orgs

@@ -57,7 +57,7 @@ async def pointed_at_by_open_referral(repo: Repository, current: StoredResource)
         return False
     target = current.reference
     requests = await repo.read_many([("ServiceRequest", i) for i in await repo.referring_ids(
-        "ServiceRequest", "subject", [("Patient", patient)])])
+        "ServiceRequest", "patient", [("Patient", patient)])])
     tasks = await repo.read_many([("Task", i) for i in await repo.referring_ids("Task", "patient", [("Patient", patient)])])
     for stored, open_states in [(r, REQUEST_OPEN) for r in requests] + [(t, task_states.OPEN_STATES) for t in tasks]:
         if stored.resource.get("status") in open_states and target in _normalised(all_references(stored.resource)):

@@ -97,7 +97,7 @@ class ReferralRules:
         if current is None:
             return
         repo = reads.repo
-        ids = await repo.referring_ids("ServiceRequest", "subject", [("Patient", current.id)])
+        ids = await repo.referring_ids("ServiceRequest", "patient", [("Patient", current.id)])
         for request in await repo.read_many([("ServiceRequest", i) for i in ids]):
             holders = await repo.parties("ServiceRequest", request.id)  # whatever its status: who still holds her
             if request.resource.get("status") not in REQUEST_OPEN and not await consent.receivers(

@@ -38,7 +38,7 @@ def withdrawn_status() -> dict:
 
 
 async def enforce(repo: Repository, patient_id: str) -> list[FollowUp]:
-    ids = await repo.referring_ids("ServiceRequest", "subject", [("Patient", patient_id)])
+    ids = await repo.referring_ids("ServiceRequest", "patient", [("Patient", patient_id)])
     requests = await repo.read_many([("ServiceRequest", i) for i in ids])
     cut: dict[str, set[str]] = {}  # request id -> the receivers her Consents no longer cover
     keeps: dict[str, set[str]] = {}  # request id (consent-governed) -> the parties it keeps

@@ -286,7 +286,8 @@ class Reads(UnitMemory):
         return [(r.system, r.value) for r in rows if r.system and r.value]
 
     async def referring_ids(self, resource_type: str, param: str, targets: Sequence[tuple[str, str]]) -> list[str]:
-        """Ids of `resource_type` resources whose reference param `param` points at one of `targets`.
+        """Ids of `resource_type` resources whose reference param `param` points at one of `targets` (`param` as
+        the index rows name it: a parameter that shares another's rows by that one's, `definitions.index_name`).
 
         Targets this unit created under ids it drew itself (`Writes.new_id`) are named by no row stored before
         the unit (nothing could name an id not yet drawn), so the unit's own index rows answer for them: no

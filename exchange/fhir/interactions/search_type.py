@@ -7,7 +7,7 @@ from __future__ import annotations
 from exchange.context import RequestContext
 from exchange.errors import BadRequest
 from exchange.fhir import bundles, page_tokens
-from exchange.fhir.definitions import CONFIDENTIAL_SEARCH_PARAMS, search_param
+from exchange.fhir.definitions import CONFIDENTIAL_SEARCH_PARAMS, index_name, search_param
 from exchange.fhir.interactions.result import Result
 from exchange.fhir.search import SearchPlan, identifying, page_links, parse_search
 from exchange.fhir.validate import check_resource_type
@@ -34,7 +34,8 @@ async def _included(unit: Unit, plan: SearchPlan, matches: list[StoredResource],
         if include.param in CONFIDENTIAL_SEARCH_PARAMS.get(plan.resource_type, ()):  # a link a non-party does not see
             shown = await policy.shown(unit, matches)
             sources = [m.id for m, s in zip(matches, shown) if s is m]
-        targets = await unit.repo.references_from(plan.resource_type, sources, include.param)
+        targets = await unit.repo.references_from(plan.resource_type, sources,
+                                                  index_name(plan.resource_type, include.param))
         if include.target_type:
             targets = [t for t in targets if t[0] == include.target_type]
         if len(seen | set(targets)) > budget:
@@ -47,7 +48,7 @@ async def _included(unit: Unit, plan: SearchPlan, matches: list[StoredResource],
         param = search_param(rev.source_type, rev.param)
         if param is None:
             continue
-        referring = await unit.repo.referring_ids(rev.source_type, rev.param,
+        referring = await unit.repo.referring_ids(rev.source_type, index_name(rev.source_type, rev.param),
                                                   [(m.resource_type, m.id) for m in matches])
         if len(seen | {(rev.source_type, i) for i in referring}) > budget:
             raise _over_budget("_revinclude", budget)
