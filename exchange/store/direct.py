@@ -120,7 +120,11 @@ async def _driver(conn: AsyncConnection):  # noqa: ANN202
     if adapted._transaction is None:  # noqa: SLF001 - its adapter sends BEGIN at the first statement: now
         async with adapted._execute_mutex:  # noqa: SLF001
             if adapted._transaction is None:  # noqa: SLF001  (autocommit: it begins nothing)
-                await adapted._start_transaction()  # noqa: SLF001
+                try:  # (a BEGIN on a connection the server ended: invalidated as a failed statement's is, `_raise`;
+                    # left as it was, it went back to the pool and failed the next request too)
+                    await adapted._start_transaction()  # noqa: SLF001
+                except Exception as exc:  # noqa: BLE001
+                    _raise(conn, adapted, exc, "BEGIN")
     return adapted
 
 
