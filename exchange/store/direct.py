@@ -58,9 +58,6 @@ class Statement:
                 tuple(key for key, _ in columns), tuple(process for _, process in columns))
         return done
 
-    def _values(self, dialect, params: Mapping[str, Any]) -> list:  # noqa: ANN001
-        return _values(self._compile(dialect), params)
-
     def _args(self, dialect, params: Mapping[str, Any]) -> tuple[str, list]:  # noqa: ANN001
         compiled = self._compile(dialect)
         return compiled[0], _values(compiled, params)
