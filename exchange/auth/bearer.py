@@ -63,6 +63,12 @@ async def bearer_context(request: Request) -> RequestContext:
         claims = await _verify(exchange, service, token)
     except tokens.InvalidToken as exc:
         raise _refuse(str(exc)) from None
+    limits = limits_of(exchange)
+    if limits is not None:
+        # Counted before the request's transaction begins: a claim of allowance may take a connection of its own
+        # (PostgreSQL's counts), and requests holding theirs while the one claiming waited for the pool would hold
+        # every connection of it. The token's signature is checked, so the client counted is the caller.
+        await limits.bearer(claims.client_id)
     begun = await begin_request_transaction(request, exchange)
     try:
         client, revoked = await service.registry.token_state(claims.client_id, claims.jti,
@@ -71,9 +77,6 @@ async def bearer_context(request: Request) -> RequestContext:
             raise _refuse("The client of this access token is disabled")
         if revoked:
             raise _refuse("The access token was revoked")
-        limits = limits_of(exchange)
-        if limits is not None:
-            await limits.bearer(client.client_id)
     except BaseException:
         if begun is not None:
             await begun.finish(commit=False)

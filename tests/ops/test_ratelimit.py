@@ -209,3 +209,21 @@ class TestFlood:
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
         async with httpx.AsyncClient(transport=transport, base_url=ROOT) as http:
             assert (await http.get("/readyz")).status_code == 200
+
+
+class TestAllowanceUnderLoad:
+    """A claim of allowance (PostgreSQL: an UPSERT on a connection of its own) while as many of the client's
+    requests are in flight as the pool has connections: none of them holds a connection while it waits for the
+    claim, so the claim gets one and every request is answered (before, they held every connection while the one
+    claiming waited for the pool: all waited for the pool's timeout, 30 s)."""
+
+    @pytest.fixture
+    def settings(self, settings):  # noqa: ANN001, ANN201
+        return settings.model_copy(update={"database_pool_size": 2})  # (2 + 2 overflow: 4 connections at most)
+
+    async def test_a_burst_larger_than_the_pool_is_answered_while_the_allowance_is_claimed(self, partners,
+                                                                                           exchange):
+        [partner] = await partners(1)
+        async with await partner.fhir() as http:
+            answers = await asyncio.wait_for(asyncio.gather(*(http.get("/Organization") for _ in range(24))), 20)
+        assert [r.status_code for r in answers] == [200] * 24
