@@ -23,6 +23,8 @@ import socket
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
@@ -37,8 +39,17 @@ from world import ROOT  # noqa: E402
 BASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/exchange_scale"
 
 
-def _queries(world, tasks: list[tuple[str, str]], rng: random.Random) -> dict:  # noqa: ANN001
+@dataclass
+class Sample:
+    """What the queries pick from: Tasks (id, owner service id) at random, and the days the log spans."""
+    tasks: list[tuple[str, str]]
+    first_day: date
+    last_day: date
+
+
+def _queries(world, sample: Sample, rng: random.Random) -> dict:  # noqa: ANN001
     """name -> () -> (party, path): one request of that query, for someone picked at random."""
+    tasks = sample.tasks
     def shelter():  # noqa: ANN202
         return rng.choice(world.shelters)
 
@@ -69,6 +80,20 @@ def _queries(world, tasks: list[tuple[str, str]], rng: random.Random) -> dict:  
         h = rng.choice(world.hotlines)
         return world.auditor, f"/AuditEvent?agent=Organization/{h.organization_id}&_sort=-date&_count=50"
 
+    def past_days(days: int) -> str:
+        """`date=` of `days` days at random in the log's span (today's excluded: a past period)."""
+        room = max(0, (sample.last_day - sample.first_day).days - days)
+        start = sample.first_day + timedelta(days=rng.randint(0, room))
+        return f"date=ge{start.isoformat()}&date=lt{(start + timedelta(days=days)).isoformat()}"
+
+    def audit_day(extra: str = ""):  # noqa: ANN202
+        return lambda: (world.auditor, f"/AuditEvent?{past_days(1)}&_sort=-date&_count=50{extra}")
+
+    def audit_agent_month():  # noqa: ANN202
+        h = rng.choice(world.hotlines)
+        return world.auditor, (f"/AuditEvent?agent=Organization/{h.organization_id}&{past_days(30)}"
+                               "&_sort=-date&_count=50")
+
     def audit_partner():  # noqa: ANN202
         s, task_id = task_of_shelter()
         return s, f"/AuditEvent?entity=Task/{task_id}&_count=20"
@@ -89,12 +114,15 @@ def _queries(world, tasks: list[tuple[str, str]], rng: random.Random) -> dict:  
             h, f"/Task?requester=Organization/{h.organization_id}&_count=50&_total=none"))(rng.choice(world.hotlines)),
         "audit (auditor): entity=Task": audit_entity,
         "audit (auditor): agent=Organization, newest": audit_agent,
+        "audit (auditor): a past day, newest": audit_day(),
+        "audit (auditor): a past day, newest, _total=none": audit_day("&_total=none"),
+        "audit (auditor): agent's past month, newest": audit_agent_month,
         "audit (partner): entity=its Task": audit_partner,
     }
 
 
-async def _sample_tasks(url: str, limit: int = 2000) -> list[tuple[str, str]]:
-    """(Task id, owner service id) of Tasks picked at random (TABLESAMPLE: cheap at any size)."""
+async def _sample(url: str, limit: int = 2000) -> Sample:
+    """Tasks picked at random (TABLESAMPLE: cheap at any size) and the log's first and last day (its time index)."""
     import asyncpg
 
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
@@ -105,15 +133,16 @@ async def _sample_tasks(url: str, limit: int = 2000) -> list[tuple[str, str]]:
         if len(rows) < 10:
             rows = await conn.fetch("SELECT resource_id, value FROM search_index WHERE resource_type = 'Task' "
                                     "AND param = 'owner' LIMIT $1", limit)
+        span = await conn.fetchrow("SELECT min(recorded) AS first, max(recorded) AS last FROM audit_event")
     finally:
         await conn.close()
-    return [(r["resource_id"], r["value"]) for r in rows]
+    return Sample([(r["resource_id"], r["value"]) for r in rows], span["first"].date(), span["last"].date())
 
 
 async def measure(url: str, state: Path, repeat: int, clients: int, seed: int, only: str | None = None) -> dict:
     """Every query `repeat` times against `exchange serve` on `url`: latencies per query, errors."""
     world = load_world(state / "world.json")
-    tasks = await _sample_tasks(url)
+    sample = await _sample(url)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -138,7 +167,7 @@ async def measure(url: str, state: Path, repeat: int, clients: int, seed: int, o
                 return headers[party.client_id]
 
             rng = random.Random(seed)
-            for name, make in _queries(world, tasks, rng).items():
+            for name, make in _queries(world, sample, rng).items():
                 if only and only not in name:
                     continue
                 requests = [make() for _ in range(repeat)]
@@ -198,11 +227,11 @@ async def _in_process(url: str, state: Path):  # noqa: ANN202
     from exchange.settings import Settings
 
     world = load_world(state / "world.json")
-    tasks = await _sample_tasks(url)
+    sample = await _sample(url)
     settings = Settings(database_url=url, state_dir=state / "var", host="127.0.0.1", port=8080,
                         referral_sweep_seconds=0)
     exchange = build(settings)
-    return world, tasks, exchange, create_app(settings, exchange)
+    return world, sample, exchange, create_app(settings, exchange)
 
 
 async def explain(url: str, state: Path, seed: int, picks: int = 5, only: str | None = None) -> tuple[str, dict]:
@@ -212,7 +241,7 @@ async def explain(url: str, state: Path, seed: int, picks: int = 5, only: str | 
     import asyncpg
     from sqlalchemy import event
 
-    world, tasks, exchange, app = await _in_process(url, state)
+    world, sample, exchange, app = await _in_process(url, state)
     captured: list[tuple[str, tuple]] = []
 
     def capture(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ARG001
@@ -227,7 +256,7 @@ async def explain(url: str, state: Path, seed: int, picks: int = 5, only: str | 
         async with app.router.lifespan_context(app):
             async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as http:
                 tokens: dict[str, str] = {}
-                for name, make in _queries(world, tasks, random.Random(seed)).items():
+                for name, make in _queries(world, sample, random.Random(seed)).items():
                     if only and only not in name:
                         continue
                     worst: tuple[int, list[str], dict] | None = None
@@ -284,7 +313,7 @@ async def profile(url: str, state: Path, seed: int, requests: int, only: str | N
 
     from calls import AsgiClient
 
-    world, tasks, exchange, app = await _in_process(url, state)
+    world, sample, exchange, app = await _in_process(url, state)
     http = AsgiClient(app)
     out: dict = {}
     dumped: list[str] = []
@@ -308,7 +337,7 @@ async def profile(url: str, state: Path, seed: int, requests: int, only: str | N
     try:
         async with app.router.lifespan_context(app):
             tokens: dict[str, str] = {}
-            for name, make in _queries(world, tasks, random.Random(seed)).items():
+            for name, make in _queries(world, sample, random.Random(seed)).items():
                 if only and only not in name:
                     continue
                 calls = [make() for _ in range(requests + 3)]

@@ -32,12 +32,13 @@ audit_event = Table(
     Column("entity_type", String(64)),  # the first resource the event is about (most events have just one)
     Column("entity_id", String(64)),
     Column("content", Text, nullable=False),
-    Index("ix_audit_recorded", "recorded"),
-    # An agent's events in log order, each with its time (migration 1301): `agent=` in log order reads its page off
-    # the index, and `agent=&date=` checks the time in the index entries, fetching only the records in the period
-    # (one index a column where there were two, (…, recorded) and (…, entry), each written with every record).
-    Index("ix_audit_org_log", "organization_id", "entry", "recorded"),
-    Index("ix_audit_client_log", "client_id", "entry", "recorded"),
+    # The events in the order AuditEvent searches give them, by time and then log entry (migration 1302), all of
+    # them and an agent's: a page of a period, of an agent, or of an agent's period is a range of one index read in
+    # its order, wherever the period lies in the log (`exchange.audit.review`). The time index serves the
+    # export's and the emergency report's periods too.
+    Index("ix_audit_time", "recorded", "entry"),
+    Index("ix_audit_org_time", "organization_id", "recorded", "entry"),
+    Index("ix_audit_client_time", "client_id", "recorded", "entry"),
     Index("ix_audit_event_entity", "entity_type", "entity_id"),
 )
 

@@ -206,6 +206,14 @@ def parse_search(resource_type: str, params: Sequence[tuple[str, str]], *, stric
     return plan
 
 
+def total_param(plan: SearchPlan, raw: str) -> None:
+    """`_total`: none spares the count where the page cannot tell it (estimate and accurate count)."""
+    if raw not in ("none", "estimate", "accurate"):
+        raise BadRequest("_total must be none, estimate or accurate", expression="_total")
+    plan.total = raw != "none"
+    plan.echo.append(("_total", raw))
+
+
 def _apply_result_param(plan: SearchPlan, name: str, modifier: str | None, raw: str, max_count: int,
                         limits: SearchLimits) -> None:
     if name == "_count":
@@ -220,10 +228,7 @@ def _apply_result_param(plan: SearchPlan, name: str, modifier: str | None, raw: 
         plan.summary_count = True
         plan.echo.append((name, raw))
     elif name == "_total":
-        if raw not in ("none", "estimate", "accurate"):
-            raise BadRequest("_total must be none, estimate or accurate", expression="_total")
-        plan.total = raw != "none"
-        plan.echo.append((name, raw))
+        total_param(plan, raw)
     elif name == "_sort":
         for item in raw.split(","):
             desc = item.startswith("-")

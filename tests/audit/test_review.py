@@ -90,6 +90,22 @@ async def test_auditor_pages_through_the_log_and_reads_one_event(app, make_org, 
     assert_outcome(await auditor.get("/AuditEvent/no-such-event"), 404)
 
 
+async def test_total_none_leaves_the_count_out_and_the_links_say_whether_there_is_more(app, make_org, make_client):
+    await referral_story(app, make_org, make_client)
+    auditor = await _auditor(make_org, make_client)
+    counted = (await auditor.get("/AuditEvent", params={"_count": "4", "_sort": "-date"})).json()
+    uncounted = (await auditor.get("/AuditEvent", params={"_count": "4", "_sort": "-date", "_total": "none"})).json()
+    assert counted["total"] > 8 and "total" not in uncounted
+    assert _ids(uncounted)[1:] == _ids(counted)[:3]  # (the counted search's own record is the newest now)
+    next_link = next(link["url"] for link in uncounted["link"] if link["relation"] == "next")
+    assert "_total=none" in next_link
+    everything = (await auditor.get("/AuditEvent", params={"_count": "200", "_total": "none"})).json()
+    assert not [link for link in everything["link"] if link["relation"] == "next"]
+    # a page that holds the last match tells the total without a count
+    assert everything["total"] == len(everything["entry"]) == counted["total"] + 2  # (and the two searches since)
+    assert_outcome(await auditor.get("/AuditEvent", params={"_total": "some"}), 400, expression="_total")
+
+
 async def test_bad_audit_searches_are_refused_with_an_outcome(make_org, make_client):
     auditor = await _auditor(make_org, make_client)
     refused = assert_outcome(await auditor.get("/AuditEvent", params={"patient": "Patient/1"}), 400,
