@@ -12,7 +12,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from exchange.audit.tables import audit_event
+from exchange.audit.tables import audit_event, rare_kind_literal
 from exchange.store.clock import from_db, to_db
 
 SUBTYPE = "emergency-exception"
@@ -42,10 +42,12 @@ def _use(row) -> Use:  # noqa: ANN001
 
 
 async def uses(conn: AsyncConnection, since: datetime | None = None, until: datetime | None = None) -> list[Use]:
-    """Every use of the emergency exception in the log, oldest first (`since` inclusive, `until` exclusive)."""
-    query = select(audit_event).where(audit_event.c.subtype == SUBTYPE)
+    """Every use of the emergency exception in the log, oldest first (`since` inclusive, `until` exclusive): read
+    off their own index (`exchange.audit.tables.RARE_KINDS`), however long the log."""
+    query = select(audit_event).where(audit_event.c.subtype == rare_kind_literal("subtype", SUBTYPE))
     if since is not None:
         query = query.where(audit_event.c.recorded >= to_db(since))
     if until is not None:
         query = query.where(audit_event.c.recorded < to_db(until))
-    return [_use(row) for row in (await conn.execute(query.order_by(audit_event.c.entry))).all()]
+    query = query.order_by(audit_event.c.recorded, audit_event.c.entry)
+    return [_use(row) for row in (await conn.execute(query)).all()]

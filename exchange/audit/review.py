@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from exchange.audit.builder import CLIENT_SYSTEM, OBJECT_ROLE
 from exchange.audit.chain import with_chain
-from exchange.audit.tables import audit_chain, audit_entity, audit_event
+from exchange.audit.tables import audit_chain, audit_entity, audit_event, rare_kind_literal
 from exchange.auth.access import check_permission
 from exchange.context import RequestContext
 from exchange.errors import BadRequest, Forbidden
@@ -125,7 +125,10 @@ def _criterion(name: str, values: list[str], prefix: str) -> tuple[tuple, dict]:
             raise BadRequest(f"{name} must be one of {', '.join(sorted(allowed))}", expression=name)
     if name == "subtype":
         values = [v.split("|")[-1] for v in values]
-    return (name, len(values)), {f"{prefix}{j}": v for j, v in enumerate(values)}  # action, outcome, subtype, _id
+    if name in ("outcome", "subtype"):  # a rare kind's values are in the SQL itself (`rare_kind_literal`)
+        literal = tuple(v if rare_kind_literal(name, v) is not None else None for v in values)
+        return (name, literal), {f"{prefix}{j}": v for j, v in enumerate(values) if literal[j] is None}
+    return (name, len(values)), {f"{prefix}{j}": v for j, v in enumerate(values)}  # action, _id
 
 
 def _condition(shape: tuple, prefix: str):  # noqa: ANN202
@@ -149,6 +152,9 @@ def _condition(shape: tuple, prefix: str):  # noqa: ANN202
                 and_(audit_entity.c.resource_type == bindparam(f"{prefix}{j}t"),
                      audit_entity.c.resource_id == bindparam(f"{prefix}{j}i")) for j in range(form)]))))
     column = audit_event.c.id if name == "_id" else audit_event.c[name]
+    if name in ("outcome", "subtype"):
+        return column.in_([bindparam(f"{prefix}{j}") if v is None else rare_kind_literal(name, v)
+                           for j, v in enumerate(form)])
     return column.in_([bindparam(f"{prefix}{j}") for j in range(form)])
 
 

@@ -13,7 +13,7 @@ new copy of it and of every index entry, where the linker's rows are narrow.
 """
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, String, Table, Text
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, String, Table, Text, literal_column
 
 from exchange.store.tables import metadata
 
@@ -41,6 +41,26 @@ audit_event = Table(
     Index("ix_audit_client_time", "client_id", "recorded", "entry"),
     Index("ix_audit_event_entity", "entity_type", "entity_id"),
 )
+
+# Records of the rare kinds auditors look for, each kind with an index of its own (migration 1303): failed
+# interactions (outcome 4, 8, 12) and uses of the emergency exception. Walking the time index for them would read the
+# log from its end until a page of them was found; their partial index holds only them. (index, column, values)
+RARE_KINDS = (("ix_audit_failed", "outcome", ("4", "8", "12")),
+              ("ix_audit_emergency", "subtype", ("emergency-exception",)))
+for _name, _column, _values in RARE_KINDS:
+    Index(_name, audit_event.c.recorded, audit_event.c.entry, postgresql_where=audit_event.c[_column].in_(_values),
+          sqlite_where=audit_event.c[_column].in_(_values))
+
+
+def rare_kind_literal(column: str, value: str):  # noqa: ANN201
+    """`value` of `column` as an SQL literal if a rare kind's index names it (so that a plan PostgreSQL makes for a
+    prepared statement, a generic one too, can prove the index applies: a bind parameter it cannot), else None.
+    Only the kinds' own values are ever written into SQL so: never a caller's text."""
+    for _index, kind_column, values in RARE_KINDS:
+        if kind_column == column and value in values:
+            return literal_column(f"'{values[values.index(value)]}'")
+    return None
+
 
 # The chain: each linked record's position, hash and when it was linked (only the linker writes it). A record of
 # audit_event without a row here is queued (its entry is in audit_queue) until the linker's pass.

@@ -99,11 +99,21 @@ async def test_migrations_1301_and_1302_keep_what_agent_and_period_searches_answ
     ([("agent", "Organization/o1")], "ix_audit_org_time"),
     (PERIOD, "ix_audit_time"),
     ([("date", "lt2026-01-01")], "ix_audit_time"),
-], ids=["organization's period", "client's period", "organization's", "period", "before a day"])
+    ([("outcome", "8")], "ix_audit_failed"),
+    ([("outcome", "4,12"), *PERIOD], "ix_audit_failed"),
+    ([("subtype", "emergency-exception")], "ix_audit_emergency"),
+    ([("subtype", "http://dicom.nema.org/resources/ontology/DCM|emergency-exception"), *PERIOD],
+     "ix_audit_emergency"),
+    ([("outcome", "0,8")], "ix_audit_time"),
+    ([("subtype", "emergency-exception,read")], "ix_audit_time"),
+], ids=["organization's period", "client's period", "organization's", "period", "before a day", "failures",
+        "failures of a period", "emergency uses", "emergency uses of a period", "successes too",
+        "reads too"])
 @pytest.mark.parametrize("descending", [True, False], ids=["newest first", "oldest first"])
 async def test_a_page_is_a_range_of_one_index_read_in_its_order(exchange, params, index, descending):
-    """The page of an agent's search, a period's, or an agent's period's reads one index with the period (if any)
-    as its condition, in the order asked: where the period lies in the log does not change what it costs
+    """The page of an agent's search, a period's, an agent's period's, or of a rare kind's records (failures,
+    emergency uses: their partial index, migration 1303) reads one index with the period (if any) as its condition,
+    in the order asked: where the period lies in the log does not change what it costs
     (PostgreSQL; on the tiny table sequential and bitmap scans and sorts are off, so the plan shows whether an
     index can give the page, as at scale, not what is cheapest for a few rows)."""
     if exchange.db.engine.dialect.name != "postgresql":
