@@ -118,6 +118,10 @@ def _queries(world, sample: Sample, rng: random.Random) -> dict:  # noqa: ANN001
         "audit (auditor): a past day, newest, _total=none": audit_day("&_total=none"),
         "audit (auditor): agent's past month, newest": audit_agent_month,
         "audit (partner): entity=its Task": audit_partner,
+        # the rare records auditors look for (the generated store has none: a search finds that out)
+        "failures (auditor), newest": lambda: (world.auditor, "/AuditEvent?outcome=4,8,12&_sort=-date&_count=50"),
+        "emergency uses (auditor), newest": lambda: (
+            world.auditor, "/AuditEvent?subtype=emergency-exception&_sort=-date&_count=50"),
     }
 
 
