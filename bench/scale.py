@@ -118,6 +118,7 @@ def _queries(world, sample: Sample, rng: random.Random) -> dict:  # noqa: ANN001
         "audit (auditor): a past day, newest, _total=none": audit_day("&_total=none"),
         "audit (auditor): agent's past month, newest": audit_agent_month,
         "audit (partner): entity=its Task": audit_partner,
+        "audit (partner): a past day, newest": lambda: (shelter(), f"/AuditEvent?{past_days(1)}&_sort=-date&_count=50"),
         # the rare records auditors look for (the generated store has none: a search finds that out)
         "failures (auditor), newest": lambda: (world.auditor, "/AuditEvent?outcome=4,8,12&_sort=-date&_count=50"),
         "emergency uses (auditor), newest": lambda: (
