@@ -23,6 +23,7 @@ from exchange.fhir.http import FHIR_JSON
 from exchange.ops import counters
 from exchange.ops.logs import access_fields
 from exchange.settings import Settings
+from exchange.store.engine import unavailable
 
 log = logging.getLogger("exchange")
 access_log = logging.getLogger("exchange.access")
@@ -211,9 +212,10 @@ class Edge:
     last resort.
 
     HEAD wherever GET works (RFC 9110 §9.3.2): the GET runs (and is logged as one), and its status and headers are
-    sent without the body. An unexpected exception becomes a 500 OperationOutcome here and is logged by incident id
-    and class only: it is never re-raised, so neither Starlette nor uvicorn logs its traceback (whose text can hold
-    SQL parameters or a database's DETAIL line with survivor data). The access line names the method, the route
+    sent without the body. An unexpected exception becomes a 500 OperationOutcome here (503 with Retry-After when it
+    is that the database could not be had) and is logged by incident id and class only: it is never re-raised, so
+    neither Starlette nor uvicorn logs its traceback (whose text can hold SQL parameters or a database's DETAIL line
+    with survivor data). The access line names the method, the route
     template and the status, never a path's values or the query string.
     """
 
@@ -245,14 +247,13 @@ class Edge:
 
         try:
             await self.app(scope, receive, send_safely)
-        except Exception as exc:  # noqa: BLE001 - the last resort: log the class, answer 500, never re-raise
+        except Exception as exc:  # noqa: BLE001 - the last resort: log the class, answer 500 (503), never re-raise
             route = scope.get("route")
-            log.error("internal error %s on %s %s: %s", request_id, scope.get("method"),
-                      getattr(route, "path", None) or "(unmatched)", type(exc).__name__)
+            (log.warning if unavailable(exc) else log.error)(
+                "%s %s on %s %s: %s", "database unavailable:" if unavailable(exc) else "internal error", request_id,
+                scope.get("method"), getattr(route, "path", None) or "(unmatched)", type(exc).__name__)
             if not status["sent"]:
-                response = _outcome_response(500, [Issue("fatal", "exception", f"Internal error (incident "
-                                                         f"{request_id}); nothing was changed")])
-                await response(scope, receive, send_safely)
+                await _last_resort(exc, request_id)(scope, receive, send_safely)
         finally:
             begun = scope.get("state", {}).get("begun")  # a request transaction no unit took (or finished)
             if begun is not None:
@@ -263,6 +264,20 @@ class Edge:
             access_log.info("%s %s %s %.1fms", scope.get("method"), template, status["code"], elapsed * 1000,
                             extra=access_fields(scope.get("method"), template, status["code"], elapsed,
                                                 scope["state"].get("ctx"), request_id))
+
+
+RETRY_AFTER_UNAVAILABLE = 5  # seconds: a pool drains, a restarting database takes connections again, within them
+
+
+def _last_resort(exc: Exception, request_id: str) -> Response:
+    """An exception nobody handled: 503 with Retry-After when the database could not be had (nothing was begun:
+    busy, or refusing connections: `exchange.store.engine.unavailable`), else 500 by incident id."""
+    if unavailable(exc):
+        return _outcome_response(503, [Issue("error", "transient", "The exchange's database is busy or unreachable; "
+                                              "nothing was changed; retry after the seconds of Retry-After")],
+                                 headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE)})
+    return _outcome_response(500, [Issue("fatal", "exception", f"Internal error (incident {request_id}); nothing was "
+                                                               "changed")])
 
 
 def _headers_only(send):  # noqa: ANN001, ANN202

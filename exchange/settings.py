@@ -79,6 +79,9 @@ class Settings(BaseSettings):
         default=20, description="Connections each process keeps open to PostgreSQL (as many again may be opened "
                                 "at a peak; those are closed when returned). Below the concurrent requests, "
                                 "every request past it pays a new connection.")
+    database_pool_timeout: float = Field(
+        default=30, gt=0, description="Seconds a request waits for a free database connection (all of them in "
+                                      "use by other requests) before it is answered 503 with Retry-After.")
     state_dir: Path = Field(
         default=Path.cwd() / "var",
         description="Where the exchange keeps local secrets (its signing key, demo client keys).",

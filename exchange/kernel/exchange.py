@@ -70,5 +70,5 @@ class Exchange:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Exchange":
-        db = Database(settings.database_url, settings.database_pool_size)
+        db = Database(settings.database_url, settings.database_pool_size, settings.database_pool_timeout)
         return cls(settings=settings, db=db, keys=KeyStore(db, settings))

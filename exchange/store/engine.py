@@ -21,7 +21,10 @@ import collections
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Mapping
 
+from asyncpg.exceptions import CannotConnectNowError, TooManyConnectionsError
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util.concurrency import greenlet_spawn
@@ -175,8 +178,9 @@ class _Held:
     As many as the pool allows: a use that finds none idle and the pool's limit held waits for one given back (the
     pool's own queue would wait for a check-in that never comes)."""
 
-    def __init__(self, engine: AsyncEngine, **options: object) -> None:
+    def __init__(self, engine: AsyncEngine, timeout: float = 30.0, **options: object) -> None:
         self.engine = engine
+        self.timeout = timeout  # seconds a use waits for a connection (the pool's timeout), then TimeoutError
         self.options = options
         self.idle: list[AsyncConnection] = []
         pool = engine.sync_engine.pool
@@ -197,7 +201,9 @@ class _Held:
             waiter = asyncio.get_running_loop().create_future()
             self._waiting.append(waiter)
             try:
-                await waiter
+                await asyncio.wait_for(waiter, self.timeout)
+            except asyncio.TimeoutError:
+                raise PoolTimeout(f"no connection came free within {self.timeout:g} s") from None
             except BaseException:
                 if waiter.done() and not waiter.cancelled():
                     self._wake()  # (given a turn it will not take: the next waiter's)
@@ -338,10 +344,23 @@ class BegunTransaction:
         await _end_postgres(self.conn, commit)
 
 
+# PostgreSQL refusing a new connection: at max_connections, or starting up or shutting down
+_REFUSALS = (TooManyConnectionsError, CannotConnectNowError)
+
+
+def unavailable(error: BaseException) -> bool:
+    """The database could not be had: no connection of the pool came free in time (`Settings.database_pool_timeout`),
+    or a new one was refused (the server down, or at its connection limit). Nothing was begun, so nothing changed:
+    the HTTP edge answers 503 with Retry-After (`exchange.edge`)."""
+    if isinstance(error, (PoolTimeout, ConnectionRefusedError)):  # (asyncpg's connect raises the OSError itself)
+        return True
+    return isinstance(error, DBAPIError) and isinstance(error.orig.__cause__, _REFUSALS)
+
+
 class Database:
     """Owns the engine; hands out one connection per unit of work, inside one transaction."""
 
-    def __init__(self, url: str, pool_size: int = 10):
+    def __init__(self, url: str, pool_size: int = 10, pool_timeout: float = 30.0):
         self.url = url
         self.dialect = make_url(url).get_backend_name()
         self.is_sqlite = self.dialect == "sqlite"
@@ -353,8 +372,8 @@ class Database:
             # the readers' pool (CACHE_KIB says why); in memory, the one connection there is
             self._reader = self.engine if self._one_connection else _reader_of(self.engine, url)
             # connections held between uses (`_Held`); in memory, the pool's one connection as before
-            self._writers = None if self._one_connection else _Held(self.engine)
-            self._readers = None if self._one_connection else _Held(self._reader, **{_READ_ONLY: True})
+            self._writers = None if self._one_connection else _Held(self.engine, pool_timeout)
+            self._readers = None if self._one_connection else _Held(self._reader, pool_timeout, **{_READ_ONLY: True})
         else:
             # No pre-ping: on asyncpg it is three round trips (BEGIN, a ping, ROLLBACK) on every checkout, i.e. on
             # every request. A connection the server dropped fails the statement that uses it; SQLAlchemy then
@@ -364,6 +383,7 @@ class Database:
             # audit search with its visibility subplans) above jit_above_cost on a large store and compiled them
             # on every request: 5.6 s of a request at 1,000,000 referrals whose statements touch 151 buffers.
             self.engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True,
+                                              pool_timeout=pool_timeout,
                                               connect_args={"server_settings": {"jit": "off"}})
             self._write_lock = None
             self._checkpointer = None
