@@ -362,6 +362,7 @@ class Database:
 
     def __init__(self, url: str, pool_size: int = 10, pool_timeout: float = 30.0):
         self.url = url
+        self.pool_timeout = pool_timeout
         self.dialect = make_url(url).get_backend_name()
         self.is_sqlite = self.dialect == "sqlite"
         if self.is_sqlite:
@@ -404,12 +405,12 @@ class Database:
             await begun.finish(commit=True)
             return
         if self._writers is not None:  # (SQLite, a file: a held connection, BEGIN IMMEDIATE and COMMIT on the loop)
-            async with self._write_lock, self._writers.transaction(sqlite_driver.BEGIN_WRITE) as conn:
+            async with self._writing(), self._writers.transaction(sqlite_driver.BEGIN_WRITE) as conn:
                 yield conn
             await asyncio.sleep(0)  # (nothing above waited: a loop of writes lets the loop, a checkpoint, run between)
             return
         if self.is_sqlite:  # (connect and BEGIN IMMEDIATE in one pass, COMMIT and check-in in one: not four)
-            async with self._write_lock:
+            async with self._writing():
                 conn = await _connect(self.engine, True)
                 try:
                     yield conn
@@ -425,6 +426,24 @@ class Database:
             await asyncio.shield(_end_postgres(conn, commit=False))  # (as engine.begin(): the pool gets it back)
             raise
         await asyncio.shield(_end_postgres(conn, commit=True))
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[None]:
+        """SQLite: this process's write lock, waited for at most the pool's timeout, as a connection is (then
+        PoolTimeout: the edge answers 503); taken at once, without a timer, when no write holds it."""
+        lock = self._write_lock
+        if lock.locked():
+            try:
+                async with asyncio.timeout(self.pool_timeout):
+                    await lock.acquire()
+            except TimeoutError:
+                raise PoolTimeout(f"the write lock did not come free within {self.pool_timeout:g} s") from None
+        else:
+            await lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
 
     @asynccontextmanager
     async def reading(self, begun: BegunTransaction | None = None) -> AsyncIterator[AsyncConnection]:

@@ -42,3 +42,21 @@ async def test_a_request_finding_no_connection_is_answered_503_and_changes_nothi
     found = (await partner.get("/Patient", params={"identifier": "urn:case|BUSY-1"})).json()
     assert found["total"] == 0
     assert (await partner.post("/Patient", json=patient)).status_code == 201
+
+
+async def test_sqlite_a_request_waiting_past_the_timeout_for_the_write_lock_is_503(make_org,
+                                                                                                make_client,
+                                                                                                exchange):
+    """SQLite: a process has one write lock; a request that needs it and finds it held past the pool's timeout (a
+    long write of another unit) is answered 503: a write, and a read too, whose record of the disclosure must be
+    committed before its answer (so it answers nothing)."""
+    if not exchange.db.is_sqlite:
+        pytest.skip("SQLite's write lock")
+    partner = await make_client(await make_org())
+    patient = {"resourceType": "Patient", "identifier": [{"system": "urn:case", "value": "BUSY-2"}]}
+    async with exchange.db.transaction():  # (holds the write lock)
+        body = assert_outcome(await partner.post("/Patient", json=patient), 503, text="retry")
+        assert body["issue"][0]["code"] == "transient"
+        assert_outcome(await partner.get("/Organization"), 503, text="retry")
+    assert (await partner.get("/Patient", params={"identifier": "urn:case|BUSY-2"})).json()["total"] == 0
+    assert (await partner.post("/Patient", json=patient)).status_code == 201
