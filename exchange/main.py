@@ -77,11 +77,22 @@ def create_app(settings: Settings | None = None, exchange: Exchange | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.migrate_on_start:
-            await upgrade(exchange.db)
-        await exchange.keys.load()  # without the key-encryption key the exchange does not start
-        for start in exchange.on_start:
-            await start(exchange)
+        started = 0
+        try:
+            if settings.migrate_on_start:
+                await upgrade(exchange.db)
+            await exchange.keys.load()  # without the key-encryption key the exchange does not start
+            for start in exchange.on_start:
+                await start(exchange)
+                started += 1
+        except BaseException:  # a start that fails leaves nothing running: no job, no open connection
+            try:
+                if started:
+                    for stop in exchange.on_stop:
+                        await stop(exchange)
+            finally:
+                await exchange.db.dispose()
+            raise
         try:
             yield
         finally:

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import AsyncIterator, Mapping
 
 from asyncpg.exceptions import CannotConnectNowError, TooManyConnectionsError
@@ -88,6 +90,18 @@ def _in_memory(database: str | None) -> bool:
 
 def _url_in_memory(url) -> bool:  # noqa: ANN001
     return _in_memory(url.database) or url.query.get("mode") == "memory"
+
+
+def _folder_exists(url) -> None:  # noqa: ANN001
+    """SQLite: the database file's folder must exist (SQLite creates the file, not its folder). Said here, before a
+    connection is tried: aiosqlite's thread for a connection that failed to open reports to the event loop after
+    the failure, which a command that failed has closed by then."""
+    database = url.database or ""
+    if _url_in_memory(url) or database.startswith("file:"):
+        return
+    folder = Path(database).parent
+    if not folder.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "unable to open database file: its folder does not exist", str(folder))
 
 
 def _checkpointer(engine: AsyncEngine, write_lock: asyncio.Lock) -> Checkpointer | None:
@@ -366,6 +380,7 @@ class Database:
         self.dialect = make_url(url).get_backend_name()
         self.is_sqlite = self.dialect == "sqlite"
         if self.is_sqlite:
+            _folder_exists(make_url(url))
             self.engine = _sqlite_engine(url)
             self._write_lock: asyncio.Lock | None = asyncio.Lock()
             self._checkpointer = _checkpointer(self.engine, self._write_lock)
