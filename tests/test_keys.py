@@ -92,28 +92,19 @@ async def test_without_a_kek_on_loopback_a_development_kek_is_generated_in_the_s
 
 
 async def test_a_process_that_fails_to_start_leaves_no_connection_open(app, exchange, settings):
-    """A start refused for its key-encryption key (after the schema and keys were read) closes what it opened: on
-    PostgreSQL no connection of it is left on the server; on SQLite none is left for the garbage collector (whose
-    aiosqlite thread would then report to an event loop that is gone)."""
-    import gc
-    import warnings
-
-    async def connections() -> int:
-        async with exchange.db.engine.connect() as conn:
-            return (await conn.execute(text("SELECT count(*) FROM pg_stat_activity "
-                                             "WHERE datname = current_database()"))).scalar()
-
+    """A start refused for its key-encryption key (after the schema and the keys were read) closes what it opened:
+    its pool holds no connection, in use or idle (before, they stayed open, on PostgreSQL on the server and on
+    SQLite until the garbage collector, whose aiosqlite thread then reported to an event loop that was gone)."""
     await exchange.keys.current()  # (the signing key exists, sealed under the running exchange's KEK)
     wrong_kek = settings.model_copy(update={"key_encryption_key": SecretStr(generate_kek())})
-    before = None if exchange.db.is_sqlite else await connections()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ResourceWarning)
-        with pytest.raises(KeyCustodyError):
-            await _start(wrong_kek)
-        gc.collect()
-    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], [str(w.message) for w in caught]
-    if before is not None:
-        assert await connections() == before
+    failed = build(wrong_kek)
+    application = create_app(wrong_kek, failed)
+    with pytest.raises(KeyCustodyError):
+        async with application.router.lifespan_context(application):
+            pass
+    pool = failed.db.engine.sync_engine.pool
+    assert (pool.checkedin(), pool.checkedout()) == (0, 0)
+    assert (await app.state.exchange.keys.current()).kid  # (the running exchange is unaffected)
 
 
 async def test_a_key_left_in_the_clear_by_an_older_version_is_sealed_on_start(database_url, settings):
