@@ -194,7 +194,7 @@ class _Held:
 
     def __init__(self, engine: AsyncEngine, timeout: float = 30.0, **options: object) -> None:
         self.engine = engine
-        self.timeout = timeout  # seconds a use waits for a connection (the pool's timeout), then TimeoutError
+        self.timeout = timeout  # seconds a use waits for a connection (the pool's timeout), then PoolTimeout
         self.options = options
         self.idle: list[AsyncConnection] = []
         pool = engine.sync_engine.pool
@@ -368,7 +368,7 @@ def unavailable(error: BaseException) -> bool:
     the HTTP edge answers 503 with Retry-After (`exchange.edge`)."""
     if isinstance(error, (PoolTimeout, ConnectionRefusedError)):  # (asyncpg's connect raises the OSError itself)
         return True
-    return isinstance(error, DBAPIError) and isinstance(error.orig.__cause__, _REFUSALS)
+    return isinstance(error, DBAPIError) and isinstance(getattr(error.orig, "__cause__", None), _REFUSALS)
 
 
 class Database:
