@@ -44,9 +44,7 @@ async def test_a_request_finding_no_connection_is_answered_503_and_changes_nothi
     assert (await partner.post("/Patient", json=patient)).status_code == 201
 
 
-async def test_sqlite_a_request_waiting_past_the_timeout_for_the_write_lock_is_503(make_org,
-                                                                                                make_client,
-                                                                                                exchange):
+async def test_sqlite_a_request_waiting_past_the_timeout_for_the_write_lock_is_503(make_org, make_client, exchange):
     """SQLite: a process has one write lock; a request that needs it and finds it held past the pool's timeout (a
     long write of another unit) is answered 503: a write, and a read too, whose record of the disclosure must be
     committed before its answer (so it answers nothing)."""
