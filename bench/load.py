@@ -148,6 +148,19 @@ def build_world_under(root: Path, settings, hotlines: int, shelters: int, workdi
     return world_from_json(json.loads(out.read_bytes()))
 
 
+def listening(pid: int, port: int) -> list[int]:
+    """The processes of the server `pid` that listen on `port`: with --workers, each worker once it has started
+    (the clients' connections are spread over those listening when they connect)."""
+    out = []
+    for process in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+        try:
+            if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in process.net_connections("tcp")):
+                out.append(process.pid)
+        except psutil.Error:
+            pass
+    return out
+
+
 def start_server(database_url: str, port: int, workers: int, workdir: Path, root: Path | None = None,
                  state_dir: Path | None = None, timeout: float = 30.0) -> subprocess.Popen:
     """`exchange serve`; with `root`, the exchange of another checkout (to compare two versions on one machine);
@@ -165,7 +178,8 @@ def start_server(database_url: str, port: int, workers: int, workdir: Path, root
     server = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env=env)
     for _ in range(int(timeout / 0.2)):
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/fhir/metadata", timeout=1).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}/fhir/metadata", timeout=1).status_code == 200 \
+                    and len(listening(server.pid, port)) >= workers:
                 return server
         except httpx.TransportError:
             pass

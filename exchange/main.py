@@ -222,13 +222,37 @@ def serve(host: Optional[str] = typer.Option(None, help="Interface to listen on 
             settings = settings.model_copy(update={"metrics_multiprocess_dir": settings.state_dir / "metrics"})
         prepare_multiprocess(settings)
         export_settings(settings, migrate_on_start=False)  # migrated once, above
-        uvicorn.run("exchange.main:worker_app", factory=True, workers=workers, host=settings.host,
-                    port=settings.port, access_log=False, log_level="info", log_config=None,
-                    timeout_worker_healthcheck=60)  # a worker still importing on a busy machine is not dead
+        _serve_workers(settings, workers)
         return
     application = create_app(settings, build(settings))
     settle_heap()
     uvicorn.Server(uvicorn_config(application, settings)).run()
+
+
+def _serve_workers(settings: Settings, workers: int) -> None:
+    """uvicorn's supervisor (it restarts a worker that dies) over a socket of each worker's own on the one port
+    (exchange.ops.listeners: the kernel spreads connections over them)."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from exchange.ops.listeners import PortClaim
+
+    config = uvicorn.Config("exchange.main:worker_app", factory=True, workers=workers, host=settings.host,
+                            port=settings.port, access_log=False, log_level="info", log_config=None,
+                            timeout_worker_healthcheck=60)  # a worker still importing on a busy machine is not dead
+    claim = PortClaim(settings.host, settings.port)
+    try:
+        sockets = claim.open()
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}",
+                                 param_hint="--port") from None
+    typer.echo(f"{workers} server processes on http://{settings.host}:{settings.port}")
+    try:
+        Multiprocess(config, sockets=sockets).run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        claim.close()
 
 
 @db_app.command("upgrade")
