@@ -64,8 +64,10 @@ class PortClaim:
     def open(self) -> list:
         """The list uvicorn's supervisor hands to its workers. Raises OSError (address in use, say) as a single
         process would."""
-        _bound(self.host, self.port, reuse_port=False).close()  # in use by anything: refused here
+        if self.port:
+            _bound(self.host, self.port, reuse_port=False).close()  # in use by anything: refused here
         self._holder = _bound(self.host, self.port, reuse_port=True)  # bound, never listening: gets no connection
+        self.port = self._holder.getsockname()[1]  # (port 0: the one the system chose, for every worker)
         return [WorkerListener(self.host, self.port)]
 
     def close(self) -> None:
