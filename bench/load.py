@@ -254,13 +254,15 @@ def database_cpu(database: str) -> dict[int, float]:
     databases' backends, so another session's tests or benchmark on the same server do not count. Empty when no
     PostgreSQL process can be seen (another machine's)."""
     out = {}
-    for process in psutil.process_iter(["name", "cmdline", "cpu_times"]):
+    for process in psutil.process_iter(["name", "cmdline", "cpu_times", "ppid"]):
         info = process.info
         if info["name"] != "postgres" or info["cpu_times"] is None:
             continue
         title = " ".join(info["cmdline"] or ()).strip()
         if database in title.split() or title.endswith(SERVER_PROCESSES):
             out[process.pid] = info["cpu_times"].user + info["cpu_times"].system
+        elif " -D " in f" {title} ":  # the postmaster: its ended backends' CPU, counted where it reaps them
+            out[-process.pid] = info["cpu_times"].children_user + info["cpu_times"].children_system
     return out
 
 
@@ -271,7 +273,9 @@ SERVER_PROCESSES = ("checkpointer", "background writer", "walwriter", "autovacuu
 def database_cpu_since(database: str, before: dict[int, float]) -> float | None:
     """PostgreSQL's CPU seconds for `database` since `before` (`database_cpu(database)`), or None when no process
     could be seen: where the database runs beside the exchange, its share of the cores is part of what a lifecycle
-    costs. A process that ended meanwhile is not counted."""
+    costs. A backend that ended meanwhile counts through the postmaster's reaped children (any database's: a
+    connection another session closed meanwhile counts too). Before, those went uncounted: a process whose pool
+    opened and closed connections under load (`--workers 1`, 32 clients, 40 a process) showed 0.6 ms a lifecycle."""
     after = database_cpu(database)
     if not after:
         return None
