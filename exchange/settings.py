@@ -76,9 +76,9 @@ class Settings(BaseSettings):
                                  "(name, identifier, birthdate, ...) stays good.")
     migrate_on_start: bool = True
     database_pool_size: int = Field(
-        default=20, description="Connections each process keeps open to PostgreSQL (as many again may be opened "
-                                "at a peak; those are closed when returned). Below the concurrent requests, "
-                                "every request past it pays a new connection.")
+        default=40, gt=0, description="Connections each process may have open to PostgreSQL: opened as requests "
+                                      "need them and kept for the next ones. A request that finds all of them in "
+                                      "use waits for one (database_pool_timeout).")
     database_pool_timeout: float = Field(
         default=30, gt=0, description="Seconds a request waits for a free database connection (all of them in "
                                       "use by other requests) before it is answered 503 with Retry-After.")

@@ -219,7 +219,7 @@ class TestAllowanceUnderLoad:
 
     @pytest.fixture
     def settings(self, settings):  # noqa: ANN001, ANN201
-        return settings.model_copy(update={"database_pool_size": 2})  # (2 + 2 overflow: 4 connections at most)
+        return settings.model_copy(update={"database_pool_size": 4})  # (4 connections at most)
 
     async def test_a_burst_larger_than_the_pool_is_answered_while_the_allowance_is_claimed(self, partners,
                                                                                            exchange):

@@ -15,7 +15,7 @@ TIMEOUT = 0.3
 
 @pytest.fixture
 def settings(settings):  # noqa: ANN001, ANN201
-    return settings.model_copy(update={"database_pool_size": 1, "database_pool_timeout": TIMEOUT})
+    return settings.model_copy(update={"database_pool_size": 2, "database_pool_timeout": TIMEOUT})
 
 
 async def _hold_every_connection(stack: contextlib.AsyncExitStack, db) -> int:  # noqa: ANN001
