@@ -3,10 +3,11 @@
 No HTTP, no FHIR parsing or validation, no tokens, no rules: per lifecycle five transactions on a database with the
 exchange's own schema, each writing what the exchange writes for that step (resource and version rows, search-index
 rows computed by the exchange's own indexer, access-party rows, AuditEvents of the same size, and the reads the step
-needs). Rows are prepared before the clock starts. Each step's writes are one statement, as the exchange's are
-(data-modifying CTEs over arrays, exchange.store.writes): a floor that sent a statement a row would cost the
-database more round trips than the exchange does and would not be a floor. What the exchange achieves divided by
-this is the overhead of everything above the database.
+needs). Each step's rows are derived (index rows, meta) inside its timing, as the exchange derives them inside its
+request's. Each step's writes are one statement, as the exchange's are (data-modifying CTEs over arrays,
+exchange.store.writes): a floor that sent a statement a row would cost the database more round trips than the
+exchange does and would not be a floor. What the exchange achieves divided by this is the overhead of everything
+above the database.
 """
 from __future__ import annotations
 
